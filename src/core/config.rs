@@ -1,0 +1,231 @@
+//! Client configuration: where the relay is, whom to trust, and how long to wait.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::error::ConfigError;
+
+/// How to reach the relay, taken from the URL scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `moqt://`: MoQT directly on QUIC (ALPN `moqt-18`).
+    RawQuic,
+    /// `https://`: MoQT over WebTransport over HTTP/3.
+    WebTransport,
+}
+
+/// Which certificates the client accepts from the relay.
+///
+/// Default: the operating system's roots (honouring `SSL_CERT_FILE` and `SSL_CERT_DIR` as
+/// OpenSSL-based tools do). Verification is never switched off silently: the only way to
+/// skip it is [`TlsConfig::danger_accept_any_certificate`].
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Trust the system's root certificates. Default `true`.
+    pub use_system_roots: bool,
+    /// Extra trusted CA certificates, PEM text (one or more certificates per entry).
+    pub extra_ca_pem: Vec<Vec<u8>>,
+    /// Extra trusted CA certificate files (PEM).
+    pub extra_ca_files: Vec<PathBuf>,
+    /// SHA-256 fingerprints of accepted end-entity certificates. When non-empty, the relay's
+    /// certificate is accepted if and only if its SHA-256 digest is in this list (like
+    /// WebTransport `serverCertificateHashes`); CA validation is not consulted. The handshake
+    /// signature is still verified.
+    pub pinned_sha256: Vec<[u8; 32]>,
+    /// DEVELOPMENT ONLY: accept any certificate, so anyone on the path can read and alter the
+    /// session. Logged as a warning on every connect. Never enable in a shipped app.
+    pub danger_accept_any_certificate: bool,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            use_system_roots: true,
+            extra_ca_pem: Vec::new(),
+            extra_ca_files: Vec::new(),
+            pinned_sha256: Vec::new(),
+            danger_accept_any_certificate: false,
+        }
+    }
+}
+
+/// Parse a SHA-256 fingerprint written as 64 hex digits, optionally separated by colons.
+pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], ConfigError> {
+    let invalid = || ConfigError::InvalidFingerprint {
+        value: text.chars().take(100).collect(),
+    };
+    let hex: Vec<u8> = text
+        .bytes()
+        .filter(|b| *b != b':' && !b.is_ascii_whitespace())
+        .collect();
+    if hex.len() != 64 {
+        return Err(invalid());
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        let digits = std::str::from_utf8(pair).map_err(|_| invalid())?;
+        out[i] = u8::from_str_radix(digits, 16).map_err(|_| invalid())?;
+    }
+    Ok(out)
+}
+
+/// Everything a [`Client`](super::Client) needs. Build with [`ClientConfig::new`] and adjust
+/// the public fields; [`ClientConfig::validate`] checks them (connect calls it too).
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Relay URL: `moqt://host:port[/path]` or `https://host:port[/path]` (port defaults to 443).
+    pub url: String,
+    /// Certificate trust.
+    pub tls: TlsConfig,
+    /// Bound on the QUIC + TLS + MoQT SETUP handshake. Default 10 s.
+    pub connect_timeout: Duration,
+    /// Bound on each request to the relay (announce, subscribe acknowledgement). Default 10 s.
+    pub request_timeout: Duration,
+    /// How long a subscription waits for a publisher to appear before failing with
+    /// `NotFound`. Default 5 s; zero fails at once.
+    pub rendezvous_timeout: Duration,
+    /// QUIC keep-alive interval. Default 1 s. Must be shorter than `idle_timeout`.
+    pub keep_alive_interval: Duration,
+    /// A session that hears nothing from the relay for this long is declared lost
+    /// (state `Failed`). This is the bound on detecting a dead relay or network. Default 5 s.
+    pub idle_timeout: Duration,
+    /// Largest object accepted on publish and on receive, in bytes. Default 16 MiB.
+    pub max_object_size: usize,
+}
+
+impl ClientConfig {
+    /// Defaults for `url`: system roots, 10 s connect and request timeouts, 5 s rendezvous,
+    /// 1 s keep-alive, 5 s loss detection, 16 MiB objects.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            tls: TlsConfig::default(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+            rendezvous_timeout: Duration::from_secs(5),
+            keep_alive_interval: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(5),
+            max_object_size: 16 * 1024 * 1024,
+        }
+    }
+
+    /// Check the URL and settings; returns the parsed URL and its scheme.
+    pub fn validate(&self) -> Result<(url::Url, Scheme), ConfigError> {
+        let (url, scheme) = parse_url(&self.url)?;
+        let positive = |name: &'static str, d: Duration| {
+            if d.is_zero() {
+                Err(ConfigError::InvalidSetting {
+                    name,
+                    reason: "must be greater than zero".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("connect_timeout", self.connect_timeout)?;
+        positive("request_timeout", self.request_timeout)?;
+        positive("keep_alive_interval", self.keep_alive_interval)?;
+        positive("idle_timeout", self.idle_timeout)?;
+        if self.keep_alive_interval >= self.idle_timeout {
+            return Err(ConfigError::InvalidSetting {
+                name: "keep_alive_interval",
+                reason: "must be shorter than idle_timeout".into(),
+            });
+        }
+        if self.idle_timeout > Duration::from_secs(600) {
+            return Err(ConfigError::InvalidSetting {
+                name: "idle_timeout",
+                reason: "must be at most 600 s".into(),
+            });
+        }
+        if self.max_object_size == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_object_size",
+                reason: "must be greater than zero".into(),
+            });
+        }
+        Ok((url, scheme))
+    }
+}
+
+/// Parse and check a relay URL: scheme `moqt` or `https`, and a host.
+pub fn parse_url(text: &str) -> Result<(url::Url, Scheme), ConfigError> {
+    let url = url::Url::parse(text).map_err(|err| ConfigError::InvalidUrl {
+        reason: err.to_string(),
+    })?;
+    let scheme = match url.scheme() {
+        "moqt" => Scheme::RawQuic,
+        "https" => Scheme::WebTransport,
+        other => {
+            return Err(ConfigError::UnsupportedScheme {
+                scheme: other.chars().take(32).collect(),
+            })
+        }
+    };
+    match url.host_str() {
+        Some(host) if !host.is_empty() => {}
+        _ => return Err(ConfigError::MissingHost),
+    }
+    Ok((url, scheme))
+}
+
+/// The URL as safe to show in messages and logs: scheme, host, port and path only.
+pub fn redacted(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.port() {
+        Some(port) => format!("{}://{}:{}{}", url.scheme(), host, port, url.path()),
+        None => format!("{}://{}{}", url.scheme(), host, url.path()),
+    }
+    .trim_end_matches('/')
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_both_schemes() {
+        assert_eq!(parse_url("moqt://relay:4443").unwrap().1, Scheme::RawQuic);
+        assert_eq!(parse_url("https://relay").unwrap().1, Scheme::WebTransport);
+    }
+
+    #[test]
+    fn rejects_other_schemes_and_missing_hosts() {
+        assert!(matches!(
+            parse_url("http://relay:1"),
+            Err(ConfigError::UnsupportedScheme { .. })
+        ));
+        assert!(matches!(
+            parse_url("not a url"),
+            Err(ConfigError::InvalidUrl { .. })
+        ));
+        assert!(parse_url("moqt:///path").is_err());
+    }
+
+    #[test]
+    fn redaction_drops_credentials_and_query() {
+        let url = url::Url::parse("https://user:secret@relay:443/room?token=abc").unwrap();
+        let shown = redacted(&url);
+        assert!(!shown.contains("secret") && !shown.contains("token"), "{shown}");
+    }
+
+    #[test]
+    fn fingerprints_parse_with_and_without_colons() {
+        let hex = "AB".repeat(32);
+        assert_eq!(parse_fingerprint(&hex).unwrap(), [0xAB; 32]);
+        let colons = vec!["ab"; 32].join(":");
+        assert_eq!(parse_fingerprint(&colons).unwrap(), [0xAB; 32]);
+        assert!(parse_fingerprint("abcd").is_err());
+    }
+
+    #[test]
+    fn keep_alive_must_be_shorter_than_idle_timeout() {
+        let mut config = ClientConfig::new("moqt://relay:1");
+        config.keep_alive_interval = config.idle_timeout;
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::InvalidSetting { name: "keep_alive_interval", .. })
+        ));
+    }
+}

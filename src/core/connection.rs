@@ -1,0 +1,471 @@
+//! The client: one MoQT session with a relay, its state, and the namespaces it announces.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use moq_transport::coding::TrackNamespace;
+use moq_transport::serve::{ServeError, Tracks, TracksReader, TracksWriter};
+use moq_transport::session::{
+    transport::Session as TransportSession, PublishNamespace, SessionError,
+};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use web_transport_quinn::quinn;
+
+use super::config::{redacted, ClientConfig, Scheme};
+use super::error::{AnnounceError, ConnectError};
+
+/// How long `close()` waits for the relay to acknowledge the close before returning.
+const CLOSE_DRAIN: Duration = Duration::from_millis(300);
+
+/// The connection's observable state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConnectionState {
+    /// Not connected: never connected, or closed by `close()`.
+    Disconnected,
+    /// A connect is in progress.
+    Connecting,
+    /// The session is established.
+    Connected,
+    /// The connect failed, or an established session was lost (relay gone, network dead,
+    /// detected within the configured idle timeout).
+    Failed,
+}
+
+/// A MoQT client. Cheap to clone (clones share the session); thread-safe.
+///
+/// Dropping the last clone closes the session, so the relay releases announced namespaces
+/// at once rather than after the QUIC idle timeout.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    url: url::Url,
+    scheme: Scheme,
+    state: watch::Sender<ConnectionState>,
+    live: Mutex<Option<Arc<Live>>>,
+    /// Serializes connect and close.
+    lifecycle: tokio::sync::Mutex<()>,
+}
+
+/// One established session. Shared by the publishers and subscribers created on it, so they
+/// fail with `NotConnected` once it is lost, and never reach a later session by accident.
+pub(crate) struct Live {
+    pub(crate) publisher: moq_transport::session::Publisher,
+    pub(crate) subscriber: moq_transport::session::Subscriber,
+    pub(crate) config: ClientConfig,
+    session: TransportSession,
+    endpoint: quinn::Endpoint,
+    lost: watch::Sender<bool>,
+    announced: Mutex<HashMap<String, Announcement>>,
+    supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// A namespace this client announced: the tracks it serves and the task answering SUBSCRIBEs.
+struct Announcement {
+    tracks: TracksWriter,
+    track_names: Arc<Mutex<HashSet<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Announcement {
+    fn drop(&mut self) {
+        // Dropping the task drops the PublishNamespace handle, which withdraws the namespace.
+        self.task.abort();
+    }
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a panic happened elsewhere while it was held; the data
+    // protected here stays consistent (single-field updates), so keep going.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Live {
+    /// Whether the session has ended (lost or closed).
+    pub(crate) fn is_lost(&self) -> bool {
+        *self.lost.borrow()
+    }
+
+    /// Resolves when the session ends (lost or closed).
+    pub(crate) fn wait_lost(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut lost = self.lost.subscribe();
+        async move {
+            let _ = lost.wait_for(|lost| *lost).await.map(|_| ());
+        }
+    }
+
+    fn mark_lost(&self) {
+        self.lost.send_replace(true);
+    }
+
+    /// Create the track `name` in an announced namespace. Returns the track writer and a
+    /// guard that frees the name when the publisher goes away.
+    pub(crate) fn create_track(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<(moq_transport::serve::TrackWriter, TrackNameGuard), super::PublishError> {
+        let mut announced = lock(&self.announced);
+        let announcement =
+            announced
+                .get_mut(namespace)
+                .ok_or_else(|| super::PublishError::NotAnnounced {
+                    namespace: namespace.to_string(),
+                })?;
+        if !lock(&announcement.track_names).insert(name.to_string()) {
+            return Err(super::PublishError::DuplicateTrack {
+                namespace: namespace.to_string(),
+                track: name.to_string(),
+            });
+        }
+        let guard = TrackNameGuard {
+            names: announcement.track_names.clone(),
+            name: name.to_string(),
+        };
+        let writer = announcement
+            .tracks
+            .create(name)
+            .ok_or(super::PublishError::NotConnected)?;
+        Ok((writer, guard))
+    }
+
+    /// Largest datagram payload the path currently allows.
+    pub(crate) fn max_datagram_size(&self) -> usize {
+        self.session.max_datagram_size()
+    }
+
+    fn shutdown(&self, code: u32, reason: &str) {
+        self.mark_lost();
+        lock(&self.announced).clear();
+        self.session.close(code, reason);
+        if let Some(task) = lock(&self.supervisor).take() {
+            task.abort();
+        }
+    }
+}
+
+/// Frees a track name in its announcement when the publisher is dropped.
+pub(crate) struct TrackNameGuard {
+    names: Arc<Mutex<HashSet<String>>>,
+    name: String,
+}
+
+impl Drop for TrackNameGuard {
+    fn drop(&mut self) {
+        lock(&self.names).remove(&self.name);
+    }
+}
+
+impl Client {
+    /// Create a client for `config`. Validates the URL and settings; does not connect.
+    pub fn new(config: ClientConfig) -> Result<Self, super::ConfigError> {
+        let (url, scheme) = config.validate()?;
+        // Build the TLS configuration once now so bad CA input fails here, not at connect.
+        super::tls::client_config(&config.tls)?;
+        let (state, _) = watch::channel(ConnectionState::Disconnected);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                url,
+                scheme,
+                state,
+                live: Mutex::new(None),
+                lifecycle: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The configuration this client was created with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The current connection state.
+    pub fn state(&self) -> ConnectionState {
+        *self.inner.state.borrow()
+    }
+
+    /// A receiver that observes every state change (latest value semantics).
+    pub fn state_watch(&self) -> watch::Receiver<ConnectionState> {
+        self.inner.state.subscribe()
+    }
+
+    /// Whether the session is established and not lost.
+    pub fn is_connected(&self) -> bool {
+        self.state() == ConnectionState::Connected && self.live().is_some()
+    }
+
+    pub(crate) fn live(&self) -> Option<Arc<Live>> {
+        lock(&self.inner.live)
+            .as_ref()
+            .filter(|live| !live.is_lost())
+            .cloned()
+    }
+
+    fn set_state(&self, state: ConnectionState) {
+        self.inner.state.send_if_modified(|current| {
+            let changed = *current != state;
+            *current = state;
+            changed
+        });
+    }
+
+    /// Connect to the relay: QUIC + TLS handshake, WebTransport CONNECT for `https://`, and
+    /// MoQT SETUP, bounded by `connect_timeout`. State goes Connecting, then Connected or
+    /// Failed.
+    pub async fn connect(&self) -> Result<(), ConnectError> {
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        if self.live().is_some() {
+            return Err(ConnectError::AlreadyConnected);
+        }
+        self.set_state(ConnectionState::Connecting);
+        let config = &self.inner.config;
+        let attempt = async {
+            let established =
+                super::transport::establish(config, &self.inner.url, self.inner.scheme).await?;
+            let (session, publisher, subscriber) = moq_transport::session::Session::connect(
+                established.session.clone(),
+                None,
+                established.transport,
+            )
+            .await
+            .map_err(|err| ConnectError::Refused {
+                url: redacted(&self.inner.url),
+                reason: format!("MoQT SETUP failed: {err}"),
+            })?;
+            Ok::<_, ConnectError>((established, session, publisher, subscriber))
+        };
+        let result = match tokio::time::timeout(config.connect_timeout, attempt).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnectError::Timeout {
+                url: redacted(&self.inner.url),
+                after: config.connect_timeout,
+            }),
+        };
+        let (established, session, publisher, subscriber) = match result {
+            Ok(parts) => parts,
+            Err(err) => {
+                log::warn!("connect failed: {err}");
+                self.set_state(ConnectionState::Failed);
+                return Err(err);
+            }
+        };
+
+        let (lost, _) = watch::channel(false);
+        let live = Arc::new(Live {
+            publisher,
+            subscriber,
+            config: config.clone(),
+            session: established.session,
+            endpoint: established.endpoint,
+            lost,
+            announced: Mutex::new(HashMap::new()),
+            supervisor: Mutex::new(None),
+        });
+        let supervisor = tokio::spawn(supervise(
+            Arc::downgrade(&self.inner),
+            live.clone(),
+            session,
+        ));
+        *lock(&live.supervisor) = Some(supervisor);
+        *lock(&self.inner.live) = Some(live);
+        self.set_state(ConnectionState::Connected);
+        log::info!(
+            "connected to {} over {}",
+            redacted(&self.inner.url),
+            match self.inner.scheme {
+                Scheme::RawQuic => "raw QUIC",
+                Scheme::WebTransport => "WebTransport",
+            }
+        );
+        Ok(())
+    }
+
+    /// Close the session cleanly: withdraw announced namespaces, end subscriptions, send
+    /// CONNECTION_CLOSE, and wait briefly for the relay to acknowledge. State becomes
+    /// Disconnected. Idempotent.
+    pub async fn close(&self) {
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        let live = lock(&self.inner.live).take();
+        if let Some(live) = live {
+            live.shutdown(0, "client closed");
+            let _ = tokio::time::timeout(CLOSE_DRAIN, live.endpoint.wait_idle()).await;
+        }
+        self.set_state(ConnectionState::Disconnected);
+    }
+
+    /// Announce `namespace` (`/`-separated tuple, e.g. `"room/alice"`), waiting for the relay
+    /// to accept it (bounded by `request_timeout`). Tracks published in it are served to any
+    /// number of subscribers until [`Client::unannounce`] or `close()`.
+    pub async fn announce(&self, namespace: &str) -> Result<(), AnnounceError> {
+        let live = self.live().ok_or(AnnounceError::NotConnected)?;
+        validate_namespace(namespace).map_err(|reason| AnnounceError::InvalidNamespace {
+            namespace: namespace.to_string(),
+            reason,
+        })?;
+        if lock(&live.announced).contains_key(namespace) {
+            return Err(AnnounceError::Duplicate {
+                namespace: namespace.to_string(),
+            });
+        }
+        let track_namespace = TrackNamespace::from_utf8_path(namespace);
+        // Dropping the request half makes unknown track names answer "not found" at once.
+        let (writer, _request, reader) = Tracks::new(track_namespace.clone()).produce();
+        let mut publisher = live.publisher.clone();
+        let timeout = live.config.request_timeout;
+        let request = async {
+            let handle = publisher.publish_namespace_start(track_namespace).await?;
+            handle.ok().await?;
+            Ok::<_, SessionError>(handle)
+        };
+        let handle = match tokio::time::timeout(timeout, request).await {
+            Err(_) => {
+                return Err(AnnounceError::Timeout {
+                    namespace: namespace.to_string(),
+                    after: timeout,
+                })
+            }
+            Ok(Err(err)) => return Err(announce_error(namespace, err, &live)),
+            Ok(Ok(handle)) => handle,
+        };
+        let task = tokio::spawn(serve_namespace(handle, reader));
+        let mut announced = lock(&live.announced);
+        if announced.contains_key(namespace) {
+            // A concurrent announce of the same namespace won the race.
+            return Err(AnnounceError::Duplicate {
+                namespace: namespace.to_string(),
+            });
+        }
+        announced.insert(
+            namespace.to_string(),
+            Announcement {
+                tracks: writer,
+                track_names: Arc::new(Mutex::new(HashSet::new())),
+                task,
+            },
+        );
+        log::debug!("announced namespace '{namespace}'");
+        Ok(())
+    }
+
+    /// Withdraw a namespace announced by this client. Its publishers stop reaching new
+    /// subscribers. Returns whether it was announced.
+    pub fn unannounce(&self, namespace: &str) -> bool {
+        self.live()
+            .map(|live| lock(&live.announced).remove(namespace).is_some())
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(live) = lock(&self.live).take() {
+            live.shutdown(0, "client dropped");
+        }
+    }
+}
+
+/// Namespace syntax: non-empty `/`-separated fields, none empty.
+pub(crate) fn validate_namespace(namespace: &str) -> Result<(), String> {
+    if namespace.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if namespace.split('/').any(str::is_empty) {
+        return Err("fields between '/' must not be empty".into());
+    }
+    if namespace.split('/').count() > 32 {
+        return Err("at most 32 fields".into());
+    }
+    if namespace.len() > 4096 {
+        return Err("at most 4096 bytes".into());
+    }
+    Ok(())
+}
+
+fn announce_error(namespace: &str, err: SessionError, live: &Live) -> AnnounceError {
+    let namespace = namespace.to_string();
+    match err {
+        SessionError::Serve(ServeError::Duplicate) | SessionError::Duplicate => {
+            AnnounceError::Duplicate { namespace }
+        }
+        _ if live.is_lost() => AnnounceError::NotConnected,
+        SessionError::Serve(ServeError::Closed(code)) => AnnounceError::Refused {
+            namespace,
+            reason: format!("relay closed the request (code {code})"),
+        },
+        other => AnnounceError::Refused {
+            namespace,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Answer SUBSCRIBE requests for one announced namespace until the announcement ends.
+async fn serve_namespace(handle: PublishNamespace, tracks: TracksReader) {
+    let mut serving = JoinSet::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            request = handle.subscribed(), if open => match request {
+                Ok(Some(subscribed)) => {
+                    let tracks = tracks.clone();
+                    serving.spawn(async move {
+                        if let Err(err) =
+                            moq_transport::session::Publisher::serve_subscribe(subscribed, tracks).await
+                        {
+                            log::debug!("subscription ended: {err}");
+                        }
+                    });
+                }
+                Ok(None) | Err(_) => open = false,
+            },
+            Some(_) = serving.join_next() => {}
+            else => break,
+        }
+    }
+    log::debug!("announcement of '{}' ended", handle.namespace);
+}
+
+/// Drive the session; when it ends, mark it lost and report the state.
+async fn supervise(
+    inner: std::sync::Weak<Inner>,
+    live: Arc<Live>,
+    session: moq_transport::session::Session,
+) {
+    let mut unknown = live.publisher.clone();
+    // SUBSCRIBEs for namespaces we never announced: answer "not found" instead of leaving
+    // them queued.
+    let reject_unknown = async move {
+        while let Some(subscribed) = unknown.subscribed().await {
+            let _ = subscribed.close(ServeError::NotFound);
+        }
+        std::future::pending::<()>().await
+    };
+    let result = tokio::select! {
+        result = session.run() => result,
+        _ = reject_unknown => Ok(()),
+    };
+    let was_closing = live.is_lost();
+    live.mark_lost();
+    lock(&live.announced).clear();
+    if was_closing {
+        return;
+    }
+    match &result {
+        Ok(()) => log::warn!("session ended by the relay"),
+        Err(err) => log::warn!("session lost: {err}"),
+    }
+    if let Some(inner) = inner.upgrade() {
+        let mut current = lock(&inner.live);
+        if current.as_ref().is_some_and(|l| Arc::ptr_eq(l, &live)) {
+            *current = None;
+            drop(current);
+            inner.state.send_replace(ConnectionState::Failed);
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Errors, one enum per operation. Every variant says what happened and what to do.
+//!
+//! Messages never contain payloads or credentials (URLs are shown without user info,
+//! password or query).
+
+use std::time::Duration;
+
+/// The library runtime could not run the request.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RuntimeError {
+    /// A blocking call was made from a library runtime thread (for example from inside a
+    /// listener callback). Blocking there would stall the runtime; use the async form or
+    /// call from your own thread.
+    #[error("blocking call made from a moq-ffi runtime thread (e.g. inside a callback); call it from your own thread or use the async API")]
+    BlockingOnRuntimeThread,
+    /// The runtime's threads could not be created.
+    #[error("the moq-ffi runtime could not start: {reason}")]
+    Unavailable {
+        /// What the operating system reported.
+        reason: String,
+    },
+}
+
+/// The client configuration is invalid.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The URL does not parse.
+    #[error("invalid relay URL: {reason}; expected moqt://host:port or https://host:port")]
+    InvalidUrl {
+        /// Why parsing failed.
+        reason: String,
+    },
+    /// The URL scheme is neither `moqt` nor `https`.
+    #[error("unsupported URL scheme '{scheme}'; use moqt:// (raw QUIC) or https:// (WebTransport)")]
+    UnsupportedScheme {
+        /// The scheme that was given.
+        scheme: String,
+    },
+    /// The URL has no host.
+    #[error("relay URL has no host; expected moqt://host:port or https://host:port")]
+    MissingHost,
+    /// An extra CA certificate could not be used.
+    #[error("invalid CA certificate: {reason}; provide PEM-encoded X.509 certificates")]
+    InvalidCaCertificate {
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A CA file could not be read.
+    #[error("cannot read CA file '{path}': {reason}")]
+    CaFileUnreadable {
+        /// The file path.
+        path: String,
+        /// The I/O error.
+        reason: String,
+    },
+    /// A certificate fingerprint is not a SHA-256 digest.
+    #[error("invalid certificate fingerprint '{value}': expected 32 bytes as 64 hex digits (colons allowed)")]
+    InvalidFingerprint {
+        /// The rejected value.
+        value: String,
+    },
+    /// A numeric setting is out of range.
+    #[error("invalid setting {name}: {reason}")]
+    InvalidSetting {
+        /// The setting's name.
+        name: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+}
+
+/// Connecting to the relay failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The client is already connected or connecting; close it first.
+    #[error("already connected or connecting; call close() before connecting again")]
+    AlreadyConnected,
+    /// The relay did not complete the handshake in time (unreachable address, firewall, or
+    /// nothing listening).
+    #[error("connection to {url} timed out after {after:?}; check the address and that the relay is running and reachable over UDP")]
+    Timeout {
+        /// The relay URL (without credentials).
+        url: String,
+        /// The configured connect timeout.
+        after: Duration,
+    },
+    /// The relay's certificate was not accepted.
+    #[error("TLS handshake with {url} failed: {reason}; trust the relay's CA (extra CA certificates) or pin its certificate fingerprint")]
+    Tls {
+        /// The relay URL (without credentials).
+        url: String,
+        /// What the TLS layer reported.
+        reason: String,
+    },
+    /// The host name could not be resolved.
+    #[error("cannot resolve host '{host}': {reason}")]
+    Resolve {
+        /// The host name.
+        host: String,
+        /// The resolver's error.
+        reason: String,
+    },
+    /// The relay refused the session (wrong protocol version, WebTransport CONNECT refused,
+    /// SETUP rejected).
+    #[error("relay {url} refused the session: {reason}")]
+    Refused {
+        /// The relay URL (without credentials).
+        url: String,
+        /// The relay's reason.
+        reason: String,
+    },
+    /// A network or QUIC error.
+    #[error("connection to {url} failed: {reason}")]
+    Transport {
+        /// The relay URL (without credentials).
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// `close()` was called while connecting.
+    #[error("connect cancelled by close()")]
+    Cancelled,
+    /// The runtime could not run the request.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Announcing a namespace failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum AnnounceError {
+    /// The client is not connected; call connect() first.
+    #[error("not connected; call connect() first")]
+    NotConnected,
+    /// The namespace is empty or malformed.
+    #[error("invalid namespace '{namespace}': {reason}")]
+    InvalidNamespace {
+        /// The namespace given.
+        namespace: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// This client, or another publisher on the relay, already announced the namespace.
+    #[error("namespace '{namespace}' is already announced (only one publisher per namespace); choose another namespace or close the other publisher")]
+    Duplicate {
+        /// The namespace.
+        namespace: String,
+    },
+    /// The relay refused the announcement.
+    #[error("relay refused to announce '{namespace}': {reason}")]
+    Refused {
+        /// The namespace.
+        namespace: String,
+        /// The relay's reason.
+        reason: String,
+    },
+    /// The relay did not answer within the request timeout.
+    #[error("relay did not confirm the announcement of '{namespace}' within {after:?}")]
+    Timeout {
+        /// The namespace.
+        namespace: String,
+        /// The configured request timeout.
+        after: Duration,
+    },
+}
+
+/// Creating a publisher or publishing an object failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum PublishError {
+    /// The client is not connected (or the session was lost); reconnect first.
+    #[error("not connected; the session is closed or was lost")]
+    NotConnected,
+    /// The namespace or track name is empty or malformed.
+    #[error("invalid name '{name}': {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// The namespace was never announced by this client.
+    #[error("namespace '{namespace}' is not announced by this client; call announce() first")]
+    NotAnnounced {
+        /// The namespace.
+        namespace: String,
+    },
+    /// A publisher for this track already exists on this client.
+    #[error("track '{track}' in '{namespace}' already has a publisher on this client")]
+    DuplicateTrack {
+        /// The namespace.
+        namespace: String,
+        /// The track name.
+        track: String,
+    },
+    /// The payload exceeds the configured maximum object size.
+    #[error("object of {size} bytes exceeds the maximum object size of {max} bytes; split it or raise max_object_size")]
+    ObjectTooLarge {
+        /// The payload size.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The payload does not fit in one QUIC datagram.
+    #[error("object of {size} bytes does not fit in a datagram (at most {max} bytes); use stream delivery for large objects")]
+    DatagramTooLarge {
+        /// The payload size.
+        size: usize,
+        /// The largest datagram payload the path allows.
+        max: usize,
+    },
+    /// The publisher was closed.
+    #[error("publisher is closed")]
+    Closed,
+    /// The track was closed underneath the publisher.
+    #[error("track closed: {reason}")]
+    TrackClosed {
+        /// The transport's reason.
+        reason: String,
+    },
+}
+
+/// Subscribing failed, or an established subscription ended with an error.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// The client is not connected (or the session was lost).
+    #[error("not connected; the session is closed or was lost")]
+    NotConnected,
+    /// The namespace or track name is empty or malformed.
+    #[error("invalid name '{name}': {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+    /// No publisher offered the track within the rendezvous period.
+    #[error("track '{track}' in '{namespace}' not found: no publisher announced it within {waited:?}; check the names or raise the rendezvous timeout")]
+    NotFound {
+        /// The namespace.
+        namespace: String,
+        /// The track name.
+        track: String,
+        /// How long the subscription waited for a publisher.
+        waited: Duration,
+    },
+    /// This client already subscribes to the track; unsubscribe the other subscription first.
+    #[error("track '{track}' in '{namespace}' is already subscribed by this client")]
+    AlreadySubscribed {
+        /// The namespace.
+        namespace: String,
+        /// The track name.
+        track: String,
+    },
+    /// The relay or publisher refused the subscription.
+    #[error("subscription refused: {reason}")]
+    Refused {
+        /// The peer's reason.
+        reason: String,
+    },
+    /// The relay did not answer within the request timeout.
+    #[error("relay did not answer the subscription within {after:?}")]
+    Timeout {
+        /// The configured timeout.
+        after: Duration,
+    },
+    /// The publisher went away or the relay closed the track before it ended normally.
+    #[error("publisher lost: {reason}")]
+    PublisherLost {
+        /// The transport's reason.
+        reason: String,
+    },
+    /// The connection to the relay was lost.
+    #[error("connection lost while subscribed")]
+    ConnectionLost,
+    /// An incoming object exceeded the configured maximum object size; the subscription was
+    /// ended rather than buffer it.
+    #[error("incoming object of {size} bytes exceeds the maximum object size of {max} bytes; subscription ended")]
+    ObjectTooLarge {
+        /// The announced object size.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+}

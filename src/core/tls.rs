@@ -1,0 +1,164 @@
+//! Building the rustls client configuration from a [`TlsConfig`].
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+use super::config::TlsConfig;
+use super::error::ConfigError;
+
+/// Build the client TLS configuration (without ALPN, which depends on the scheme).
+pub(crate) fn client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, ConfigError> {
+    super::runtime::install_crypto_provider();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|err| ConfigError::InvalidCaCertificate {
+            reason: err.to_string(),
+        })?;
+
+    let config = if tls.danger_accept_any_certificate {
+        log::warn!("TLS certificate verification is DISABLED (danger_accept_any_certificate); never use this outside development");
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned {
+                pins: None,
+                provider,
+            }))
+            .with_no_client_auth()
+    } else if !tls.pinned_sha256.is_empty() {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned {
+                pins: Some(tls.pinned_sha256.clone()),
+                provider,
+            }))
+            .with_no_client_auth()
+    } else {
+        builder
+            .with_root_certificates(root_store(tls)?)
+            .with_no_client_auth()
+    };
+    Ok(config)
+}
+
+fn root_store(tls: &TlsConfig) -> Result<rustls::RootCertStore, ConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if tls.use_system_roots {
+        // rustls-native-certs honours SSL_CERT_FILE and SSL_CERT_DIR.
+        let native = rustls_native_certs::load_native_certs();
+        for err in &native.errors {
+            log::debug!("skipping unreadable system certificate source: {err}");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        log::debug!("trusting {added} system root certificates ({ignored} unparsable skipped)");
+    }
+    for pem in &tls.extra_ca_pem {
+        add_pem(&mut roots, pem)?;
+    }
+    for path in &tls.extra_ca_files {
+        let pem = std::fs::read(path).map_err(|err| ConfigError::CaFileUnreadable {
+            path: path.display().to_string(),
+            reason: err.to_string(),
+        })?;
+        add_pem(&mut roots, &pem)?;
+    }
+    Ok(roots)
+}
+
+fn add_pem(roots: &mut rustls::RootCertStore, pem: &[u8]) -> Result<(), ConfigError> {
+    let mut count = 0;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        let cert = cert.map_err(|err| ConfigError::InvalidCaCertificate {
+            reason: err.to_string(),
+        })?;
+        roots
+            .add(cert)
+            .map_err(|err| ConfigError::InvalidCaCertificate {
+                reason: err.to_string(),
+            })?;
+        count += 1;
+    }
+    if count == 0 {
+        return Err(ConfigError::InvalidCaCertificate {
+            reason: "no PEM 'CERTIFICATE' block found".into(),
+        });
+    }
+    Ok(())
+}
+
+/// SHA-256 of a DER certificate.
+pub fn certificate_sha256(der: &[u8]) -> [u8; 32] {
+    Sha256::digest(der).into()
+}
+
+/// Accepts a server certificate by fingerprint (`pins: Some`) or unconditionally
+/// (`pins: None`, development only). Handshake signatures are always verified.
+#[derive(Debug)]
+struct Pinned {
+    pins: Option<Vec<[u8; 32]>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(pins) = &self.pins else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        let digest = certificate_sha256(end_entity.as_ref());
+        if pins.contains(&digest) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "certificate fingerprint mismatch: the relay presented SHA-256 {} which is not pinned",
+                digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

@@ -1,0 +1,177 @@
+//! QUIC endpoint, TLS and WebTransport/raw-QUIC session establishment (before MoQT SETUP).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use moq_transport::session::{transport::Session as TransportSession, Transport};
+use web_transport_quinn::quinn;
+
+use super::config::{redacted, ClientConfig, Scheme};
+use super::error::ConnectError;
+
+/// An established QUIC connection carrying a WebTransport (or raw) session.
+pub(crate) struct Established {
+    pub session: TransportSession,
+    pub transport: Transport,
+    pub endpoint: quinn::Endpoint,
+}
+
+fn transport_config(config: &ClientConfig) -> Result<quinn::TransportConfig, ConnectError> {
+    let mut transport = quinn::TransportConfig::default();
+    let idle = quinn::IdleTimeout::try_from(config.idle_timeout).map_err(|_| {
+        ConnectError::Config(super::error::ConfigError::InvalidSetting {
+            name: "idle_timeout",
+            reason: "too large".into(),
+        })
+    })?;
+    transport.max_idle_timeout(Some(idle));
+    transport.keep_alive_interval(Some(config.keep_alive_interval));
+    // Many concurrent subgroup streams per track: allow plenty.
+    transport.max_concurrent_uni_streams(10_000u32.into());
+    transport.max_concurrent_bidi_streams(1_000u32.into());
+    Ok(transport)
+}
+
+/// Resolve, handshake (TLS 1.3 with the configured trust) and open the session.
+/// Not bounded in time: the caller applies the connect timeout.
+pub(crate) async fn establish(
+    config: &ClientConfig,
+    url: &url::Url,
+    scheme: Scheme,
+) -> Result<Established, ConnectError> {
+    let shown = redacted(url);
+    let transport_err = |reason: String| ConnectError::Transport {
+        url: shown.clone(),
+        reason,
+    };
+
+    let host = url.host_str().unwrap_or_default().to_string();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(&host)
+        .to_string();
+    let port = url.port().unwrap_or(443);
+    let addr = resolve(&host, port).await?;
+
+    let mut tls = super::tls::client_config(&config.tls)?;
+    tls.alpn_protocols = vec![match scheme {
+        Scheme::WebTransport => web_transport_quinn::ALPN.as_bytes().to_vec(),
+        Scheme::RawQuic => moq_transport::setup::DraftVersion::Draft18
+            .alpn_bytes()
+            .to_vec(),
+    }];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|err| transport_err(err.to_string()))?;
+    let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
+    client_config.transport_config(Arc::new(transport_config(config)?));
+
+    let bind: SocketAddr = if addr.is_ipv6() {
+        "[::]:0".parse().expect("static address")
+    } else {
+        "0.0.0.0:0".parse().expect("static address")
+    };
+    let endpoint =
+        quinn::Endpoint::client(bind).map_err(|err| transport_err(format!("bind: {err}")))?;
+    let connecting = endpoint
+        .connect_with(client_config, addr, &host)
+        .map_err(|err| transport_err(err.to_string()))?;
+    let connection = connecting
+        .await
+        .map_err(|err| classify(&shown, &err))?;
+
+    let (session, transport) = match scheme {
+        Scheme::WebTransport => {
+            let mut request = web_transport_quinn::proto::ConnectRequest::new(url.clone());
+            for alpn in moq_transport::setup::SUPPORTED_ALPNS {
+                request = request.with_protocol(alpn.to_string());
+            }
+            let session = web_transport_quinn::Session::connect(connection, request)
+                .await
+                .map_err(|err| match err {
+                    web_transport_quinn::ClientError::Connection(err) => classify(&shown, &err),
+                    web_transport_quinn::ClientError::HttpError(err) => ConnectError::Refused {
+                        url: shown.clone(),
+                        reason: format!("WebTransport CONNECT refused: {err}"),
+                    },
+                    other => transport_err(other.to_string()),
+                })?;
+            (session, Transport::WebTransport)
+        }
+        Scheme::RawQuic => (
+            web_transport_quinn::Session::raw(
+                connection,
+                url.clone(),
+                web_transport_quinn::proto::ConnectResponse::default(),
+            ),
+            Transport::RawQuic,
+        ),
+    };
+    Ok(Established {
+        session: session.into(),
+        transport,
+        endpoint,
+    })
+}
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, ConnectError> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let resolve_err = |reason: String| ConnectError::Resolve {
+        host: host.to_string(),
+        reason,
+    };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|err| resolve_err(err.to_string()))?
+        .collect();
+    // Prefer IPv4 for names like localhost that resolve to both: relays commonly bind v4.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| resolve_err("no addresses".into()))
+}
+
+/// Map a QUIC connection error to a typed connect error (TLS failures are crypto errors).
+fn classify(url: &str, err: &quinn::ConnectionError) -> ConnectError {
+    match err {
+        quinn::ConnectionError::TransportError(e) if is_crypto(e.code) => ConnectError::Tls {
+            url: url.to_string(),
+            reason: e.reason.clone(),
+        },
+        quinn::ConnectionError::ConnectionClosed(close) if is_crypto(close.error_code) => {
+            ConnectError::Tls {
+                url: url.to_string(),
+                reason: format!("relay rejected the handshake: {}", close.error_code),
+            }
+        }
+        quinn::ConnectionError::ConnectionClosed(close) => ConnectError::Refused {
+            url: url.to_string(),
+            reason: format!(
+                "{} {}",
+                close.error_code,
+                String::from_utf8_lossy(&close.reason)
+            ),
+        },
+        quinn::ConnectionError::ApplicationClosed(close) => ConnectError::Refused {
+            url: url.to_string(),
+            reason: format!(
+                "code {} {}",
+                close.error_code,
+                String::from_utf8_lossy(&close.reason)
+            ),
+        },
+        other => ConnectError::Transport {
+            url: url.to_string(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn is_crypto(code: quinn::TransportErrorCode) -> bool {
+    let value = u64::from(code);
+    (0x100..0x200).contains(&value)
+}

@@ -1,0 +1,15 @@
+//! # moq-ffi
+//!
+//! A Media over QUIC (IETF MoQT, draft-18) client for applications in any language.
+//!
+//! One async Rust core ([`core`]) on Cloudflare's `moq-transport`, `quinn` and `rustls`
+//! connects to any MoQT relay over raw QUIC (`moqt://`) or WebTransport (`https://`),
+//! announces namespaces, publishes tracks (reliable stream or lossy datagram delivery),
+//! subscribes, and discovers announced namespaces and catalog tracks.
+//!
+//! The core knows nothing about foreign languages; the UniFFI API and the legacy C ABI are
+//! thin layers over it.
+
+#![deny(missing_docs)]
+
+pub mod core;

@@ -1,0 +1,29 @@
+//! Starts the in-process test relay and prints where it is, for the Python, Kotlin and C suites.
+//!
+//! Output (one `KEY=VALUE` per line, then `READY`):
+//! `MOQ_RELAY_MOQT_URL`, `MOQ_RELAY_HTTPS_URL`, `MOQ_RELAY_CA_FILE`, `MOQ_RELAY_PORT`.
+//! The relay runs until stdin closes or the process is terminated, so a parent that
+//! dies takes the relay with it.
+
+use std::io::{BufRead, Write};
+
+fn main() -> anyhow::Result<()> {
+    let relay = moq_test_relay::TestRelay::start()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "MOQ_RELAY_MOQT_URL={}", relay.moqt_url())?;
+    writeln!(out, "MOQ_RELAY_HTTPS_URL={}", relay.https_url())?;
+    writeln!(out, "MOQ_RELAY_CA_FILE={}", relay.ca_path().display())?;
+    writeln!(out, "MOQ_RELAY_PORT={}", relay.addr().port())?;
+    writeln!(out, "READY")?;
+    out.flush()?;
+    drop(out);
+    // Block until the parent closes our stdin (or kills us).
+    let stdin = std::io::stdin();
+    for line in stdin.lock().lines() {
+        if line.is_err() {
+            break;
+        }
+    }
+    drop(relay);
+    Ok(())
+}

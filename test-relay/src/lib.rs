@@ -1,0 +1,260 @@
+//! The real `moq-relay-ietf` relay, run in-process for moq-ffi's tests, demo and benchmarks.
+//!
+//! [`TestRelay::start`] generates a self-signed certificate (SANs `localhost`, `127.0.0.1`,
+//! `::1`), writes its PEM to a temporary CA file, binds the relay to `127.0.0.1:0` (an
+//! ephemeral port) and runs it on a dedicated thread with its own current-thread runtime
+//! (`Relay::run` is not `Send`). Clients trust the relay by adding that CA to their own TLS
+//! configuration: no "insecure" switch is involved.
+//!
+//! [`TestRelay::stop`] (or dropping the handle) shuts the relay down and closes its socket, so
+//! clients see the relay vanish as they would in production (no CONNECTION_CLOSE is sent).
+//! [`TestRelay::restart`] brings a new relay up on the same port with the same certificate.
+//!
+//! This crate is a dev-dependency only: the shipped `moq_ffi` library never links the relay.
+
+#![deny(missing_docs)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use moq_native_ietf::quic;
+use moq_relay_ietf::{
+    Coordinator, CoordinatorError, CoordinatorResult, NamespaceOrigin, NamespaceRegistration,
+    RelayConfig,
+};
+use moq_transport::coding::TrackNamespace;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// Coordinator for a single relay: every namespace is local, nothing is found elsewhere.
+struct SingleRelayCoordinator;
+
+#[async_trait]
+impl Coordinator for SingleRelayCoordinator {
+    async fn register_namespace(
+        &self,
+        _scope: Option<&str>,
+        _namespace: &TrackNamespace,
+        _context: &moq_relay_ietf::CoordinatorContext,
+    ) -> CoordinatorResult<NamespaceRegistration> {
+        Ok(NamespaceRegistration::new(()))
+    }
+
+    async fn unregister_namespace(
+        &self,
+        _scope: Option<&str>,
+        _namespace: &TrackNamespace,
+    ) -> CoordinatorResult<()> {
+        Ok(())
+    }
+
+    async fn lookup(
+        &self,
+        _scope: Option<&str>,
+        _namespace: &TrackNamespace,
+    ) -> CoordinatorResult<(NamespaceOrigin, Option<moq_native_ietf::Client>)> {
+        Err(CoordinatorError::NamespaceNotFound)
+    }
+}
+
+/// The certificate a test relay serves, kept so a restarted relay presents the same one.
+struct Identity {
+    cert: CertificateDer<'static>,
+    key_der: Vec<u8>,
+    _dir: tempfile::TempDir,
+    ca_path: PathBuf,
+    ca_pem: String,
+}
+
+impl Identity {
+    fn generate() -> anyhow::Result<Self> {
+        let names = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+        let certified = rcgen::generate_simple_self_signed(names).context("generate certificate")?;
+        let ca_pem = certified.cert.pem();
+        let dir = tempfile::tempdir().context("create temporary directory")?;
+        let ca_path = dir.path().join("relay-ca.pem");
+        std::fs::write(&ca_path, &ca_pem).context("write CA file")?;
+        Ok(Self {
+            cert: certified.cert.der().clone(),
+            key_der: certified.key_pair.serialize_der(),
+            _dir: dir,
+            ca_path,
+            ca_pem,
+        })
+    }
+
+    fn tls(&self) -> anyhow::Result<moq_native_ietf::tls::Config> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()));
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_no_client_auth()
+            .with_single_cert(vec![self.cert.clone()], key)?;
+        // The relay's own outbound client (unused with a single relay) trusts only this CA.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.cert.clone())?;
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(moq_native_ietf::tls::Config {
+            client,
+            server: Some(server),
+            fingerprints: Vec::new(),
+        })
+    }
+}
+
+/// A running in-process relay. Dropping it stops the relay.
+pub struct TestRelay {
+    identity: Identity,
+    addr: SocketAddr,
+    running: Option<Running>,
+}
+
+struct Running {
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl TestRelay {
+    /// Start a relay on `127.0.0.1` with an ephemeral port and a fresh self-signed certificate.
+    pub fn start() -> anyhow::Result<Self> {
+        let identity = Identity::generate()?;
+        let socket = UdpSocket::bind("127.0.0.1:0").context("bind relay socket")?;
+        let addr = socket.local_addr()?;
+        let running = Self::spawn(&identity, socket)?;
+        Ok(Self {
+            identity,
+            addr,
+            running: Some(running),
+        })
+    }
+
+    fn spawn(identity: &Identity, socket: UdpSocket) -> anyhow::Result<Running> {
+        let tls = identity.tls()?;
+        let tls_for_config = tls.clone();
+        let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+        let thread = std::thread::Builder::new()
+            .name("moq-test-relay".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err.into()));
+                        return;
+                    }
+                };
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, async move {
+                    // The endpoint must be created inside the runtime that drives it.
+                    let relay = quic::Endpoint::new(quic::Config::with_socket(socket, None, tls))
+                        .and_then(|endpoint| {
+                            RelayConfig {
+                                bind: None,
+                                endpoints: vec![endpoint],
+                                tls: tls_for_config.clone(),
+                                qlog_dir: None,
+                                mlog_dir: None,
+                                announce: None,
+                                node: None,
+                                coordinator: Arc::new(SingleRelayCoordinator),
+                                session: Default::default(),
+                                connection_tagger: None,
+                            }
+                            .build()
+                        });
+                    let relay = match relay {
+                        Ok(relay) => {
+                            let _ = ready_tx.send(Ok(()));
+                            relay
+                        }
+                        Err(err) => {
+                            let _ = ready_tx.send(Err(err));
+                            return;
+                        }
+                    };
+                    tokio::select! {
+                        res = relay.run() => {
+                            if let Err(err) = res {
+                                eprintln!("moq-test-relay: relay stopped: {err:#}");
+                            }
+                        }
+                        _ = shutdown_rx => {}
+                    }
+                });
+                // Dropping the runtime here aborts every relay task and closes the socket.
+            })
+            .context("spawn relay thread")?;
+        ready_rx
+            .recv()
+            .context("relay thread exited during start-up")??;
+        Ok(Running { shutdown, thread })
+    }
+
+    /// The relay's raw-QUIC URL, `moqt://localhost:PORT`.
+    pub fn moqt_url(&self) -> String {
+        format!("moqt://localhost:{}", self.addr.port())
+    }
+
+    /// The relay's WebTransport URL, `https://localhost:PORT`.
+    pub fn https_url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
+    }
+
+    /// The UDP address the relay listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Path of a PEM file holding the relay's self-signed certificate (the CA to trust).
+    /// Valid as long as this handle lives.
+    pub fn ca_path(&self) -> &Path {
+        &self.identity.ca_path
+    }
+
+    /// The relay's self-signed certificate as PEM text.
+    pub fn ca_pem(&self) -> &str {
+        &self.identity.ca_pem
+    }
+
+    /// The relay certificate's DER bytes (e.g. to compute a SHA-256 fingerprint for pinning).
+    pub fn cert_der(&self) -> &[u8] {
+        self.identity.cert.as_ref()
+    }
+
+    /// Whether the relay is currently running.
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Stop the relay abruptly, as a crashed relay would: every session is dropped without a
+    /// CONNECTION_CLOSE and the port stops answering. Idempotent.
+    pub fn stop(&mut self) {
+        if let Some(running) = self.running.take() {
+            let _ = running.shutdown.send(());
+            let _ = running.thread.join();
+        }
+    }
+
+    /// Start the relay again on the same port with the same certificate.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let socket = UdpSocket::bind(self.addr).context("re-bind relay port")?;
+        self.running = Some(Self::spawn(&self.identity, socket)?);
+        Ok(())
+    }
+}
+
+impl Drop for TestRelay {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

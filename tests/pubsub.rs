@@ -1,0 +1,247 @@
+//! Publish/subscribe through a real relay, over raw QUIC and WebTransport.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use moq_ffi::core::{DeliveryMode, PublisherOptions};
+
+async fn receive_all(
+    sub: &mut moq_ffi::core::Subscriber,
+    count: usize,
+    within: Duration,
+) -> Vec<moq_ffi::core::Object> {
+    let mut got = Vec::with_capacity(count);
+    let deadline = tokio::time::Instant::now() + within;
+    while got.len() < count {
+        match tokio::time::timeout_at(deadline, sub.next_batch(256)).await {
+            Ok(Ok(batch)) if !batch.is_empty() => got.extend(batch),
+            Ok(Ok(_)) => break,
+            Ok(Err(err)) => panic!("subscription failed after {} objects: {err}", got.len()),
+            Err(_) => break,
+        }
+    }
+    got
+}
+
+async fn burst(scheme: &str, count: usize, size: usize) {
+    let relay = relay();
+    let publisher_client = connect(&relay, scheme).await;
+    let subscriber_client = connect(&relay, scheme).await;
+    publisher_client.announce("bench/burst").await.unwrap();
+    let publisher = publisher_client
+        .create_publisher(
+            "bench/burst",
+            "data",
+            PublisherOptions {
+                max_group_objects: std::env::var("GROUP_OBJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1024),
+                ..PublisherOptions::default()
+            },
+        )
+        .unwrap();
+    let mut sub = subscriber_client
+        .subscribe("bench/burst", "data", sub())
+        .await
+        .unwrap();
+    // The subscription is established: publish as fast as possible.
+    for i in 0..count {
+        publisher.publish(payload(i, size)).unwrap();
+    }
+    let got = receive_all(&mut sub, count, Duration::from_secs(60)).await;
+    if got.len() != count {
+        let indices: Vec<u64> = got
+            .iter()
+            .map(|o| u64::from_le_bytes(o.payload[..8].try_into().unwrap()))
+            .collect();
+        let groups: Vec<u64> = got.iter().map(|o| o.group_id).collect();
+        let mut seq = groups.clone();
+        seq.dedup();
+        eprintln!("group sequence: {seq:?}");
+        let missing: Vec<u64> = (0..count as u64).filter(|i| !indices.contains(i)).collect();
+        panic!(
+            "objects lost over {scheme}: got {} of {count}; missing {:?}",
+            got.len(),
+            &missing[..missing.len().min(60)]
+        );
+    }
+    for (i, object) in got.iter().enumerate() {
+        assert_eq!(object.payload.as_ref(), payload(i, size).as_slice(), "object {i} differs");
+    }
+    // Strictly increasing (group, object) locations: in order, no duplicates.
+    for pair in got.windows(2) {
+        assert!((pair[0].group_id, pair[0].object_id) < (pair[1].group_id, pair[1].object_id));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_10k_small_objects_arrive_complete_in_order_raw_quic() {
+    burst("moqt", 10_000, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_10k_small_objects_arrive_complete_in_order_webtransport() {
+    burst("https", 10_000, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_1k_large_objects_arrive_complete_raw_quic() {
+    burst("moqt", 1_000, 100 * 1024).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burst_1k_large_objects_arrive_complete_webtransport() {
+    burst("https", 1_000, 100 * 1024).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_exact_including_zero_length_objects_both_schemes() {
+    for scheme in SCHEMES {
+        let relay = relay();
+        let client = connect(&relay, scheme).await;
+        client.announce("exact").await.unwrap();
+        let publisher = client.create_publisher("exact", "t", stream()).unwrap();
+        let mut sub = client.subscribe("exact", "t", sub()).await.unwrap();
+        let payloads: Vec<Vec<u8>> = vec![
+            vec![],
+            b"hello".to_vec(),
+            vec![0u8; 1],
+            (0..=255u8).collect(),
+            vec![],
+            payload(7, 5000),
+        ];
+        for p in &payloads {
+            publisher.publish(p.clone()).unwrap();
+        }
+        let got = receive_all(&mut sub, payloads.len(), Duration::from_secs(10)).await;
+        let got: Vec<Vec<u8>> = got.into_iter().map(|o| o.payload.to_vec()).collect();
+        assert_eq!(got, payloads, "over {scheme}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_group_starts_a_new_group_and_keeps_order() {
+    let relay = relay();
+    let client = connect(&relay, "moqt").await;
+    client.announce("groups").await.unwrap();
+    let publisher = client.create_publisher("groups", "t", stream()).unwrap();
+    let mut sub = client.subscribe("groups", "t", sub()).await.unwrap();
+    publisher.publish(b"a".to_vec()).unwrap();
+    publisher.publish(b"b".to_vec()).unwrap();
+    publisher.new_group().unwrap();
+    publisher.publish(b"c".to_vec()).unwrap();
+    let got = receive_all(&mut sub, 3, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 3);
+    assert_eq!((got[0].group_id, got[0].object_id), (got[1].group_id, 0));
+    assert_eq!(got[1].object_id, 1);
+    assert!(got[2].group_id > got[1].group_id);
+    assert_eq!(got[2].object_id, 0);
+    assert_eq!(got[2].payload.as_ref(), b"c");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagram_mode_delivers_intact_objects_both_schemes() {
+    for scheme in SCHEMES {
+        let relay = relay();
+        let client = connect(&relay, scheme).await;
+        client.announce("dg").await.unwrap();
+        let options = PublisherOptions {
+            delivery: DeliveryMode::Datagram,
+            ..PublisherOptions::default()
+        };
+        let publisher = client.create_publisher("dg", "t", options).unwrap();
+        let mut sub = client.subscribe("dg", "t", sub()).await.unwrap();
+        // Paced: datagrams are lossy by design, and a publisher faster than the path
+        // replaces unsent ones.
+        for i in 0..200 {
+            publisher.publish(payload(i, 200)).unwrap();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let mut got = Vec::new();
+        while let Ok(Ok(Some(object))) =
+            tokio::time::timeout(Duration::from_millis(500), sub.next()).await
+        {
+            got.push(object);
+        }
+        assert!(got.len() >= 150, "only {} of 200 datagrams over {scheme}", got.len());
+        for object in &got {
+            // Never corrupted: the payload matches the index it carries.
+            let index = u64::from_le_bytes(object.payload[..8].try_into().unwrap()) as usize;
+            assert_eq!(object.payload.as_ref(), payload(index, 200).as_slice());
+        }
+        let oversize = publisher.publish(vec![0u8; 4000]).unwrap_err();
+        assert!(matches!(oversize, moq_ffi::core::PublishError::DatagramTooLarge { .. }));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_publishers_and_subscribers_on_one_client_and_two_clients() {
+    let relay = relay();
+    let a = connect(&relay, "moqt").await;
+    let b = connect(&relay, "https").await;
+    a.announce("multi/a").await.unwrap();
+    b.announce("multi/b").await.unwrap();
+    let pubs = [
+        a.create_publisher("multi/a", "one", stream()).unwrap(),
+        a.create_publisher("multi/a", "two", stream()).unwrap(),
+        b.create_publisher("multi/b", "three", stream()).unwrap(),
+    ];
+    let mut subs = vec![
+        b.subscribe("multi/a", "one", sub()).await.unwrap(),
+        b.subscribe("multi/a", "two", sub()).await.unwrap(),
+        a.subscribe("multi/b", "three", sub()).await.unwrap(),
+        // A client can subscribe to its own track through the relay.
+        a.subscribe("multi/a", "one", sub()).await.unwrap(),
+    ];
+    for i in 0..100 {
+        for (k, p) in pubs.iter().enumerate() {
+            p.publish(payload(i * 10 + k, 64)).unwrap();
+        }
+    }
+    for (s, k) in subs.iter_mut().zip([0usize, 1, 2, 0]) {
+        let got = receive_all(s, 100, Duration::from_secs(10)).await;
+        assert_eq!(got.len(), 100);
+        for (i, o) in got.iter().enumerate() {
+            assert_eq!(o.payload.as_ref(), payload(i * 10 + k, 64).as_slice());
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_publisher_ends_the_track_for_subscribers() {
+    let relay = relay();
+    let client = connect(&relay, "moqt").await;
+    client.announce("end").await.unwrap();
+    let publisher = client.create_publisher("end", "t", stream()).unwrap();
+    let mut sub = client.subscribe("end", "t", sub()).await.unwrap();
+    publisher.publish(b"last".to_vec()).unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.payload.as_ref(), b"last");
+    drop(publisher);
+    let end = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("track end reported");
+    assert!(matches!(end, Ok(None) | Err(_)), "{end:?}");
+    assert!(!sub.is_active());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribe_stops_delivery() {
+    let relay = relay();
+    let client = connect(&relay, "moqt").await;
+    client.announce("unsub").await.unwrap();
+    let publisher = client.create_publisher("unsub", "t", stream()).unwrap();
+    let mut sub = client.subscribe("unsub", "t", sub()).await.unwrap();
+    publisher.publish(b"1".to_vec()).unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(5), sub.next()).await.is_ok());
+    sub.close().await;
+    assert!(!sub.is_active());
+    publisher.publish(b"2".to_vec()).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(sub.try_next(), None);
+    assert!(matches!(sub.next().await, Ok(None)));
+}
