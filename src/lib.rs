@@ -12,4 +12,5 @@
 
 #![deny(missing_docs)]
 
+pub mod capi;
 pub mod core;

@@ -35,7 +35,10 @@ async fn burst(scheme: &str, count: usize, size: usize) {
             "bench/burst",
             "data",
             PublisherOptions {
-                max_group_objects: std::env::var("GROUP_OBJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1024),
+                max_group_objects: std::env::var("GROUP_OBJECTS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1024),
                 ..PublisherOptions::default()
             },
         )
@@ -66,7 +69,11 @@ async fn burst(scheme: &str, count: usize, size: usize) {
         );
     }
     for (i, object) in got.iter().enumerate() {
-        assert_eq!(object.payload.as_ref(), payload(i, size).as_slice(), "object {i} differs");
+        assert_eq!(
+            object.payload.as_ref(),
+            payload(i, size).as_slice(),
+            "object {i} differs"
+        );
     }
     // Strictly increasing (group, object) locations: in order, no duplicates.
     for pair in got.windows(2) {
@@ -163,14 +170,21 @@ async fn datagram_mode_delivers_intact_objects_both_schemes() {
         {
             got.push(object);
         }
-        assert!(got.len() >= 150, "only {} of 200 datagrams over {scheme}", got.len());
+        assert!(
+            got.len() >= 150,
+            "only {} of 200 datagrams over {scheme}",
+            got.len()
+        );
         for object in &got {
             // Never corrupted: the payload matches the index it carries.
             let index = u64::from_le_bytes(object.payload[..8].try_into().unwrap()) as usize;
             assert_eq!(object.payload.as_ref(), payload(index, 200).as_slice());
         }
         let oversize = publisher.publish(vec![0u8; 4000]).unwrap_err();
-        assert!(matches!(oversize, moq_ffi::core::PublishError::DatagramTooLarge { .. }));
+        assert!(matches!(
+            oversize,
+            moq_ffi::core::PublishError::DatagramTooLarge { .. }
+        ));
     }
 }
 
@@ -186,7 +200,7 @@ async fn several_publishers_and_subscribers_on_one_client_and_two_clients() {
         a.create_publisher("multi/a", "two", stream()).unwrap(),
         b.create_publisher("multi/b", "three", stream()).unwrap(),
     ];
-    let mut subs = vec![
+    let mut subs = [
         b.subscribe("multi/a", "one", sub()).await.unwrap(),
         b.subscribe("multi/a", "two", sub()).await.unwrap(),
         a.subscribe("multi/b", "three", sub()).await.unwrap(),
@@ -237,7 +251,9 @@ async fn unsubscribe_stops_delivery() {
     let publisher = client.create_publisher("unsub", "t", stream()).unwrap();
     let mut sub = client.subscribe("unsub", "t", sub()).await.unwrap();
     publisher.publish(b"1".to_vec()).unwrap();
-    assert!(tokio::time::timeout(Duration::from_secs(5), sub.next()).await.is_ok());
+    assert!(tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .is_ok());
     sub.close().await;
     assert!(!sub.is_active());
     publisher.publish(b"2".to_vec()).unwrap();

@@ -193,7 +193,13 @@ mod tests {
 
     #[test]
     fn malformed_catalogs_are_errors_not_panics() {
-        for bad in [&b"{"[..], b"[]", b"{\"tracks\":5}", b"{\"tracks\":[{\"name\":\"\"}]}", b"\xff\xfe"] {
+        for bad in [
+            &b"{"[..],
+            b"[]",
+            b"{\"tracks\":5}",
+            b"{\"tracks\":[{\"name\":\"\"}]}",
+            b"\xff\xfe",
+        ] {
             assert!(parse_catalog(bad).is_err());
         }
     }

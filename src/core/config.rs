@@ -207,7 +207,10 @@ mod tests {
     fn redaction_drops_credentials_and_query() {
         let url = url::Url::parse("https://user:secret@relay:443/room?token=abc").unwrap();
         let shown = redacted(&url);
-        assert!(!shown.contains("secret") && !shown.contains("token"), "{shown}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("token"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -225,7 +228,10 @@ mod tests {
         config.keep_alive_interval = config.idle_timeout;
         assert!(matches!(
             config.validate(),
-            Err(ConfigError::InvalidSetting { name: "keep_alive_interval", .. })
+            Err(ConfigError::InvalidSetting {
+                name: "keep_alive_interval",
+                ..
+            })
         ));
     }
 }

@@ -42,7 +42,18 @@ pub struct Client {
     inner: Arc<Inner>,
 }
 
+/// A weak reference to a [`Client`], for tasks that must not keep it alive.
+#[derive(Clone)]
+pub(crate) struct WeakClient(std::sync::Weak<Inner>);
+
+impl WeakClient {
+    pub(crate) fn upgrade(&self) -> Option<Client> {
+        self.0.upgrade().map(|inner| Client { inner })
+    }
+}
+
 struct Inner {
+    hub: Arc<super::discovery::Hub>,
     config: ClientConfig,
     url: url::Url,
     scheme: Scheme,
@@ -82,7 +93,9 @@ impl Drop for Announcement {
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock only means a panic happened elsewhere while it was held; the data
     // protected here stays consistent (single-field updates), so keep going.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Live {
@@ -170,6 +183,7 @@ impl Client {
         let (state, _) = watch::channel(ConnectionState::Disconnected);
         Ok(Self {
             inner: Arc::new(Inner {
+                hub: super::discovery::Hub::new(),
                 config,
                 url,
                 scheme,
@@ -178,6 +192,14 @@ impl Client {
                 lifecycle: tokio::sync::Mutex::new(()),
             }),
         })
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakClient {
+        WeakClient(Arc::downgrade(&self.inner))
+    }
+
+    pub(crate) fn hub(&self) -> Arc<super::discovery::Hub> {
+        self.inner.hub.clone()
     }
 
     /// The configuration this client was created with.

@@ -1,10 +1,19 @@
 //! Discovery of namespaces announced by others (SUBSCRIBE_NAMESPACE).
+//!
+//! A session may hold only one SUBSCRIBE_NAMESPACE per overlapping prefix, so each client
+//! runs one hub: a single subscription to every namespace, shared by all watches, each of
+//! which filters by its own prefix. The hub follows connects and reconnects, remembers the
+//! namespaces currently announced (so a new watch starts with a snapshot) and reports them
+//! withdrawn when the session is lost.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, Weak};
 
 use moq_transport::coding::TrackNamespacePrefix;
 use moq_transport::session::NamespaceEvent as WireEvent;
 use tokio::sync::mpsc;
 
-use super::connection::ConnectionState;
+use super::connection::{lock, ConnectionState, WeakClient};
 use super::Client;
 
 /// A change in the set of namespaces announced under a watched prefix.
@@ -12,25 +21,117 @@ use super::Client;
 pub enum NamespaceEvent {
     /// A namespace (`/`-joined) was announced.
     Announced(String),
-    /// A namespace was withdrawn.
+    /// A namespace was withdrawn (or the session that reported it was lost).
     Withdrawn(String),
 }
 
 /// Follows namespaces announced under a prefix, across connects: it starts delivering when
-/// the client connects (or at once if it is connected) and resumes after a reconnect.
-/// Dropping it stops the watch.
+/// the client connects (or at once if it is connected, beginning with those already
+/// announced) and resumes after a reconnect. Dropping it stops the watch.
 pub struct NamespaceWatch {
-    events: mpsc::Receiver<NamespaceEvent>,
-    task: tokio::task::JoinHandle<()>,
+    events: mpsc::UnboundedReceiver<NamespaceEvent>,
+    hub: Arc<Hub>,
+    id: u64,
+}
+
+/// One client's shared namespace subscription.
+pub(crate) struct Hub {
+    state: Mutex<HubState>,
+}
+
+#[derive(Default)]
+struct HubState {
+    known: BTreeSet<String>,
+    watchers: Vec<Watcher>,
+    next_id: u64,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+struct Watcher {
+    id: u64,
+    prefix: String,
+    events: mpsc::UnboundedSender<NamespaceEvent>,
+}
+
+fn matches(prefix: &str, namespace: &str) -> bool {
+    prefix.is_empty()
+        || namespace == prefix
+        || namespace
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+impl Hub {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(HubState::default()),
+        })
+    }
+
+    fn publish(&self, event: NamespaceEvent) {
+        let mut state = lock(&self.state);
+        let namespace = match &event {
+            NamespaceEvent::Announced(ns) => {
+                if !state.known.insert(ns.clone()) {
+                    return;
+                }
+                ns.clone()
+            }
+            NamespaceEvent::Withdrawn(ns) => {
+                if !state.known.remove(ns) {
+                    return;
+                }
+                ns.clone()
+            }
+        };
+        state
+            .watchers
+            .retain(|w| !matches(&w.prefix, &namespace) || w.events.send(event.clone()).is_ok());
+    }
+
+    fn withdraw_all(&self) {
+        let known: Vec<String> = lock(&self.state).known.iter().cloned().collect();
+        for namespace in known {
+            self.publish(NamespaceEvent::Withdrawn(namespace));
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Some(task) = lock(&self.state).task.take() {
+            task.abort();
+        }
+    }
 }
 
 impl Client {
     /// Watch namespaces announced by other publishers under `prefix` (`""` for all).
-    /// Must be called on the library runtime (or inside any tokio runtime).
+    /// Must be called inside a tokio runtime (the library runtime or any other).
     pub fn watch_namespaces(&self, prefix: &str) -> NamespaceWatch {
-        let (tx, rx) = mpsc::channel(256);
-        let task = tokio::spawn(follow(self.clone(), prefix.to_string(), tx));
-        NamespaceWatch { events: rx, task }
+        let hub = self.hub();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let prefix = prefix.trim_matches('/').to_string();
+        let mut state = lock(&hub.state);
+        for namespace in state.known.iter().filter(|ns| matches(&prefix, ns)) {
+            let _ = tx.send(NamespaceEvent::Announced(namespace.clone()));
+        }
+        let id = state.next_id;
+        state.next_id += 1;
+        state.watchers.push(Watcher {
+            id,
+            prefix,
+            events: tx,
+        });
+        if state.task.is_none() {
+            state.task = Some(tokio::spawn(follow(self.downgrade(), Arc::downgrade(&hub))));
+        }
+        drop(state);
+        NamespaceWatch {
+            events: rx,
+            hub,
+            id,
+        }
     }
 }
 
@@ -40,77 +141,98 @@ impl NamespaceWatch {
         self.events.recv().await
     }
 
-    /// Stop watching and wait until the task has stopped.
-    pub async fn close(&mut self) {
-        self.task.abort();
-        let _ = (&mut self.task).await;
+    /// Stop watching. Buffered events can still be read.
+    pub fn close(&mut self) {
+        lock(&self.hub.state).watchers.retain(|w| w.id != self.id);
         self.events.close();
     }
 }
 
 impl Drop for NamespaceWatch {
     fn drop(&mut self) {
-        self.task.abort();
+        self.close();
     }
 }
 
-/// The watch keeps only a weak interest in the client's session: it re-subscribes on each
-/// new session and ends when the client is gone.
-async fn follow(client: Client, prefix: String, tx: mpsc::Sender<NamespaceEvent>) {
-    let mut state = client.state_watch();
+/// The hub task: subscribe to every namespace on each new session. Holds the client weakly
+/// so watches never keep a dropped client's session alive.
+async fn follow(client: WeakClient, hub: Weak<Hub>) {
+    let Some(mut state) = client.upgrade().map(|c| c.state_watch()) else {
+        return;
+    };
     loop {
         if state
             .wait_for(|s| *s == ConnectionState::Connected)
             .await
             .is_err()
         {
-            return;
+            return; // the client is gone
         }
-        if let Some(live) = client.live() {
+        let live = client.upgrade().and_then(|c| c.live());
+        if let Some(live) = live {
             let mut subscriber = live.subscriber.clone();
-            let prefix_tuple = if prefix.is_empty() {
-                TrackNamespacePrefix::new()
-            } else {
-                TrackNamespacePrefix::from_utf8_path(&prefix)
-            };
             match subscriber
-                .subscribe_namespace(prefix_tuple, Default::default())
+                .subscribe_namespace(TrackNamespacePrefix::new(), Default::default())
                 .await
             {
                 Ok(handle) => {
                     let lost = live.wait_lost();
+                    drop(live);
                     tokio::pin!(lost);
                     loop {
-                        tokio::select! {
-                            event = handle.next() => match event {
-                                Ok(Some(WireEvent::Added(ns))) => {
-                                    if tx.send(NamespaceEvent::Announced(ns.to_utf8_path())).await.is_err() { return; }
-                                }
-                                Ok(Some(WireEvent::Removed(ns))) => {
-                                    if tx.send(NamespaceEvent::Withdrawn(ns.to_utf8_path())).await.is_err() { return; }
-                                }
-                                Ok(None) | Err(_) => break,
-                            },
+                        let event = tokio::select! {
+                            event = handle.next() => event,
                             _ = &mut lost => break,
-                            _ = tx.closed() => return,
+                        };
+                        let Some(hub) = hub.upgrade() else { return };
+                        match event {
+                            Ok(Some(WireEvent::Added(ns))) => {
+                                hub.publish(NamespaceEvent::Announced(path(&ns)))
+                            }
+                            Ok(Some(WireEvent::Removed(ns))) => {
+                                hub.publish(NamespaceEvent::Withdrawn(path(&ns)))
+                            }
+                            Ok(None) | Err(_) => break,
                         }
                     }
                 }
-                Err(err) => log::warn!("namespace discovery for '{prefix}' refused: {err}"),
+                Err(err) => log::warn!("namespace discovery refused: {err}"),
             }
         }
-        // Wait for this session to end before trying again on the next one.
-        let mut ended = state.clone();
-        let _ = ended
+        if let Some(hub) = hub.upgrade() {
+            hub.withdraw_all();
+        }
+        // Wait for this session to end before subscribing on the next one.
+        if state
             .wait_for(|s| *s != ConnectionState::Connected)
-            .await;
-        state = ended;
+            .await
+            .is_err()
+        {
+            return;
+        }
     }
 }
 
-impl NamespaceWatch {
-    /// Whether the watch task is still running.
-    pub fn is_running(&self) -> bool {
-        !self.task.is_finished()
+/// `/`-joined namespace fields, without the empty field an empty prefix contributes.
+fn path(namespace: &moq_transport::coding::TrackNamespace) -> String {
+    namespace
+        .to_utf8_path()
+        .split('/')
+        .filter(|field| !field.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn prefixes_match_whole_fields() {
+        assert!(matches("", "a/b"));
+        assert!(matches("a", "a/b"));
+        assert!(matches("a/b", "a/b"));
+        assert!(!matches("a", "ab/c"));
+        assert!(!matches("a/b/c", "a/b"));
     }
 }

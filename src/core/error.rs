@@ -31,7 +31,9 @@ pub enum ConfigError {
         reason: String,
     },
     /// The URL scheme is neither `moqt` nor `https`.
-    #[error("unsupported URL scheme '{scheme}'; use moqt:// (raw QUIC) or https:// (WebTransport)")]
+    #[error(
+        "unsupported URL scheme '{scheme}'; use moqt:// (raw QUIC) or https:// (WebTransport)"
+    )]
     UnsupportedScheme {
         /// The scheme that was given.
         scheme: String,

@@ -15,12 +15,13 @@ pub mod subscriber;
 mod tls;
 mod transport;
 
-pub use catalog::{parse_catalog, CatalogReader, TrackInfo};
+pub use catalog::{parse_catalog, CatalogError, CatalogReader, TrackInfo};
 pub use config::{ClientConfig, Scheme, TlsConfig};
 pub use connection::{Client, ConnectionState};
 pub use discovery::{NamespaceEvent, NamespaceWatch};
 pub use error::{
     AnnounceError, ConfigError, ConnectError, PublishError, RuntimeError, SubscribeError,
 };
-pub use publisher::{DeliveryMode, Publisher, PublisherOptions};
+pub use publisher::{DeliveryMode, ObjectLocation, Publisher, PublisherOptions};
 pub use subscriber::{Object, Subscriber, SubscriberOptions};
+pub use tls::certificate_sha256;

@@ -221,7 +221,10 @@ impl Publisher {
                 group_id,
                 object_id,
             } => {
-                let limit = self.live.max_datagram_size().saturating_sub(DATAGRAM_HEADER_ROOM);
+                let limit = self
+                    .live
+                    .max_datagram_size()
+                    .saturating_sub(DATAGRAM_HEADER_ROOM);
                 if payload.len() > limit {
                     return Err(PublishError::DatagramTooLarge {
                         size: payload.len(),
@@ -280,6 +283,16 @@ impl Publisher {
     /// Whether the publisher can still publish (not closed, session alive).
     pub fn is_open(&self) -> bool {
         lock(&self.state).is_some() && !self.live.is_lost()
+    }
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("namespace", &self.namespace)
+            .field("track", &self.track)
+            .field("delivery", &self.options.delivery)
+            .finish()
     }
 }
 

@@ -121,7 +121,8 @@ async fn open(
     let deadline = started + config.rendezvous_timeout;
     let mut backoff = Duration::from_millis(20);
     loop {
-        let (writer, reader) = Track::new(TrackNamespace::from_utf8_path(namespace), track).produce();
+        let (writer, reader) =
+            Track::new(TrackNamespace::from_utf8_path(namespace), track).produce();
         let mut params = KeyValuePairs::default();
         params.set_subscriber_priority(options.priority);
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -131,11 +132,9 @@ async fn open(
         }
         let mut subscriber = live.subscriber.clone();
         let bound = config.request_timeout + remaining;
-        let attempt = tokio::time::timeout(
-            bound,
-            subscriber.subscribe_open_with_params(writer, params),
-        )
-        .await;
+        let attempt =
+            tokio::time::timeout(bound, subscriber.subscribe_open_with_params(writer, params))
+                .await;
         let err = match attempt {
             Err(_) => return Err(SubscribeError::Timeout { after: bound }),
             Ok(Ok(subscribe)) => return Ok((subscribe, reader)),
@@ -415,6 +414,16 @@ impl Subscriber {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("namespace", &self.namespace)
+            .field("track", &self.track)
+            .field("active", &self.is_active())
+            .finish()
     }
 }
 

@@ -76,9 +76,7 @@ pub(crate) async fn establish(
     let connecting = endpoint
         .connect_with(client_config, addr, &host)
         .map_err(|err| transport_err(err.to_string()))?;
-    let connection = connecting
-        .await
-        .map_err(|err| classify(&shown, &err))?;
+    let connection = connecting.await.map_err(|err| classify(&shown, &err))?;
 
     let (session, transport) = match scheme {
         Scheme::WebTransport => {

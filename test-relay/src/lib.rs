@@ -72,7 +72,8 @@ struct Identity {
 impl Identity {
     fn generate() -> anyhow::Result<Self> {
         let names = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
-        let certified = rcgen::generate_simple_self_signed(names).context("generate certificate")?;
+        let certified =
+            rcgen::generate_simple_self_signed(names).context("generate certificate")?;
         let ca_pem = certified.cert.pem();
         let dir = tempfile::tempdir().context("create temporary directory")?;
         let ca_path = dir.path().join("relay-ca.pem");

@@ -1,0 +1,128 @@
+//! The one boundary every exported function goes through.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString};
+use std::os::raw::c_char;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::types::{MoqResult, MoqResultCode};
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// A failure to report to C: a code and an actionable message.
+#[derive(Debug)]
+pub(crate) struct CError {
+    pub code: MoqResultCode,
+    pub message: String,
+}
+
+impl CError {
+    pub fn new(code: MoqResultCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(MoqResultCode::MOQ_ERROR_INVALID_ARGUMENT, message)
+    }
+}
+
+fn to_cstring(message: &str) -> CString {
+    // Interior NULs cannot appear in a C string: replace them.
+    CString::new(message.replace('\0', "?")).unwrap_or_default()
+}
+
+fn record(function: &str, err: &CError) {
+    let text = format!("{function}: {}", err.message);
+    log::debug!("{text}");
+    LAST_ERROR.with(|last| *last.borrow_mut() = to_cstring(&text));
+}
+
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> CError {
+    let detail = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    log::error!("panic caught at the C boundary: {detail}");
+    CError::new(
+        MoqResultCode::MOQ_ERROR_INTERNAL,
+        format!("internal error (caught panic: {detail}); please report it"),
+    )
+}
+
+/// Run `body` for an exported function returning a value: on failure or panic, record the
+/// last error and return `default`.
+pub(crate) fn value<T>(function: &str, default: T, body: impl FnOnce() -> Result<T, CError>) -> T {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(value)) => value,
+        Ok(Err(err)) => {
+            record(function, &err);
+            default
+        }
+        Err(payload) => {
+            record(function, &panic_error(payload));
+            default
+        }
+    }
+}
+
+/// Run `body` for an exported function returning `MoqResult`: failures become a result with
+/// a caller-owned message (and are recorded as the last error too).
+pub(crate) fn result(function: &str, body: impl FnOnce() -> Result<(), CError>) -> MoqResult {
+    let err = match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => {
+            return MoqResult {
+                code: MoqResultCode::MOQ_OK,
+                message: std::ptr::null(),
+            }
+        }
+        Ok(Err(err)) => err,
+        Err(payload) => panic_error(payload),
+    };
+    record(function, &err);
+    MoqResult {
+        code: err.code,
+        message: to_cstring(&format!("{function}: {}", err.message)).into_raw(),
+    }
+}
+
+/// The thread's last error message (empty if none). Valid until the next failing call on
+/// this thread.
+pub(crate) fn last_error() -> *const c_char {
+    LAST_ERROR.with(|last| last.borrow().as_ptr())
+}
+
+/// A required string argument: NULL and invalid UTF-8 are `INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `ptr` must be NULL or point to a NUL-terminated string valid for the call.
+pub(crate) unsafe fn str_arg<'a>(ptr: *const c_char, name: &str) -> Result<&'a str, CError> {
+    if ptr.is_null() {
+        return Err(CError::invalid(format!("{name} is NULL")));
+    }
+    // SAFETY: non-NULL and NUL-terminated per the caller's contract.
+    unsafe { CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|_| CError::invalid(format!("{name} is not valid UTF-8")))
+}
+
+/// An optional string argument (NULL allowed).
+///
+/// # Safety
+/// As [`str_arg`].
+pub(crate) unsafe fn opt_str_arg<'a>(
+    ptr: *const c_char,
+    name: &str,
+) -> Result<Option<&'a str>, CError> {
+    if ptr.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { str_arg(ptr, name) }.map(Some)
+    }
+}

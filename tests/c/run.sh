@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Build the C ABI tests against the shared and the static library, run them against a real
+# relay (the in-process moq-relay-ietf, via the moq-test-relay binary), then run them under
+# valgrind memcheck. Called by scripts/test.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+target="${CARGO_TARGET_DIR:-$root/target}/debug"
+out="$target/c-tests"
+mkdir -p "$out"
+
+cargo build -p moq-ffi --lib -q
+cargo build -p moq-test-relay --bin moq-test-relay -q
+
+cflags=(-std=c11 -Wall -Wextra -Werror -pthread -g -I"$root/include" -I"$root/tests/c")
+native_libs=$(cargo rustc -p moq-ffi --lib -q -- --print native-static-libs 2>&1 \
+  | sed -n 's/.*native-static-libs: //p' | tail -1)
+
+cc "${cflags[@]}" tests/c/test_capi.c -o "$out/test_capi_shared" \
+  -L"$target" -lmoq_ffi -Wl,-rpath,"$target"
+cc "${cflags[@]}" tests/c/test_capi.c -o "$out/test_capi_static" \
+  "$target/libmoq_ffi.a" $native_libs
+# The README example must compile as written, found through the shipped pkg-config file.
+scripts/package-c "$out/prefix" debug >/dev/null
+sed -n '/^```c$/,/^```$/p' README.md | sed '1d;$d' > "$out/readme_example.c"
+# shellcheck disable=SC2046
+cc -std=c11 -Wall -Wextra -Werror "$out/readme_example.c" -o "$out/readme_example" \
+  $(PKG_CONFIG_PATH="$out/prefix/lib/pkgconfig" pkg-config --cflags --libs moq_ffi)
+
+# Start the relay; it lives as long as its stdin (our fd 3) stays open.
+coproc RELAY { exec "$target/moq-test-relay"; }
+relay_pid=$RELAY_PID
+trap 'kill $relay_pid 2>/dev/null || true' EXIT
+while IFS= read -r line <&"${RELAY[0]}"; do
+  case "$line" in
+    READY) break ;;
+    MOQ_RELAY_*=*) export "${line?}" ;;
+  esac
+done
+export SSL_CERT_FILE="$MOQ_RELAY_CA_FILE"   # moq_client_create() trusts "system" roots
+
+echo "--- C tests, shared library"
+MOQ_TEST_SCALE=10 "$out/test_capi_shared"
+echo "--- C tests, static library"
+MOQ_TEST_SCALE=10 "$out/test_capi_static"
+
+if command -v valgrind >/dev/null; then
+  echo "--- C tests under valgrind memcheck"
+  # Checked: invalid reads/writes, invalid frees, and definite leaks. Not checked:
+  # uninitialised-value tracking, which ring's AES-GCM assembly defeats (memcheck cannot see
+  # the asm initialise the tag, so every QUIC packet would be a false positive).
+  MOQ_TEST_SCALE=2 valgrind --error-exitcode=99 --leak-check=full --undef-value-errors=no \
+    --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+    --suppressions=tests/c/valgrind.supp \
+    "$out/test_capi_shared" 2>&1 | tee "$out/valgrind.log"
+  status=${PIPESTATUS[0]}
+  [ "$status" -eq 0 ] || { echo "valgrind reported errors (exit $status)"; exit 1; }
+  grep -E "ERROR SUMMARY|definitely lost|indirectly lost|Invalid (read|write)" "$out/valgrind.log" || true
+else
+  echo "valgrind not found: install it (apt-get install valgrind)" >&2
+  exit 1
+fi

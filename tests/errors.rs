@@ -1,0 +1,326 @@
+//! Typed errors against a real relay: rendezvous, duplicates, unknown tracks, TLS, dead relays.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use moq_ffi::core::{
+    AnnounceError, Client, ClientConfig, ConnectError, ConnectionState, PublishError,
+    SubscribeError,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_before_announce_waits_for_the_publisher() {
+    for scheme in SCHEMES {
+        let relay = relay();
+        let publisher_client = connect(&relay, scheme).await;
+        let subscriber_client = connect(&relay, scheme).await;
+        let pending = tokio::spawn(async move {
+            let result = subscriber_client.subscribe("late/ns", "t", sub()).await;
+            (result, subscriber_client)
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        publisher_client.announce("late/ns").await.unwrap();
+        let publisher = publisher_client
+            .create_publisher("late/ns", "t", stream())
+            .unwrap();
+        let (result, _client) = pending.await.unwrap();
+        let mut subscriber = result.expect("subscription completes once the publisher appears");
+        publisher.publish(b"hi".to_vec()).unwrap();
+        let object = tokio::time::timeout(Duration::from_secs(5), subscriber.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(object.payload.as_ref(), b"hi", "over {scheme}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_without_publisher_fails_with_not_found_after_rendezvous() {
+    let relay = relay();
+    let mut config = config(&relay, "moqt");
+    config.rendezvous_timeout = Duration::from_millis(800);
+    let client = Client::new(config).unwrap();
+    client.connect().await.unwrap();
+    let started = Instant::now();
+    let err = client
+        .subscribe("nobody/here", "t", sub())
+        .await
+        .unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, SubscribeError::NotFound { .. }), "{err:?}");
+    assert!(
+        waited >= Duration::from_millis(700),
+        "gave up after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(15), "waited {waited:?}");
+    assert!(err.to_string().contains("not found"), "{err}");
+    // The session survives a failed subscription.
+    assert!(client.is_connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_track_in_an_announced_namespace_is_not_found() {
+    let relay = relay();
+    let mut config = config(&relay, "https");
+    config.rendezvous_timeout = Duration::from_millis(300);
+    let client = Client::new(config).unwrap();
+    client.connect().await.unwrap();
+    client.announce("known").await.unwrap();
+    let _publisher = client.create_publisher("known", "real", stream()).unwrap();
+    let err = client
+        .subscribe("known", "imaginary", sub())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SubscribeError::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_announce_on_one_client_is_a_typed_error() {
+    let relay = relay();
+    let client = connect(&relay, "moqt").await;
+    client.announce("dup").await.unwrap();
+    let err = client.announce("dup").await.unwrap_err();
+    assert!(matches!(err, AnnounceError::Duplicate { .. }), "{err:?}");
+    assert!(client.is_connected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_announce_across_clients_is_a_typed_error() {
+    let relay = relay();
+    let first = connect(&relay, "moqt").await;
+    let second = connect(&relay, "moqt").await;
+    first.announce("taken").await.unwrap();
+    let err = second.announce("taken").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AnnounceError::Duplicate { .. }
+                | AnnounceError::Refused { .. }
+                | AnnounceError::NotConnected
+        ),
+        "{err:?}"
+    );
+    // The first publisher is unaffected.
+    assert!(first.is_connected());
+    let publisher = first.create_publisher("taken", "t", stream()).unwrap();
+    let mut sub = first.subscribe("taken", "t", sub()).await.unwrap();
+    publisher.publish(b"still mine".to_vec()).unwrap();
+    let object = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(object.payload.as_ref(), b"still mine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_releases_the_namespace_at_once() {
+    let relay = relay();
+    let first = connect(&relay, "moqt").await;
+    first.announce("handover").await.unwrap();
+    first.close().await;
+    assert_eq!(first.state(), ConnectionState::Disconnected);
+    let second = connect(&relay, "moqt").await;
+    // Well within the relay's 10 s idle timeout: the close released it.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match second.announce("handover").await {
+            Ok(()) => break,
+            Err(err) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = err;
+            }
+            Err(err) => panic!("namespace still held after close: {err}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_while_not_connected_are_typed_errors() {
+    let relay = relay();
+    let client = Client::new(config(&relay, "moqt")).unwrap();
+    assert_eq!(client.state(), ConnectionState::Disconnected);
+    assert_eq!(
+        client.announce("x").await.unwrap_err(),
+        AnnounceError::NotConnected
+    );
+    assert!(matches!(
+        client.create_publisher("x", "t", stream()),
+        Err(PublishError::NotConnected)
+    ));
+    assert!(matches!(
+        client.subscribe("x", "t", sub()).await,
+        Err(SubscribeError::NotConnected)
+    ));
+    client.connect().await.unwrap();
+    assert!(matches!(
+        client.create_publisher("never-announced", "t", stream()),
+        Err(PublishError::NotAnnounced { .. })
+    ));
+    assert!(matches!(
+        client.connect().await,
+        Err(ConnectError::AlreadyConnected)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_certificate_is_a_tls_error_both_schemes() {
+    let relay = relay();
+    for scheme in SCHEMES {
+        let mut config = ClientConfig::new(url(&relay, scheme));
+        config.tls.use_system_roots = false; // and no extra CA: the relay is not trusted
+        let client = Client::new(config).unwrap();
+        let err = client.connect().await.unwrap_err();
+        assert!(matches!(err, ConnectError::Tls { .. }), "{scheme}: {err:?}");
+        assert!(err.to_string().contains("CA"), "{err}");
+        assert_eq!(client.state(), ConnectionState::Failed);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_fingerprint_accepts_the_relay_and_a_mismatch_is_a_tls_error() {
+    let relay = relay();
+    let fingerprint = moq_ffi::core::certificate_sha256(relay.cert_der());
+    let mut good = ClientConfig::new(relay.moqt_url());
+    good.tls.use_system_roots = false;
+    good.tls.pinned_sha256 = vec![fingerprint];
+    let client = Client::new(good).unwrap();
+    client.connect().await.expect("pinned certificate accepted");
+
+    let mut bad = ClientConfig::new(relay.https_url());
+    bad.tls.pinned_sha256 = vec![[0u8; 32]];
+    let client = Client::new(bad).unwrap();
+    let err = client.connect().await.unwrap_err();
+    assert!(matches!(err, ConnectError::Tls { .. }), "{err:?}");
+    assert!(err.to_string().contains("fingerprint"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_address_times_out_within_the_configured_bound() {
+    // A bound UDP socket that never answers: nothing is listening for QUIC there.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut config = ClientConfig::new(format!("moqt://127.0.0.1:{port}"));
+    config.connect_timeout = Duration::from_millis(700);
+    let client = Client::new(config).unwrap();
+    let started = Instant::now();
+    let err = client.connect().await.unwrap_err();
+    let took = started.elapsed();
+    assert!(matches!(err, ConnectError::Timeout { .. }), "{err:?}");
+    assert!(
+        took >= Duration::from_millis(650) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(client.state(), ConnectionState::Failed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_urls_are_config_errors() {
+    for url in ["http://relay:1", "not a url", "moqt://", "ftp://x"] {
+        let err = Client::new(ClientConfig::new(url)).err().expect(url);
+        assert!(!err.to_string().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_stopped_mid_stream_fails_within_the_detection_bound() {
+    for scheme in SCHEMES {
+        let mut relay = relay();
+        let client = connect(&relay, scheme).await;
+        client.announce("doomed").await.unwrap();
+        let publisher = client.create_publisher("doomed", "t", stream()).unwrap();
+        let mut subscription = client.subscribe("doomed", "t", sub()).await.unwrap();
+        publisher.publish(b"before".to_vec()).unwrap();
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), subscription.next())
+                .await
+                .is_ok()
+        );
+
+        let mut states = client.state_watch();
+        relay.stop();
+        let stopped = Instant::now();
+        let bound = client.config().idle_timeout + Duration::from_secs(2);
+        tokio::time::timeout(bound, states.wait_for(|s| *s == ConnectionState::Failed))
+            .await
+            .unwrap_or_else(|_| panic!("{scheme}: loss not detected within {bound:?}"))
+            .unwrap();
+        let detected = stopped.elapsed();
+        assert!(detected >= Duration::from_millis(500), "{detected:?}");
+        assert!(!client.is_connected());
+        assert!(matches!(
+            publisher.publish(b"after".to_vec()),
+            Err(PublishError::NotConnected)
+        ));
+        assert!(matches!(
+            client.subscribe("doomed", "t", sub()).await,
+            Err(SubscribeError::NotConnected)
+        ));
+        let end = tokio::time::timeout(Duration::from_secs(2), subscription.next())
+            .await
+            .expect("subscriber told");
+        assert!(
+            matches!(end, Err(SubscribeError::ConnectionLost) | Ok(None)),
+            "{end:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_objects_are_rejected_on_publish() {
+    let relay = relay();
+    let mut config = config(&relay, "moqt");
+    config.max_object_size = 1000;
+    let client = Client::new(config).unwrap();
+    client.connect().await.unwrap();
+    client.announce("big").await.unwrap();
+    let publisher = client.create_publisher("big", "t", stream()).unwrap();
+    assert!(matches!(
+        publisher.publish(vec![0u8; 1001]),
+        Err(PublishError::ObjectTooLarge {
+            size: 1001,
+            max: 1000
+        })
+    ));
+    publisher.publish(vec![0u8; 1000]).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_incoming_objects_end_the_subscription_instead_of_buffering() {
+    let relay = relay();
+    let publisher_client = connect(&relay, "moqt").await;
+    let mut small = config(&relay, "moqt");
+    small.max_object_size = 1000;
+    let subscriber_client = Client::new(small).unwrap();
+    subscriber_client.connect().await.unwrap();
+    publisher_client.announce("flood").await.unwrap();
+    let publisher = publisher_client
+        .create_publisher("flood", "t", stream())
+        .unwrap();
+    let mut sub = subscriber_client
+        .subscribe("flood", "t", sub())
+        .await
+        .unwrap();
+    publisher.publish(vec![1u8; 10]).unwrap();
+    publisher.publish(vec![2u8; 5000]).unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap();
+    assert_eq!(first.unwrap().unwrap().payload.len(), 10);
+    let second = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            second,
+            Err(SubscribeError::ObjectTooLarge {
+                size: 5000,
+                max: 1000
+            })
+        ),
+        "{second:?}"
+    );
+}
