@@ -405,8 +405,9 @@ struct MoqResult moq_publish_data(struct MoqPublisher *publisher,
 MOQ_API void moq_publisher_destroy(struct MoqPublisher *publisher);
 
 /**
- * Initialise the library: installs the TLS crypto provider and a stderr logger controlled
- * by the `MOQ_LOG` environment variable (`env_logger` syntax, default `moq_ffi=warn`).
+ * Initialise the library: installs the TLS crypto provider and a stderr logger whose level
+ * is the `MOQ_LOG` environment variable (`error`, `warn`, `info`, `debug`, `trace`, `off`;
+ * default `warn`).
  * Optional (every function initialises what it needs), idempotent, thread-safe.
  * Returns true.
  */

@@ -12,5 +12,9 @@
 
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod capi;
 pub mod core;
+mod delivery;
+
+uniffi::setup_scaffolding!();

@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::boundary::{self, opt_str_arg, str_arg, CError};
-use super::callbacks::{stopped, Gate, Worker};
 use super::types::*;
 use crate::core::connection::lock;
 use crate::core::{
     runtime, AnnounceError, Client, ClientConfig, ConfigError, ConnectError, ConnectionState,
     NamespaceEvent, RuntimeError,
 };
+use crate::delivery::{stopped, Gate, Worker};
 
 /// What a `MoqClient` holds. Shared with its worker threads through `Arc`s so that a
 /// destroy from inside a callback never frees memory a worker still uses.

@@ -8,7 +8,6 @@
 //! from inside one of them). See `include/moq_ffi.h` for the contract of each function.
 
 mod boundary;
-mod callbacks;
 mod client;
 mod publisher;
 mod strings;

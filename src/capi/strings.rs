@@ -5,8 +5,9 @@ use std::os::raw::c_char;
 
 use super::boundary;
 
-/// Initialise the library: installs the TLS crypto provider and a stderr logger controlled
-/// by the `MOQ_LOG` environment variable (`env_logger` syntax, default `moq_ffi=warn`).
+/// Initialise the library: installs the TLS crypto provider and a stderr logger whose level
+/// is the `MOQ_LOG` environment variable (`error`, `warn`, `info`, `debug`, `trace`, `off`;
+/// default `warn`).
 /// Optional (every function initialises what it needs), idempotent, thread-safe.
 /// Returns true.
 #[no_mangle]
@@ -21,10 +22,7 @@ pub(crate) fn init_once() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
         crate::core::runtime::install_crypto_provider();
-        let _ = env_logger::Builder::from_env(
-            env_logger::Env::new().filter_or("MOQ_LOG", "moq_ffi=warn"),
-        )
-        .try_init();
+        crate::api::init_logging_from_env();
     });
 }
 

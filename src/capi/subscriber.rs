@@ -7,11 +7,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::boundary::{self, str_arg, CError};
-use super::callbacks::{stopped, Gate, Worker};
 use super::client::client_arg;
 use super::types::*;
 use crate::core::connection::lock;
 use crate::core::{parse_catalog, runtime, Client, Object, SubscribeError, SubscriberOptions};
+use crate::delivery::{stopped, Gate, Worker};
 
 /// Objects pulled from the core per wake-up: one runtime round trip per batch.
 const BATCH: usize = 256;
@@ -178,7 +178,7 @@ fn deliver(
     user_data: UserData,
     shared: Arc<Shared>,
     gate: Arc<Gate>,
-    stop: super::callbacks::Stop,
+    stop: crate::delivery::Stop,
 ) {
     let Ok(handle) = runtime::handle() else {
         shared.update(|s| {

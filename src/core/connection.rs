@@ -65,7 +65,18 @@ struct Inner {
 
 /// One established session. Shared by the publishers and subscribers created on it, so they
 /// fail with `NotConnected` once it is lost, and never reach a later session by accident.
-pub(crate) struct Live {
+/// Its parts are dropped inside the runtime's context, on whichever thread lets go last.
+pub(crate) struct Live(super::runtime::RuntimeDrop<LiveParts>);
+
+impl std::ops::Deref for Live {
+    type Target = LiveParts;
+    fn deref(&self) -> &LiveParts {
+        &self.0
+    }
+}
+
+/// What a [`Live`] session holds.
+pub(crate) struct LiveParts {
     pub(crate) publisher: moq_transport::session::Publisher,
     pub(crate) subscriber: moq_transport::session::Subscriber,
     pub(crate) config: ClientConfig,
@@ -73,6 +84,8 @@ pub(crate) struct Live {
     endpoint: quinn::Endpoint,
     lost: watch::Sender<bool>,
     announced: Mutex<HashMap<String, Announcement>>,
+    /// Upstream subscriptions shared by this session's local subscribers.
+    pub(crate) tracks: super::subscription::TrackRegistry,
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -279,7 +292,7 @@ impl Client {
         };
 
         let (lost, _) = watch::channel(false);
-        let live = Arc::new(Live {
+        let live = Arc::new(Live(super::runtime::RuntimeDrop::new(LiveParts {
             publisher,
             subscriber,
             config: config.clone(),
@@ -287,8 +300,9 @@ impl Client {
             endpoint: established.endpoint,
             lost,
             announced: Mutex::new(HashMap::new()),
+            tracks: Default::default(),
             supervisor: Mutex::new(None),
-        });
+        })));
         let supervisor = tokio::spawn(supervise(
             Arc::downgrade(&self.inner),
             live.clone(),
@@ -386,6 +400,10 @@ impl Client {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // The last reference may go away on any thread (a foreign finalizer, a C destroy):
+        // tearing the session down needs the runtime's context.
+        let _runtime = super::runtime::handle().ok();
+        let _entered = _runtime.as_ref().map(|handle| handle.enter());
         if let Some(live) = lock(&self.live).take() {
             live.shutdown(0, "client dropped");
         }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod publisher;
 pub mod runtime;
 pub mod subscriber;
+mod subscription;
 mod tls;
 mod transport;
 

@@ -298,6 +298,10 @@ impl std::fmt::Debug for Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
+        // May run on any thread; ending the track and releasing the session need the
+        // runtime's context.
+        let runtime = super::runtime::handle().ok();
+        let _entered = runtime.as_ref().map(|handle| handle.enter());
         self.close();
     }
 }

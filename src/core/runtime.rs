@@ -62,3 +62,29 @@ pub(crate) fn install_crypto_provider() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
 }
+
+/// Owns a value whose destructor needs the runtime's context (QUIC endpoints, sessions),
+/// and drops it inside that context, whichever thread the last reference goes away on.
+pub(crate) struct RuntimeDrop<T>(std::mem::ManuallyDrop<T>);
+
+impl<T> RuntimeDrop<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Self(std::mem::ManuallyDrop::new(value))
+    }
+}
+
+impl<T> std::ops::Deref for RuntimeDrop<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> Drop for RuntimeDrop<T> {
+    fn drop(&mut self) {
+        let handle = handle().ok();
+        let _entered = handle.as_ref().map(|handle| handle.enter());
+        // SAFETY: dropped exactly once, here; never used again.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.0) }
+    }
+}

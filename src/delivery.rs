@@ -1,5 +1,6 @@
-//! Running foreign callbacks safely: never under a library lock, and never after the owner
-//! was torn down.
+//! Running foreign callbacks safely (shared by the UniFFI and C layers): never under a
+//! library lock, never after their owner was torn down, on library threads of their own so a
+//! slow callback cannot stall the async runtime.
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{JoinHandle, ThreadId};

@@ -1,0 +1,60 @@
+"""Fixtures: a real relay (the moq-test-relay binary) and client configurations trusting it."""
+
+import os
+import subprocess
+
+import pytest
+
+import moq_ffi
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class Relay:
+    def __init__(self):
+        binary = os.environ.get(
+            "MOQ_TEST_RELAY_BIN", os.path.join(ROOT, "target", "debug", "moq-test-relay")
+        )
+        self.process = subprocess.Popen(
+            [binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.env = {}
+        for line in self.process.stdout:
+            line = line.strip()
+            if line == "READY":
+                break
+            key, _, value = line.partition("=")
+            self.env[key] = value
+        self.moqt_url = self.env["MOQ_RELAY_MOQT_URL"]
+        self.https_url = self.env["MOQ_RELAY_HTTPS_URL"]
+        self.ca_file = self.env["MOQ_RELAY_CA_FILE"]
+
+    def url(self, scheme):
+        return self.moqt_url if scheme == "moqt" else self.https_url
+
+    def config(self, scheme="moqt", **overrides):
+        config = moq_ffi.default_client_config(self.url(scheme))
+        config.tls = moq_ffi.TlsOptions(
+            use_system_roots=False,
+            extra_ca_pem=[],
+            extra_ca_files=[self.ca_file],
+            pinned_sha256=[],
+            danger_accept_any_certificate=False,
+        )
+        config.idle_timeout_ms = 2000
+        config.keep_alive_interval_ms = 300
+        config.rendezvous_timeout_ms = 2000
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        return config
+
+    def stop(self):
+        self.process.stdin.close()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def relay():
+    relay = Relay()
+    yield relay
+    relay.stop()

@@ -1,0 +1,19 @@
+"""The README's Python example must work as written."""
+
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_readme_example_runs_as_written(relay):
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    example = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    env = dict(os.environ, MOQ_RELAY_URL=relay.moqt_url, SSL_CERT_FILE=relay.ca_file)
+    result = subprocess.run(
+        [sys.executable, "-c", example], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "b'hello'"

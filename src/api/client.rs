@@ -1,0 +1,225 @@
+//! `Client`: connect, announce, publish, subscribe, discover.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use super::listeners::{
+    report, CatalogListener, ConnectionListener, ListenerHandle, NamespaceListener, ObjectListener,
+};
+use super::records::{ClientConfig, ConnectionState, PublisherOptions};
+use super::subscriber::Subscriber;
+use super::{on_runtime, MoqError, Publisher};
+use crate::core::{self, runtime, NamespaceEvent, SubscriberOptions};
+use crate::delivery::{stopped, Gate, Worker};
+
+/// A MoQT client: one session with a relay. Thread-safe; share it freely.
+///
+/// `close()` ends the session (announced namespaces are released at once). The session is
+/// also closed when the last reference to the client goes away.
+#[derive(uniffi::Object)]
+pub struct Client {
+    core: core::Client,
+}
+
+#[uniffi::export]
+impl Client {
+    /// Create a client (validates the URL and TLS settings; does not connect).
+    #[uniffi::constructor]
+    pub fn new(config: ClientConfig) -> Result<Arc<Self>, MoqError> {
+        crate::core::runtime::install_crypto_provider();
+        let core = core::Client::new(config.to_core()?)?;
+        Ok(Arc::new(Self { core }))
+    }
+
+    /// Connect (QUIC + TLS, WebTransport for `https://`, MoQT SETUP), bounded by the connect
+    /// timeout.
+    pub async fn connect(&self) -> Result<(), MoqError> {
+        let core = self.core.clone();
+        on_runtime(async move { Ok(core.connect().await?) }).await
+    }
+
+    /// Blocking form of `connect`, for plain threads. Fails with `WrongThread` if called
+    /// from a library thread (e.g. inside a listener).
+    pub fn connect_blocking(&self) -> Result<(), MoqError> {
+        Ok(runtime::block_on(self.core.connect())??)
+    }
+
+    /// Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
+    /// State becomes `Disconnected`. Idempotent.
+    pub async fn close(&self) {
+        let core = self.core.clone();
+        let _ = on_runtime(async move {
+            core.close().await;
+            Ok(())
+        })
+        .await;
+    }
+
+    /// The current connection state.
+    pub fn state(&self) -> ConnectionState {
+        self.core.state().into()
+    }
+
+    /// Whether the session is established.
+    pub fn is_connected(&self) -> bool {
+        self.core.is_connected()
+    }
+
+    /// Announce a namespace (`/`-separated, e.g. `"room/alice"`), waiting for the relay to
+    /// accept it.
+    pub async fn announce(&self, namespace: String) -> Result<(), MoqError> {
+        let core = self.core.clone();
+        on_runtime(async move { Ok(core.announce(&namespace).await?) }).await
+    }
+
+    /// Withdraw a namespace this client announced. Returns whether it was announced.
+    pub fn unannounce(&self, namespace: String) -> bool {
+        self.core.unannounce(&namespace)
+    }
+
+    /// Create a publisher for `track` in an announced namespace.
+    pub fn create_publisher(
+        &self,
+        namespace: String,
+        track: String,
+        options: Option<PublisherOptions>,
+    ) -> Result<Arc<Publisher>, MoqError> {
+        let options = options.unwrap_or_default().to_core();
+        let publisher = self.core.create_publisher(&namespace, &track, options)?;
+        Ok(Publisher::new(publisher))
+    }
+
+    /// Subscribe to `track` in `namespace`; read objects with `next()` / `next_batch()`.
+    /// Returns once the relay accepted (waiting up to the rendezvous timeout for a
+    /// publisher).
+    pub async fn subscribe(
+        &self,
+        namespace: String,
+        track: String,
+    ) -> Result<Arc<Subscriber>, MoqError> {
+        let core = self.core.clone();
+        on_runtime(async move {
+            let subscriber = core
+                .subscribe(&namespace, &track, SubscriberOptions::default())
+                .await?;
+            Ok(Subscriber::pull(subscriber))
+        })
+        .await
+    }
+
+    /// Subscribe and deliver objects to `listener` (in order, in batches) on a library
+    /// thread. The subscriber's `close()` stops delivery; no listener call runs after it
+    /// returns.
+    pub async fn subscribe_with_listener(
+        &self,
+        namespace: String,
+        track: String,
+        listener: Arc<dyn ObjectListener>,
+    ) -> Result<Arc<Subscriber>, MoqError> {
+        let core = self.core.clone();
+        let subscriber = on_runtime(async move {
+            Ok(core
+                .subscribe(&namespace, &track, SubscriberOptions::default())
+                .await?)
+        })
+        .await?;
+        Subscriber::with_listener(subscriber, listener)
+    }
+
+    /// Subscribe to a catalog track: each well-formed catalog is delivered to `listener` as
+    /// a track list; malformed ones are logged and skipped.
+    pub async fn subscribe_catalog(
+        &self,
+        namespace: String,
+        track: String,
+        listener: Arc<dyn CatalogListener>,
+    ) -> Result<Arc<Subscriber>, MoqError> {
+        let core = self.core.clone();
+        let subscriber = on_runtime(async move {
+            Ok(core
+                .subscribe(&namespace, &track, SubscriberOptions::default())
+                .await?)
+        })
+        .await?;
+        Subscriber::with_catalog_listener(subscriber, listener)
+    }
+
+    /// Observe connection state changes (the current state first). Returns the registration;
+    /// `close()` it to stop.
+    pub fn observe_state(
+        &self,
+        listener: Arc<dyn ConnectionListener>,
+    ) -> Result<Arc<ListenerHandle>, MoqError> {
+        let gate = Arc::new(Gate::default());
+        let failures = Arc::new(AtomicU64::new(0));
+        let mut states = self.core.state_watch();
+        let body_gate = gate.clone();
+        let body_failures = failures.clone();
+        let worker = Worker::spawn("moq-state", gate, move |stop| {
+            let Ok(handle) = runtime::handle() else { return };
+            let mut current = Some(*states.borrow_and_update());
+            while let Some(state) = current.take() {
+                let ran = body_gate.run(|| {
+                    report("connection", listener.on_state(state.into()), &body_failures)
+                });
+                if !ran {
+                    return;
+                }
+                current = handle.block_on(async {
+                    tokio::select! {
+                        _ = stopped(stop.clone()) => None,
+                        changed = states.changed() => changed.ok().map(|_| *states.borrow_and_update()),
+                    }
+                });
+            }
+        })
+        .map_err(thread_error)?;
+        Ok(ListenerHandle::new(worker, failures))
+    }
+
+    /// Watch namespaces announced by other publishers under `prefix` (`""` for all):
+    /// those already announced first, then changes; follows reconnects. Returns the
+    /// registration; `close()` it to stop.
+    pub fn watch_namespaces(
+        &self,
+        prefix: String,
+        listener: Arc<dyn NamespaceListener>,
+    ) -> Result<Arc<ListenerHandle>, MoqError> {
+        let handle = runtime::handle()?;
+        let mut watch = {
+            let _entered = handle.enter();
+            self.core.watch_namespaces(&prefix)
+        };
+        let gate = Arc::new(Gate::default());
+        let failures = Arc::new(AtomicU64::new(0));
+        let body_gate = gate.clone();
+        let body_failures = failures.clone();
+        let worker = Worker::spawn("moq-namespaces", gate, move |stop| loop {
+            let event = handle.block_on(async {
+                tokio::select! {
+                    _ = stopped(stop.clone()) => None,
+                    event = watch.next() => event,
+                }
+            });
+            let Some(event) = event else { return };
+            let ran = body_gate.run(|| {
+                let result = match event {
+                    NamespaceEvent::Announced(ns) => listener.on_announced(ns),
+                    NamespaceEvent::Withdrawn(ns) => listener.on_withdrawn(ns),
+                };
+                report("namespace", result, &body_failures);
+            });
+            if !ran {
+                return;
+            }
+        })
+        .map_err(thread_error)?;
+        Ok(ListenerHandle::new(worker, failures))
+    }
+}
+
+pub(crate) fn thread_error(err: std::io::Error) -> MoqError {
+    MoqError::Internal {
+        reason: format!("cannot start a delivery thread: {err}"),
+    }
+}

@@ -1,0 +1,244 @@
+//! Records and enums of the UniFFI surface.
+
+use std::time::Duration;
+
+use crate::core;
+
+/// Certificate trust. Defaults: system roots on, nothing else.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct TlsOptions {
+    /// Trust the system root certificates (honouring `SSL_CERT_FILE` / `SSL_CERT_DIR`).
+    #[uniffi(default = true)]
+    pub use_system_roots: bool,
+    /// Extra trusted CA certificates, PEM text.
+    #[uniffi(default = [])]
+    pub extra_ca_pem: Vec<String>,
+    /// Extra trusted CA certificate files (PEM).
+    #[uniffi(default = [])]
+    pub extra_ca_files: Vec<String>,
+    /// SHA-256 fingerprints (64 hex digits, colons allowed) of accepted relay certificates.
+    /// When set, they replace CA validation.
+    #[uniffi(default = [])]
+    pub pinned_sha256: Vec<String>,
+    /// DEVELOPMENT ONLY: accept any certificate. Logged as a warning on every connect.
+    #[uniffi(default = false)]
+    pub danger_accept_any_certificate: bool,
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        Self {
+            use_system_roots: true,
+            extra_ca_pem: Vec::new(),
+            extra_ca_files: Vec::new(),
+            pinned_sha256: Vec::new(),
+            danger_accept_any_certificate: false,
+        }
+    }
+}
+
+/// Client configuration. Only `url` is required; every other field has a default.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct ClientConfig {
+    /// `moqt://host:port` (raw QUIC) or `https://host:port` (WebTransport).
+    pub url: String,
+    /// Certificate trust.
+    #[uniffi(default = None)]
+    pub tls: Option<TlsOptions>,
+    /// Handshake bound, milliseconds.
+    #[uniffi(default = 10000)]
+    pub connect_timeout_ms: u64,
+    /// Per-request bound (announce, subscribe acknowledgement), milliseconds.
+    #[uniffi(default = 10000)]
+    pub request_timeout_ms: u64,
+    /// How long a subscription waits for a publisher to appear, milliseconds.
+    #[uniffi(default = 5000)]
+    pub rendezvous_timeout_ms: u64,
+    /// QUIC keep-alive interval, milliseconds.
+    #[uniffi(default = 1000)]
+    pub keep_alive_interval_ms: u64,
+    /// A session silent this long is declared lost (the loss-detection bound), milliseconds.
+    #[uniffi(default = 5000)]
+    pub idle_timeout_ms: u64,
+    /// Largest object accepted on publish and receive, bytes.
+    #[uniffi(default = 16777216)]
+    pub max_object_size: u64,
+}
+
+impl ClientConfig {
+    pub(crate) fn to_core(&self) -> Result<core::ClientConfig, super::MoqError> {
+        let mut config = core::ClientConfig::new(self.url.clone());
+        let tls = self.tls.clone().unwrap_or_default();
+        config.tls.use_system_roots = tls.use_system_roots;
+        config.tls.extra_ca_pem = tls
+            .extra_ca_pem
+            .into_iter()
+            .map(String::into_bytes)
+            .collect();
+        config.tls.extra_ca_files = tls.extra_ca_files.into_iter().map(Into::into).collect();
+        config.tls.pinned_sha256 = tls
+            .pinned_sha256
+            .iter()
+            .map(|pin| core::config::parse_fingerprint(pin))
+            .collect::<Result<_, _>>()?;
+        config.tls.danger_accept_any_certificate = tls.danger_accept_any_certificate;
+        config.connect_timeout = Duration::from_millis(self.connect_timeout_ms);
+        config.request_timeout = Duration::from_millis(self.request_timeout_ms);
+        config.rendezvous_timeout = Duration::from_millis(self.rendezvous_timeout_ms);
+        config.keep_alive_interval = Duration::from_millis(self.keep_alive_interval_ms);
+        config.idle_timeout = Duration::from_millis(self.idle_timeout_ms);
+        config.max_object_size = usize::try_from(self.max_object_size).unwrap_or(usize::MAX);
+        Ok(config)
+    }
+}
+
+/// A configuration for `url` with every default.
+#[uniffi::export]
+pub fn default_client_config(url: String) -> ClientConfig {
+    ClientConfig {
+        url,
+        tls: None,
+        connect_timeout_ms: 10_000,
+        request_timeout_ms: 10_000,
+        rendezvous_timeout_ms: 5_000,
+        keep_alive_interval_ms: 1_000,
+        idle_timeout_ms: 5_000,
+        max_object_size: 16 * 1024 * 1024,
+    }
+}
+
+/// How a track's objects travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum DeliveryMode {
+    /// Reliable and ordered (QUIC streams).
+    Stream,
+    /// Lossy (QUIC datagrams): may drop, never corrupts; objects must fit one datagram.
+    Datagram,
+}
+
+/// Publisher settings.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct PublisherOptions {
+    /// Delivery mode.
+    pub delivery: DeliveryMode,
+    /// Priority, 0 (highest) to 255.
+    #[uniffi(default = 128)]
+    pub priority: u8,
+    /// Objects per group before a new group starts automatically.
+    #[uniffi(default = 1024)]
+    pub max_group_objects: u64,
+}
+
+impl Default for PublisherOptions {
+    fn default() -> Self {
+        Self {
+            delivery: DeliveryMode::Stream,
+            priority: 128,
+            max_group_objects: 1024,
+        }
+    }
+}
+
+impl PublisherOptions {
+    pub(crate) fn to_core(&self) -> core::PublisherOptions {
+        core::PublisherOptions {
+            delivery: match self.delivery {
+                DeliveryMode::Stream => core::DeliveryMode::Stream,
+                DeliveryMode::Datagram => core::DeliveryMode::Datagram,
+            },
+            priority: self.priority,
+            max_group_objects: self.max_group_objects.max(1),
+            ..core::PublisherOptions::default()
+        }
+    }
+}
+
+/// A received object.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ReceivedObject {
+    /// Group id.
+    pub group_id: u64,
+    /// Object id within the group.
+    pub object_id: u64,
+    /// The payload, exactly as published.
+    pub payload: Vec<u8>,
+}
+
+impl From<core::Object> for ReceivedObject {
+    fn from(object: core::Object) -> Self {
+        Self {
+            group_id: object.group_id,
+            object_id: object.object_id,
+            payload: object.payload.to_vec(),
+        }
+    }
+}
+
+/// Where a published object went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct ObjectLocation {
+    /// Group id.
+    pub group_id: u64,
+    /// Object id within the group.
+    pub object_id: u64,
+}
+
+/// Connection state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ConnectionState {
+    /// Not connected.
+    Disconnected,
+    /// Connecting.
+    Connecting,
+    /// Connected.
+    Connected,
+    /// Connect failed or the session was lost.
+    Failed,
+}
+
+impl From<core::ConnectionState> for ConnectionState {
+    fn from(state: core::ConnectionState) -> Self {
+        match state {
+            core::ConnectionState::Disconnected => Self::Disconnected,
+            core::ConnectionState::Connecting => Self::Connecting,
+            core::ConnectionState::Connected => Self::Connected,
+            core::ConnectionState::Failed => Self::Failed,
+        }
+    }
+}
+
+/// A track listed in a catalog.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TrackInfo {
+    /// Track name.
+    pub name: String,
+    /// Codec, if given.
+    pub codec: Option<String>,
+    /// MIME type, if given.
+    pub mime_type: Option<String>,
+    /// Width in pixels (0 if unknown).
+    pub width: u32,
+    /// Height in pixels (0 if unknown).
+    pub height: u32,
+    /// Bitrate in bits/s (0 if unknown).
+    pub bitrate: u32,
+    /// Sample rate in Hz (0 if unknown).
+    pub sample_rate: u32,
+    /// Language tag, if given.
+    pub language: Option<String>,
+}
+
+impl From<core::TrackInfo> for TrackInfo {
+    fn from(t: core::TrackInfo) -> Self {
+        Self {
+            name: t.name,
+            codec: t.codec,
+            mime_type: t.mime_type,
+            width: t.width,
+            height: t.height,
+            bitrate: t.bitrate,
+            sample_rate: t.sample_rate,
+            language: t.language,
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! One upstream subscription per track and session, fanned out to local subscribers.
+//!
+//! A MoQT session may hold only one subscription per track, and a reader that joins a
+//! track late sees only what the transport still retains. So each session opens a track
+//! once, reads it with a single reader that starts before any object can arrive, and hands
+//! every object to each local subscriber's own channel: a local subscriber receives exactly
+//! the objects read after it joined, in order, once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use moq_transport::coding::{KeyValuePairs, TrackNamespace};
+use moq_transport::message::PublishDoneCode;
+use moq_transport::serve::{ServeError, SubgroupObjectReader, Track, TrackReader, TrackReaderMode};
+use moq_transport::session::Subscribe;
+use tokio::sync::{mpsc, watch};
+
+use super::connection::{lock, Live};
+use super::error::SubscribeError;
+use super::subscriber::{Object, SubscriberOptions};
+
+/// What a local subscriber shares with the fan-out: its identity and end state. (The
+/// sending half of its channel belongs to the fan-out alone, so leaving closes it.)
+pub(crate) struct Sink {
+    id: u64,
+    pub(crate) end: Arc<Mutex<Option<Result<(), SubscribeError>>>>,
+    pub(crate) active: watch::Sender<bool>,
+}
+
+/// The local subscribers of one upstream subscription.
+#[derive(Default)]
+pub(crate) struct Fanout {
+    sinks: Mutex<Vec<(Arc<Sink>, mpsc::Sender<Object>)>>,
+    next_id: Mutex<u64>,
+    /// Set once the upstream subscription has ended; later joiners open a new one.
+    ended: Mutex<bool>,
+}
+
+impl Sink {
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Fanout {
+    /// Hand `object` to every local subscriber (waiting for room in each channel: a slow
+    /// reader slows delivery rather than losing objects). False when none is left.
+    async fn send(&self, object: Object) -> bool {
+        let sinks: Vec<(u64, mpsc::Sender<Object>)> = lock(&self.sinks)
+            .iter()
+            .map(|(sink, tx)| (sink.id, tx.clone()))
+            .collect();
+        let mut gone = Vec::new();
+        for (id, tx) in &sinks {
+            if tx.send(object.clone()).await.is_err() {
+                gone.push(*id);
+            }
+        }
+        drop(sinks);
+        let mut current = lock(&self.sinks);
+        current.retain(|(sink, _)| !gone.contains(&sink.id));
+        !current.is_empty()
+    }
+
+    /// End delivery for every local subscriber with `outcome`.
+    fn finish(&self, outcome: &Result<(), SubscribeError>) {
+        *lock(&self.ended) = true;
+        for (sink, _objects) in std::mem::take(&mut *lock(&self.sinks)) {
+            lock(&sink.end).get_or_insert_with(|| outcome.clone());
+            sink.active.send_replace(false);
+        }
+    }
+
+    /// Remove one local subscriber (its channel closes once the fan-out lets go of it).
+    pub(crate) fn leave(&self, id: u64) {
+        lock(&self.sinks).retain(|(sink, _)| sink.id != id);
+    }
+}
+
+/// One upstream subscription. Held by its local subscribers; when the last lets go, the
+/// reader stops and UNSUBSCRIBE is sent.
+pub(crate) struct SharedTrack {
+    subscribe: Mutex<Option<Subscribe>>,
+    pub(crate) fanout: Arc<Fanout>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SharedTrack {
+    /// Unsubscribe upstream and wait (bounded) for the relay to acknowledge.
+    pub(crate) async fn unsubscribe(&self, live: &Live) {
+        self.task.abort();
+        let subscribe = lock(&self.subscribe).take();
+        if let (Some(subscribe), false) = (subscribe, live.is_lost()) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), subscribe.unsubscribe()).await;
+        }
+    }
+}
+
+impl Drop for SharedTrack {
+    fn drop(&mut self) {
+        // Dropping the Subscribe handle sends UNSUBSCRIBE.
+        self.task.abort();
+    }
+}
+
+/// The registry entry of one track: serializes opening it, then points at it weakly.
+type Slot = Arc<tokio::sync::Mutex<Weak<SharedTrack>>>;
+
+/// Per-session registry of shared tracks, keyed by (namespace, track).
+#[derive(Default)]
+pub(crate) struct TrackRegistry {
+    slots: Mutex<HashMap<(String, String), Slot>>,
+}
+
+/// Join the session's subscription to the track (opening it if needed) as a new local
+/// subscriber. Every object read after this returns reaches the returned channel.
+pub(crate) async fn join(
+    live: &Arc<Live>,
+    namespace: &str,
+    track: &str,
+    options: SubscriberOptions,
+) -> Result<(Arc<SharedTrack>, Arc<Sink>, mpsc::Receiver<Object>), SubscribeError> {
+    let slot = {
+        let mut slots = lock(&live.tracks.slots);
+        slots.retain(|_, slot| {
+            Arc::strong_count(slot) > 1 || slot.try_lock().is_ok_and(|t| t.strong_count() > 0)
+        });
+        slots
+            .entry((namespace.to_string(), track.to_string()))
+            .or_default()
+            .clone()
+    };
+    let mut current = slot.lock().await;
+    let shared = match current.upgrade().filter(|s| !*lock(&s.fanout.ended)) {
+        Some(shared) => shared,
+        None => {
+            let (subscribe, reader) = open(live, namespace, track, options).await?;
+            let fanout = Arc::new(Fanout::default());
+            let task = tokio::spawn(run(reader, fanout.clone(), live.clone()));
+            let shared = Arc::new(SharedTrack {
+                subscribe: Mutex::new(Some(subscribe)),
+                fanout,
+                task,
+            });
+            *current = Arc::downgrade(&shared);
+            shared
+        }
+    };
+    drop(current);
+    let (tx, rx) = mpsc::channel(options.buffer.max(1));
+    let (active, _) = watch::channel(true);
+    let id = {
+        let mut next = lock(&shared.fanout.next_id);
+        *next += 1;
+        *next
+    };
+    let sink = Arc::new(Sink {
+        id,
+        end: Arc::new(Mutex::new(None)),
+        active,
+    });
+    lock(&shared.fanout.sinks).push((sink.clone(), tx));
+    Ok((shared, sink, rx))
+}
+
+/// The reader task of one upstream subscription.
+async fn run(reader: TrackReader, fanout: Arc<Fanout>, live: Arc<Live>) {
+    let max = live.config.max_object_size;
+    let outcome = tokio::select! {
+        result = read_track(&reader, &fanout, max) => result,
+        _ = live.wait_lost() => Err(SubscribeError::ConnectionLost),
+    };
+    if let Err(err) = &outcome {
+        log::info!("subscription ended: {err}");
+    }
+    fanout.finish(&outcome);
+}
+
+/// SUBSCRIBE, retrying "not found" until the rendezvous deadline. The relay is also asked
+/// to hold the request (RENDEZVOUS_TIMEOUT), but not every relay honours that parameter.
+async fn open(
+    live: &Live,
+    namespace: &str,
+    track: &str,
+    options: SubscriberOptions,
+) -> Result<(Subscribe, TrackReader), SubscribeError> {
+    let config = &live.config;
+    let started = Instant::now();
+    let deadline = started + config.rendezvous_timeout;
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        let (writer, reader) =
+            Track::new(TrackNamespace::from_utf8_path(namespace), track).produce();
+        let mut params = KeyValuePairs::default();
+        params.set_subscriber_priority(options.priority);
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if !remaining.is_zero() {
+            // The relay caps this at 30 s.
+            params.set_rendezvous_timeout(remaining.as_millis().min(30_000) as u64);
+        }
+        let mut subscriber = live.subscriber.clone();
+        let bound = config.request_timeout + remaining;
+        let attempt =
+            tokio::time::timeout(bound, subscriber.subscribe_open_with_params(writer, params))
+                .await;
+        let err = match attempt {
+            Err(_) => return Err(SubscribeError::Timeout { after: bound }),
+            Ok(Ok(subscribe)) => return Ok((subscribe, reader)),
+            Ok(Err(err)) => err,
+        };
+        if live.is_lost() {
+            return Err(SubscribeError::NotConnected);
+        }
+        let not_found = matches!(
+            err,
+            ServeError::NotFound | ServeError::NotFoundWithId(..) | ServeError::Timeout
+        ) || matches!(err, ServeError::Closed(code) if is_not_found_code(code));
+        // A relay that learns of the namespace before the publisher created the track may
+        // report the upstream "not found" as a generic failure (code 0): also transient
+        // while the rendezvous period lasts.
+        let transient = not_found || matches!(err, ServeError::Closed(0));
+        match err {
+            ServeError::Duplicate => {
+                return Err(SubscribeError::AlreadySubscribed {
+                    namespace: namespace.to_string(),
+                    track: track.to_string(),
+                })
+            }
+            _ if transient && Instant::now() + backoff < deadline => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(250));
+            }
+            _ if not_found => {
+                return Err(SubscribeError::NotFound {
+                    namespace: namespace.to_string(),
+                    track: track.to_string(),
+                    waited: started.elapsed(),
+                })
+            }
+            other => {
+                return Err(SubscribeError::Refused {
+                    reason: other.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// REQUEST_ERROR codes meaning "no such track/namespace (yet)": DOES_NOT_EXIST (0x10), the
+/// legacy NOT_FOUND (0x4) and TIMEOUT (0x3, a relay's rendezvous hold expiring).
+fn is_not_found_code(code: u64) -> bool {
+    matches!(code, 0x3 | 0x4 | 0x10)
+}
+
+/// Read the track in order and hand each object to every local subscriber. Returns when the
+/// track ends, fails, or no local subscriber is left.
+async fn read_track(
+    reader: &TrackReader,
+    fanout: &Fanout,
+    max: usize,
+) -> Result<(), SubscribeError> {
+    let lost = |err: ServeError| match err {
+        // TRACK_ENDED / SUBSCRIPTION_ENDED: the publisher finished normally.
+        ServeError::Done | ServeError::Cancel => Ok(()),
+        ServeError::Closed(code)
+            if code == PublishDoneCode::TrackEnded as u64
+                || code == PublishDoneCode::SubscriptionEnded as u64 =>
+        {
+            Ok(())
+        }
+        other => Err(SubscribeError::PublisherLost {
+            reason: other.to_string(),
+        }),
+    };
+    let mode = match reader.mode().await {
+        Ok(mode) => mode,
+        Err(err) => return lost(err),
+    };
+    match mode {
+        TrackReaderMode::Subgroups(mut groups) => loop {
+            let group = match groups.next().await {
+                Ok(Some(group)) => group,
+                Ok(None) => return Ok(()),
+                Err(err) => return lost(err),
+            };
+            let group_id = group.group_id;
+            log::trace!("group {group_id} opened at object {}", group.pos());
+            let mut group = group;
+            loop {
+                match group.next().await {
+                    Ok(Some(object)) => {
+                        let payload = read_object(object_checked(&object, max)?, object).await;
+                        let payload = match payload {
+                            Ok(payload) => payload,
+                            Err(err) => {
+                                log::debug!("object in group {group_id} incomplete: {err}");
+                                break;
+                            }
+                        };
+                        if !fanout.send(payload.with_group(group_id)).await {
+                            return Ok(()); // every local subscriber went away
+                        }
+                    }
+                    Ok(None) => {
+                        log::trace!("group {group_id} complete");
+                        break;
+                    }
+                    Err(err) => {
+                        // A group cut short (reset stream): move on to the next group.
+                        log::debug!("group {group_id} ended early: {err}");
+                        break;
+                    }
+                }
+            }
+        },
+        TrackReaderMode::Datagrams(mut datagrams) => loop {
+            match datagrams.read().await {
+                Ok(Some(datagram)) => {
+                    if datagram.payload.len() > max {
+                        log::warn!(
+                            "dropping datagram of {} bytes (max_object_size {max})",
+                            datagram.payload.len()
+                        );
+                        continue;
+                    }
+                    let object = Object {
+                        group_id: datagram.group_id,
+                        object_id: datagram.object_id,
+                        payload: datagram.payload,
+                    };
+                    if !fanout.send(object).await {
+                        return Ok(());
+                    }
+                }
+                Ok(None) => return Ok(()),
+                Err(err) => return lost(err),
+            }
+        },
+        TrackReaderMode::Stream(_) => Err(SubscribeError::Refused {
+            reason: "publisher uses single-stream track mode, which is not supported".into(),
+        }),
+    }
+}
+
+/// Reject an object whose announced size exceeds the limit before reading it.
+fn object_checked(object: &SubgroupObjectReader, max: usize) -> Result<u64, SubscribeError> {
+    if object.size > max {
+        return Err(SubscribeError::ObjectTooLarge {
+            size: object.size,
+            max,
+        });
+    }
+    Ok(object.object_id)
+}
+
+struct PartialObject {
+    object_id: u64,
+    payload: Bytes,
+}
+
+impl PartialObject {
+    fn with_group(self, group_id: u64) -> Object {
+        Object {
+            group_id,
+            object_id: self.object_id,
+            payload: self.payload,
+        }
+    }
+}
+
+/// Read a whole object without copying when it arrived in one chunk (the common case).
+async fn read_object(
+    object_id: u64,
+    mut object: SubgroupObjectReader,
+) -> Result<PartialObject, ServeError> {
+    let first = object.read().await?.unwrap_or_default();
+    let payload = match object.read().await? {
+        None => first,
+        Some(second) => {
+            let mut joined = BytesMut::with_capacity(object.size);
+            joined.extend_from_slice(&first);
+            joined.extend_from_slice(&second);
+            while let Some(chunk) = object.read().await? {
+                joined.extend_from_slice(&chunk);
+            }
+            joined.freeze()
+        }
+    };
+    Ok(PartialObject { object_id, payload })
+}
