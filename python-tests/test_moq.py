@@ -64,7 +64,7 @@ def test_connect_over_both_schemes(relay, scheme):
         client = await connected(relay, scheme)
         assert client.is_connected()
         assert client.state() == moq_ffi.ConnectionState.CONNECTED
-        await client.close()
+        await client.disconnect()
         assert client.state() == moq_ffi.ConnectionState.DISCONNECTED
 
     run(main())
@@ -99,8 +99,8 @@ def test_pubsub_byte_exact_through_listener_pull_and_batch(relay, scheme):
             batch += await batched.next_batch(10)
         assert [o.payload for o in batch] in ([b"a", b"b"], sent + [b"a", b"b"])
         for sub in (listened, pulled, batched):
-            await sub.close()
-        await client.close()
+            await sub.unsubscribe()
+        await client.disconnect()
 
     run(main())
 
@@ -123,9 +123,9 @@ def test_burst_of_1000_complete_and_in_order(relay):
         assert [o.payload for o in received] == [payload(i) for i in range(1000)]
         locations = [(o.group_id, o.object_id) for o in received]
         assert locations == sorted(set(locations))
-        await subscriber.close()
-        await pub_client.close()
-        await sub_client.close()
+        await subscriber.unsubscribe()
+        await pub_client.disconnect()
+        await sub_client.disconnect()
 
     run(main())
 
@@ -139,10 +139,10 @@ def test_async_for_iterates_until_the_track_ends(relay):
         subscriber = await client.subscribe(ns, "t")
         for i in range(5):
             publisher.publish(payload(i))
-        publisher.close()
+        publisher.finish()
         got = [obj.payload async for obj in subscriber]
         assert got == [payload(i) for i in range(5)]
-        await client.close()
+        await client.disconnect()
 
     run(main())
 
@@ -182,7 +182,7 @@ def test_not_connected_and_unknown_track_are_typed(relay):
         assert "not found" in str(info.value)
         with pytest.raises(moq_ffi.MoqError.InvalidArgument):
             client.create_publisher("never-announced", "t", None)
-        await client.close()
+        await client.disconnect()
 
     run(main())
 
@@ -197,13 +197,13 @@ def test_unsubscribe_stops_delivery(relay):
         subscriber = await client.subscribe_with_listener(ns, "t", collector)
         publisher.publish(b"1")
         assert collector.wait_for(1)
-        await subscriber.close()
+        await subscriber.unsubscribe()
         count = len(collector.objects)
         publisher.publish(b"2")
         await asyncio.sleep(0.2)
         assert len(collector.objects) == count
         assert not subscriber.is_active()
-        await client.close()
+        await client.disconnect()
 
     run(main())
 
@@ -237,8 +237,8 @@ def test_a_raising_listener_is_reported_and_delivery_continues(relay):
         assert subscriber.listener_failure_count() >= 2  # reported, and delivery went on
         assert listener.calls >= 2
         assert subscriber.is_active()
-        await subscriber.close()
-        await client.close()
+        await subscriber.unsubscribe()
+        await client.disconnect()
 
     run(main())
 
@@ -263,10 +263,10 @@ def test_closing_everything_leaves_no_running_tasks_or_threads(relay):
         watch = client.watch_namespaces("", NamespaceSink())
         publisher.publish(b"x")
         assert collector.wait_for(1)
-        await subscriber.close()
-        watch.close()
-        publisher.close()
-        await client.close()
+        await subscriber.unsubscribe()
+        watch.cancel()
+        publisher.finish()
+        await client.disconnect()
         assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
 
     run(cycle())  # warm up: the library runtime's threads start once per process
@@ -317,10 +317,10 @@ def test_namespace_discovery_and_catalog(relay):
             await asyncio.sleep(0.01)
         assert len(catalogs.catalogs) == 1
         assert catalogs.catalogs[0][0].name == "video" and catalogs.catalogs[0][0].width == 640
-        await sub.close()
-        watch.close()
-        await publisher_client.close()
-        await watcher.close()
+        await sub.unsubscribe()
+        watch.cancel()
+        await publisher_client.disconnect()
+        await watcher.disconnect()
 
     run(main())
 
@@ -339,7 +339,7 @@ def test_log_level_and_foreign_logger(relay):
 
     async def main():
         client = await connected(relay)
-        await client.close()
+        await client.disconnect()
 
     run(main())
     deadline = time.time() + 5

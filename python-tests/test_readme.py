@@ -17,3 +17,21 @@ def test_readme_example_runs_as_written(relay):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "b'hello'"
+
+
+def test_exit_right_after_an_async_call_does_not_abort(relay):
+    # Regression: a library thread still inside the async-continuation callback when the
+    # interpreter finalized was killed by CPython mid-unwind ("FATAL: exception not
+    # rethrown", SIGABRT) in about 1 of 7 runs.
+    script = (
+        "import asyncio, os, moq_ffi\n"
+        "async def main():\n"
+        "    c = moq_ffi.Client(moq_ffi.default_client_config(os.environ['MOQ_RELAY_URL']))\n"
+        "    await c.connect()\n"
+        "    await c.disconnect()\n"
+        "asyncio.run(main())\n"
+    )
+    env = dict(os.environ, MOQ_RELAY_URL=relay.moqt_url, SSL_CERT_FILE=relay.ca_file)
+    for _ in range(15):
+        result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr

@@ -537,17 +537,17 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_announce() != 41340:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_moq_ffi_checksum_method_client_close() != 30792:
-        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_connect() != 61770:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_connect_blocking() != 32376:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_create_publisher() != 4578:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_moq_ffi_checksum_method_client_disconnect() != 755:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_is_connected() != 7868:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_moq_ffi_checksum_method_client_observe_state() != 52552:
+    if lib.uniffi_moq_ffi_checksum_method_client_observe_state() != 6538:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_state() != 18067:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -555,17 +555,17 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_subscribe_catalog() != 39435:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_moq_ffi_checksum_method_client_subscribe_with_listener() != 1427:
+    if lib.uniffi_moq_ffi_checksum_method_client_subscribe_with_listener() != 37686:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_unannounce() != 7242:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_moq_ffi_checksum_method_client_watch_namespaces() != 62700:
+    if lib.uniffi_moq_ffi_checksum_method_client_watch_namespaces() != 22844:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_constructor_client_new() != 21400:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_connectionlistener_on_state() != 17185:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_moq_ffi_checksum_method_listenerhandle_close() != 16357:
+    if lib.uniffi_moq_ffi_checksum_method_listenerhandle_cancel() != 26498:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_listenerhandle_failure_count() != 42854:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -579,9 +579,9 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_objectlistener_on_objects() != 37815:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_moq_ffi_checksum_method_objectlistener_on_end() != 12655:
+    if lib.uniffi_moq_ffi_checksum_method_objectlistener_on_end() != 49452:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_moq_ffi_checksum_method_publisher_close() != 47653:
+    if lib.uniffi_moq_ffi_checksum_method_publisher_finish() != 24125:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_publisher_is_open() != 49411:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -595,10 +595,6 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_publisher_track() != 57438:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_moq_ffi_checksum_method_subscriber_close() != 52404:
-        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_moq_ffi_checksum_method_subscriber_close_blocking() != 13067:
-        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_subscriber_is_active() != 14141:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_subscriber_listener_failure_count() != 64235:
@@ -610,6 +606,10 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_moq_ffi_checksum_method_subscriber_next_batch() != 2626:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_subscriber_track() != 35275:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_moq_ffi_checksum_method_subscriber_unsubscribe() != 7313:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_moq_ffi_checksum_method_subscriber_unsubscribe_blocking() != 23328:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
 
 # A ctypes library to expose the extern-C FFI definitions.
@@ -658,9 +658,6 @@ _UniffiLib.uniffi_moq_ffi_checksum_method_cataloglistener_on_catalog.restype = c
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_announce.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_announce.restype = ctypes.c_uint16
-_UniffiLib.uniffi_moq_ffi_checksum_method_client_close.argtypes = (
-)
-_UniffiLib.uniffi_moq_ffi_checksum_method_client_close.restype = ctypes.c_uint16
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_connect.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_connect.restype = ctypes.c_uint16
@@ -670,6 +667,9 @@ _UniffiLib.uniffi_moq_ffi_checksum_method_client_connect_blocking.restype = ctyp
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_create_publisher.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_create_publisher.restype = ctypes.c_uint16
+_UniffiLib.uniffi_moq_ffi_checksum_method_client_disconnect.argtypes = (
+)
+_UniffiLib.uniffi_moq_ffi_checksum_method_client_disconnect.restype = ctypes.c_uint16
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_is_connected.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_is_connected.restype = ctypes.c_uint16
@@ -700,9 +700,9 @@ _UniffiLib.uniffi_moq_ffi_checksum_constructor_client_new.restype = ctypes.c_uin
 _UniffiLib.uniffi_moq_ffi_checksum_method_connectionlistener_on_state.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_connectionlistener_on_state.restype = ctypes.c_uint16
-_UniffiLib.uniffi_moq_ffi_checksum_method_listenerhandle_close.argtypes = (
+_UniffiLib.uniffi_moq_ffi_checksum_method_listenerhandle_cancel.argtypes = (
 )
-_UniffiLib.uniffi_moq_ffi_checksum_method_listenerhandle_close.restype = ctypes.c_uint16
+_UniffiLib.uniffi_moq_ffi_checksum_method_listenerhandle_cancel.restype = ctypes.c_uint16
 _UniffiLib.uniffi_moq_ffi_checksum_method_listenerhandle_failure_count.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_listenerhandle_failure_count.restype = ctypes.c_uint16
@@ -724,9 +724,9 @@ _UniffiLib.uniffi_moq_ffi_checksum_method_objectlistener_on_objects.restype = ct
 _UniffiLib.uniffi_moq_ffi_checksum_method_objectlistener_on_end.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_objectlistener_on_end.restype = ctypes.c_uint16
-_UniffiLib.uniffi_moq_ffi_checksum_method_publisher_close.argtypes = (
+_UniffiLib.uniffi_moq_ffi_checksum_method_publisher_finish.argtypes = (
 )
-_UniffiLib.uniffi_moq_ffi_checksum_method_publisher_close.restype = ctypes.c_uint16
+_UniffiLib.uniffi_moq_ffi_checksum_method_publisher_finish.restype = ctypes.c_uint16
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_is_open.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_is_open.restype = ctypes.c_uint16
@@ -745,12 +745,6 @@ _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_publish_many.restype = ctype
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_track.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_track.restype = ctypes.c_uint16
-_UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_close.argtypes = (
-)
-_UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_close.restype = ctypes.c_uint16
-_UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_close_blocking.argtypes = (
-)
-_UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_close_blocking.restype = ctypes.c_uint16
 _UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_is_active.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_is_active.restype = ctypes.c_uint16
@@ -769,6 +763,12 @@ _UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_next_batch.restype = ctypes
 _UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_track.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_track.restype = ctypes.c_uint16
+_UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_unsubscribe.argtypes = (
+)
+_UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_unsubscribe.restype = ctypes.c_uint16
+_UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_unsubscribe_blocking.argtypes = (
+)
+_UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_unsubscribe_blocking.restype = ctypes.c_uint16
 _UniffiLib.uniffi_moq_ffi_fn_func_default_client_config.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -799,10 +799,6 @@ _UniffiLib.uniffi_moq_ffi_fn_method_client_announce.argtypes = (
     _UniffiRustBuffer,
 )
 _UniffiLib.uniffi_moq_ffi_fn_method_client_announce.restype = ctypes.c_uint64
-_UniffiLib.uniffi_moq_ffi_fn_method_client_close.argtypes = (
-    ctypes.c_uint64,
-)
-_UniffiLib.uniffi_moq_ffi_fn_method_client_close.restype = ctypes.c_uint64
 _UniffiLib.uniffi_moq_ffi_fn_method_client_connect.argtypes = (
     ctypes.c_uint64,
 )
@@ -820,6 +816,10 @@ _UniffiLib.uniffi_moq_ffi_fn_method_client_create_publisher.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_moq_ffi_fn_method_client_create_publisher.restype = ctypes.c_uint64
+_UniffiLib.uniffi_moq_ffi_fn_method_client_disconnect.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.uniffi_moq_ffi_fn_method_client_disconnect.restype = ctypes.c_uint64
 _UniffiLib.uniffi_moq_ffi_fn_method_client_is_connected.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -880,11 +880,11 @@ _UniffiLib.uniffi_moq_ffi_fn_method_connectionlistener_on_state.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_moq_ffi_fn_method_connectionlistener_on_state.restype = None
-_UniffiLib.uniffi_moq_ffi_fn_method_listenerhandle_close.argtypes = (
+_UniffiLib.uniffi_moq_ffi_fn_method_listenerhandle_cancel.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_moq_ffi_fn_method_listenerhandle_close.restype = None
+_UniffiLib.uniffi_moq_ffi_fn_method_listenerhandle_cancel.restype = None
 _UniffiLib.uniffi_moq_ffi_fn_method_listenerhandle_failure_count.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -927,11 +927,11 @@ _UniffiLib.uniffi_moq_ffi_fn_method_objectlistener_on_end.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_moq_ffi_fn_method_objectlistener_on_end.restype = None
-_UniffiLib.uniffi_moq_ffi_fn_method_publisher_close.argtypes = (
+_UniffiLib.uniffi_moq_ffi_fn_method_publisher_finish.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
-_UniffiLib.uniffi_moq_ffi_fn_method_publisher_close.restype = None
+_UniffiLib.uniffi_moq_ffi_fn_method_publisher_finish.restype = None
 _UniffiLib.uniffi_moq_ffi_fn_method_publisher_is_open.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -964,15 +964,6 @@ _UniffiLib.uniffi_moq_ffi_fn_method_publisher_track.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_moq_ffi_fn_method_publisher_track.restype = _UniffiRustBuffer
-_UniffiLib.uniffi_moq_ffi_fn_method_subscriber_close.argtypes = (
-    ctypes.c_uint64,
-)
-_UniffiLib.uniffi_moq_ffi_fn_method_subscriber_close.restype = ctypes.c_uint64
-_UniffiLib.uniffi_moq_ffi_fn_method_subscriber_close_blocking.argtypes = (
-    ctypes.c_uint64,
-    ctypes.POINTER(_UniffiRustCallStatus),
-)
-_UniffiLib.uniffi_moq_ffi_fn_method_subscriber_close_blocking.restype = None
 _UniffiLib.uniffi_moq_ffi_fn_method_subscriber_is_active.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1002,6 +993,15 @@ _UniffiLib.uniffi_moq_ffi_fn_method_subscriber_track.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_moq_ffi_fn_method_subscriber_track.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_moq_ffi_fn_method_subscriber_unsubscribe.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.uniffi_moq_ffi_fn_method_subscriber_unsubscribe.restype = ctypes.c_uint64
+_UniffiLib.uniffi_moq_ffi_fn_method_subscriber_unsubscribe_blocking.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_moq_ffi_fn_method_subscriber_unsubscribe_blocking.restype = None
 _UniffiLib.uniffi_moq_ffi_fn_method_listenererror_uniffi_trait_display.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -2878,11 +2878,11 @@ class _UniffiFfiConverterSequenceBytes(_UniffiConverterRustBuffer):
 
 class PublisherProtocol(typing.Protocol):
     """
-    Publishes objects on one track. Thread-safe. `close()` (or dropping the last reference)
-    ends the track for subscribers.
+    Publishes objects on one track. Thread-safe. `finish()` (or destroying the object) ends
+    the track for subscribers.
 """
     
-    def close(self, ) -> None:
+    def finish(self, ) -> None:
         """
         End the track. Further publishes fail with `Closed`. Idempotent.
 """
@@ -2920,8 +2920,8 @@ class PublisherProtocol(typing.Protocol):
 
 class Publisher(PublisherProtocol):
     """
-    Publishes objects on one track. Thread-safe. `close()` (or dropping the last reference)
-    ends the track for subscribers.
+    Publishes objects on one track. Thread-safe. `finish()` (or destroying the object) ends
+    the track for subscribers.
 """
     
     _handle: ctypes.c_uint64
@@ -2946,7 +2946,7 @@ class Publisher(PublisherProtocol):
         inst = cls.__new__(cls)
         inst._handle = handle
         return inst
-    def close(self, ) -> None:
+    def finish(self, ) -> None:
         """
         End the track. Further publishes fail with `Closed`. Idempotent.
 """
@@ -2957,7 +2957,7 @@ class Publisher(PublisherProtocol):
         _uniffi_error_converter = None
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
-            _UniffiLib.uniffi_moq_ffi_fn_method_publisher_close,
+            _UniffiLib.uniffi_moq_ffi_fn_method_publisher_finish,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -3232,12 +3232,12 @@ class _UniffiFfiConverterTypeConnectionListener:
 
 class ListenerHandleProtocol(typing.Protocol):
     """
-    Owns a listener registration. `close()` (or dropping the last reference) stops it; no
-    listener call runs after `close()` returns, unless `close()` is called from inside that
+    Owns a listener registration. `cancel()` (or destroying the object) stops it; no
+    listener call runs after `cancel()` returns, unless `cancel()` is called from inside that
     listener (which returns at once, without deadlock).
 """
     
-    def close(self, ) -> None:
+    def cancel(self, ) -> None:
         """
         Stop the registration and wait until no listener call is running.
 """
@@ -3255,8 +3255,8 @@ class ListenerHandleProtocol(typing.Protocol):
 
 class ListenerHandle(ListenerHandleProtocol):
     """
-    Owns a listener registration. `close()` (or dropping the last reference) stops it; no
-    listener call runs after `close()` returns, unless `close()` is called from inside that
+    Owns a listener registration. `cancel()` (or destroying the object) stops it; no
+    listener call runs after `cancel()` returns, unless `cancel()` is called from inside that
     listener (which returns at once, without deadlock).
 """
     
@@ -3282,7 +3282,7 @@ class ListenerHandle(ListenerHandleProtocol):
         inst = cls.__new__(cls)
         inst._handle = handle
         return inst
-    def close(self, ) -> None:
+    def cancel(self, ) -> None:
         """
         Stop the registration and wait until no listener call is running.
 """
@@ -3293,7 +3293,7 @@ class ListenerHandle(ListenerHandleProtocol):
         _uniffi_error_converter = None
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
-            _UniffiLib.uniffi_moq_ffi_fn_method_listenerhandle_close,
+            _UniffiLib.uniffi_moq_ffi_fn_method_listenerhandle_cancel,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -3409,21 +3409,10 @@ class _UniffiFfiConverterSequenceTypeReceivedObject(_UniffiConverterRustBuffer):
 class SubscriberProtocol(typing.Protocol):
     """
     A subscription. Pull mode: `next()` / `next_batch()`. Listener mode: objects are pushed
-    to the listener. `close()` unsubscribes; in listener mode no listener call runs after it
+    to the listener. `unsubscribe()` stops it; in listener mode no listener call runs after it
     returns (unless called from inside the listener, which returns without deadlock).
 """
     
-    async def close(self, ) -> None:
-        """
-        Unsubscribe and stop delivery. Idempotent.
-"""
-        raise NotImplementedError
-    def close_blocking(self, ) -> None:
-        """
-        Blocking form of `close`, callable from any thread, including from inside this
-        subscription's own listener (then it returns without waiting for itself).
-"""
-        raise NotImplementedError
     def is_active(self, ) -> bool:
         """
         Whether objects may still arrive.
@@ -3455,11 +3444,22 @@ class SubscriberProtocol(typing.Protocol):
         The track name.
 """
         raise NotImplementedError
+    async def unsubscribe(self, ) -> None:
+        """
+        Unsubscribe and stop delivery. Idempotent.
+"""
+        raise NotImplementedError
+    def unsubscribe_blocking(self, ) -> None:
+        """
+        Blocking form of `unsubscribe`, callable from any thread, including from inside this
+        subscription's own listener (then it returns without waiting for itself).
+"""
+        raise NotImplementedError
 
 class Subscriber(SubscriberProtocol):
     """
     A subscription. Pull mode: `next()` / `next_batch()`. Listener mode: objects are pushed
-    to the listener. `close()` unsubscribes; in listener mode no listener call runs after it
+    to the listener. `unsubscribe()` stops it; in listener mode no listener call runs after it
     returns (unless called from inside the listener, which returns without deadlock).
 """
     
@@ -3485,39 +3485,6 @@ class Subscriber(SubscriberProtocol):
         inst = cls.__new__(cls)
         inst._handle = handle
         return inst
-    async def close(self, ) -> None:
-        """
-        Unsubscribe and stop delivery. Idempotent.
-"""
-        _uniffi_lowered_args = (
-            self._uniffi_clone_handle(),
-        )
-        _uniffi_lift_return = lambda val: None
-        _uniffi_error_converter = None
-        return await _uniffi_rust_call_async(
-            _UniffiLib.uniffi_moq_ffi_fn_method_subscriber_close(*_uniffi_lowered_args),
-            _UniffiLib.ffi_moq_ffi_rust_future_poll_void,
-            _UniffiLib.ffi_moq_ffi_rust_future_complete_void,
-            _UniffiLib.ffi_moq_ffi_rust_future_free_void,
-            _uniffi_lift_return,
-            _uniffi_error_converter,
-        )
-    def close_blocking(self, ) -> None:
-        """
-        Blocking form of `close`, callable from any thread, including from inside this
-        subscription's own listener (then it returns without waiting for itself).
-"""
-        _uniffi_lowered_args = (
-            self._uniffi_clone_handle(),
-        )
-        _uniffi_lift_return = lambda val: None
-        _uniffi_error_converter = None
-        _uniffi_ffi_result = _uniffi_rust_call_with_error(
-            _uniffi_error_converter,
-            _UniffiLib.uniffi_moq_ffi_fn_method_subscriber_close_blocking,
-            *_uniffi_lowered_args,
-        )
-        return _uniffi_lift_return(_uniffi_ffi_result)
     def is_active(self, ) -> bool:
         """
         Whether objects may still arrive.
@@ -3616,6 +3583,39 @@ class Subscriber(SubscriberProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    async def unsubscribe(self, ) -> None:
+        """
+        Unsubscribe and stop delivery. Idempotent.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = None
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_moq_ffi_fn_method_subscriber_unsubscribe(*_uniffi_lowered_args),
+            _UniffiLib.ffi_moq_ffi_rust_future_poll_void,
+            _UniffiLib.ffi_moq_ffi_rust_future_complete_void,
+            _UniffiLib.ffi_moq_ffi_rust_future_free_void,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    def unsubscribe_blocking(self, ) -> None:
+        """
+        Blocking form of `unsubscribe`, callable from any thread, including from inside this
+        subscription's own listener (then it returns without waiting for itself).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_moq_ffi_fn_method_subscriber_unsubscribe_blocking,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
 
 
 
@@ -3662,7 +3662,7 @@ class ObjectListener():
     def on_end(self, error: typing.Optional[str]) -> None:
         """
         Delivery ended: `error` is `None` when the track ended normally or the subscription
-        was closed, else what went wrong. Not called after `close()` returned.
+        was unsubscribed, else what went wrong. Not called after `unsubscribe()` returned.
 """
         raise NotImplementedError
 
@@ -3716,7 +3716,7 @@ class ObjectListenerImpl(ObjectListener):
     def on_end(self, error: typing.Optional[str]) -> None:
         """
         Delivery ended: `error` is `None` when the track ended normally or the subscription
-        was closed, else what went wrong. Not called after `close()` returned.
+        was unsubscribed, else what went wrong. Not called after `unsubscribe()` returned.
 """
         
         _UniffiFfiConverterOptionalString.check_lower(error)
@@ -4033,20 +4033,15 @@ class ClientProtocol(typing.Protocol):
     """
     A MoQT client: one session with a relay. Thread-safe; share it freely.
 
-    `close()` ends the session (announced namespaces are released at once). The session is
-    also closed when the last reference to the client goes away.
+    `disconnect()` ends the session (announced namespaces are released at once). The
+    session is also closed when the object is destroyed (Kotlin `close()`/`use {}`, Swift
+    deinit, Python garbage collection).
 """
     
     async def announce(self, namespace: str) -> None:
         """
         Announce a namespace (`/`-separated, e.g. `"room/alice"`), waiting for the relay to
         accept it.
-"""
-        raise NotImplementedError
-    async def close(self, ) -> None:
-        """
-        Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
-        State becomes `Disconnected`. Idempotent.
 """
         raise NotImplementedError
     async def connect(self, ) -> None:
@@ -4066,6 +4061,13 @@ class ClientProtocol(typing.Protocol):
         Create a publisher for `track` in an announced namespace.
 """
         raise NotImplementedError
+    async def disconnect(self, ) -> None:
+        """
+        Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
+        State becomes `Disconnected`. Idempotent. (Named `disconnect` because `close` is the
+        generated bindings' destructor: closing/dropping the object also ends the session.)
+"""
+        raise NotImplementedError
     def is_connected(self, ) -> bool:
         """
         Whether the session is established.
@@ -4074,7 +4076,7 @@ class ClientProtocol(typing.Protocol):
     def observe_state(self, listener: ConnectionListener) -> ListenerHandle:
         """
         Observe connection state changes (the current state first). Returns the registration;
-        `close()` it to stop.
+        `cancel()` it to stop.
 """
         raise NotImplementedError
     def state(self, ) -> ConnectionState:
@@ -4098,8 +4100,8 @@ class ClientProtocol(typing.Protocol):
     async def subscribe_with_listener(self, namespace: str,track: str,listener: ObjectListener) -> Subscriber:
         """
         Subscribe and deliver objects to `listener` (in order, in batches) on a library
-        thread. The subscriber's `close()` stops delivery; no listener call runs after it
-        returns.
+        thread. The subscriber's `unsubscribe()` stops delivery; no listener call runs
+        after it returns.
 """
         raise NotImplementedError
     def unannounce(self, namespace: str) -> bool:
@@ -4111,7 +4113,7 @@ class ClientProtocol(typing.Protocol):
         """
         Watch namespaces announced by other publishers under `prefix` (`""` for all):
         those already announced first, then changes; follows reconnects. Returns the
-        registration; `close()` it to stop.
+        registration; `cancel()` it to stop.
 """
         raise NotImplementedError
 
@@ -4119,8 +4121,9 @@ class Client(ClientProtocol):
     """
     A MoQT client: one session with a relay. Thread-safe; share it freely.
 
-    `close()` ends the session (announced namespaces are released at once). The session is
-    also closed when the last reference to the client goes away.
+    `disconnect()` ends the session (announced namespaces are released at once). The
+    session is also closed when the object is destroyed (Kotlin `close()`/`use {}`, Swift
+    deinit, Python garbage collection).
 """
     
     _handle: ctypes.c_uint64
@@ -4174,24 +4177,6 @@ class Client(ClientProtocol):
         _uniffi_error_converter = _UniffiFfiConverterTypeMoqError
         return await _uniffi_rust_call_async(
             _UniffiLib.uniffi_moq_ffi_fn_method_client_announce(*_uniffi_lowered_args),
-            _UniffiLib.ffi_moq_ffi_rust_future_poll_void,
-            _UniffiLib.ffi_moq_ffi_rust_future_complete_void,
-            _UniffiLib.ffi_moq_ffi_rust_future_free_void,
-            _uniffi_lift_return,
-            _uniffi_error_converter,
-        )
-    async def close(self, ) -> None:
-        """
-        Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
-        State becomes `Disconnected`. Idempotent.
-"""
-        _uniffi_lowered_args = (
-            self._uniffi_clone_handle(),
-        )
-        _uniffi_lift_return = lambda val: None
-        _uniffi_error_converter = None
-        return await _uniffi_rust_call_async(
-            _UniffiLib.uniffi_moq_ffi_fn_method_client_close(*_uniffi_lowered_args),
             _UniffiLib.ffi_moq_ffi_rust_future_poll_void,
             _UniffiLib.ffi_moq_ffi_rust_future_complete_void,
             _UniffiLib.ffi_moq_ffi_rust_future_free_void,
@@ -4256,6 +4241,25 @@ class Client(ClientProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    async def disconnect(self, ) -> None:
+        """
+        Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
+        State becomes `Disconnected`. Idempotent. (Named `disconnect` because `close` is the
+        generated bindings' destructor: closing/dropping the object also ends the session.)
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = None
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_moq_ffi_fn_method_client_disconnect(*_uniffi_lowered_args),
+            _UniffiLib.ffi_moq_ffi_rust_future_poll_void,
+            _UniffiLib.ffi_moq_ffi_rust_future_complete_void,
+            _UniffiLib.ffi_moq_ffi_rust_future_free_void,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
     def is_connected(self, ) -> bool:
         """
         Whether the session is established.
@@ -4274,7 +4278,7 @@ class Client(ClientProtocol):
     def observe_state(self, listener: ConnectionListener) -> ListenerHandle:
         """
         Observe connection state changes (the current state first). Returns the registration;
-        `close()` it to stop.
+        `cancel()` it to stop.
 """
         
         _UniffiFfiConverterTypeConnectionListener.check_lower(listener)
@@ -4360,8 +4364,8 @@ class Client(ClientProtocol):
     async def subscribe_with_listener(self, namespace: str,track: str,listener: ObjectListener) -> Subscriber:
         """
         Subscribe and deliver objects to `listener` (in order, in batches) on a library
-        thread. The subscriber's `close()` stops delivery; no listener call runs after it
-        returns.
+        thread. The subscriber's `unsubscribe()` stops delivery; no listener call runs
+        after it returns.
 """
         
         _UniffiFfiConverterString.check_lower(namespace)
@@ -4407,7 +4411,7 @@ class Client(ClientProtocol):
         """
         Watch namespaces announced by other publishers under `prefix` (`""` for all):
         those already announced first, then changes; follows reconnects. Returns the
-        registration; `close()` it to stop.
+        registration; `cancel()` it to stop.
 """
         
         _UniffiFfiConverterString.check_lower(prefix)

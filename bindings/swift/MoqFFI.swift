@@ -823,8 +823,9 @@ public func FfiConverterTypeCatalogListener_lower(_ value: CatalogListener) -> U
 /**
  * A MoQT client: one session with a relay. Thread-safe; share it freely.
  *
- * `close()` ends the session (announced namespaces are released at once). The session is
- * also closed when the last reference to the client goes away.
+ * `disconnect()` ends the session (announced namespaces are released at once). The
+ * session is also closed when the object is destroyed (Kotlin `close()`/`use {}`, Swift
+ * deinit, Python garbage collection).
  */
 public protocol ClientProtocol: AnyObject, Sendable {
     
@@ -833,12 +834,6 @@ public protocol ClientProtocol: AnyObject, Sendable {
      * accept it.
      */
     func announce(namespace: String) async throws 
-    
-    /**
-     * Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
-     * State becomes `Disconnected`. Idempotent.
-     */
-    func close() async 
     
     /**
      * Connect (QUIC + TLS, WebTransport for `https://`, MoQT SETUP), bounded by the connect
@@ -858,13 +853,20 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func createPublisher(namespace: String, track: String, options: PublisherOptions?) throws  -> Publisher
     
     /**
+     * Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
+     * State becomes `Disconnected`. Idempotent. (Named `disconnect` because `close` is the
+     * generated bindings' destructor: closing/dropping the object also ends the session.)
+     */
+    func disconnect() async 
+    
+    /**
      * Whether the session is established.
      */
     func isConnected()  -> Bool
     
     /**
      * Observe connection state changes (the current state first). Returns the registration;
-     * `close()` it to stop.
+     * `cancel()` it to stop.
      */
     func observeState(listener: ConnectionListener) throws  -> ListenerHandle
     
@@ -888,8 +890,8 @@ public protocol ClientProtocol: AnyObject, Sendable {
     
     /**
      * Subscribe and deliver objects to `listener` (in order, in batches) on a library
-     * thread. The subscriber's `close()` stops delivery; no listener call runs after it
-     * returns.
+     * thread. The subscriber's `unsubscribe()` stops delivery; no listener call runs
+     * after it returns.
      */
     func subscribeWithListener(namespace: String, track: String, listener: ObjectListener) async throws  -> Subscriber
     
@@ -901,7 +903,7 @@ public protocol ClientProtocol: AnyObject, Sendable {
     /**
      * Watch namespaces announced by other publishers under `prefix` (`""` for all):
      * those already announced first, then changes; follows reconnects. Returns the
-     * registration; `close()` it to stop.
+     * registration; `cancel()` it to stop.
      */
     func watchNamespaces(prefix: String, listener: NamespaceListener) throws  -> ListenerHandle
     
@@ -909,8 +911,9 @@ public protocol ClientProtocol: AnyObject, Sendable {
 /**
  * A MoQT client: one session with a relay. Thread-safe; share it freely.
  *
- * `close()` ends the session (announced namespaces are released at once). The session is
- * also closed when the last reference to the client goes away.
+ * `disconnect()` ends the session (announced namespaces are released at once). The
+ * session is also closed when the object is destroyed (Kotlin `close()`/`use {}`, Swift
+ * deinit, Python garbage collection).
  */
 open class Client: ClientProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -998,27 +1001,6 @@ open func announce(namespace: String)async throws   {
 }
     
     /**
-     * Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
-     * State becomes `Disconnected`. Idempotent.
-     */
-open func close()async   {
-    return
-        try!  await uniffiRustCallAsync(
-            rustFutureFunc: {
-                uniffi_moq_ffi_fn_method_client_close(
-                        self.uniffiCloneHandle()
-                )
-            },
-            pollFunc: ffi_moq_ffi_rust_future_poll_void,
-            completeFunc: ffi_moq_ffi_rust_future_complete_void,
-            freeFunc: ffi_moq_ffi_rust_future_free_void,
-            liftFunc: { $0 },
-            errorHandler: nil
-            
-        )
-}
-    
-    /**
      * Connect (QUIC + TLS, WebTransport for `https://`, MoQT SETUP), bounded by the connect
      * timeout.
      */
@@ -1066,6 +1048,28 @@ open func createPublisher(namespace: String, track: String, options: PublisherOp
 }
     
     /**
+     * Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
+     * State becomes `Disconnected`. Idempotent. (Named `disconnect` because `close` is the
+     * generated bindings' destructor: closing/dropping the object also ends the session.)
+     */
+open func disconnect()async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_moq_ffi_fn_method_client_disconnect(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_moq_ffi_rust_future_poll_void,
+            completeFunc: ffi_moq_ffi_rust_future_complete_void,
+            freeFunc: ffi_moq_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
+        )
+}
+    
+    /**
      * Whether the session is established.
      */
 open func isConnected() -> Bool  {
@@ -1079,7 +1083,7 @@ open func isConnected() -> Bool  {
     
     /**
      * Observe connection state changes (the current state first). Returns the registration;
-     * `close()` it to stop.
+     * `cancel()` it to stop.
      */
 open func observeState(listener: ConnectionListener)throws  -> ListenerHandle  {
     return try  FfiConverterTypeListenerHandle_lift(try rustCallWithError(FfiConverterTypeMoqError_lift) {
@@ -1146,8 +1150,8 @@ open func subscribeCatalog(namespace: String, track: String, listener: CatalogLi
     
     /**
      * Subscribe and deliver objects to `listener` (in order, in batches) on a library
-     * thread. The subscriber's `close()` stops delivery; no listener call runs after it
-     * returns.
+     * thread. The subscriber's `unsubscribe()` stops delivery; no listener call runs
+     * after it returns.
      */
 open func subscribeWithListener(namespace: String, track: String, listener: ObjectListener)async throws  -> Subscriber  {
     return
@@ -1181,7 +1185,7 @@ open func unannounce(namespace: String) -> Bool  {
     /**
      * Watch namespaces announced by other publishers under `prefix` (`""` for all):
      * those already announced first, then changes; follows reconnects. Returns the
-     * registration; `close()` it to stop.
+     * registration; `cancel()` it to stop.
      */
 open func watchNamespaces(prefix: String, listener: NamespaceListener)throws  -> ListenerHandle  {
     return try  FfiConverterTypeListenerHandle_lift(try rustCallWithError(FfiConverterTypeMoqError_lift) {
@@ -1456,8 +1460,8 @@ public func FfiConverterTypeConnectionListener_lower(_ value: ConnectionListener
 
 
 /**
- * Owns a listener registration. `close()` (or dropping the last reference) stops it; no
- * listener call runs after `close()` returns, unless `close()` is called from inside that
+ * Owns a listener registration. `cancel()` (or destroying the object) stops it; no
+ * listener call runs after `cancel()` returns, unless `cancel()` is called from inside that
  * listener (which returns at once, without deadlock).
  */
 public protocol ListenerHandleProtocol: AnyObject, Sendable {
@@ -1465,7 +1469,7 @@ public protocol ListenerHandleProtocol: AnyObject, Sendable {
     /**
      * Stop the registration and wait until no listener call is running.
      */
-    func close() 
+    func cancel() 
     
     /**
      * How many listener calls failed (returned an error or threw).
@@ -1479,8 +1483,8 @@ public protocol ListenerHandleProtocol: AnyObject, Sendable {
     
 }
 /**
- * Owns a listener registration. `close()` (or dropping the last reference) stops it; no
- * listener call runs after `close()` returns, unless `close()` is called from inside that
+ * Owns a listener registration. `cancel()` (or destroying the object) stops it; no
+ * listener call runs after `cancel()` returns, unless `cancel()` is called from inside that
  * listener (which returns at once, without deadlock).
  */
 open class ListenerHandle: ListenerHandleProtocol, @unchecked Sendable {
@@ -1539,9 +1543,9 @@ open class ListenerHandle: ListenerHandleProtocol, @unchecked Sendable {
     /**
      * Stop the registration and wait until no listener call is running.
      */
-open func close()  {try! rustCall() {
+open func cancel()  {try! rustCall() {
         uniffiCallStatus in
-    uniffi_moq_ffi_fn_method_listenerhandle_close(
+    uniffi_moq_ffi_fn_method_listenerhandle_cancel(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 }
@@ -2108,7 +2112,7 @@ public protocol ObjectListener: AnyObject, Sendable {
     
     /**
      * Delivery ended: `error` is `None` when the track ended normally or the subscription
-     * was closed, else what went wrong. Not called after `close()` returned.
+     * was unsubscribed, else what went wrong. Not called after `unsubscribe()` returned.
      */
     func onEnd(error: String?) throws 
     
@@ -2185,7 +2189,7 @@ open func onObjects(objects: [ReceivedObject])throws   {try rustCallWithError(Ff
     
     /**
      * Delivery ended: `error` is `None` when the track ended normally or the subscription
-     * was closed, else what went wrong. Not called after `close()` returned.
+     * was unsubscribed, else what went wrong. Not called after `unsubscribe()` returned.
      */
 open func onEnd(error: String?)throws   {try rustCallWithError(FfiConverterTypeListenerError_lift) {
         uniffiCallStatus in
@@ -2354,15 +2358,15 @@ public func FfiConverterTypeObjectListener_lower(_ value: ObjectListener) -> UIn
 
 
 /**
- * Publishes objects on one track. Thread-safe. `close()` (or dropping the last reference)
- * ends the track for subscribers.
+ * Publishes objects on one track. Thread-safe. `finish()` (or destroying the object) ends
+ * the track for subscribers.
  */
 public protocol PublisherProtocol: AnyObject, Sendable {
     
     /**
      * End the track. Further publishes fail with `Closed`. Idempotent.
      */
-    func close() 
+    func finish() 
     
     /**
      * Whether the publisher can still publish.
@@ -2396,8 +2400,8 @@ public protocol PublisherProtocol: AnyObject, Sendable {
     
 }
 /**
- * Publishes objects on one track. Thread-safe. `close()` (or dropping the last reference)
- * ends the track for subscribers.
+ * Publishes objects on one track. Thread-safe. `finish()` (or destroying the object) ends
+ * the track for subscribers.
  */
 open class Publisher: PublisherProtocol, @unchecked Sendable {
     fileprivate let handle: UInt64
@@ -2455,9 +2459,9 @@ open class Publisher: PublisherProtocol, @unchecked Sendable {
     /**
      * End the track. Further publishes fail with `Closed`. Idempotent.
      */
-open func close()  {try! rustCall() {
+open func finish()  {try! rustCall() {
         uniffiCallStatus in
-    uniffi_moq_ffi_fn_method_publisher_close(
+    uniffi_moq_ffi_fn_method_publisher_finish(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 }
@@ -2587,21 +2591,10 @@ public func FfiConverterTypePublisher_lower(_ value: Publisher) -> UInt64 {
 
 /**
  * A subscription. Pull mode: `next()` / `next_batch()`. Listener mode: objects are pushed
- * to the listener. `close()` unsubscribes; in listener mode no listener call runs after it
+ * to the listener. `unsubscribe()` stops it; in listener mode no listener call runs after it
  * returns (unless called from inside the listener, which returns without deadlock).
  */
 public protocol SubscriberProtocol: AnyObject, Sendable {
-    
-    /**
-     * Unsubscribe and stop delivery. Idempotent.
-     */
-    func close() async 
-    
-    /**
-     * Blocking form of `close`, callable from any thread, including from inside this
-     * subscription's own listener (then it returns without waiting for itself).
-     */
-    func closeBlocking() 
     
     /**
      * Whether objects may still arrive.
@@ -2634,10 +2627,21 @@ public protocol SubscriberProtocol: AnyObject, Sendable {
      */
     func track()  -> String
     
+    /**
+     * Unsubscribe and stop delivery. Idempotent.
+     */
+    func unsubscribe() async 
+    
+    /**
+     * Blocking form of `unsubscribe`, callable from any thread, including from inside this
+     * subscription's own listener (then it returns without waiting for itself).
+     */
+    func unsubscribeBlocking() 
+    
 }
 /**
  * A subscription. Pull mode: `next()` / `next_batch()`. Listener mode: objects are pushed
- * to the listener. `close()` unsubscribes; in listener mode no listener call runs after it
+ * to the listener. `unsubscribe()` stops it; in listener mode no listener call runs after it
  * returns (unless called from inside the listener, which returns without deadlock).
  */
 open class Subscriber: SubscriberProtocol, @unchecked Sendable {
@@ -2692,38 +2696,6 @@ open class Subscriber: SubscriberProtocol, @unchecked Sendable {
 
     
 
-    
-    /**
-     * Unsubscribe and stop delivery. Idempotent.
-     */
-open func close()async   {
-    return
-        try!  await uniffiRustCallAsync(
-            rustFutureFunc: {
-                uniffi_moq_ffi_fn_method_subscriber_close(
-                        self.uniffiCloneHandle()
-                )
-            },
-            pollFunc: ffi_moq_ffi_rust_future_poll_void,
-            completeFunc: ffi_moq_ffi_rust_future_complete_void,
-            freeFunc: ffi_moq_ffi_rust_future_free_void,
-            liftFunc: { $0 },
-            errorHandler: nil
-            
-        )
-}
-    
-    /**
-     * Blocking form of `close`, callable from any thread, including from inside this
-     * subscription's own listener (then it returns without waiting for itself).
-     */
-open func closeBlocking()  {try! rustCall() {
-        uniffiCallStatus in
-    uniffi_moq_ffi_fn_method_subscriber_close_blocking(
-            self.uniffiCloneHandle(),uniffiCallStatus
-    )
-}
-}
     
     /**
      * Whether objects may still arrive.
@@ -2810,6 +2782,38 @@ open func track() -> String  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Unsubscribe and stop delivery. Idempotent.
+     */
+open func unsubscribe()async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_moq_ffi_fn_method_subscriber_unsubscribe(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_moq_ffi_rust_future_poll_void,
+            completeFunc: ffi_moq_ffi_rust_future_complete_void,
+            freeFunc: ffi_moq_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
+        )
+}
+    
+    /**
+     * Blocking form of `unsubscribe`, callable from any thread, including from inside this
+     * subscription's own listener (then it returns without waiting for itself).
+     */
+open func unsubscribeBlocking()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_moq_ffi_fn_method_subscriber_unsubscribe_blocking(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
 }
     
 
@@ -4456,9 +4460,6 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_client_announce() != 41340) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_client_close() != 30792) {
-        return InitializationResult.apiChecksumMismatch
-    }
     if (uniffi_moq_ffi_checksum_method_client_connect() != 61770) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4468,10 +4469,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_client_create_publisher() != 4578) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_moq_ffi_checksum_method_client_disconnect() != 755) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_moq_ffi_checksum_method_client_is_connected() != 7868) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_client_observe_state() != 52552) {
+    if (uniffi_moq_ffi_checksum_method_client_observe_state() != 6538) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_client_state() != 18067) {
@@ -4483,13 +4487,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_client_subscribe_catalog() != 39435) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_client_subscribe_with_listener() != 1427) {
+    if (uniffi_moq_ffi_checksum_method_client_subscribe_with_listener() != 37686) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_client_unannounce() != 7242) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_client_watch_namespaces() != 62700) {
+    if (uniffi_moq_ffi_checksum_method_client_watch_namespaces() != 22844) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_cataloglistener_on_catalog() != 33937) {
@@ -4498,7 +4502,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_connectionlistener_on_state() != 17185) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_listenerhandle_close() != 16357) {
+    if (uniffi_moq_ffi_checksum_method_listenerhandle_cancel() != 26498) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_listenerhandle_failure_count() != 42854) {
@@ -4516,13 +4520,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_objectlistener_on_objects() != 37815) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_objectlistener_on_end() != 12655) {
+    if (uniffi_moq_ffi_checksum_method_objectlistener_on_end() != 49452) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_logger_log() != 40187) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_publisher_close() != 47653) {
+    if (uniffi_moq_ffi_checksum_method_publisher_finish() != 24125) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_publisher_is_open() != 49411) {
@@ -4543,12 +4547,6 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_publisher_track() != 57438) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_subscriber_close() != 52404) {
-        return InitializationResult.apiChecksumMismatch
-    }
-    if (uniffi_moq_ffi_checksum_method_subscriber_close_blocking() != 13067) {
-        return InitializationResult.apiChecksumMismatch
-    }
     if (uniffi_moq_ffi_checksum_method_subscriber_is_active() != 14141) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4565,6 +4563,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_subscriber_track() != 35275) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_subscriber_unsubscribe() != 7313) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_subscriber_unsubscribe_blocking() != 23328) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_constructor_client_new() != 21400) {

@@ -359,11 +359,6 @@ uint64_t uniffi_moq_ffi_fn_constructor_client_new(RustBuffer config, RustCallSta
 uint64_t uniffi_moq_ffi_fn_method_client_announce(uint64_t ptr, RustBuffer namespace
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_CLOSE
-#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_CLOSE
-uint64_t uniffi_moq_ffi_fn_method_client_close(uint64_t ptr
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_CONNECT
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_CONNECT
 uint64_t uniffi_moq_ffi_fn_method_client_connect(uint64_t ptr
@@ -377,6 +372,11 @@ void uniffi_moq_ffi_fn_method_client_connect_blocking(uint64_t ptr, RustCallStat
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_CREATE_PUBLISHER
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_CREATE_PUBLISHER
 uint64_t uniffi_moq_ffi_fn_method_client_create_publisher(uint64_t ptr, RustBuffer namespace, RustBuffer track, RustBuffer options, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_DISCONNECT
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_DISCONNECT
+uint64_t uniffi_moq_ffi_fn_method_client_disconnect(uint64_t ptr
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_IS_CONNECTED
@@ -469,9 +469,9 @@ uint64_t uniffi_moq_ffi_fn_clone_listenerhandle(uint64_t handle, RustCallStatus 
 void uniffi_moq_ffi_fn_free_listenerhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_LISTENERHANDLE_CLOSE
-#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_LISTENERHANDLE_CLOSE
-void uniffi_moq_ffi_fn_method_listenerhandle_close(uint64_t ptr, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_LISTENERHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_LISTENERHANDLE_CANCEL
+void uniffi_moq_ffi_fn_method_listenerhandle_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_LISTENERHANDLE_FAILURE_COUNT
@@ -564,9 +564,9 @@ uint64_t uniffi_moq_ffi_fn_clone_publisher(uint64_t handle, RustCallStatus *_Non
 void uniffi_moq_ffi_fn_free_publisher(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_CLOSE
-#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_CLOSE
-void uniffi_moq_ffi_fn_method_publisher_close(uint64_t ptr, RustCallStatus *_Nonnull out_status
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_FINISH
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_FINISH
+void uniffi_moq_ffi_fn_method_publisher_finish(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_IS_OPEN
@@ -609,16 +609,6 @@ uint64_t uniffi_moq_ffi_fn_clone_subscriber(uint64_t handle, RustCallStatus *_No
 void uniffi_moq_ffi_fn_free_subscriber(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_CLOSE
-#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_CLOSE
-uint64_t uniffi_moq_ffi_fn_method_subscriber_close(uint64_t ptr
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_CLOSE_BLOCKING
-#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_CLOSE_BLOCKING
-void uniffi_moq_ffi_fn_method_subscriber_close_blocking(uint64_t ptr, RustCallStatus *_Nonnull out_status
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_IS_ACTIVE
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_IS_ACTIVE
 int8_t uniffi_moq_ffi_fn_method_subscriber_is_active(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -647,6 +637,16 @@ uint64_t uniffi_moq_ffi_fn_method_subscriber_next_batch(uint64_t ptr, uint32_t m
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_TRACK
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_TRACK
 RustBuffer uniffi_moq_ffi_fn_method_subscriber_track(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_UNSUBSCRIBE
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_UNSUBSCRIBE
+uint64_t uniffi_moq_ffi_fn_method_subscriber_unsubscribe(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_UNSUBSCRIBE_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_UNSUBSCRIBE_BLOCKING
+void uniffi_moq_ffi_fn_method_subscriber_unsubscribe_blocking(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_MOQERROR_UNIFFI_TRAIT_DISPLAY
@@ -970,12 +970,6 @@ uint16_t uniffi_moq_ffi_checksum_method_client_announce(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_CLOSE
-#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_CLOSE
-uint16_t uniffi_moq_ffi_checksum_method_client_close(void
-    
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_CONNECT
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_CONNECT
 uint16_t uniffi_moq_ffi_checksum_method_client_connect(void
@@ -991,6 +985,12 @@ uint16_t uniffi_moq_ffi_checksum_method_client_connect_blocking(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_CREATE_PUBLISHER
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_CREATE_PUBLISHER
 uint16_t uniffi_moq_ffi_checksum_method_client_create_publisher(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_DISCONNECT
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_DISCONNECT
+uint16_t uniffi_moq_ffi_checksum_method_client_disconnect(void
     
 );
 #endif
@@ -1054,9 +1054,9 @@ uint16_t uniffi_moq_ffi_checksum_method_connectionlistener_on_state(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_LISTENERHANDLE_CLOSE
-#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_LISTENERHANDLE_CLOSE
-uint16_t uniffi_moq_ffi_checksum_method_listenerhandle_close(void
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_LISTENERHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_LISTENERHANDLE_CANCEL
+uint16_t uniffi_moq_ffi_checksum_method_listenerhandle_cancel(void
     
 );
 #endif
@@ -1102,9 +1102,9 @@ uint16_t uniffi_moq_ffi_checksum_method_logger_log(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_CLOSE
-#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_CLOSE
-uint16_t uniffi_moq_ffi_checksum_method_publisher_close(void
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_FINISH
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_FINISH
+uint16_t uniffi_moq_ffi_checksum_method_publisher_finish(void
     
 );
 #endif
@@ -1144,18 +1144,6 @@ uint16_t uniffi_moq_ffi_checksum_method_publisher_track(void
     
 );
 #endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_CLOSE
-#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_CLOSE
-uint16_t uniffi_moq_ffi_checksum_method_subscriber_close(void
-    
-);
-#endif
-#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_CLOSE_BLOCKING
-#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_CLOSE_BLOCKING
-uint16_t uniffi_moq_ffi_checksum_method_subscriber_close_blocking(void
-    
-);
-#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_IS_ACTIVE
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_IS_ACTIVE
 uint16_t uniffi_moq_ffi_checksum_method_subscriber_is_active(void
@@ -1189,6 +1177,18 @@ uint16_t uniffi_moq_ffi_checksum_method_subscriber_next_batch(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_TRACK
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_TRACK
 uint16_t uniffi_moq_ffi_checksum_method_subscriber_track(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_UNSUBSCRIBE
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_UNSUBSCRIBE
+uint16_t uniffi_moq_ffi_checksum_method_subscriber_unsubscribe(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_UNSUBSCRIBE_BLOCKING
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_UNSUBSCRIBE_BLOCKING
+uint16_t uniffi_moq_ffi_checksum_method_subscriber_unsubscribe_blocking(void
     
 );
 #endif

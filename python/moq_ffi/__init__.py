@@ -48,3 +48,44 @@ for _error in (MoqError, ListenerError):  # noqa: F405
         if isinstance(_variant, type) and issubclass(_variant, Exception):
             _variant.__str__ = _error_str
 del _error, _variant
+
+
+# --- Safe interpreter exit ----------------------------------------------------------------
+# Async calls complete through a continuation callback that a library thread runs. If the
+# interpreter starts finalizing while such a thread is inside the callback (it briefly gives
+# up the GIL to wake the event loop), CPython terminates that thread with a forced unwind,
+# which aborts the process. So the callback is tracked, and at exit we wait (bounded) until
+# no library thread is inside it.
+import atexit as _atexit
+import importlib as _importlib
+import threading as _threading
+import time as _time
+
+_generated = _importlib.import_module(__name__ + ".moq_ffi.moq_ffi")
+_inflight_lock = _threading.Lock()
+_inflight = [0]
+
+
+@_generated._UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK
+def _tracked_continuation(future_ptr, poll_code):
+    with _inflight_lock:
+        _inflight[0] += 1
+    try:
+        (eventloop, future) = _generated._UniffiContinuationHandleMap.remove(future_ptr)
+        eventloop.call_soon_threadsafe(_generated._uniffi_set_future_result, future, poll_code)
+    finally:
+        with _inflight_lock:
+            _inflight[0] -= 1
+
+
+_generated._uniffi_continuation_callback = _tracked_continuation
+
+
+def _drain_callbacks(timeout=2.0):
+    deadline = _time.monotonic() + timeout
+    while _inflight[0] and _time.monotonic() < deadline:
+        _time.sleep(0.001)
+    set_logger(None)  # noqa: F405  (no logger calls from library threads during finalization)
+
+
+_atexit.register(_drain_callbacks)

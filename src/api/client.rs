@@ -14,8 +14,9 @@ use crate::delivery::{stopped, Gate, Worker};
 
 /// A MoQT client: one session with a relay. Thread-safe; share it freely.
 ///
-/// `close()` ends the session (announced namespaces are released at once). The session is
-/// also closed when the last reference to the client goes away.
+/// `disconnect()` ends the session (announced namespaces are released at once). The
+/// session is also closed when the object is destroyed (Kotlin `close()`/`use {}`, Swift
+/// deinit, Python garbage collection).
 #[derive(uniffi::Object)]
 pub struct Client {
     core: core::Client,
@@ -45,8 +46,9 @@ impl Client {
     }
 
     /// Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
-    /// State becomes `Disconnected`. Idempotent.
-    pub async fn close(&self) {
+    /// State becomes `Disconnected`. Idempotent. (Named `disconnect` because `close` is the
+    /// generated bindings' destructor: closing/dropping the object also ends the session.)
+    pub async fn disconnect(&self) {
         let core = self.core.clone();
         let _ = on_runtime(async move {
             core.close().await;
@@ -108,8 +110,8 @@ impl Client {
     }
 
     /// Subscribe and deliver objects to `listener` (in order, in batches) on a library
-    /// thread. The subscriber's `close()` stops delivery; no listener call runs after it
-    /// returns.
+    /// thread. The subscriber's `unsubscribe()` stops delivery; no listener call runs
+    /// after it returns.
     pub async fn subscribe_with_listener(
         &self,
         namespace: String,
@@ -145,7 +147,7 @@ impl Client {
     }
 
     /// Observe connection state changes (the current state first). Returns the registration;
-    /// `close()` it to stop.
+    /// `cancel()` it to stop.
     pub fn observe_state(
         &self,
         listener: Arc<dyn ConnectionListener>,
@@ -179,7 +181,7 @@ impl Client {
 
     /// Watch namespaces announced by other publishers under `prefix` (`""` for all):
     /// those already announced first, then changes; follows reconnects. Returns the
-    /// registration; `close()` it to stop.
+    /// registration; `cancel()` it to stop.
     pub fn watch_namespaces(
         &self,
         prefix: String,

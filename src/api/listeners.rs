@@ -40,7 +40,7 @@ pub trait ObjectListener: Send + Sync {
     /// The next objects, in order.
     fn on_objects(&self, objects: Vec<ReceivedObject>) -> Result<(), ListenerError>;
     /// Delivery ended: `error` is `None` when the track ended normally or the subscription
-    /// was closed, else what went wrong. Not called after `close()` returned.
+    /// was unsubscribed, else what went wrong. Not called after `unsubscribe()` returned.
     fn on_end(&self, error: Option<String>) -> Result<(), ListenerError>;
 }
 
@@ -62,8 +62,8 @@ pub trait CatalogListener: Send + Sync {
     fn on_catalog(&self, tracks: Vec<TrackInfo>) -> Result<(), ListenerError>;
 }
 
-/// Owns a listener registration. `close()` (or dropping the last reference) stops it; no
-/// listener call runs after `close()` returns, unless `close()` is called from inside that
+/// Owns a listener registration. `cancel()` (or destroying the object) stops it; no
+/// listener call runs after `cancel()` returns, unless `cancel()` is called from inside that
 /// listener (which returns at once, without deadlock).
 #[derive(uniffi::Object)]
 pub struct ListenerHandle {
@@ -83,7 +83,7 @@ impl ListenerHandle {
 #[uniffi::export]
 impl ListenerHandle {
     /// Stop the registration and wait until no listener call is running.
-    pub fn close(&self) {
+    pub fn cancel(&self) {
         let worker = lock(&self.worker).take();
         if let Some(mut worker) = worker {
             worker.stop();
@@ -103,7 +103,7 @@ impl ListenerHandle {
 
 impl Drop for ListenerHandle {
     fn drop(&mut self) {
-        self.close();
+        self.cancel();
     }
 }
 

@@ -36,7 +36,20 @@ where
     T: Send + 'static,
 {
     let handle = crate::core::runtime::handle().map_err(MoqError::from)?;
-    match handle.spawn(work).await {
+    let task = handle.spawn(work);
+    // If the caller stops awaiting (a cancelled coroutine or task), cancel the work too.
+    struct AbortOnDrop(Option<tokio::task::AbortHandle>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            if let Some(task) = self.0.take() {
+                task.abort();
+            }
+        }
+    }
+    let mut guard = AbortOnDrop(Some(task.abort_handle()));
+    let outcome = task.await;
+    guard.0 = None;
+    match outcome {
         Ok(result) => result,
         Err(err) if err.is_panic() => Err(MoqError::Internal {
             reason: "internal error (panic in the library); please report it".into(),

@@ -6,8 +6,8 @@ use super::records::ObjectLocation;
 use super::MoqError;
 use crate::core;
 
-/// Publishes objects on one track. Thread-safe. `close()` (or dropping the last reference)
-/// ends the track for subscribers.
+/// Publishes objects on one track. Thread-safe. `finish()` (or destroying the object) ends
+/// the track for subscribers.
 #[derive(uniffi::Object)]
 pub struct Publisher {
     core: core::Publisher,
@@ -44,7 +44,7 @@ impl Publisher {
     }
 
     /// End the track. Further publishes fail with `Closed`. Idempotent.
-    pub fn close(&self) {
+    pub fn finish(&self) {
         self.core.close();
     }
 

@@ -14,11 +14,12 @@ use crate::delivery::{stopped, Gate, Worker};
 const LISTENER_BATCH: usize = 512;
 
 /// A subscription. Pull mode: `next()` / `next_batch()`. Listener mode: objects are pushed
-/// to the listener. `close()` unsubscribes; in listener mode no listener call runs after it
+/// to the listener. `unsubscribe()` stops it; in listener mode no listener call runs after it
 /// returns (unless called from inside the listener, which returns without deadlock).
 #[derive(uniffi::Object)]
 pub struct Subscriber {
     pull: Option<Arc<tokio::sync::Mutex<core::Subscriber>>>,
+    closer: core::SubscriberCloser,
     active: tokio::sync::watch::Receiver<bool>,
     worker: Mutex<Option<Worker>>,
     failures: Arc<AtomicU64>,
@@ -34,6 +35,7 @@ enum Sink {
 impl Subscriber {
     pub(crate) fn pull(core: core::Subscriber) -> Arc<Self> {
         Arc::new(Self {
+            closer: core.closer(),
             active: core.active_watch(),
             namespace: core.namespace().to_string(),
             track: core.track().to_string(),
@@ -59,6 +61,7 @@ impl Subscriber {
 
     fn pushing(mut core: core::Subscriber, sink: Sink) -> Result<Arc<Self>, MoqError> {
         let active = core.active_watch();
+        let closer = core.closer();
         let (namespace, track) = (core.namespace().to_string(), core.track().to_string());
         let gate = Arc::new(Gate::default());
         let failures = Arc::new(AtomicU64::new(0));
@@ -76,7 +79,7 @@ impl Subscriber {
                     }
                 });
                 match batch {
-                    None => break None, // closed: no on_end after close()
+                    None => break None, // unsubscribed: no on_end after unsubscribe()
                     Some(Ok(objects)) if objects.is_empty() => break Some(None),
                     Some(Ok(objects)) => {
                         let ran = body_gate.run(|| deliver(&sink, objects, &body_failures));
@@ -95,6 +98,7 @@ impl Subscriber {
         .map_err(thread_error)?;
         Ok(Arc::new(Self {
             pull: None,
+            closer,
             active,
             worker: Mutex::new(Some(worker)),
             failures,
@@ -155,7 +159,7 @@ impl Subscriber {
     }
 
     /// Unsubscribe and stop delivery. Idempotent.
-    pub async fn close(&self) {
+    pub async fn unsubscribe(&self) {
         let worker = lock(&self.worker).take();
         if let Some(mut worker) = worker {
             // Blocking wait for an in-flight listener call: run it off the caller's executor.
@@ -167,6 +171,9 @@ impl Subscriber {
             .await;
         }
         if let Some(pull) = self.pull.clone() {
+            // Stop delivery first: a `next()` still waiting (e.g. from a cancelled
+            // coroutine) returns and releases the subscriber.
+            self.closer.close();
             let _ = on_runtime(async move {
                 pull.lock().await.close().await;
                 Ok(())
@@ -175,14 +182,15 @@ impl Subscriber {
         }
     }
 
-    /// Blocking form of `close`, callable from any thread, including from inside this
+    /// Blocking form of `unsubscribe`, callable from any thread, including from inside this
     /// subscription's own listener (then it returns without waiting for itself).
-    pub fn close_blocking(&self) {
+    pub fn unsubscribe_blocking(&self) {
         let worker = lock(&self.worker).take();
         if let Some(mut worker) = worker {
             worker.stop();
         }
         if let Some(pull) = self.pull.clone() {
+            self.closer.close();
             if let Ok(handle) = runtime::handle() {
                 handle.spawn(async move { pull.lock().await.close().await });
             }
@@ -212,6 +220,7 @@ impl Subscriber {
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
+        self.closer.close();
         let worker = lock(&self.worker).take();
         if let Some(mut worker) = worker {
             worker.stop();

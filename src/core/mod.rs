@@ -24,5 +24,5 @@ pub use error::{
     AnnounceError, ConfigError, ConnectError, PublishError, RuntimeError, SubscribeError,
 };
 pub use publisher::{DeliveryMode, ObjectLocation, Publisher, PublisherOptions};
-pub use subscriber::{Object, Subscriber, SubscriberOptions};
+pub use subscriber::{Object, Subscriber, SubscriberCloser, SubscriberOptions};
 pub use tls::certificate_sha256;

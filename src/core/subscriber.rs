@@ -163,15 +163,39 @@ impl Subscriber {
     }
 
     fn leave(&self) {
-        if let Some(shared) = &self.shared {
-            shared.fanout.leave(self.sink_id());
+        self.closer().close();
+    }
+
+    /// A handle that stops delivery to this subscriber from anywhere, without `&mut`
+    /// access (e.g. while another task is waiting in [`Subscriber::next`], which then
+    /// returns the end). The upstream subscription ends when the subscriber is dropped or
+    /// closed.
+    pub fn closer(&self) -> SubscriberCloser {
+        SubscriberCloser {
+            fanout: self
+                .shared
+                .as_ref()
+                .map(|shared| Arc::downgrade(&shared.fanout)),
+            sink: self.sink.clone(),
+        }
+    }
+}
+
+/// Stops delivery to one [`Subscriber`]; see [`Subscriber::closer`].
+#[derive(Clone)]
+pub struct SubscriberCloser {
+    fanout: Option<std::sync::Weak<super::subscription::Fanout>>,
+    sink: Arc<Sink>,
+}
+
+impl SubscriberCloser {
+    /// Stop delivery (idempotent). Objects already buffered can still be read.
+    pub fn close(&self) {
+        if let Some(fanout) = self.fanout.as_ref().and_then(std::sync::Weak::upgrade) {
+            fanout.leave(self.sink.id());
         }
         lock(&self.sink.end).get_or_insert(Ok(()));
         self.sink.active.send_replace(false);
-    }
-
-    fn sink_id(&self) -> u64 {
-        self.sink.id()
     }
 }
 

@@ -814,13 +814,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_moq_ffi_checksum_method_client_announce(
     ): Int
-    external fun uniffi_moq_ffi_checksum_method_client_close(
-    ): Int
     external fun uniffi_moq_ffi_checksum_method_client_connect(
     ): Int
     external fun uniffi_moq_ffi_checksum_method_client_connect_blocking(
     ): Int
     external fun uniffi_moq_ffi_checksum_method_client_create_publisher(
+    ): Int
+    external fun uniffi_moq_ffi_checksum_method_client_disconnect(
     ): Int
     external fun uniffi_moq_ffi_checksum_method_client_is_connected(
     ): Int
@@ -842,7 +842,7 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_moq_ffi_checksum_method_connectionlistener_on_state(
     ): Int
-    external fun uniffi_moq_ffi_checksum_method_listenerhandle_close(
+    external fun uniffi_moq_ffi_checksum_method_listenerhandle_cancel(
     ): Int
     external fun uniffi_moq_ffi_checksum_method_listenerhandle_failure_count(
     ): Int
@@ -858,7 +858,7 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_moq_ffi_checksum_method_logger_log(
     ): Int
-    external fun uniffi_moq_ffi_checksum_method_publisher_close(
+    external fun uniffi_moq_ffi_checksum_method_publisher_finish(
     ): Int
     external fun uniffi_moq_ffi_checksum_method_publisher_is_open(
     ): Int
@@ -872,10 +872,6 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_moq_ffi_checksum_method_publisher_track(
     ): Int
-    external fun uniffi_moq_ffi_checksum_method_subscriber_close(
-    ): Int
-    external fun uniffi_moq_ffi_checksum_method_subscriber_close_blocking(
-    ): Int
     external fun uniffi_moq_ffi_checksum_method_subscriber_is_active(
     ): Int
     external fun uniffi_moq_ffi_checksum_method_subscriber_listener_failure_count(
@@ -887,6 +883,10 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_moq_ffi_checksum_method_subscriber_next_batch(
     ): Int
     external fun uniffi_moq_ffi_checksum_method_subscriber_track(
+    ): Int
+    external fun uniffi_moq_ffi_checksum_method_subscriber_unsubscribe(
+    ): Int
+    external fun uniffi_moq_ffi_checksum_method_subscriber_unsubscribe_blocking(
     ): Int
     external fun uniffi_moq_ffi_checksum_constructor_client_new(
     ): Int
@@ -923,13 +923,13 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_moq_ffi_fn_method_client_announce(`ptr`: Long,`namespace`: RustBuffer.ByValue,
     ): Long
-    external fun uniffi_moq_ffi_fn_method_client_close(`ptr`: Long,
-    ): Long
     external fun uniffi_moq_ffi_fn_method_client_connect(`ptr`: Long,
     ): Long
     external fun uniffi_moq_ffi_fn_method_client_connect_blocking(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_moq_ffi_fn_method_client_create_publisher(`ptr`: Long,`namespace`: RustBuffer.ByValue,`track`: RustBuffer.ByValue,`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_moq_ffi_fn_method_client_disconnect(`ptr`: Long,
     ): Long
     external fun uniffi_moq_ffi_fn_method_client_is_connected(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
@@ -967,7 +967,7 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_moq_ffi_fn_free_listenerhandle(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_moq_ffi_fn_method_listenerhandle_close(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_moq_ffi_fn_method_listenerhandle_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_moq_ffi_fn_method_listenerhandle_failure_count(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1005,7 +1005,7 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_moq_ffi_fn_free_publisher(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_moq_ffi_fn_method_publisher_close(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_moq_ffi_fn_method_publisher_finish(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_moq_ffi_fn_method_publisher_is_open(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
@@ -1023,10 +1023,6 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_moq_ffi_fn_free_subscriber(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_moq_ffi_fn_method_subscriber_close(`ptr`: Long,
-    ): Long
-    external fun uniffi_moq_ffi_fn_method_subscriber_close_blocking(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
-    ): Unit
     external fun uniffi_moq_ffi_fn_method_subscriber_is_active(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
     external fun uniffi_moq_ffi_fn_method_subscriber_listener_failure_count(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1039,6 +1035,10 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_moq_ffi_fn_method_subscriber_track(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_moq_ffi_fn_method_subscriber_unsubscribe(`ptr`: Long,
+    ): Long
+    external fun uniffi_moq_ffi_fn_method_subscriber_unsubscribe_blocking(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_moq_ffi_fn_method_moqerror_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_moq_ffi_fn_method_listenererror_uniffi_trait_display(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1185,9 +1185,6 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_moq_ffi_checksum_method_client_announce() and 0xFFFF) != 41340) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_moq_ffi_checksum_method_client_close() and 0xFFFF) != 30792) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
     if ((lib.uniffi_moq_ffi_checksum_method_client_connect() and 0xFFFF) != 61770) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1197,10 +1194,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_moq_ffi_checksum_method_client_create_publisher() and 0xFFFF) != 4578) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_moq_ffi_checksum_method_client_disconnect() and 0xFFFF) != 755) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_moq_ffi_checksum_method_client_is_connected() and 0xFFFF) != 7868) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_moq_ffi_checksum_method_client_observe_state() and 0xFFFF) != 52552) {
+    if ((lib.uniffi_moq_ffi_checksum_method_client_observe_state() and 0xFFFF) != 6538) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_client_state() and 0xFFFF) != 18067) {
@@ -1212,13 +1212,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_moq_ffi_checksum_method_client_subscribe_catalog() and 0xFFFF) != 39435) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_moq_ffi_checksum_method_client_subscribe_with_listener() and 0xFFFF) != 1427) {
+    if ((lib.uniffi_moq_ffi_checksum_method_client_subscribe_with_listener() and 0xFFFF) != 37686) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_client_unannounce() and 0xFFFF) != 7242) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_moq_ffi_checksum_method_client_watch_namespaces() and 0xFFFF) != 62700) {
+    if ((lib.uniffi_moq_ffi_checksum_method_client_watch_namespaces() and 0xFFFF) != 22844) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_cataloglistener_on_catalog() and 0xFFFF) != 33937) {
@@ -1227,7 +1227,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_moq_ffi_checksum_method_connectionlistener_on_state() and 0xFFFF) != 17185) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_moq_ffi_checksum_method_listenerhandle_close() and 0xFFFF) != 16357) {
+    if ((lib.uniffi_moq_ffi_checksum_method_listenerhandle_cancel() and 0xFFFF) != 26498) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_listenerhandle_failure_count() and 0xFFFF) != 42854) {
@@ -1245,13 +1245,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_moq_ffi_checksum_method_objectlistener_on_objects() and 0xFFFF) != 37815) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_moq_ffi_checksum_method_objectlistener_on_end() and 0xFFFF) != 12655) {
+    if ((lib.uniffi_moq_ffi_checksum_method_objectlistener_on_end() and 0xFFFF) != 49452) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_logger_log() and 0xFFFF) != 40187) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_moq_ffi_checksum_method_publisher_close() and 0xFFFF) != 47653) {
+    if ((lib.uniffi_moq_ffi_checksum_method_publisher_finish() and 0xFFFF) != 24125) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_publisher_is_open() and 0xFFFF) != 49411) {
@@ -1272,12 +1272,6 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_moq_ffi_checksum_method_publisher_track() and 0xFFFF) != 57438) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_moq_ffi_checksum_method_subscriber_close() and 0xFFFF) != 52404) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
-    if ((lib.uniffi_moq_ffi_checksum_method_subscriber_close_blocking() and 0xFFFF) != 13067) {
-        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    }
     if ((lib.uniffi_moq_ffi_checksum_method_subscriber_is_active() and 0xFFFF) != 14141) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1294,6 +1288,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_subscriber_track() and 0xFFFF) != 35275) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_moq_ffi_checksum_method_subscriber_unsubscribe() and 0xFFFF) != 7313) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_moq_ffi_checksum_method_subscriber_unsubscribe_blocking() and 0xFFFF) != 23328) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_constructor_client_new() and 0xFFFF) != 21400) {
@@ -2129,8 +2129,9 @@ public object FfiConverterTypeCatalogListener: FfiConverter<CatalogListener, Lon
 /**
  * A MoQT client: one session with a relay. Thread-safe; share it freely.
  *
- * `close()` ends the session (announced namespaces are released at once). The session is
- * also closed when the last reference to the client goes away.
+ * `disconnect()` ends the session (announced namespaces are released at once). The
+ * session is also closed when the object is destroyed (Kotlin `close()`/`use {}`, Swift
+ * deinit, Python garbage collection).
  */
 public interface ClientInterface {
     
@@ -2139,12 +2140,6 @@ public interface ClientInterface {
      * accept it.
      */
     suspend fun `announce`(`namespace`: kotlin.String)
-    
-    /**
-     * Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
-     * State becomes `Disconnected`. Idempotent.
-     */
-    suspend fun `close`()
     
     /**
      * Connect (QUIC + TLS, WebTransport for `https://`, MoQT SETUP), bounded by the connect
@@ -2164,13 +2159,20 @@ public interface ClientInterface {
     fun `createPublisher`(`namespace`: kotlin.String, `track`: kotlin.String, `options`: PublisherOptions?): Publisher
     
     /**
+     * Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
+     * State becomes `Disconnected`. Idempotent. (Named `disconnect` because `close` is the
+     * generated bindings' destructor: closing/dropping the object also ends the session.)
+     */
+    suspend fun `disconnect`()
+    
+    /**
      * Whether the session is established.
      */
     fun `isConnected`(): kotlin.Boolean
     
     /**
      * Observe connection state changes (the current state first). Returns the registration;
-     * `close()` it to stop.
+     * `cancel()` it to stop.
      */
     fun `observeState`(`listener`: ConnectionListener): ListenerHandle
     
@@ -2194,8 +2196,8 @@ public interface ClientInterface {
     
     /**
      * Subscribe and deliver objects to `listener` (in order, in batches) on a library
-     * thread. The subscriber's `close()` stops delivery; no listener call runs after it
-     * returns.
+     * thread. The subscriber's `unsubscribe()` stops delivery; no listener call runs
+     * after it returns.
      */
     suspend fun `subscribeWithListener`(`namespace`: kotlin.String, `track`: kotlin.String, `listener`: ObjectListener): Subscriber
     
@@ -2207,7 +2209,7 @@ public interface ClientInterface {
     /**
      * Watch namespaces announced by other publishers under `prefix` (`""` for all):
      * those already announced first, then changes; follows reconnects. Returns the
-     * registration; `close()` it to stop.
+     * registration; `cancel()` it to stop.
      */
     fun `watchNamespaces`(`prefix`: kotlin.String, `listener`: NamespaceListener): ListenerHandle
     
@@ -2217,8 +2219,9 @@ public interface ClientInterface {
 /**
  * A MoQT client: one session with a relay. Thread-safe; share it freely.
  *
- * `close()` ends the session (announced namespaces are released at once). The session is
- * also closed when the last reference to the client goes away.
+ * `disconnect()` ends the session (announced namespaces are released at once). The
+ * session is also closed when the object is destroyed (Kotlin `close()`/`use {}`, Swift
+ * deinit, Python garbage collection).
  */
 open class Client: Disposable, AutoCloseable, ClientInterface
 {
@@ -2362,31 +2365,6 @@ open class Client: Disposable, AutoCloseable, ClientInterface
 
     
     /**
-     * Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
-     * State becomes `Disconnected`. Idempotent.
-     */
-    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `close`() {
-        return uniffiRustCallAsync(
-        callWithHandle { uniffiHandle ->
-            UniffiLib.uniffi_moq_ffi_fn_method_client_close(
-                uniffiHandle,
-                
-            )
-        },
-        { future, callback, continuation -> UniffiLib.ffi_moq_ffi_rust_future_poll_void(future, callback, continuation) },
-        { future, continuation -> UniffiLib.ffi_moq_ffi_rust_future_complete_void(future, continuation) },
-        { future -> UniffiLib.ffi_moq_ffi_rust_future_free_void(future) },
-        // lift function
-        { },
-        
-        // Error FFI converter
-        UniffiNullRustCallStatusErrorHandler,
-    )
-    }
-
-    
-    /**
      * Connect (QUIC + TLS, WebTransport for `https://`, MoQT SETUP), bounded by the connect
      * timeout.
      */
@@ -2450,6 +2428,32 @@ open class Client: Disposable, AutoCloseable, ClientInterface
 
     
     /**
+     * Close the session: withdraw namespaces, end subscriptions, send CONNECTION_CLOSE.
+     * State becomes `Disconnected`. Idempotent. (Named `disconnect` because `close` is the
+     * generated bindings' destructor: closing/dropping the object also ends the session.)
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `disconnect`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_moq_ffi_fn_method_client_disconnect(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_moq_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_moq_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_moq_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
+
+    
+    /**
      * Whether the session is established.
      */override fun `isConnected`(): kotlin.Boolean {
             return FfiConverterBoolean.lift(
@@ -2467,7 +2471,7 @@ open class Client: Disposable, AutoCloseable, ClientInterface
     
     /**
      * Observe connection state changes (the current state first). Returns the registration;
-     * `close()` it to stop.
+     * `cancel()` it to stop.
      */
     @Throws(MoqException::class)override fun `observeState`(`listener`: ConnectionListener): ListenerHandle {
             return FfiConverterTypeListenerHandle.lift(
@@ -2558,8 +2562,8 @@ open class Client: Disposable, AutoCloseable, ClientInterface
     
     /**
      * Subscribe and deliver objects to `listener` (in order, in batches) on a library
-     * thread. The subscriber's `close()` stops delivery; no listener call runs after it
-     * returns.
+     * thread. The subscriber's `unsubscribe()` stops delivery; no listener call runs
+     * after it returns.
      */
     @Throws(MoqException::class)
     @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
@@ -2605,7 +2609,7 @@ open class Client: Disposable, AutoCloseable, ClientInterface
     /**
      * Watch namespaces announced by other publishers under `prefix` (`""` for all):
      * those already announced first, then changes; follows reconnects. Returns the
-     * registration; `close()` it to stop.
+     * registration; `cancel()` it to stop.
      */
     @Throws(MoqException::class)override fun `watchNamespaces`(`prefix`: kotlin.String, `listener`: NamespaceListener): ListenerHandle {
             return FfiConverterTypeListenerHandle.lift(
@@ -3086,8 +3090,8 @@ public object FfiConverterTypeConnectionListener: FfiConverter<ConnectionListene
 
 
 /**
- * Owns a listener registration. `close()` (or dropping the last reference) stops it; no
- * listener call runs after `close()` returns, unless `close()` is called from inside that
+ * Owns a listener registration. `cancel()` (or destroying the object) stops it; no
+ * listener call runs after `cancel()` returns, unless `cancel()` is called from inside that
  * listener (which returns at once, without deadlock).
  */
 public interface ListenerHandleInterface {
@@ -3095,7 +3099,7 @@ public interface ListenerHandleInterface {
     /**
      * Stop the registration and wait until no listener call is running.
      */
-    fun `close`()
+    fun `cancel`()
     
     /**
      * How many listener calls failed (returned an error or threw).
@@ -3111,8 +3115,8 @@ public interface ListenerHandleInterface {
 }
 
 /**
- * Owns a listener registration. `close()` (or dropping the last reference) stops it; no
- * listener call runs after `close()` returns, unless `close()` is called from inside that
+ * Owns a listener registration. `cancel()` (or destroying the object) stops it; no
+ * listener call runs after `cancel()` returns, unless `cancel()` is called from inside that
  * listener (which returns at once, without deadlock).
  */
 open class ListenerHandle: Disposable, AutoCloseable, ListenerHandleInterface
@@ -3219,11 +3223,11 @@ open class ListenerHandle: Disposable, AutoCloseable, ListenerHandleInterface
     
     /**
      * Stop the registration and wait until no listener call is running.
-     */override fun `close`()
+     */override fun `cancel`()
         = 
     callWithHandle {
     uniffiRustCall() { _status ->
-    UniffiLib.uniffi_moq_ffi_fn_method_listenerhandle_close(
+    UniffiLib.uniffi_moq_ffi_fn_method_listenerhandle_cancel(
         it,
         _status)
 }
@@ -4111,7 +4115,7 @@ public interface ObjectListener {
     
     /**
      * Delivery ended: `error` is `None` when the track ended normally or the subscription
-     * was closed, else what went wrong. Not called after `close()` returned.
+     * was unsubscribed, else what went wrong. Not called after `unsubscribe()` returned.
      */
     fun `onEnd`(`error`: kotlin.String?)
     
@@ -4244,7 +4248,7 @@ open class ObjectListenerImpl: Disposable, AutoCloseable, ObjectListener
     
     /**
      * Delivery ended: `error` is `None` when the track ended normally or the subscription
-     * was closed, else what went wrong. Not called after `close()` returned.
+     * was unsubscribed, else what went wrong. Not called after `unsubscribe()` returned.
      */
     @Throws(ListenerException::class)override fun `onEnd`(`error`: kotlin.String?)
         = 
@@ -4473,15 +4477,15 @@ public object FfiConverterTypeObjectListener: FfiConverter<ObjectListener, Long>
 
 
 /**
- * Publishes objects on one track. Thread-safe. `close()` (or dropping the last reference)
- * ends the track for subscribers.
+ * Publishes objects on one track. Thread-safe. `finish()` (or destroying the object) ends
+ * the track for subscribers.
  */
 public interface PublisherInterface {
     
     /**
      * End the track. Further publishes fail with `Closed`. Idempotent.
      */
-    fun `close`()
+    fun `finish`()
     
     /**
      * Whether the publisher can still publish.
@@ -4517,8 +4521,8 @@ public interface PublisherInterface {
 }
 
 /**
- * Publishes objects on one track. Thread-safe. `close()` (or dropping the last reference)
- * ends the track for subscribers.
+ * Publishes objects on one track. Thread-safe. `finish()` (or destroying the object) ends
+ * the track for subscribers.
  */
 open class Publisher: Disposable, AutoCloseable, PublisherInterface
 {
@@ -4624,11 +4628,11 @@ open class Publisher: Disposable, AutoCloseable, PublisherInterface
     
     /**
      * End the track. Further publishes fail with `Closed`. Idempotent.
-     */override fun `close`()
+     */override fun `finish`()
         = 
     callWithHandle {
     uniffiRustCall() { _status ->
-    UniffiLib.uniffi_moq_ffi_fn_method_publisher_close(
+    UniffiLib.uniffi_moq_ffi_fn_method_publisher_finish(
         it,
         _status)
 }
@@ -4871,21 +4875,10 @@ public object FfiConverterTypePublisher: FfiConverter<Publisher, Long> {
 
 /**
  * A subscription. Pull mode: `next()` / `next_batch()`. Listener mode: objects are pushed
- * to the listener. `close()` unsubscribes; in listener mode no listener call runs after it
+ * to the listener. `unsubscribe()` stops it; in listener mode no listener call runs after it
  * returns (unless called from inside the listener, which returns without deadlock).
  */
 public interface SubscriberInterface {
-    
-    /**
-     * Unsubscribe and stop delivery. Idempotent.
-     */
-    suspend fun `close`()
-    
-    /**
-     * Blocking form of `close`, callable from any thread, including from inside this
-     * subscription's own listener (then it returns without waiting for itself).
-     */
-    fun `closeBlocking`()
     
     /**
      * Whether objects may still arrive.
@@ -4918,12 +4911,23 @@ public interface SubscriberInterface {
      */
     fun `track`(): kotlin.String
     
+    /**
+     * Unsubscribe and stop delivery. Idempotent.
+     */
+    suspend fun `unsubscribe`()
+    
+    /**
+     * Blocking form of `unsubscribe`, callable from any thread, including from inside this
+     * subscription's own listener (then it returns without waiting for itself).
+     */
+    fun `unsubscribeBlocking`()
+    
     companion object
 }
 
 /**
  * A subscription. Pull mode: `next()` / `next_batch()`. Listener mode: objects are pushed
- * to the listener. `close()` unsubscribes; in listener mode no listener call runs after it
+ * to the listener. `unsubscribe()` stops it; in listener mode no listener call runs after it
  * returns (unless called from inside the listener, which returns without deadlock).
  */
 open class Subscriber: Disposable, AutoCloseable, SubscriberInterface
@@ -5026,46 +5030,6 @@ open class Subscriber: Disposable, AutoCloseable, SubscriberInterface
             UniffiLib.uniffi_moq_ffi_fn_clone_subscriber(handle, status)
         }
     }
-
-    
-    /**
-     * Unsubscribe and stop delivery. Idempotent.
-     */
-    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
-    override suspend fun `close`() {
-        return uniffiRustCallAsync(
-        callWithHandle { uniffiHandle ->
-            UniffiLib.uniffi_moq_ffi_fn_method_subscriber_close(
-                uniffiHandle,
-                
-            )
-        },
-        { future, callback, continuation -> UniffiLib.ffi_moq_ffi_rust_future_poll_void(future, callback, continuation) },
-        { future, continuation -> UniffiLib.ffi_moq_ffi_rust_future_complete_void(future, continuation) },
-        { future -> UniffiLib.ffi_moq_ffi_rust_future_free_void(future) },
-        // lift function
-        { },
-        
-        // Error FFI converter
-        UniffiNullRustCallStatusErrorHandler,
-    )
-    }
-
-    
-    /**
-     * Blocking form of `close`, callable from any thread, including from inside this
-     * subscription's own listener (then it returns without waiting for itself).
-     */override fun `closeBlocking`()
-        = 
-    callWithHandle {
-    uniffiRustCall() { _status ->
-    UniffiLib.uniffi_moq_ffi_fn_method_subscriber_close_blocking(
-        it,
-        _status)
-}
-    }
-    
-    
 
     
     /**
@@ -5179,6 +5143,46 @@ open class Subscriber: Disposable, AutoCloseable, SubscriberInterface
     }
     )
     }
+    
+
+    
+    /**
+     * Unsubscribe and stop delivery. Idempotent.
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `unsubscribe`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_moq_ffi_fn_method_subscriber_unsubscribe(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_moq_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_moq_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_moq_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Blocking form of `unsubscribe`, callable from any thread, including from inside this
+     * subscription's own listener (then it returns without waiting for itself).
+     */override fun `unsubscribeBlocking`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_moq_ffi_fn_method_subscriber_unsubscribe_blocking(
+        it,
+        _status)
+}
+    }
+    
     
 
     

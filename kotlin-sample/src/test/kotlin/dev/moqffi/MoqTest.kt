@@ -1,0 +1,219 @@
+// The Kotlin package against a real relay (the moq-test-relay binary).
+package dev.moqffi
+
+import kotlinx.coroutines.async
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.take
+import kotlinx.coroutines.flow.toList
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
+import org.junit.jupiter.api.AfterAll
+import org.junit.jupiter.api.Assertions.assertArrayEquals
+import org.junit.jupiter.api.Assertions.assertEquals
+import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertTrue
+import org.junit.jupiter.api.BeforeAll
+import org.junit.jupiter.api.Test
+import org.junit.jupiter.api.TestInstance
+import org.junit.jupiter.api.assertThrows
+import org.junit.jupiter.params.ParameterizedTest
+import org.junit.jupiter.params.provider.ValueSource
+import java.io.File
+import java.util.Collections
+import java.util.concurrent.atomic.AtomicInteger
+
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class MoqTest {
+    private lateinit var relay: Process
+    private val env = mutableMapOf<String, String>()
+    private val names = AtomicInteger()
+
+    @BeforeAll
+    fun startRelay() {
+        val binary = System.getProperty("moq.relay.bin") ?: error("moq.relay.bin not set")
+        relay = ProcessBuilder(binary).redirectError(ProcessBuilder.Redirect.INHERIT).start()
+        val lines = relay.inputStream.bufferedReader()
+        while (true) {
+            val line = lines.readLine() ?: error("relay exited")
+            if (line == "READY") break
+            val (key, value) = line.split("=", limit = 2)
+            env[key] = value
+        }
+    }
+
+    @AfterAll
+    fun stopRelay() {
+        relay.outputStream.close()
+        relay.waitFor()
+    }
+
+    private fun url(scheme: String) =
+        if (scheme == "moqt") env.getValue("MOQ_RELAY_MOQT_URL") else env.getValue("MOQ_RELAY_HTTPS_URL")
+
+    private fun config(scheme: String = "moqt") =
+        clientConfig(url(scheme), env.getValue("MOQ_RELAY_CA_FILE"), useSystemRoots = false)
+            .copy(idleTimeoutMs = 2000u, keepAliveIntervalMs = 300u, rendezvousTimeoutMs = 2000u)
+
+    private fun unique(prefix: String) = "$prefix-${ProcessHandle.current().pid()}-${names.incrementAndGet()}"
+
+    private fun payload(i: Int, size: Int = 100) = ByteArray(size) { j -> ((i * 31 + j * 7) and 0xff).toByte() }
+        .also { for (k in 0 until 4) it[k] = (i shr (8 * k)).toByte() }
+
+    private fun index(bytes: ByteArray) =
+        (0 until 4).fold(0) { acc, k -> acc or ((bytes[k].toInt() and 0xff) shl (8 * k)) }
+
+    @ParameterizedTest
+    @ValueSource(strings = ["moqt", "https"])
+    fun `connects over both schemes`(scheme: String) = runBlocking {
+        connect(config(scheme)).use { client ->
+            assertTrue(client.isConnected())
+            assertEquals(ConnectionState.CONNECTED, client.state())
+            client.disconnect()
+            assertEquals(ConnectionState.DISCONNECTED, client.state())
+        }
+    }
+
+    class Collector : ObjectListener {
+        val objects: MutableList<ReceivedObject> = Collections.synchronizedList(mutableListOf())
+        override fun onObjects(objects: List<ReceivedObject>) {
+            this.objects.addAll(objects)
+        }
+        override fun onEnd(error: String?) {}
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = ["moqt", "https"])
+    fun `publish and subscribe byte-exact through the listener and the Flow`(scheme: String) = runBlocking {
+        connect(config(scheme)).use { client ->
+            val ns = unique("exact")
+            client.announce(ns)
+            val sent = listOf(ByteArray(0), "hello".encodeToByteArray(), ByteArray(256) { it.toByte() }, payload(3, 5000))
+            client.createPublisher(ns, "t", null).use { publisher ->
+                val collector = Collector()
+                client.subscribeWithListener(ns, "t", collector).use { listened ->
+                    client.subscribe(ns, "t").use { pulled ->
+                        val flowed = async { pulled.objects().take(sent.size).toList() }
+                        sent.forEach { publisher.publish(it) }
+                        val viaFlow = withTimeout(10_000) { flowed.await() }
+                        assertEquals(sent.size, viaFlow.size)
+                        sent.zip(viaFlow).forEach { (a, b) -> assertArrayEquals(a, b.payload) }
+                        withTimeout(10_000) { while (collector.objects.size < sent.size) delay(5) }
+                        sent.zip(collector.objects).forEach { (a, b) -> assertArrayEquals(a, b.payload) }
+                        listened.unsubscribe()
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
+    fun `a burst of 10000 small objects arrives complete and in order`() = runBlocking {
+        connect(config("moqt")).use { publisherClient ->
+            connect(config("https")).use { subscriberClient ->
+                val ns = unique("burst")
+                publisherClient.announce(ns)
+                val publisher = publisherClient.createPublisher(ns, "t", null)
+                val subscriber = subscriberClient.subscribe(ns, "t")
+                val received = async { subscriber.objects().take(10_000).toList() }
+                for (i in 0 until 10_000) publisher.publish(payload(i))
+                val objects = withTimeout(60_000) { received.await() }
+                assertEquals(10_000, objects.size)
+                objects.forEachIndexed { i, obj -> assertEquals(i, index(obj.payload)) }
+                publisher.close()
+            }
+        }
+    }
+
+    @Test
+    fun `errors are typed with readable messages`() = runBlocking {
+        // Untrusted certificate.
+        Client(clientConfig(url("moqt"), useSystemRoots = false)).use { client ->
+            val e = assertThrows<MoqException.Tls> { runBlocking { client.connect() } }
+            assertTrue(e.reason.contains("TLS handshake"), e.reason)
+        }
+        // Not connected.
+        Client(config()).use { client ->
+            val e = assertThrows<MoqException.NotConnected> { runBlocking { client.announce("x") } }
+            assertTrue(e.reason.contains("connect"), e.reason)
+        }
+        // Unknown track.
+        connect(config().copy(rendezvousTimeoutMs = 300u)).use { client ->
+            val e = assertThrows<MoqException.NotFound> { runBlocking { client.subscribe(unique("nobody"), "t") } }
+            assertTrue(e.reason.contains("not found"), e.reason)
+        }
+        // Bad URL.
+        val e = assertThrows<MoqException.InvalidArgument> { Client(defaultClientConfig("http://localhost:1")) }
+        assertTrue(e.reason.contains("unsupported URL scheme"), e.reason)
+    }
+
+    @Test
+    fun `unsubscribe stops delivery`() = runBlocking {
+        connect(config()).use { client ->
+            val ns = unique("stop")
+            client.announce(ns)
+            client.createPublisher(ns, "t", null).use { publisher ->
+                val collector = Collector()
+                val subscriber = client.subscribeWithListener(ns, "t", collector)
+                publisher.publish("1".encodeToByteArray())
+                withTimeout(5_000) { while (collector.objects.isEmpty()) delay(5) }
+                subscriber.unsubscribe()
+                val count = collector.objects.size
+                publisher.publish("2".encodeToByteArray())
+                delay(200)
+                assertEquals(count, collector.objects.size)
+                assertFalse(subscriber.isActive())
+                subscriber.close()
+            }
+        }
+    }
+
+    @Test
+    fun `cancelling the collecting coroutine unsubscribes`() = runBlocking {
+        connect(config()).use { client ->
+            val ns = unique("cancel")
+            client.announce(ns)
+            client.createPublisher(ns, "t", null).use { publisher ->
+                val subscriber = client.subscribe(ns, "t")
+                val got = AtomicInteger()
+                val job = launch { subscriber.objects().collect { got.incrementAndGet() } }
+                publisher.publish("a".encodeToByteArray())
+                withTimeout(5_000) { while (got.get() == 0) delay(5) }
+                job.cancel()
+                job.join()
+                withTimeout(5_000) { while (subscriber.isActive()) delay(5) }
+                assertFalse(subscriber.isActive())
+                subscriber.close()
+            }
+        }
+    }
+
+    private fun threadCount() = File("/proc/self/task").list()!!.size
+
+    @Test
+    fun `no thread or task is left after everything is closed`() = runBlocking {
+        suspend fun cycle() {
+            connect(config()).use { client ->
+                val ns = unique("clean")
+                client.announce(ns)
+                client.createPublisher(ns, "t", null).use { publisher ->
+                    val collector = Collector()
+                    client.subscribeWithListener(ns, "t", collector).use { sub ->
+                        publisher.publish("x".encodeToByteArray())
+                        withTimeout(5_000) { while (collector.objects.isEmpty()) delay(5) }
+                        sub.unsubscribe()
+                    }
+                }
+                client.disconnect()
+            }
+        }
+        cycle()
+        System.gc()
+        delay(300)
+        val baseline = threadCount()
+        repeat(3) { cycle() }
+        System.gc()
+        delay(300)
+        assertTrue(threadCount() <= baseline, "threads: ${threadCount()} > $baseline")
+    }
+}
