@@ -57,9 +57,14 @@ async fn burst(relay: &TestRelay, url: &str, name: &str, count: usize, size: usi
     }
     let mut received = 0;
     while received < count {
-        let batch = p.subscriber.next_batch(1024).await.unwrap();
-        assert!(!batch.is_empty(), "track ended early");
-        received += batch.len();
+        // Bounded: a lost object must show up as a failure, not a hang.
+        match tokio::time::timeout(Duration::from_secs(20), p.subscriber.next_batch(1024)).await {
+            Ok(Ok(batch)) if !batch.is_empty() => received += batch.len(),
+            other => {
+                eprintln!("{name}: only {received} of {count} objects arrived ({other:?})");
+                std::process::exit(1);
+            }
+        }
     }
     let secs = started.elapsed().as_secs_f64();
     for client in &p.clients {

@@ -348,3 +348,38 @@ def test_log_level_and_foreign_logger(relay):
     moq_ffi.set_logger(None)
     moq_ffi.set_log_level(moq_ffi.LogLevel.WARN)
     assert any("connected to" in message for _, _, message in sink.records)
+
+
+class SelfUnsubscribing(moq_ffi.ObjectListener):
+    def __init__(self):
+        self.subscriber = None
+        self.calls = 0
+        self.done = threading.Event()
+
+    def on_objects(self, objects):
+        self.calls += 1
+        # Unsubscribing from inside its own listener returns at once (no deadlock).
+        self.subscriber.unsubscribe_blocking()
+        self.done.set()
+
+    def on_end(self, error):
+        pass
+
+
+def test_unsubscribe_from_inside_the_listener_does_not_deadlock(relay):
+    async def main():
+        client = await connected(relay)
+        ns = unique("inside")
+        await client.announce(ns)
+        publisher = client.create_publisher(ns, "t", None)
+        listener = SelfUnsubscribing()
+        listener.subscriber = await client.subscribe_with_listener(ns, "t", listener)
+        publisher.publish(b"1")
+        assert await asyncio.get_running_loop().run_in_executor(None, listener.done.wait, 5)
+        publisher.publish(b"2")
+        await asyncio.sleep(0.2)
+        assert listener.calls == 1
+        assert not listener.subscriber.is_active()
+        await client.disconnect()
+
+    run(main())

@@ -1860,7 +1860,7 @@ class PublisherOptions:
     """
     Publisher settings.
 """
-    def __init__(self, *, delivery:DeliveryMode, priority:int = 128, max_group_objects:int = 1024):
+    def __init__(self, *, delivery:DeliveryMode, priority:int = 128, max_group_objects:int = 65536):
         self.delivery = delivery
         self.priority = priority
         self.max_group_objects = max_group_objects

@@ -125,7 +125,7 @@ pub struct PublisherOptions {
     #[uniffi(default = 128)]
     pub priority: u8,
     /// Objects per group before a new group starts automatically.
-    #[uniffi(default = 1024)]
+    #[uniffi(default = 65536)]
     pub max_group_objects: u64,
 }
 
@@ -134,7 +134,7 @@ impl Default for PublisherOptions {
         Self {
             delivery: DeliveryMode::Stream,
             priority: 128,
-            max_group_objects: 1024,
+            max_group_objects: 65_536,
         }
     }
 }

@@ -44,7 +44,8 @@ pub struct PublisherOptions {
     pub delivery: DeliveryMode,
     /// Publisher priority, 0 (highest) to 255. Default 128.
     pub priority: u8,
-    /// A group is closed after this many objects. Default 1,024.
+    /// A group is closed after this many objects. Default 65,536 (few, long groups: see the
+    /// module docs).
     pub max_group_objects: u64,
     /// A group is closed once it holds this many payload bytes. Default 64 MiB.
     pub max_group_bytes: u64,
@@ -55,7 +56,7 @@ impl Default for PublisherOptions {
         Self {
             delivery: DeliveryMode::Stream,
             priority: 128,
-            max_group_objects: 1024,
+            max_group_objects: 65_536,
             max_group_bytes: 64 * 1024 * 1024,
         }
     }

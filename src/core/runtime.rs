@@ -88,3 +88,23 @@ impl<T> Drop for RuntimeDrop<T> {
         unsafe { std::mem::ManuallyDrop::drop(&mut self.0) }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_on_from_a_runtime_thread_is_an_error_not_a_deadlock() {
+        let from_runtime = block_on(async {
+            // Inside a library runtime task: a nested blocking call must refuse.
+            handle()
+                .unwrap()
+                .spawn(async { block_on(async { 1 }) })
+                .await
+                .unwrap()
+        })
+        .unwrap();
+        assert_eq!(from_runtime, Err(RuntimeError::BlockingOnRuntimeThread));
+        assert_eq!(block_on(async { 2 }), Ok(2));
+    }
+}

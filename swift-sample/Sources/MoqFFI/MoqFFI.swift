@@ -3090,7 +3090,7 @@ public struct PublisherOptions: Equatable, Hashable {
          */priority: UInt8 = UInt8(128), 
         /**
          * Objects per group before a new group starts automatically.
-         */maxGroupObjects: UInt64 = UInt64(1024)) {
+         */maxGroupObjects: UInt64 = UInt64(65536)) {
         self.delivery = delivery
         self.priority = priority
         self.maxGroupObjects = maxGroupObjects

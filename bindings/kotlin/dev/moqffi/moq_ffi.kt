@@ -5384,7 +5384,7 @@ data class PublisherOptions (
     /**
      * Objects per group before a new group starts automatically.
      */
-    var `maxGroupObjects`: kotlin.ULong = 1024uL 
+    var `maxGroupObjects`: kotlin.ULong = 65536uL 
     
 ){
     
