@@ -99,14 +99,9 @@ impl Client {
         namespace: String,
         track: String,
     ) -> Result<Arc<Subscriber>, MoqError> {
-        let core = self.core.clone();
-        on_runtime(async move {
-            let subscriber = core
-                .subscribe(&namespace, &track, SubscriberOptions::default())
-                .await?;
-            Ok(Subscriber::pull(subscriber))
-        })
-        .await
+        Ok(Subscriber::pull(
+            self.core_subscribe(namespace, track).await?,
+        ))
     }
 
     /// Subscribe and deliver objects to `listener` (in order, in batches) on a library
@@ -118,13 +113,7 @@ impl Client {
         track: String,
         listener: Arc<dyn ObjectListener>,
     ) -> Result<Arc<Subscriber>, MoqError> {
-        let core = self.core.clone();
-        let subscriber = on_runtime(async move {
-            Ok(core
-                .subscribe(&namespace, &track, SubscriberOptions::default())
-                .await?)
-        })
-        .await?;
+        let subscriber = self.core_subscribe(namespace, track).await?;
         Subscriber::with_listener(subscriber, listener)
     }
 
@@ -136,13 +125,7 @@ impl Client {
         track: String,
         listener: Arc<dyn CatalogListener>,
     ) -> Result<Arc<Subscriber>, MoqError> {
-        let core = self.core.clone();
-        let subscriber = on_runtime(async move {
-            Ok(core
-                .subscribe(&namespace, &track, SubscriberOptions::default())
-                .await?)
-        })
-        .await?;
+        let subscriber = self.core_subscribe(namespace, track).await?;
         Subscriber::with_catalog_listener(subscriber, listener)
     }
 
@@ -217,6 +200,23 @@ impl Client {
         })
         .map_err(thread_error)?;
         Ok(ListenerHandle::new(worker, failures))
+    }
+}
+
+impl Client {
+    /// The one place the three subscribe flavours open a core subscription.
+    async fn core_subscribe(
+        &self,
+        namespace: String,
+        track: String,
+    ) -> Result<core::Subscriber, MoqError> {
+        let core = self.core.clone();
+        on_runtime(async move {
+            Ok(core
+                .subscribe(&namespace, &track, SubscriberOptions::default())
+                .await?)
+        })
+        .await
     }
 }
 
