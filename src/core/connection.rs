@@ -86,6 +86,8 @@ pub(crate) struct LiveParts {
     announced: Mutex<HashMap<String, Announcement>>,
     /// Upstream subscriptions shared by this session's local subscribers.
     pub(crate) tracks: super::subscription::TrackRegistry,
+    /// Subscriptions whose reader the session takes as soon as their first group arrives.
+    pub(crate) early_readers: Arc<super::early_reader::PendingReaders>,
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -260,9 +262,15 @@ impl Client {
         }
         self.set_state(ConnectionState::Connecting);
         let config = &self.inner.config;
+        let early_readers = Arc::new(super::early_reader::PendingReaders::default());
         let attempt = async {
-            let established =
-                super::transport::establish(config, &self.inner.url, self.inner.scheme).await?;
+            let established = super::transport::establish(
+                config,
+                &self.inner.url,
+                self.inner.scheme,
+                early_readers.clone(),
+            )
+            .await?;
             let (session, publisher, subscriber) = moq_transport::session::Session::connect(
                 established.session.clone(),
                 None,
@@ -301,6 +309,7 @@ impl Client {
             lost,
             announced: Mutex::new(HashMap::new()),
             tracks: Default::default(),
+            early_readers,
             supervisor: Mutex::new(None),
         })));
         let supervisor = tokio::spawn(supervise(

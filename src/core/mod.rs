@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod config;
 pub mod connection;
 pub mod discovery;
+mod early_reader;
 pub mod error;
 pub mod publisher;
 pub mod runtime;

@@ -7,11 +7,11 @@
 //!
 //! Why not a group per object: every hop (this publisher, the relay's cache, the
 //! subscriber's reader) starts following a track lazily and, until it does, remembers only
-//! the newest few subgroups. A subscriber whose relay leg registers a moment after
-//! SUBSCRIBE_OK would lose the start of a burst if each object were its own subgroup. An
-//! open group, by contrast, is handed whole to every reader that joins while it is open
-//! (readers start from the open groups, then follow new ones), so an established
-//! subscriber gets every object published after it was established, in order, once.
+//! the newest 8 subgroups. The subscriber's own hop takes its reader while the first group
+//! is the only one (see `early_reader`), but a relay that has just subscribed upstream can
+//! still drop the start of a burst of many short groups. An open group, by contrast, is
+//! handed whole to every reader that joins while it is open (readers start from the open
+//! groups, then follow new ones), so long groups keep every hop safe.
 //! Bounding groups keeps the per-group memory the publisher and relay retain for late
 //! joiners bounded too.
 

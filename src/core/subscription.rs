@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use moq_transport::coding::{KeyValuePairs, TrackNamespace};
 use moq_transport::message::PublishDoneCode;
-use moq_transport::serve::{ServeError, SubgroupObjectReader, Track, TrackReader, TrackReaderMode};
+use moq_transport::serve::{ServeError, SubgroupObjectReader, Track, TrackReaderMode};
 use moq_transport::session::Subscribe;
 use tokio::sync::{mpsc, watch};
 
 use super::connection::{lock, Live};
+use super::early_reader::EarlyReader;
 use super::error::SubscribeError;
 use super::subscriber::{Object, SubscriberOptions};
 
@@ -166,7 +167,7 @@ pub(crate) async fn join(
 }
 
 /// The reader task of one upstream subscription.
-async fn run(reader: TrackReader, fanout: Arc<Fanout>, live: Arc<Live>) {
+async fn run(reader: EarlyReader, fanout: Arc<Fanout>, live: Arc<Live>) {
     let max = live.config.max_object_size;
     let outcome = tokio::select! {
         result = read_track(&reader, &fanout, max) => result,
@@ -185,7 +186,7 @@ async fn open(
     namespace: &str,
     track: &str,
     options: SubscriberOptions,
-) -> Result<(Subscribe, TrackReader), SubscribeError> {
+) -> Result<(Subscribe, EarlyReader), SubscribeError> {
     let config = &live.config;
     let started = Instant::now();
     let deadline = started + config.rendezvous_timeout;
@@ -193,6 +194,9 @@ async fn open(
     loop {
         let (writer, reader) =
             Track::new(TrackNamespace::from_utf8_path(namespace), track).produce();
+        // Registered before SUBSCRIBE goes out, so the session takes the reader while the
+        // first group is still the only one (see early_reader).
+        let reader = live.early_readers.register(reader);
         let mut params = KeyValuePairs::default();
         params.set_subscriber_priority(options.priority);
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -257,7 +261,7 @@ fn is_not_found_code(code: u64) -> bool {
 /// Read the track in order and hand each object to every local subscriber. Returns when the
 /// track ends, fails, or no local subscriber is left.
 async fn read_track(
-    reader: &TrackReader,
+    reader: &EarlyReader,
     fanout: &Fanout,
     max: usize,
 ) -> Result<(), SubscribeError> {

@@ -38,6 +38,7 @@ pub(crate) async fn establish(
     config: &ClientConfig,
     url: &url::Url,
     scheme: Scheme,
+    early_readers: Arc<super::early_reader::PendingReaders>,
 ) -> Result<Established, ConnectError> {
     let shown = redacted(url);
     let transport_err = |reason: String| ConnectError::Transport {
@@ -105,8 +106,13 @@ pub(crate) async fn establish(
             Transport::RawQuic,
         ),
     };
+    // The session's own URL, as `From<web_transport_quinn::Session>` takes it.
+    let session_url = session.request().url.clone();
     Ok(Established {
-        session: session.into(),
+        session: TransportSession::new(
+            super::early_reader::ClaimingSession::new(session, early_readers),
+            session_url,
+        ),
         transport,
         endpoint,
     })
