@@ -187,6 +187,28 @@ def test_not_connected_and_unknown_track_are_typed(relay):
     run(main())
 
 
+def test_subscription_cap_is_a_limit_reached_error(relay):
+    async def main():
+        ns = unique("capped")
+        pub = await connected(relay)
+        await pub.announce(ns)
+        publishers = [pub.create_publisher(ns, t, None) for t in ("a", "b")]
+        client = await connected(relay, max_subscriptions=1)
+        first = await client.subscribe(ns, "a")
+        with pytest.raises(moq_ffi.MoqError.LimitReached) as info:
+            await client.subscribe(ns, "b")
+        assert "max_subscriptions" in str(info.value)
+        await first.unsubscribe()
+        second = await client.subscribe(ns, "b")
+        await second.unsubscribe()
+        for p in publishers:
+            p.finish()
+        await client.disconnect()
+        await pub.disconnect()
+
+    run(main())
+
+
 def test_unsubscribe_stops_delivery(relay):
     async def main():
         client = await connected(relay)

@@ -324,3 +324,38 @@ async fn oversize_incoming_objects_end_the_subscription_instead_of_buffering() {
         "{second:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_cap_refuses_one_more_and_frees_a_slot_on_close() {
+    let relay = relay();
+    let publisher_client = connect(&relay, "moqt").await;
+    publisher_client.announce("capped").await.unwrap();
+    let _publishers: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|t| {
+            publisher_client
+                .create_publisher("capped", t, stream())
+                .unwrap()
+        })
+        .collect();
+    let mut capped = config(&relay, "moqt");
+    capped.max_subscriptions = 2;
+    let client = Client::new(capped).unwrap();
+    client.connect().await.unwrap();
+    let first = client.subscribe("capped", "a", sub()).await.unwrap();
+    let _second = client.subscribe("capped", "a", sub()).await.unwrap();
+    let refused = client.subscribe("capped", "b", sub()).await.err();
+    assert!(
+        matches!(
+            refused,
+            Some(SubscribeError::TooManySubscriptions { max: 2 })
+        ),
+        "{refused:?}"
+    );
+    assert!(refused.unwrap().to_string().contains("max_subscriptions"));
+    drop(first);
+    client
+        .subscribe("capped", "c", sub())
+        .await
+        .expect("a closed subscription frees its slot");
+}

@@ -341,7 +341,11 @@ async fn short_group_burst_reaches_a_subscriber_joining_a_followed_track(scheme:
     let expected: Vec<u64> = (0..COUNT as u64).collect();
     assert_eq!(indices, expected, "over {scheme}: groups lost or reordered");
     let also = receive_all(&mut first, COUNT, Duration::from_secs(30)).await;
-    assert_eq!(also.len(), COUNT, "over {scheme}: the first subscriber lost objects");
+    assert_eq!(
+        also.len(),
+        COUNT,
+        "over {scheme}: the first subscriber lost objects"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1676,12 +1676,25 @@ class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
     def write(value, buf):
         buf.write_u64(value)
 
+class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u32"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**32
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u32()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u32(value)
+
 @dataclass
 class ClientConfig:
     """
     Client configuration. Only `url` is required; every other field has a default.
 """
-    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 1000, idle_timeout_ms:int = 5000, max_object_size:int = 16777216):
+    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 1000, idle_timeout_ms:int = 5000, max_object_size:int = 16777216, max_subscriptions:int = 1000):
         self.url = url
         if tls is _DEFAULT:
             self.tls = None
@@ -1693,12 +1706,13 @@ class ClientConfig:
         self.keep_alive_interval_ms = keep_alive_interval_ms
         self.idle_timeout_ms = idle_timeout_ms
         self.max_object_size = max_object_size
+        self.max_subscriptions = max_subscriptions
         
         
 
     
     def __str__(self):
-        return "ClientConfig(url={}, tls={}, connect_timeout_ms={}, request_timeout_ms={}, rendezvous_timeout_ms={}, keep_alive_interval_ms={}, idle_timeout_ms={}, max_object_size={})".format(self.url, self.tls, self.connect_timeout_ms, self.request_timeout_ms, self.rendezvous_timeout_ms, self.keep_alive_interval_ms, self.idle_timeout_ms, self.max_object_size)
+        return "ClientConfig(url={}, tls={}, connect_timeout_ms={}, request_timeout_ms={}, rendezvous_timeout_ms={}, keep_alive_interval_ms={}, idle_timeout_ms={}, max_object_size={}, max_subscriptions={})".format(self.url, self.tls, self.connect_timeout_ms, self.request_timeout_ms, self.rendezvous_timeout_ms, self.keep_alive_interval_ms, self.idle_timeout_ms, self.max_object_size, self.max_subscriptions)
     def __eq__(self, other):
         if self.url != other.url:
             return False
@@ -1716,6 +1730,8 @@ class ClientConfig:
             return False
         if self.max_object_size != other.max_object_size:
             return False
+        if self.max_subscriptions != other.max_subscriptions:
+            return False
         return True
 
 class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
@@ -1730,6 +1746,7 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
             keep_alive_interval_ms=_UniffiFfiConverterUInt64.read(buf),
             idle_timeout_ms=_UniffiFfiConverterUInt64.read(buf),
             max_object_size=_UniffiFfiConverterUInt64.read(buf),
+            max_subscriptions=_UniffiFfiConverterUInt32.read(buf),
         )
 
     @staticmethod
@@ -1742,6 +1759,7 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.keep_alive_interval_ms)
         _UniffiFfiConverterUInt64.check_lower(value.idle_timeout_ms)
         _UniffiFfiConverterUInt64.check_lower(value.max_object_size)
+        _UniffiFfiConverterUInt32.check_lower(value.max_subscriptions)
 
     @staticmethod
     def write(value, buf):
@@ -1753,6 +1771,7 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.keep_alive_interval_ms, buf)
         _UniffiFfiConverterUInt64.write(value.idle_timeout_ms, buf)
         _UniffiFfiConverterUInt64.write(value.max_object_size, buf)
+        _UniffiFfiConverterUInt32.write(value.max_subscriptions, buf)
 
 @dataclass
 class ObjectLocation:
@@ -1989,19 +2008,6 @@ class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
             return _UniffiFfiConverterString.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
-
-class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
-    CLASS_NAME = "u32"
-    VALUE_MIN = 0
-    VALUE_MAX = 2**32
-
-    @staticmethod
-    def read(buf):
-        return buf.read_u32()
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_u32(value)
 
 @dataclass
 class TrackInfo:
@@ -2456,6 +2462,20 @@ class MoqError:  # type: ignore
         def __repr__(self):
             return "MoqError.TooLarge({})".format(str(self))
     _UniffiTempMoqError.TooLarge = TooLarge # type: ignore
+    class LimitReached(_UniffiTempMoqError):
+        """
+        A configured limit was reached (e.g. `max_subscriptions`); release something first.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "MoqError.LimitReached({})".format(str(self))
+    _UniffiTempMoqError.LimitReached = LimitReached # type: ignore
     class PublisherLost(_UniffiTempMoqError):
         """
         The publisher went away or ended the track abnormally.
@@ -2559,18 +2579,22 @@ class _UniffiFfiConverterTypeMoqError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 10:
-            return MoqError.PublisherLost(
+            return MoqError.LimitReached(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 11:
-            return MoqError.Closed(
+            return MoqError.PublisherLost(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 12:
-            return MoqError.WrongThread(
+            return MoqError.Closed(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 13:
+            return MoqError.WrongThread(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 14:
             return MoqError.Internal(
                 _UniffiFfiConverterString.read(buf),
             )
@@ -2603,6 +2627,9 @@ class _UniffiFfiConverterTypeMoqError(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, MoqError.TooLarge):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, MoqError.LimitReached):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, MoqError.PublisherLost):
@@ -2647,17 +2674,20 @@ class _UniffiFfiConverterTypeMoqError(_UniffiConverterRustBuffer):
         if isinstance(value, MoqError.TooLarge):
             buf.write_i32(9)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.PublisherLost):
+        if isinstance(value, MoqError.LimitReached):
             buf.write_i32(10)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.Closed):
+        if isinstance(value, MoqError.PublisherLost):
             buf.write_i32(11)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.WrongThread):
+        if isinstance(value, MoqError.Closed):
             buf.write_i32(12)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.Internal):
+        if isinstance(value, MoqError.WrongThread):
             buf.write_i32(13)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, MoqError.Internal):
+            buf.write_i32(14)
             _UniffiFfiConverterString.write(value.reason, buf)
 
 class _UniffiFfiConverterSequenceTypeTrackInfo(_UniffiConverterRustBuffer):

@@ -64,6 +64,12 @@ pub enum MoqError {
         /// Sizes involved.
         reason: String,
     },
+    /// A configured limit was reached (e.g. `max_subscriptions`); release something first.
+    #[error("{reason}")]
+    LimitReached {
+        /// Which limit.
+        reason: String,
+    },
     /// The publisher went away or ended the track abnormally.
     #[error("{reason}")]
     PublisherLost {
@@ -172,6 +178,9 @@ impl From<SubscribeError> for MoqError {
             SubscribeError::Timeout { .. } => MoqError::Timeout { reason: message },
             SubscribeError::PublisherLost { .. } => MoqError::PublisherLost { reason: message },
             SubscribeError::ObjectTooLarge { .. } => MoqError::TooLarge { reason: message },
+            SubscribeError::TooManySubscriptions { .. } => {
+                MoqError::LimitReached { reason: message }
+            }
         }
     }
 }

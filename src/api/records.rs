@@ -63,6 +63,9 @@ pub struct ClientConfig {
     /// Largest object accepted on publish and receive, bytes.
     #[uniffi(default = 16777216)]
     pub max_object_size: u64,
+    /// Most subscriptions the client may hold at once; one more fails with `LimitReached`.
+    #[uniffi(default = 1000)]
+    pub max_subscriptions: u32,
 }
 
 impl ClientConfig {
@@ -88,6 +91,7 @@ impl ClientConfig {
         config.keep_alive_interval = Duration::from_millis(self.keep_alive_interval_ms);
         config.idle_timeout = Duration::from_millis(self.idle_timeout_ms);
         config.max_object_size = usize::try_from(self.max_object_size).unwrap_or(usize::MAX);
+        config.max_subscriptions = self.max_subscriptions as usize;
         Ok(config)
     }
 }
@@ -104,6 +108,7 @@ pub fn default_client_config(url: String) -> ClientConfig {
         keep_alive_interval_ms: 1_000,
         idle_timeout_ms: 5_000,
         max_object_size: 16 * 1024 * 1024,
+        max_subscriptions: 1000,
     }
 }
 

@@ -60,6 +60,8 @@ fn subscribe_error(err: &SubscribeError) -> (MoqResultCode, String) {
             MOQ_ERROR_CONNECTION_FAILED
         }
         SubscribeError::ObjectTooLarge { .. } => MOQ_ERROR_BUFFER_TOO_SMALL,
+        // No legacy code means "limit reached"; the message names the limit.
+        SubscribeError::TooManySubscriptions { .. } => MOQ_ERROR_UNSUPPORTED,
     };
     (code, err.to_string())
 }

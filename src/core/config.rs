@@ -91,6 +91,9 @@ pub struct ClientConfig {
     pub idle_timeout: Duration,
     /// Largest object accepted on publish and on receive, in bytes. Default 16 MiB.
     pub max_object_size: usize,
+    /// Most subscriptions this client may hold at once (each costs a buffer and, per track,
+    /// an upstream subscription); one more fails with `TooManySubscriptions`. Default 1,000.
+    pub max_subscriptions: usize,
 }
 
 impl ClientConfig {
@@ -106,6 +109,7 @@ impl ClientConfig {
             keep_alive_interval: Duration::from_secs(1),
             idle_timeout: Duration::from_secs(5),
             max_object_size: 16 * 1024 * 1024,
+            max_subscriptions: 1000,
         }
     }
 
@@ -126,6 +130,12 @@ impl ClientConfig {
         positive("request_timeout", self.request_timeout)?;
         positive("keep_alive_interval", self.keep_alive_interval)?;
         positive("idle_timeout", self.idle_timeout)?;
+        if self.max_subscriptions == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_subscriptions",
+                reason: "must be greater than zero".into(),
+            });
+        }
         if self.keep_alive_interval >= self.idle_timeout {
             return Err(ConfigError::InvalidSetting {
                 name: "keep_alive_interval",

@@ -88,6 +88,8 @@ pub(crate) struct LiveParts {
     pub(crate) tracks: super::subscription::TrackRegistry,
     /// Subscriptions whose reader the session takes as soon as their first group arrives.
     pub(crate) early_readers: Arc<super::early_reader::PendingReaders>,
+    /// Subscriptions held now (bounded by `config.max_subscriptions`).
+    pub(crate) subscriptions: Arc<std::sync::atomic::AtomicUsize>,
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -310,6 +312,7 @@ impl Client {
             announced: Mutex::new(HashMap::new()),
             tracks: Default::default(),
             early_readers,
+            subscriptions: Default::default(),
             supervisor: Mutex::new(None),
         })));
         let supervisor = tokio::spawn(supervise(

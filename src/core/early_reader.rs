@@ -206,7 +206,11 @@ impl wt::RecvStream for ClaimingRecv {
     }
 
     async fn read_chunk(&mut self, max: usize) -> Result<Option<Bytes>, Self::Error> {
-        claiming(&self.pending, wt::RecvStream::read_chunk(&mut self.inner, max)).await
+        claiming(
+            &self.pending,
+            wt::RecvStream::read_chunk(&mut self.inner, max),
+        )
+        .await
     }
 
     fn stop(&mut self, code: u32) {

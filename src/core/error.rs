@@ -285,4 +285,11 @@ pub enum SubscribeError {
         /// The configured maximum.
         max: usize,
     },
+    /// The client already holds `max_subscriptions` subscriptions; close one first (or raise
+    /// the limit in the client configuration).
+    #[error("this client already holds {max} subscriptions (max_subscriptions); close one or raise the limit")]
+    TooManySubscriptions {
+        /// The configured maximum.
+        max: usize,
+    },
 }

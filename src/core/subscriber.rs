@@ -1,5 +1,6 @@
 //! Subscribing to a track and receiving its objects in order.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -56,6 +57,28 @@ pub struct Subscriber {
     active: watch::Receiver<bool>,
     shared: Option<Arc<SharedTrack>>,
     live: Arc<Live>,
+    _permit: SubscriptionPermit,
+}
+
+/// One of the client's `max_subscriptions` slots, held by a subscriber while it lives.
+pub(crate) struct SubscriptionPermit(Arc<AtomicUsize>);
+
+impl SubscriptionPermit {
+    /// Take a slot, or fail when all `max` are held.
+    pub(crate) fn acquire(count: &Arc<AtomicUsize>, max: usize) -> Result<Self, SubscribeError> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < max).then_some(held + 1)
+            })
+            .map_err(|_| SubscribeError::TooManySubscriptions { max })?;
+        Ok(Self(count.clone()))
+    }
+}
+
+impl Drop for SubscriptionPermit {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Client {
@@ -79,6 +102,8 @@ impl Client {
             reason,
         })?;
         let live = self.live().ok_or(SubscribeError::NotConnected)?;
+        let permit =
+            SubscriptionPermit::acquire(&live.subscriptions, live.config.max_subscriptions)?;
         let (shared, sink, objects) = join(&live, namespace, track, options).await?;
         Ok(Subscriber {
             namespace: namespace.to_string(),
@@ -88,6 +113,7 @@ impl Client {
             sink,
             shared: Some(shared),
             live,
+            _permit: permit,
         })
     }
 }

@@ -2900,6 +2900,10 @@ public struct ClientConfig: Equatable, Hashable {
      * Largest object accepted on publish and receive, bytes.
      */
     public var maxObjectSize: UInt64
+    /**
+     * Most subscriptions the client may hold at once; one more fails with `LimitReached`.
+     */
+    public var maxSubscriptions: UInt32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2927,7 +2931,10 @@ public struct ClientConfig: Equatable, Hashable {
          */idleTimeoutMs: UInt64 = UInt64(5000), 
         /**
          * Largest object accepted on publish and receive, bytes.
-         */maxObjectSize: UInt64 = UInt64(16777216)) {
+         */maxObjectSize: UInt64 = UInt64(16777216), 
+        /**
+         * Most subscriptions the client may hold at once; one more fails with `LimitReached`.
+         */maxSubscriptions: UInt32 = UInt32(1000)) {
         self.url = url
         self.tls = tls
         self.connectTimeoutMs = connectTimeoutMs
@@ -2936,6 +2943,7 @@ public struct ClientConfig: Equatable, Hashable {
         self.keepAliveIntervalMs = keepAliveIntervalMs
         self.idleTimeoutMs = idleTimeoutMs
         self.maxObjectSize = maxObjectSize
+        self.maxSubscriptions = maxSubscriptions
     }
 
     
@@ -2961,7 +2969,8 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
                 rendezvousTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 keepAliveIntervalMs: FfiConverterUInt64.read(from: &buf), 
                 idleTimeoutMs: FfiConverterUInt64.read(from: &buf), 
-                maxObjectSize: FfiConverterUInt64.read(from: &buf)
+                maxObjectSize: FfiConverterUInt64.read(from: &buf), 
+                maxSubscriptions: FfiConverterUInt32.read(from: &buf)
         )
     }
 
@@ -2974,6 +2983,7 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.keepAliveIntervalMs, into: &buf)
         FfiConverterUInt64.write(value.idleTimeoutMs, into: &buf)
         FfiConverterUInt64.write(value.maxObjectSize, into: &buf)
+        FfiConverterUInt32.write(value.maxSubscriptions, into: &buf)
     }
 }
 
@@ -3914,6 +3924,14 @@ enum MoqError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */reason: String
     )
     /**
+     * A configured limit was reached (e.g. `max_subscriptions`); release something first.
+     */
+    case LimitReached(
+        /**
+         * Which limit.
+         */reason: String
+    )
+    /**
      * The publisher went away or ended the track abnormally.
      */
     case PublisherLost(
@@ -4013,16 +4031,19 @@ public struct FfiConverterTypeMoqError: FfiConverterRustBuffer {
         case 9: return .TooLarge(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 10: return .PublisherLost(
+        case 10: return .LimitReached(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .Closed(
+        case 11: return .PublisherLost(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 12: return .WrongThread(
+        case 12: return .Closed(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 13: return .Internal(
+        case 13: return .WrongThread(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 14: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -4082,23 +4103,28 @@ public struct FfiConverterTypeMoqError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .PublisherLost(reason):
+        case let .LimitReached(reason):
             writeInt(&buf, Int32(10))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Closed(reason):
+        case let .PublisherLost(reason):
             writeInt(&buf, Int32(11))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .WrongThread(reason):
+        case let .Closed(reason):
             writeInt(&buf, Int32(12))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Internal(reason):
+        case let .WrongThread(reason):
             writeInt(&buf, Int32(13))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Internal(reason):
+            writeInt(&buf, Int32(14))
             FfiConverterString.write(reason, into: &buf)
             
         }

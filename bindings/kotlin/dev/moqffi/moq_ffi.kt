@@ -5268,6 +5268,11 @@ data class ClientConfig (
      * Largest object accepted on publish and receive, bytes.
      */
     var `maxObjectSize`: kotlin.ULong = 16777216uL 
+    , 
+    /**
+     * Most subscriptions the client may hold at once; one more fails with `LimitReached`.
+     */
+    var `maxSubscriptions`: kotlin.UInt = 1000u 
     
 ){
     
@@ -5292,6 +5297,7 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterUInt.read(buf),
         )
     }
 
@@ -5303,7 +5309,8 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.allocationSize(value.`rendezvousTimeoutMs`) +
             FfiConverterULong.allocationSize(value.`keepAliveIntervalMs`) +
             FfiConverterULong.allocationSize(value.`idleTimeoutMs`) +
-            FfiConverterULong.allocationSize(value.`maxObjectSize`)
+            FfiConverterULong.allocationSize(value.`maxObjectSize`) +
+            FfiConverterUInt.allocationSize(value.`maxSubscriptions`)
     )
 
     override fun write(value: ClientConfig, buf: ByteBuffer) {
@@ -5315,6 +5322,7 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.write(value.`keepAliveIntervalMs`, buf)
             FfiConverterULong.write(value.`idleTimeoutMs`, buf)
             FfiConverterULong.write(value.`maxObjectSize`, buf)
+            FfiConverterUInt.write(value.`maxSubscriptions`, buf)
     }
 }
 
@@ -6014,6 +6022,20 @@ sealed class MoqException: kotlin.Exception() {
     }
     
     /**
+     * A configured limit was reached (e.g. `max_subscriptions`); release something first.
+     */
+    class LimitReached(
+        
+        /**
+         * Which limit.
+         */
+        val `reason`: kotlin.String
+        ) : MoqException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
      * The publisher went away or ended the track abnormally.
      */
     class PublisherLost(
@@ -6125,16 +6147,19 @@ public object FfiConverterTypeMoqError : FfiConverterRustBuffer<MoqException> {
             9 -> MoqException.TooLarge(
                 FfiConverterString.read(buf),
                 )
-            10 -> MoqException.PublisherLost(
+            10 -> MoqException.LimitReached(
                 FfiConverterString.read(buf),
                 )
-            11 -> MoqException.Closed(
+            11 -> MoqException.PublisherLost(
                 FfiConverterString.read(buf),
                 )
-            12 -> MoqException.WrongThread(
+            12 -> MoqException.Closed(
                 FfiConverterString.read(buf),
                 )
-            13 -> MoqException.Internal(
+            13 -> MoqException.WrongThread(
+                FfiConverterString.read(buf),
+                )
+            14 -> MoqException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -6184,6 +6209,11 @@ public object FfiConverterTypeMoqError : FfiConverterRustBuffer<MoqException> {
                 + FfiConverterString.allocationSize(value.`reason`)
             )
             is MoqException.TooLarge -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is MoqException.LimitReached -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
@@ -6258,23 +6288,28 @@ public object FfiConverterTypeMoqError : FfiConverterRustBuffer<MoqException> {
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.PublisherLost -> {
+            is MoqException.LimitReached -> {
                 buf.putInt(10)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.Closed -> {
+            is MoqException.PublisherLost -> {
                 buf.putInt(11)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.WrongThread -> {
+            is MoqException.Closed -> {
                 buf.putInt(12)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.Internal -> {
+            is MoqException.WrongThread -> {
                 buf.putInt(13)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is MoqException.Internal -> {
+                buf.putInt(14)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }

@@ -1,0 +1,215 @@
+//! The SDK core path, and the core-only resource workloads.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::Bytes;
+use moq_ffi::core::{
+    Client, ClientConfig, DeliveryMode, Object, Publisher, PublisherOptions, Subscriber,
+    SubscriberOptions,
+};
+use serde_json::{json, Value};
+
+use crate::{fail, index_of, rss_mb, stamped, Args};
+
+fn config(args: &Args) -> ClientConfig {
+    let mut config = ClientConfig::new(&args.url);
+    config.tls.use_system_roots = false;
+    config.tls.extra_ca_files = vec![args.ca_file.clone().into()];
+    config
+}
+
+async fn connect(args: &Args) -> Client {
+    let client = Client::new(config(args)).unwrap_or_else(|err| fail(err));
+    client.connect().await.unwrap_or_else(|err| fail(err));
+    client
+}
+
+fn options(datagram: bool) -> PublisherOptions {
+    PublisherOptions {
+        delivery: if datagram {
+            DeliveryMode::Datagram
+        } else {
+            DeliveryMode::Stream
+        },
+        ..PublisherOptions::default()
+    }
+}
+
+/// The subscriber, read a batch at a time (the fastest way the core offers).
+pub struct Receive {
+    subscriber: Subscriber,
+    ready: VecDeque<Object>,
+}
+
+impl Receive {
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        if self.ready.is_empty() {
+            self.ready = self.subscriber.next_batch(1024).await.ok()?.into();
+        }
+        self.ready.pop_front().map(|object| object.payload)
+    }
+}
+
+pub struct Clients([Client; 2]);
+
+impl Clients {
+    pub async fn close(self) {
+        for client in &self.0 {
+            client.close().await;
+        }
+    }
+}
+
+pub async fn open(args: &Args, datagram: bool) -> (Publisher, Receive, Clients) {
+    let a = connect(args).await;
+    let b = connect(args).await;
+    a.announce(&args.namespace)
+        .await
+        .unwrap_or_else(|err| fail(err));
+    let publisher = a
+        .create_publisher(&args.namespace, "t", options(datagram))
+        .unwrap_or_else(|err| fail(err));
+    let subscriber = b
+        .subscribe(&args.namespace, "t", SubscriberOptions::default())
+        .await
+        .unwrap_or_else(|err| fail(err));
+    let receive = Receive {
+        subscriber,
+        ready: VecDeque::new(),
+    };
+    (publisher, receive, Clients([a, b]))
+}
+
+/// Mean nanoseconds per `publish` call on a track nobody subscribes to.
+pub async fn publish_calls(args: &Args, payload: Bytes) -> f64 {
+    let client = connect(args).await;
+    client
+        .announce(&args.namespace)
+        .await
+        .unwrap_or_else(|err| fail(err));
+    let publisher = client
+        .create_publisher(&args.namespace, "t", options(false))
+        .unwrap_or_else(|err| fail(err));
+    let started = std::time::Instant::now();
+    for _ in 0..args.count {
+        publisher
+            .publish(payload.clone())
+            .unwrap_or_else(|err| fail(err));
+    }
+    let ns = started.elapsed().as_nanos() as f64 / args.count as f64;
+    drop(publisher);
+    client.close().await;
+    ns
+}
+
+/// Resident memory of a connected client and of each active subscription
+/// (`count` subscriptions, each to its own track with its own publisher).
+pub async fn memory(args: &Args) -> Value {
+    let settle = || tokio::time::sleep(Duration::from_millis(300));
+    // The runtime and the TLS/QUIC code are warmed by a first client, then measured on a second.
+    let warm = connect(args).await;
+    warm.close().await;
+    settle().await;
+    let before = rss_mb();
+    let subscriber = connect(args).await;
+    settle().await;
+    let connected = rss_mb();
+    let publisher = connect(args).await;
+    publisher
+        .announce(&args.namespace)
+        .await
+        .unwrap_or_else(|err| fail(err));
+    let tracks: Vec<Publisher> = (0..args.count)
+        .map(|i| {
+            publisher
+                .create_publisher(&args.namespace, &format!("t{i}"), options(false))
+                .unwrap_or_else(|err| fail(err))
+        })
+        .collect();
+    settle().await;
+    let before_subs = rss_mb();
+    let mut subs = Vec::new();
+    for i in 0..args.count {
+        subs.push(
+            subscriber
+                .subscribe(
+                    &args.namespace,
+                    &format!("t{i}"),
+                    SubscriberOptions::default(),
+                )
+                .await
+                .unwrap_or_else(|err| fail(err)),
+        );
+    }
+    // Every subscription carries one object, so each is fully active.
+    for (i, track) in tracks.iter().enumerate() {
+        track
+            .publish(stamped(i, 100))
+            .unwrap_or_else(|err| fail(err));
+    }
+    for sub in &mut subs {
+        match tokio::time::timeout(Duration::from_secs(10), sub.next()).await {
+            Ok(Ok(Some(_))) => {}
+            _ => fail("a subscription received nothing"),
+        }
+    }
+    settle().await;
+    let with_subs = rss_mb();
+    drop(subs);
+    drop(tracks);
+    publisher.close().await;
+    subscriber.close().await;
+    json!({
+        "client_mb": connected - before,
+        "per_subscription_kb": (with_subs - before_subs) * 1e3 / args.count as f64,
+        "subscriptions": args.count,
+    })
+}
+
+/// Steady publish/subscribe (1 KB every millisecond) for `count` seconds: resident memory
+/// after warm-up and at the end.
+pub async fn soak(args: &Args) -> Value {
+    let seconds = args.count as u64;
+    let (publisher, mut receive, clients) = open(args, false).await;
+    let total = seconds * 1000;
+    let receiver = tokio::spawn(async move {
+        let mut received = 0u64;
+        while received < total {
+            match tokio::time::timeout(Duration::from_secs(10), receive.recv()).await {
+                Ok(Some(payload)) if index_of(&payload) == received => received += 1,
+                Ok(Some(payload)) => fail(format!(
+                    "object {} arrived where {received} was expected",
+                    index_of(&payload)
+                )),
+                _ => fail(format!("soak: only {received} of {total} objects arrived")),
+            }
+        }
+        received
+    });
+    let warm_up = (seconds / 6).clamp(1, 10);
+    let started = tokio::time::Instant::now();
+    let mut warm_rss = None;
+    for i in 0..total {
+        tokio::time::sleep_until(started + Duration::from_millis(i)).await;
+        if i == warm_up * 1000 {
+            warm_rss = Some(rss_mb());
+        }
+        publisher
+            .publish(stamped(i as usize, args.size))
+            .unwrap_or_else(|err| fail(err));
+    }
+    let received = receiver.await.unwrap_or_else(|_| fail("receiver panicked"));
+    let end_rss = rss_mb();
+    let warm_rss = warm_rss.unwrap_or(end_rss);
+    drop(publisher);
+    clients.close().await;
+    json!({
+        "seconds": seconds,
+        "warm_up_s": warm_up,
+        "rss_warm_mb": warm_rss,
+        "rss_end_mb": end_rss,
+        "growth_mb": end_rss - warm_rss,
+        "received": received,
+    })
+}
