@@ -10,9 +10,14 @@
 //! clients see the relay vanish as they would in production (no CONNECTION_CLOSE is sent).
 //! [`TestRelay::restart`] brings a new relay up on the same port with the same certificate.
 //!
+//! [`faults::FaultyLink`] sits between a client and the relay to delay, drop or black-hole
+//! traffic.
+//!
 //! This crate is a dev-dependency only: the shipped `moq_ffi` library never links the relay.
 
 #![deny(missing_docs)]
+
+pub mod faults;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
