@@ -76,6 +76,7 @@ val MoqException.reason: String
         is MoqException.AlreadyExists -> reason
         is MoqException.Refused -> reason
         is MoqException.TooLarge -> reason
+        is MoqException.LimitReached -> reason
         is MoqException.PublisherLost -> reason
         is MoqException.Closed -> reason
         is MoqException.WrongThread -> reason
