@@ -209,6 +209,30 @@ def test_subscription_cap_is_a_limit_reached_error(relay):
     run(main())
 
 
+def test_drop_oldest_keeps_the_newest_and_counts_discards(relay):
+    async def main():
+        ns = unique("slow")
+        pub = await connected(relay)
+        await pub.announce(ns)
+        publisher = pub.create_publisher(ns, "t", None)
+        client = await connected(relay, subscription_buffer=5,
+                                 overflow=moq_ffi.OverflowPolicy.DROP_OLDEST)
+        subscriber = await client.subscribe(ns, "t")
+        publisher.publish_many([payload(i) for i in range(100)])
+        deadline = time.time() + 10
+        while subscriber.dropped_count() < 95 and time.time() < deadline:
+            await asyncio.sleep(0.01)
+        assert subscriber.dropped_count() == 95
+        kept = await subscriber.next_batch(100)
+        assert [o.payload for o in kept] == [payload(i) for i in range(95, 100)]
+        await subscriber.unsubscribe()
+        publisher.finish()
+        await client.disconnect()
+        await pub.disconnect()
+
+    run(main())
+
+
 def test_unsubscribe_stops_delivery(relay):
     async def main():
         client = await connected(relay)

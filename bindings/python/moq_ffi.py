@@ -595,6 +595,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_publisher_track() != 57438:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_moq_ffi_checksum_method_subscriber_dropped_count() != 25000:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_subscriber_is_active() != 14141:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_subscriber_listener_failure_count() != 64235:
@@ -745,6 +747,9 @@ _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_publish_many.restype = ctype
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_track.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_track.restype = ctypes.c_uint16
+_UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_dropped_count.argtypes = (
+)
+_UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_dropped_count.restype = ctypes.c_uint16
 _UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_is_active.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_is_active.restype = ctypes.c_uint16
@@ -964,6 +969,11 @@ _UniffiLib.uniffi_moq_ffi_fn_method_publisher_track.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_moq_ffi_fn_method_publisher_track.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_moq_ffi_fn_method_subscriber_dropped_count.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_moq_ffi_fn_method_subscriber_dropped_count.restype = ctypes.c_uint64
 _UniffiLib.uniffi_moq_ffi_fn_method_subscriber_is_active.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1689,12 +1699,100 @@ class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
     def write(value, buf):
         buf.write_u32(value)
 
+
+
+
+
+
+class OverflowPolicy(enum.Enum):
+    """
+    What a subscription does when its reader falls `subscription_buffer` objects behind.
+"""
+    
+    BACKPRESSURE = 0
+    """
+    Lose nothing: delivery of the track on this client pauses until the reader catches up
+    (other subscribers of the same track on this client pause too; the publisher and
+    other clients do not).
+"""
+    
+    DROP_OLDEST = 1
+    """
+    Keep the newest objects, discard older unread ones; counted by
+    `Subscriber.dropped_count()` and logged.
+"""
+    
+    END = 2
+    """
+    End the subscription with `LimitReached` (buffered objects can still be read first).
+"""
+    
+
+
+class _UniffiFfiConverterTypeOverflowPolicy(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return OverflowPolicy.BACKPRESSURE
+        if variant == 2:
+            return OverflowPolicy.DROP_OLDEST
+        if variant == 3:
+            return OverflowPolicy.END
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == OverflowPolicy.BACKPRESSURE:
+            return
+        if value == OverflowPolicy.DROP_OLDEST:
+            return
+        if value == OverflowPolicy.END:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == OverflowPolicy.BACKPRESSURE:
+            buf.write_i32(1)
+        if value == OverflowPolicy.DROP_OLDEST:
+            buf.write_i32(2)
+        if value == OverflowPolicy.END:
+            buf.write_i32(3)
+
+
+
+class _UniffiFfiConverterOptionalTypeOverflowPolicy(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeOverflowPolicy.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeOverflowPolicy.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeOverflowPolicy.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
 @dataclass
 class ClientConfig:
     """
     Client configuration. Only `url` is required; every other field has a default.
 """
-    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 1000, idle_timeout_ms:int = 5000, max_object_size:int = 16777216, max_subscriptions:int = 1000):
+    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 1000, idle_timeout_ms:int = 5000, max_object_size:int = 16777216, max_subscriptions:int = 1000, subscription_buffer:int = 1024, overflow:typing.Optional[OverflowPolicy] = None):
         self.url = url
         if tls is _DEFAULT:
             self.tls = None
@@ -1707,12 +1805,14 @@ class ClientConfig:
         self.idle_timeout_ms = idle_timeout_ms
         self.max_object_size = max_object_size
         self.max_subscriptions = max_subscriptions
+        self.subscription_buffer = subscription_buffer
+        self.overflow = overflow
         
         
 
     
     def __str__(self):
-        return "ClientConfig(url={}, tls={}, connect_timeout_ms={}, request_timeout_ms={}, rendezvous_timeout_ms={}, keep_alive_interval_ms={}, idle_timeout_ms={}, max_object_size={}, max_subscriptions={})".format(self.url, self.tls, self.connect_timeout_ms, self.request_timeout_ms, self.rendezvous_timeout_ms, self.keep_alive_interval_ms, self.idle_timeout_ms, self.max_object_size, self.max_subscriptions)
+        return "ClientConfig(url={}, tls={}, connect_timeout_ms={}, request_timeout_ms={}, rendezvous_timeout_ms={}, keep_alive_interval_ms={}, idle_timeout_ms={}, max_object_size={}, max_subscriptions={}, subscription_buffer={}, overflow={})".format(self.url, self.tls, self.connect_timeout_ms, self.request_timeout_ms, self.rendezvous_timeout_ms, self.keep_alive_interval_ms, self.idle_timeout_ms, self.max_object_size, self.max_subscriptions, self.subscription_buffer, self.overflow)
     def __eq__(self, other):
         if self.url != other.url:
             return False
@@ -1732,6 +1832,10 @@ class ClientConfig:
             return False
         if self.max_subscriptions != other.max_subscriptions:
             return False
+        if self.subscription_buffer != other.subscription_buffer:
+            return False
+        if self.overflow != other.overflow:
+            return False
         return True
 
 class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
@@ -1747,6 +1851,8 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
             idle_timeout_ms=_UniffiFfiConverterUInt64.read(buf),
             max_object_size=_UniffiFfiConverterUInt64.read(buf),
             max_subscriptions=_UniffiFfiConverterUInt32.read(buf),
+            subscription_buffer=_UniffiFfiConverterUInt32.read(buf),
+            overflow=_UniffiFfiConverterOptionalTypeOverflowPolicy.read(buf),
         )
 
     @staticmethod
@@ -1760,6 +1866,8 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.idle_timeout_ms)
         _UniffiFfiConverterUInt64.check_lower(value.max_object_size)
         _UniffiFfiConverterUInt32.check_lower(value.max_subscriptions)
+        _UniffiFfiConverterUInt32.check_lower(value.subscription_buffer)
+        _UniffiFfiConverterOptionalTypeOverflowPolicy.check_lower(value.overflow)
 
     @staticmethod
     def write(value, buf):
@@ -1772,6 +1880,8 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.idle_timeout_ms, buf)
         _UniffiFfiConverterUInt64.write(value.max_object_size, buf)
         _UniffiFfiConverterUInt32.write(value.max_subscriptions, buf)
+        _UniffiFfiConverterUInt32.write(value.subscription_buffer, buf)
+        _UniffiFfiConverterOptionalTypeOverflowPolicy.write(value.overflow, buf)
 
 @dataclass
 class ObjectLocation:
@@ -3443,6 +3553,11 @@ class SubscriberProtocol(typing.Protocol):
     returns (unless called from inside the listener, which returns without deadlock).
 """
     
+    def dropped_count(self, ) -> int:
+        """
+        Objects discarded because the reader fell behind (overflow policy `DropOldest`).
+"""
+        raise NotImplementedError
     def is_active(self, ) -> bool:
         """
         Whether objects may still arrive.
@@ -3515,6 +3630,21 @@ class Subscriber(SubscriberProtocol):
         inst = cls.__new__(cls)
         inst._handle = handle
         return inst
+    def dropped_count(self, ) -> int:
+        """
+        Objects discarded because the reader fell behind (overflow policy `DropOldest`).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_moq_ffi_fn_method_subscriber_dropped_count,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def is_active(self, ) -> bool:
         """
         Whether objects may still arrive.
@@ -4733,6 +4863,7 @@ def version() -> str:
 
 __all__ = [
     "InternalError",
+    "OverflowPolicy",
     "DeliveryMode",
     "ConnectionState",
     "ListenerError",

@@ -2597,6 +2597,11 @@ public func FfiConverterTypePublisher_lower(_ value: Publisher) -> UInt64 {
 public protocol SubscriberProtocol: AnyObject, Sendable {
     
     /**
+     * Objects discarded because the reader fell behind (overflow policy `DropOldest`).
+     */
+    func droppedCount()  -> UInt64
+    
+    /**
      * Whether objects may still arrive.
      */
     func isActive()  -> Bool
@@ -2696,6 +2701,18 @@ open class Subscriber: SubscriberProtocol, @unchecked Sendable {
 
     
 
+    
+    /**
+     * Objects discarded because the reader fell behind (overflow policy `DropOldest`).
+     */
+open func droppedCount() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_moq_ffi_fn_method_subscriber_dropped_count(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
     
     /**
      * Whether objects may still arrive.
@@ -2904,6 +2921,14 @@ public struct ClientConfig: Equatable, Hashable {
      * Most subscriptions the client may hold at once; one more fails with `LimitReached`.
      */
     public var maxSubscriptions: UInt32
+    /**
+     * Objects each subscription buffers for a reader that falls behind (its memory bound).
+     */
+    public var subscriptionBuffer: UInt32
+    /**
+     * What a subscription does when that buffer is full (none: `Backpressure`).
+     */
+    public var overflow: OverflowPolicy?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2934,7 +2959,13 @@ public struct ClientConfig: Equatable, Hashable {
          */maxObjectSize: UInt64 = UInt64(16777216), 
         /**
          * Most subscriptions the client may hold at once; one more fails with `LimitReached`.
-         */maxSubscriptions: UInt32 = UInt32(1000)) {
+         */maxSubscriptions: UInt32 = UInt32(1000), 
+        /**
+         * Objects each subscription buffers for a reader that falls behind (its memory bound).
+         */subscriptionBuffer: UInt32 = UInt32(1024), 
+        /**
+         * What a subscription does when that buffer is full (none: `Backpressure`).
+         */overflow: OverflowPolicy? = nil) {
         self.url = url
         self.tls = tls
         self.connectTimeoutMs = connectTimeoutMs
@@ -2944,6 +2975,8 @@ public struct ClientConfig: Equatable, Hashable {
         self.idleTimeoutMs = idleTimeoutMs
         self.maxObjectSize = maxObjectSize
         self.maxSubscriptions = maxSubscriptions
+        self.subscriptionBuffer = subscriptionBuffer
+        self.overflow = overflow
     }
 
     
@@ -2970,7 +3003,9 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
                 keepAliveIntervalMs: FfiConverterUInt64.read(from: &buf), 
                 idleTimeoutMs: FfiConverterUInt64.read(from: &buf), 
                 maxObjectSize: FfiConverterUInt64.read(from: &buf), 
-                maxSubscriptions: FfiConverterUInt32.read(from: &buf)
+                maxSubscriptions: FfiConverterUInt32.read(from: &buf), 
+                subscriptionBuffer: FfiConverterUInt32.read(from: &buf), 
+                overflow: FfiConverterOptionTypeOverflowPolicy.read(from: &buf)
         )
     }
 
@@ -2984,6 +3019,8 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.idleTimeoutMs, into: &buf)
         FfiConverterUInt64.write(value.maxObjectSize, into: &buf)
         FfiConverterUInt32.write(value.maxSubscriptions, into: &buf)
+        FfiConverterUInt32.write(value.subscriptionBuffer, into: &buf)
+        FfiConverterOptionTypeOverflowPolicy.write(value.overflow, into: &buf)
     }
 }
 
@@ -4146,6 +4183,94 @@ public func FfiConverterTypeMoqError_lower(_ value: MoqError) -> RustBuffer {
     return FfiConverterTypeMoqError.lower(value)
 }
 
+
+/**
+ * What a subscription does when its reader falls `subscription_buffer` objects behind.
+ */
+
+public enum OverflowPolicy: Equatable, Hashable {
+    
+    /**
+     * Lose nothing: delivery of the track on this client pauses until the reader catches up
+     * (other subscribers of the same track on this client pause too; the publisher and
+     * other clients do not).
+     */
+    case backpressure
+    /**
+     * Keep the newest objects, discard older unread ones; counted by
+     * `Subscriber.dropped_count()` and logged.
+     */
+    case dropOldest
+    /**
+     * End the subscription with `LimitReached` (buffered objects can still be read first).
+     */
+    case end
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension OverflowPolicy: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOverflowPolicy: FfiConverterRustBuffer {
+    typealias SwiftType = OverflowPolicy
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OverflowPolicy {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .backpressure
+        
+        case 2: return .dropOldest
+        
+        case 3: return .end
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: OverflowPolicy, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .backpressure:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .dropOldest:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .end:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOverflowPolicy_lift(_ buf: RustBuffer) throws -> OverflowPolicy {
+    return try FfiConverterTypeOverflowPolicy.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOverflowPolicy_lower(_ value: OverflowPolicy) -> RustBuffer {
+    return FfiConverterTypeOverflowPolicy.lower(value)
+}
+
+
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
@@ -4261,6 +4386,30 @@ fileprivate struct FfiConverterOptionTypeTlsOptions: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeTlsOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeOverflowPolicy: FfiConverterRustBuffer {
+    typealias SwiftType = OverflowPolicy?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeOverflowPolicy.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeOverflowPolicy.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4571,6 +4720,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_publisher_track() != 57438) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_subscriber_dropped_count() != 25000) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_subscriber_is_active() != 14141) {

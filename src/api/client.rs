@@ -20,6 +20,7 @@ use crate::delivery::{stopped, Gate, Worker};
 #[derive(uniffi::Object)]
 pub struct Client {
     core: core::Client,
+    subscriber_options: SubscriberOptions,
 }
 
 #[uniffi::export]
@@ -29,7 +30,10 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Arc<Self>, MoqError> {
         crate::core::runtime::install_crypto_provider();
         let core = core::Client::new(config.to_core()?)?;
-        Ok(Arc::new(Self { core }))
+        Ok(Arc::new(Self {
+            core,
+            subscriber_options: config.subscriber_options(),
+        }))
     }
 
     /// Connect (QUIC + TLS, WebTransport for `https://`, MoQT SETUP), bounded by the connect
@@ -211,12 +215,8 @@ impl Client {
         track: String,
     ) -> Result<core::Subscriber, MoqError> {
         let core = self.core.clone();
-        on_runtime(async move {
-            Ok(core
-                .subscribe(&namespace, &track, SubscriberOptions::default())
-                .await?)
-        })
-        .await
+        let options = self.subscriber_options;
+        on_runtime(async move { Ok(core.subscribe(&namespace, &track, options).await?) }).await
     }
 }
 

@@ -178,7 +178,7 @@ impl From<SubscribeError> for MoqError {
             SubscribeError::Timeout { .. } => MoqError::Timeout { reason: message },
             SubscribeError::PublisherLost { .. } => MoqError::PublisherLost { reason: message },
             SubscribeError::ObjectTooLarge { .. } => MoqError::TooLarge { reason: message },
-            SubscribeError::TooManySubscriptions { .. } => {
+            SubscribeError::TooManySubscriptions { .. } | SubscribeError::SlowConsumer { .. } => {
                 MoqError::LimitReached { reason: message }
             }
         }

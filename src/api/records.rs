@@ -66,6 +66,36 @@ pub struct ClientConfig {
     /// Most subscriptions the client may hold at once; one more fails with `LimitReached`.
     #[uniffi(default = 1000)]
     pub max_subscriptions: u32,
+    /// Objects each subscription buffers for a reader that falls behind (its memory bound).
+    #[uniffi(default = 1024)]
+    pub subscription_buffer: u32,
+    /// What a subscription does when that buffer is full (none: `Backpressure`).
+    #[uniffi(default)]
+    pub overflow: Option<OverflowPolicy>,
+}
+
+/// What a subscription does when its reader falls `subscription_buffer` objects behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum OverflowPolicy {
+    /// Lose nothing: delivery of the track on this client pauses until the reader catches up
+    /// (other subscribers of the same track on this client pause too; the publisher and
+    /// other clients do not).
+    Backpressure,
+    /// Keep the newest objects, discard older unread ones; counted by
+    /// `Subscriber.dropped_count()` and logged.
+    DropOldest,
+    /// End the subscription with `LimitReached` (buffered objects can still be read first).
+    End,
+}
+
+impl From<OverflowPolicy> for core::Overflow {
+    fn from(policy: OverflowPolicy) -> Self {
+        match policy {
+            OverflowPolicy::Backpressure => core::Overflow::Backpressure,
+            OverflowPolicy::DropOldest => core::Overflow::DropOldest,
+            OverflowPolicy::End => core::Overflow::End,
+        }
+    }
 }
 
 impl ClientConfig {
@@ -94,6 +124,15 @@ impl ClientConfig {
         config.max_subscriptions = self.max_subscriptions as usize;
         Ok(config)
     }
+
+    /// The options every subscription of this client uses.
+    pub(crate) fn subscriber_options(&self) -> core::SubscriberOptions {
+        core::SubscriberOptions {
+            buffer: (self.subscription_buffer as usize).max(1),
+            overflow: self.overflow.unwrap_or(OverflowPolicy::Backpressure).into(),
+            ..core::SubscriberOptions::default()
+        }
+    }
 }
 
 /// A configuration for `url` with every default.
@@ -109,6 +148,8 @@ pub fn default_client_config(url: String) -> ClientConfig {
         idle_timeout_ms: 5_000,
         max_object_size: 16 * 1024 * 1024,
         max_subscriptions: 1000,
+        subscription_buffer: 1024,
+        overflow: None,
     }
 }
 

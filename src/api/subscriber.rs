@@ -202,6 +202,11 @@ impl Subscriber {
         *self.active.borrow() && (self.pull.is_some() || lock(&self.worker).is_some())
     }
 
+    /// Objects discarded because the reader fell behind (overflow policy `DropOldest`).
+    pub fn dropped_count(&self) -> u64 {
+        self.closer.dropped()
+    }
+
     /// How many listener calls failed (returned an error or threw).
     pub fn listener_failure_count(&self) -> u64 {
         self.failures.load(std::sync::atomic::Ordering::Relaxed)

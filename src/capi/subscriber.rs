@@ -59,7 +59,9 @@ fn subscribe_error(err: &SubscribeError) -> (MoqResultCode, String) {
         SubscribeError::Refused { .. } | SubscribeError::PublisherLost { .. } => {
             MOQ_ERROR_CONNECTION_FAILED
         }
-        SubscribeError::ObjectTooLarge { .. } => MOQ_ERROR_BUFFER_TOO_SMALL,
+        SubscribeError::ObjectTooLarge { .. } | SubscribeError::SlowConsumer { .. } => {
+            MOQ_ERROR_BUFFER_TOO_SMALL
+        }
         // No legacy code means "limit reached"; the message names the limit.
         SubscribeError::TooManySubscriptions { .. } => MOQ_ERROR_UNSUPPORTED,
     };

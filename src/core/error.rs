@@ -285,6 +285,14 @@ pub enum SubscribeError {
         /// The configured maximum.
         max: usize,
     },
+    /// The reader fell `buffered` objects behind under the `End` overflow policy, so the
+    /// subscription was ended rather than lose objects silently. Read faster, enlarge the
+    /// buffer, or choose another overflow policy.
+    #[error("subscriber fell {buffered} objects behind (its buffer is full) and the overflow policy is End; subscription ended")]
+    SlowConsumer {
+        /// Objects buffered when it ended.
+        buffered: usize,
+    },
     /// The client already holds `max_subscriptions` subscriptions; close one first (or raise
     /// the limit in the client configuration).
     #[error("this client already holds {max} subscriptions (max_subscriptions); close one or raise the limit")]

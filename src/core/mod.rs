@@ -11,6 +11,7 @@ pub mod discovery;
 mod early_reader;
 pub mod error;
 pub mod publisher;
+mod queue;
 pub mod runtime;
 pub mod subscriber;
 mod subscription;
@@ -25,5 +26,5 @@ pub use error::{
     AnnounceError, ConfigError, ConnectError, PublishError, RuntimeError, SubscribeError,
 };
 pub use publisher::{DeliveryMode, ObjectLocation, Publisher, PublisherOptions};
-pub use subscriber::{Object, Subscriber, SubscriberCloser, SubscriberOptions};
+pub use subscriber::{Object, Overflow, Subscriber, SubscriberCloser, SubscriberOptions};
 pub use tls::certificate_sha256;

@@ -4,11 +4,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::connection::{lock, validate_namespace, Live};
 use super::error::SubscribeError;
 use super::publisher::validate_track;
+use super::queue::Queue;
 use super::subscription::{join, SharedTrack, Sink};
 use super::Client;
 
@@ -26,10 +27,11 @@ pub struct Object {
 /// Options for [`Client::subscribe`].
 #[derive(Debug, Clone, Copy)]
 pub struct SubscriberOptions {
-    /// Objects buffered between the network and the reader of this subscription. When the
-    /// reader falls behind, delivery pauses (back-pressure on the QUIC streams) rather than
-    /// dropping objects. Default 1,024.
+    /// Objects buffered between the network and the reader of this subscription: the bound
+    /// on the memory a reader that falls behind can hold. Default 1,024.
     pub buffer: usize,
+    /// What happens when the buffer is full. Default [`Overflow::Backpressure`].
+    pub overflow: Overflow,
     /// Subscriber priority, 0 (highest) to 255. Default 128.
     pub priority: u8,
 }
@@ -38,9 +40,26 @@ impl Default for SubscriberOptions {
     fn default() -> Self {
         Self {
             buffer: 1024,
+            overflow: Overflow::Backpressure,
             priority: 128,
         }
     }
+}
+
+/// What a subscription does when its reader falls `buffer` objects behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Overflow {
+    /// Lose nothing: delivery of the track on this client pauses until the reader catches
+    /// up, and QUIC flow control slows the relay's sending to this client. Other local
+    /// subscribers of the same track on this client (they share one upstream subscription)
+    /// pause with it; the publisher and other clients are not affected.
+    Backpressure,
+    /// Keep the newest `buffer` objects and discard older unread ones (live media that only
+    /// wants the latest). Discards are counted ([`Subscriber::dropped`]) and logged.
+    DropOldest,
+    /// End this subscription with [`SubscribeError::SlowConsumer`] (objects already
+    /// buffered can still be read first); other subscribers are not affected.
+    End,
 }
 
 /// An established subscription. Objects arrive in order through [`Subscriber::next`] or
@@ -52,7 +71,7 @@ impl Default for SubscriberOptions {
 pub struct Subscriber {
     namespace: String,
     track: String,
-    objects: mpsc::Receiver<Object>,
+    objects: Arc<Queue>,
     sink: Arc<Sink>,
     active: watch::Receiver<bool>,
     shared: Option<Arc<SharedTrack>>,
@@ -133,9 +152,10 @@ impl Subscriber {
     /// closed it) or the subscription was closed; an error when it ended abnormally
     /// (publisher lost, connection lost, oversize object).
     pub async fn next(&mut self) -> Result<Option<Object>, SubscribeError> {
-        match self.objects.recv().await {
-            Some(object) => Ok(Some(object)),
-            None => self.finished(),
+        let mut one = Vec::with_capacity(1);
+        match self.objects.pop_many(&mut one, 1).await {
+            0 => self.finished(),
+            _ => Ok(one.pop()),
         }
     }
 
@@ -143,7 +163,7 @@ impl Subscriber {
     /// means the track ended normally.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Object>, SubscribeError> {
         let mut batch = Vec::with_capacity(max.clamp(1, 1024));
-        if self.objects.recv_many(&mut batch, max.max(1)).await == 0 {
+        if self.objects.pop_many(&mut batch, max.max(1)).await == 0 {
             self.finished::<()>()?;
         }
         Ok(batch)
@@ -151,7 +171,12 @@ impl Subscriber {
 
     /// The next object if one is already buffered, without waiting.
     pub fn try_next(&mut self) -> Option<Object> {
-        self.objects.try_recv().ok()
+        self.objects.try_pop()
+    }
+
+    /// Objects discarded so far under [`Overflow::DropOldest`].
+    pub fn dropped(&self) -> u64 {
+        self.sink.dropped.load(Ordering::Relaxed)
     }
 
     fn finished<T>(&self) -> Result<Option<T>, SubscribeError> {
@@ -215,6 +240,11 @@ pub struct SubscriberCloser {
 }
 
 impl SubscriberCloser {
+    /// Objects discarded so far under [`Overflow::DropOldest`].
+    pub fn dropped(&self) -> u64 {
+        self.sink.dropped.load(Ordering::Relaxed)
+    }
+
     /// Stop delivery (idempotent). Objects already buffered can still be read.
     pub fn close(&self) {
         if let Some(fanout) = self.fanout.as_ref().and_then(std::sync::Weak::upgrade) {

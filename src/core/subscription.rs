@@ -15,11 +15,12 @@ use moq_transport::coding::{KeyValuePairs, TrackNamespace};
 use moq_transport::message::PublishDoneCode;
 use moq_transport::serve::{ServeError, SubgroupObjectReader, Track, TrackReaderMode};
 use moq_transport::session::Subscribe;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::connection::{lock, Live};
 use super::early_reader::EarlyReader;
 use super::error::SubscribeError;
+use super::queue::{Pushed, Queue};
 use super::subscriber::{Object, SubscriberOptions};
 
 /// What a local subscriber shares with the fan-out: its identity and end state. (The
@@ -28,12 +29,14 @@ pub(crate) struct Sink {
     id: u64,
     pub(crate) end: Arc<Mutex<Option<Result<(), SubscribeError>>>>,
     pub(crate) active: watch::Sender<bool>,
+    /// Objects discarded for it under `Overflow::DropOldest`.
+    pub(crate) dropped: std::sync::atomic::AtomicU64,
 }
 
 /// The local subscribers of one upstream subscription.
 #[derive(Default)]
 pub(crate) struct Fanout {
-    sinks: Mutex<Vec<(Arc<Sink>, mpsc::Sender<Object>)>>,
+    sinks: Mutex<Vec<(Arc<Sink>, Arc<Queue>)>>,
     next_id: Mutex<u64>,
     /// Set once the upstream subscription has ended; later joiners open a new one.
     ended: Mutex<bool>,
@@ -46,17 +49,31 @@ impl Sink {
 }
 
 impl Fanout {
-    /// Hand `object` to every local subscriber (waiting for room in each channel: a slow
-    /// reader slows delivery rather than losing objects). False when none is left.
+    /// Hand `object` to every local subscriber, each under its overflow policy (a
+    /// `Backpressure` subscriber that is full makes this wait). False when none is left.
     async fn send(&self, object: Object) -> bool {
-        let sinks: Vec<(u64, mpsc::Sender<Object>)> = lock(&self.sinks)
-            .iter()
-            .map(|(sink, tx)| (sink.id, tx.clone()))
-            .collect();
+        let sinks: Vec<(Arc<Sink>, Arc<Queue>)> = lock(&self.sinks).clone();
         let mut gone = Vec::new();
-        for (id, tx) in &sinks {
-            if tx.send(object.clone()).await.is_err() {
-                gone.push(*id);
+        for (sink, queue) in &sinks {
+            match queue.push(object.clone()).await {
+                Pushed::Queued => {}
+                Pushed::ReplacedOldest => {
+                    let dropped = 1 + sink
+                        .dropped
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if dropped == 1 || dropped % 1000 == 0 {
+                        log::warn!("slow subscriber: {dropped} objects discarded (DropOldest)");
+                    }
+                }
+                Pushed::Overflowed => {
+                    let buffered = queue.len();
+                    log::warn!("slow subscriber fell {buffered} objects behind: ended (End)");
+                    lock(&sink.end).get_or_insert(Err(SubscribeError::SlowConsumer { buffered }));
+                    sink.active.send_replace(false);
+                    queue.close();
+                    gone.push(sink.id);
+                }
+                Pushed::Closed => gone.push(sink.id),
             }
         }
         drop(sinks);
@@ -68,15 +85,21 @@ impl Fanout {
     /// End delivery for every local subscriber with `outcome`.
     fn finish(&self, outcome: &Result<(), SubscribeError>) {
         *lock(&self.ended) = true;
-        for (sink, _objects) in std::mem::take(&mut *lock(&self.sinks)) {
+        for (sink, queue) in std::mem::take(&mut *lock(&self.sinks)) {
             lock(&sink.end).get_or_insert_with(|| outcome.clone());
             sink.active.send_replace(false);
+            queue.close();
         }
     }
 
-    /// Remove one local subscriber (its channel closes once the fan-out lets go of it).
+    /// Remove one local subscriber and close its queue (what it holds can still be read).
     pub(crate) fn leave(&self, id: u64) {
-        lock(&self.sinks).retain(|(sink, _)| sink.id != id);
+        lock(&self.sinks).retain(|(sink, queue)| {
+            if sink.id == id {
+                queue.close();
+            }
+            sink.id != id
+        });
     }
 }
 
@@ -122,7 +145,7 @@ pub(crate) async fn join(
     namespace: &str,
     track: &str,
     options: SubscriberOptions,
-) -> Result<(Arc<SharedTrack>, Arc<Sink>, mpsc::Receiver<Object>), SubscribeError> {
+) -> Result<(Arc<SharedTrack>, Arc<Sink>, Arc<Queue>), SubscribeError> {
     let slot = {
         let mut slots = lock(&live.tracks.slots);
         slots.retain(|_, slot| {
@@ -150,7 +173,7 @@ pub(crate) async fn join(
         }
     };
     drop(current);
-    let (tx, rx) = mpsc::channel(options.buffer.max(1));
+    let queue = Arc::new(Queue::new(options.buffer, options.overflow));
     let (active, _) = watch::channel(true);
     let id = {
         let mut next = lock(&shared.fanout.next_id);
@@ -161,9 +184,10 @@ pub(crate) async fn join(
         id,
         end: Arc::new(Mutex::new(None)),
         active,
+        dropped: Default::default(),
     });
-    lock(&shared.fanout.sinks).push((sink.clone(), tx));
-    Ok((shared, sink, rx))
+    lock(&shared.fanout.sinks).push((sink.clone(), queue.clone()));
+    Ok((shared, sink, queue))
 }
 
 /// The reader task of one upstream subscription.

@@ -872,6 +872,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_moq_ffi_checksum_method_publisher_track(
     ): Int
+    external fun uniffi_moq_ffi_checksum_method_subscriber_dropped_count(
+    ): Int
     external fun uniffi_moq_ffi_checksum_method_subscriber_is_active(
     ): Int
     external fun uniffi_moq_ffi_checksum_method_subscriber_listener_failure_count(
@@ -1023,6 +1025,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_moq_ffi_fn_free_subscriber(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_moq_ffi_fn_method_subscriber_dropped_count(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_moq_ffi_fn_method_subscriber_is_active(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
     external fun uniffi_moq_ffi_fn_method_subscriber_listener_failure_count(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1270,6 +1274,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_publisher_track() and 0xFFFF) != 57438) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_moq_ffi_checksum_method_subscriber_dropped_count() and 0xFFFF) != 25000) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_subscriber_is_active() and 0xFFFF) != 14141) {
@@ -4881,6 +4888,11 @@ public object FfiConverterTypePublisher: FfiConverter<Publisher, Long> {
 public interface SubscriberInterface {
     
     /**
+     * Objects discarded because the reader fell behind (overflow policy `DropOldest`).
+     */
+    fun `droppedCount`(): kotlin.ULong
+    
+    /**
      * Whether objects may still arrive.
      */
     fun `isActive`(): kotlin.Boolean
@@ -5030,6 +5042,22 @@ open class Subscriber: Disposable, AutoCloseable, SubscriberInterface
             UniffiLib.uniffi_moq_ffi_fn_clone_subscriber(handle, status)
         }
     }
+
+    
+    /**
+     * Objects discarded because the reader fell behind (overflow policy `DropOldest`).
+     */override fun `droppedCount`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_moq_ffi_fn_method_subscriber_dropped_count(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
 
     
     /**
@@ -5273,6 +5301,16 @@ data class ClientConfig (
      * Most subscriptions the client may hold at once; one more fails with `LimitReached`.
      */
     var `maxSubscriptions`: kotlin.UInt = 1000u 
+    , 
+    /**
+     * Objects each subscription buffers for a reader that falls behind (its memory bound).
+     */
+    var `subscriptionBuffer`: kotlin.UInt = 1024u 
+    , 
+    /**
+     * What a subscription does when that buffer is full (none: `Backpressure`).
+     */
+    var `overflow`: OverflowPolicy? = null 
     
 ){
     
@@ -5298,6 +5336,8 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterOptionalTypeOverflowPolicy.read(buf),
         )
     }
 
@@ -5310,7 +5350,9 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.allocationSize(value.`keepAliveIntervalMs`) +
             FfiConverterULong.allocationSize(value.`idleTimeoutMs`) +
             FfiConverterULong.allocationSize(value.`maxObjectSize`) +
-            FfiConverterUInt.allocationSize(value.`maxSubscriptions`)
+            FfiConverterUInt.allocationSize(value.`maxSubscriptions`) +
+            FfiConverterUInt.allocationSize(value.`subscriptionBuffer`) +
+            FfiConverterOptionalTypeOverflowPolicy.allocationSize(value.`overflow`)
     )
 
     override fun write(value: ClientConfig, buf: ByteBuffer) {
@@ -5323,6 +5365,8 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.write(value.`idleTimeoutMs`, buf)
             FfiConverterULong.write(value.`maxObjectSize`, buf)
             FfiConverterUInt.write(value.`maxSubscriptions`, buf)
+            FfiConverterUInt.write(value.`subscriptionBuffer`, buf)
+            FfiConverterOptionalTypeOverflowPolicy.write(value.`overflow`, buf)
     }
 }
 
@@ -6320,6 +6364,56 @@ public object FfiConverterTypeMoqError : FfiConverterRustBuffer<MoqException> {
 
 
 
+/**
+ * What a subscription does when its reader falls `subscription_buffer` objects behind.
+ */
+
+enum class OverflowPolicy {
+    
+    /**
+     * Lose nothing: delivery of the track on this client pauses until the reader catches up
+     * (other subscribers of the same track on this client pause too; the publisher and
+     * other clients do not).
+     */
+    BACKPRESSURE,
+    /**
+     * Keep the newest objects, discard older unread ones; counted by
+     * `Subscriber.dropped_count()` and logged.
+     */
+    DROP_OLDEST,
+    /**
+     * End the subscription with `LimitReached` (buffered objects can still be read first).
+     */
+    END;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOverflowPolicy: FfiConverterRustBuffer<OverflowPolicy> {
+    override fun read(buf: ByteBuffer) = try {
+        OverflowPolicy.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: OverflowPolicy) = 4UL
+
+    override fun write(value: OverflowPolicy, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 /**
  * @suppress
@@ -6474,6 +6568,38 @@ public object FfiConverterOptionalTypeTlsOptions: FfiConverterRustBuffer<TlsOpti
         } else {
             buf.put(1)
             FfiConverterTypeTlsOptions.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeOverflowPolicy: FfiConverterRustBuffer<OverflowPolicy?> {
+    override fun read(buf: ByteBuffer): OverflowPolicy? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeOverflowPolicy.read(buf)
+    }
+
+    override fun allocationSize(value: OverflowPolicy?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeOverflowPolicy.allocationSize(value)
+        }
+    }
+
+    override fun write(value: OverflowPolicy?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeOverflowPolicy.write(value, buf)
         }
     }
 }
