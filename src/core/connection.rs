@@ -466,11 +466,14 @@ async fn serve_namespace(handle: PublishNamespace, tracks: TracksReader) {
             request = handle.subscribed(), if open => match request {
                 Ok(Some(subscribed)) => {
                     let tracks = tracks.clone();
+                    let track = subscribed.track_name.clone();
+                    log::debug!("serving a subscription to track '{track}'");
                     serving.spawn(async move {
-                        if let Err(err) =
-                            moq_transport::session::Publisher::serve_subscribe(subscribed, tracks).await
+                        match moq_transport::session::Publisher::serve_subscribe(subscribed, tracks)
+                            .await
                         {
-                            log::debug!("subscription ended: {err}");
+                            Ok(()) => log::debug!("subscription to track '{track}' ended"),
+                            Err(err) => log::debug!("subscription to track '{track}' ended: {err}"),
                         }
                     });
                 }
