@@ -342,7 +342,7 @@ async fn subscription_cap_refuses_one_more_and_frees_a_slot_on_close() {
     capped.max_subscriptions = 2;
     let client = Client::new(capped).unwrap();
     client.connect().await.unwrap();
-    let first = client.subscribe("capped", "a", sub()).await.unwrap();
+    let mut first = client.subscribe("capped", "a", sub()).await.unwrap();
     let _second = client.subscribe("capped", "a", sub()).await.unwrap();
     let refused = client.subscribe("capped", "b", sub()).await.err();
     assert!(
@@ -353,7 +353,9 @@ async fn subscription_cap_refuses_one_more_and_frees_a_slot_on_close() {
         "{refused:?}"
     );
     assert!(refused.unwrap().to_string().contains("max_subscriptions"));
-    drop(first);
+    // Regression: the slot used to come back only when the subscriber object was dropped,
+    // so a closed (unsubscribed) but still referenced subscriber kept it.
+    first.close().await;
     client
         .subscribe("capped", "c", sub())
         .await

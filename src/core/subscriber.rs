@@ -76,7 +76,6 @@ pub struct Subscriber {
     active: watch::Receiver<bool>,
     shared: Option<Arc<SharedTrack>>,
     live: Arc<Live>,
-    _permit: SubscriptionPermit,
 }
 
 /// One of the client's `max_subscriptions` slots, held by a subscriber while it lives.
@@ -124,6 +123,8 @@ impl Client {
         let permit =
             SubscriptionPermit::acquire(&live.subscriptions, live.config.max_subscriptions)?;
         let (shared, sink, objects) = join(&live, namespace, track, options).await?;
+        // The slot is given back when the subscriber leaves or the subscription ends.
+        *lock(&sink.permit) = Some(permit);
         Ok(Subscriber {
             namespace: namespace.to_string(),
             track: track.to_string(),
@@ -132,7 +133,6 @@ impl Client {
             sink,
             shared: Some(shared),
             live,
-            _permit: permit,
         })
     }
 }
@@ -252,6 +252,7 @@ impl SubscriberCloser {
         }
         lock(&self.sink.end).get_or_insert(Ok(()));
         self.sink.active.send_replace(false);
+        lock(&self.sink.permit).take();
     }
 }
 

@@ -31,6 +31,8 @@ pub(crate) struct Sink {
     pub(crate) active: watch::Sender<bool>,
     /// Objects discarded for it under `Overflow::DropOldest`.
     pub(crate) dropped: std::sync::atomic::AtomicU64,
+    /// Its `max_subscriptions` slot, released when it leaves or the subscription ends.
+    pub(crate) permit: Mutex<Option<super::subscriber::SubscriptionPermit>>,
 }
 
 /// The local subscribers of one upstream subscription.
@@ -70,6 +72,7 @@ impl Fanout {
                     log::warn!("slow subscriber fell {buffered} objects behind: ended (End)");
                     lock(&sink.end).get_or_insert(Err(SubscribeError::SlowConsumer { buffered }));
                     sink.active.send_replace(false);
+                    lock(&sink.permit).take();
                     queue.close();
                     gone.push(sink.id);
                 }
@@ -88,6 +91,7 @@ impl Fanout {
         for (sink, queue) in std::mem::take(&mut *lock(&self.sinks)) {
             lock(&sink.end).get_or_insert_with(|| outcome.clone());
             sink.active.send_replace(false);
+            lock(&sink.permit).take();
             queue.close();
         }
     }
@@ -185,6 +189,7 @@ pub(crate) async fn join(
         end: Arc::new(Mutex::new(None)),
         active,
         dropped: Default::default(),
+        permit: Mutex::new(None),
     });
     lock(&shared.fanout.sinks).push((sink.clone(), queue.clone()));
     Ok((shared, sink, queue))
