@@ -157,14 +157,7 @@ impl api::ObjectListener for Blocking {
 async fn a_blocked_listener_under_the_end_policy_is_ended_and_others_get_everything() {
     let relay = relay();
     let config = |overflow| {
-        let mut config = api::default_client_config(relay.moqt_url());
-        config.tls = Some(api::TlsOptions {
-            use_system_roots: false,
-            extra_ca_pem: vec![relay.ca_pem().to_string()],
-            extra_ca_files: vec![],
-            pinned_sha256: vec![],
-            danger_accept_any_certificate: false,
-        });
+        let mut config = api_config(&relay);
         config.subscription_buffer = 8;
         config.overflow = Some(overflow);
         config

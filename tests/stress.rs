@@ -39,18 +39,6 @@ impl api::ObjectListener for Witness {
     }
 }
 
-fn api_config(relay: &TestRelay) -> api::ClientConfig {
-    let mut config = api::default_client_config(relay.moqt_url());
-    config.tls = Some(api::TlsOptions {
-        use_system_roots: false,
-        extra_ca_pem: vec![relay.ca_pem().to_string()],
-        extra_ca_files: vec![],
-        pinned_sha256: vec![],
-        danger_accept_any_certificate: false,
-    });
-    config
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsubscribe_from_another_thread_during_callbacks_1000_times_never_calls_back_late() {
     let relay = relay();

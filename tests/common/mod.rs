@@ -64,3 +64,16 @@ pub fn payload(i: usize, len: usize) -> Vec<u8> {
     }
     bytes
 }
+
+/// A UniFFI-surface configuration (raw QUIC) that trusts only the relay's CA.
+pub fn api_config(relay: &TestRelay) -> moq_ffi::api::ClientConfig {
+    let mut config = moq_ffi::api::default_client_config(relay.moqt_url());
+    config.tls = Some(moq_ffi::api::TlsOptions {
+        use_system_roots: false,
+        extra_ca_pem: vec![relay.ca_pem().to_string()],
+        extra_ca_files: vec![],
+        pinned_sha256: vec![],
+        danger_accept_any_certificate: false,
+    });
+    config
+}
