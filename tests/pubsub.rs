@@ -357,3 +357,49 @@ async fn short_group_burst_keeps_its_first_groups_raw_quic() {
 async fn short_group_burst_keeps_its_first_groups_webtransport() {
     short_group_burst_reaches_a_subscriber_joining_a_followed_track("https").await;
 }
+
+/// Unsubscribe and subscribe again at once, 300 times, while the track's group is open (so
+/// the relay sends the open group with SUBSCRIBE_OK). Pins two bugs: the new subscription's
+/// reader task could take that first object before the subscriber was registered, find no
+/// one to deliver to and end, stranding the subscriber; and the transport, still draining the
+/// previous subscription, refused the new one as a duplicate (`AlreadySubscribed`).
+async fn resubscribe_at_once_while_a_group_is_open(scheme: &str) {
+    let relay = relay();
+    let publisher_client = connect(&relay, scheme).await;
+    let subscriber_client = connect(&relay, scheme).await;
+    publisher_client.announce("again").await.unwrap();
+    let publisher = publisher_client
+        .create_publisher("again", "t", stream())
+        .unwrap();
+    for i in 0..300 {
+        let mut sub = subscriber_client
+            .subscribe("again", "t", sub())
+            .await
+            .unwrap_or_else(|e| panic!("{scheme} cycle {i}: {e}"));
+        publisher.publish(payload(i, 16)).unwrap();
+        loop {
+            let object = tokio::time::timeout(Duration::from_secs(5), sub.next())
+                .await
+                .unwrap_or_else(|_| panic!("{scheme} cycle {i}: the subscriber was stranded"))
+                .unwrap()
+                .unwrap_or_else(|| panic!("{scheme} cycle {i}: the subscription ended"));
+            if object.payload.as_ref() == payload(i, 16).as_slice() {
+                break;
+            }
+            // Only the previous object (the group that just ended) may come first.
+            assert_eq!(object.payload.as_ref(), payload(i - 1, 16).as_slice());
+        }
+        sub.close().await;
+        publisher.new_group().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribe_at_once_while_a_group_is_open_raw_quic() {
+    resubscribe_at_once_while_a_group_is_open("moqt").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribe_at_once_while_a_group_is_open_webtransport() {
+    resubscribe_at_once_while_a_group_is_open("https").await;
+}

@@ -247,8 +247,9 @@ pub enum SubscribeError {
         /// How long the subscription waited for a publisher.
         waited: Duration,
     },
-    /// This client already subscribes to the track; unsubscribe the other subscription first.
-    #[error("track '{track}' in '{namespace}' is already subscribed by this client")]
+    /// The session's previous subscription to the track was still open in the transport
+    /// after the request timeout (it normally drains within seconds of unsubscribing).
+    #[error("track '{track}' in '{namespace}' is still subscribed by this client's previous subscription; retry later")]
     AlreadySubscribed {
         /// The namespace.
         namespace: String,

@@ -38,10 +38,15 @@ pub(crate) struct Sink {
 /// The local subscribers of one upstream subscription.
 #[derive(Default)]
 pub(crate) struct Fanout {
-    sinks: Mutex<Vec<(Arc<Sink>, Arc<Queue>)>>,
-    next_id: Mutex<u64>,
-    /// Set once the upstream subscription has ended; later joiners open a new one.
-    ended: Mutex<bool>,
+    /// The sinks, and whether the upstream subscription has ended (then later joiners open
+    /// a new one). One lock for both, so a sink can never join a fan-out that has finished.
+    members: Mutex<Members>,
+}
+
+#[derive(Default)]
+struct Members {
+    sinks: Vec<(Arc<Sink>, Arc<Queue>)>,
+    ended: bool,
 }
 
 impl Sink {
@@ -50,11 +55,14 @@ impl Sink {
     }
 }
 
+/// Sink identities, unique in the process (a sink exists before it knows its fan-out).
+static NEXT_SINK_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl Fanout {
     /// Hand `object` to every local subscriber, each under its overflow policy (a
     /// `Backpressure` subscriber that is full makes this wait). False when none is left.
     async fn send(&self, object: Object) -> bool {
-        let sinks: Vec<(Arc<Sink>, Arc<Queue>)> = lock(&self.sinks).clone();
+        let sinks: Vec<(Arc<Sink>, Arc<Queue>)> = lock(&self.members).sinks.clone();
         let mut gone = Vec::new();
         for (sink, queue) in &sinks {
             match queue.push(object.clone()).await {
@@ -80,15 +88,29 @@ impl Fanout {
             }
         }
         drop(sinks);
-        let mut current = lock(&self.sinks);
-        current.retain(|(sink, _)| !gone.contains(&sink.id));
-        !current.is_empty()
+        let mut members = lock(&self.members);
+        members.sinks.retain(|(sink, _)| !gone.contains(&sink.id));
+        !members.sinks.is_empty()
+    }
+
+    /// Add a local subscriber. False if the upstream subscription has already ended.
+    fn admit(&self, sink: Arc<Sink>, queue: Arc<Queue>) -> bool {
+        let mut members = lock(&self.members);
+        if members.ended {
+            return false;
+        }
+        members.sinks.push((sink, queue));
+        true
     }
 
     /// End delivery for every local subscriber with `outcome`.
     fn finish(&self, outcome: &Result<(), SubscribeError>) {
-        *lock(&self.ended) = true;
-        for (sink, queue) in std::mem::take(&mut *lock(&self.sinks)) {
+        let sinks = {
+            let mut members = lock(&self.members);
+            members.ended = true;
+            std::mem::take(&mut members.sinks)
+        };
+        for (sink, queue) in sinks {
             lock(&sink.end).get_or_insert_with(|| outcome.clone());
             sink.active.send_replace(false);
             lock(&sink.permit).take();
@@ -98,7 +120,7 @@ impl Fanout {
 
     /// Remove one local subscriber and close its queue (what it holds can still be read).
     pub(crate) fn leave(&self, id: u64) {
-        lock(&self.sinks).retain(|(sink, queue)| {
+        lock(&self.members).sinks.retain(|(sink, queue)| {
             if sink.id == id {
                 queue.close();
             }
@@ -160,38 +182,33 @@ pub(crate) async fn join(
             .or_default()
             .clone()
     };
-    let mut current = slot.lock().await;
-    let shared = match current.upgrade().filter(|s| !*lock(&s.fanout.ended)) {
-        Some(shared) => shared,
-        None => {
-            let (subscribe, reader) = open(live, namespace, track, options).await?;
-            let fanout = Arc::new(Fanout::default());
-            let task = tokio::spawn(run(reader, fanout.clone(), live.clone()));
-            let shared = Arc::new(SharedTrack {
-                subscribe: Mutex::new(Some(subscribe)),
-                fanout,
-                task,
-            });
-            *current = Arc::downgrade(&shared);
-            shared
-        }
-    };
-    drop(current);
     let queue = Arc::new(Queue::new(options.buffer, options.overflow));
     let (active, _) = watch::channel(true);
-    let id = {
-        let mut next = lock(&shared.fanout.next_id);
-        *next += 1;
-        *next
-    };
     let sink = Arc::new(Sink {
-        id,
+        id: NEXT_SINK_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         end: Arc::new(Mutex::new(None)),
         active,
         dropped: Default::default(),
         permit: Mutex::new(None),
     });
-    lock(&shared.fanout.sinks).push((sink.clone(), queue.clone()));
+    let mut current = slot.lock().await;
+    if let Some(shared) = current.upgrade() {
+        if shared.fanout.admit(sink.clone(), queue.clone()) {
+            return Ok((shared, sink, queue));
+        }
+    }
+    let (subscribe, reader) = open(live, namespace, track, options).await?;
+    let fanout = Arc::new(Fanout::default());
+    // The first sink is in before the reader task exists: the task ends as soon as it
+    // finds no sink, and the relay may send an object with SUBSCRIBE_OK.
+    fanout.admit(sink.clone(), queue.clone());
+    let task = tokio::spawn(run(reader, fanout.clone(), live.clone()));
+    let shared = Arc::new(SharedTrack {
+        subscribe: Mutex::new(Some(subscribe)),
+        fanout,
+        task,
+    });
+    *current = Arc::downgrade(&shared);
     Ok((shared, sink, queue))
 }
 
@@ -255,6 +272,18 @@ async fn open(
         // while the rendezvous period lasts.
         let transient = not_found || matches!(err, ServeError::Closed(0));
         match err {
+            // Local subscribers share one upstream subscription, so a duplicate is this
+            // session's previous subscription to the track: after UNSUBSCRIBE the transport
+            // keeps it while a data stream is still being read (up to 5 s). Wait it out.
+            ServeError::Duplicate
+                if Instant::now() + backoff < started + config.request_timeout =>
+            {
+                log::debug!(
+                    "previous subscription to {namespace}/{track} still draining; retrying"
+                );
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(250));
+            }
             ServeError::Duplicate => {
                 return Err(SubscribeError::AlreadySubscribed {
                     namespace: namespace.to_string(),

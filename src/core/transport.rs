@@ -26,8 +26,12 @@ fn transport_config(config: &ClientConfig) -> Result<quinn::TransportConfig, Con
     })?;
     transport.max_idle_timeout(Some(idle));
     transport.keep_alive_interval(Some(config.keep_alive_interval));
-    // Many concurrent subgroup streams per track: allow plenty.
-    transport.max_concurrent_uni_streams(10_000u32.into());
+    // Streams the relay may have open to us at once: one per subgroup in flight (uni) and one
+    // per request such as a SUBSCRIBE to a published track (bidi). quinn keeps a receive state
+    // for every stream id in this window and recycles it, so the window also bounds that
+    // memory: ~2,000 x a few hundred bytes per connection once warm (10x quinn's default of
+    // 100 each, for bursts of short groups and many published tracks).
+    transport.max_concurrent_uni_streams(1_000u32.into());
     transport.max_concurrent_bidi_streams(1_000u32.into());
     Ok(transport)
 }

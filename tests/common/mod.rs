@@ -10,8 +10,105 @@ pub use moq_test_relay::TestRelay;
 /// The two ways to reach a relay.
 pub const SCHEMES: [&str; 2] = ["moqt", "https"];
 
+/// Where a relay is and which certificate it presents: the in-process [`TestRelay`] or a
+/// [`RelayProcess`].
+pub trait Relay {
+    fn moqt_url(&self) -> String;
+    fn https_url(&self) -> String;
+    fn ca_pem(&self) -> &str;
+}
+
+impl Relay for TestRelay {
+    fn moqt_url(&self) -> String {
+        TestRelay::moqt_url(self)
+    }
+    fn https_url(&self) -> String {
+        TestRelay::https_url(self)
+    }
+    fn ca_pem(&self) -> &str {
+        TestRelay::ca_pem(self)
+    }
+}
+
+/// The test relay in a child process (the `moq-test-relay` binary), for measurements of this
+/// process that the relay's own memory must not blur. Killed when dropped.
+pub struct RelayProcess {
+    child: std::process::Child,
+    moqt_url: String,
+    https_url: String,
+    ca_pem: String,
+}
+
+impl RelayProcess {
+    /// Start `target/<profile>/moq-test-relay` (built by `cargo test -p moq-test-relay`, which
+    /// the test command runs) and wait until it is ready.
+    pub fn start() -> Self {
+        use std::io::BufRead;
+        let exe = std::env::current_exe().expect("test executable path");
+        let binary = exe
+            .parent()
+            .and_then(std::path::Path::parent)
+            .map(|dir| dir.join("moq-test-relay"))
+            .expect("target directory");
+        assert!(
+            binary.exists(),
+            "{} is missing: build it with `cargo build -p moq-test-relay` (the test command's \
+             `cargo test -p moq-ffi -p moq-test-relay` does)",
+            binary.display()
+        );
+        let mut child = std::process::Command::new(&binary)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start moq-test-relay");
+        let stdout = child.stdout.take().expect("relay stdout");
+        let mut values = std::collections::HashMap::new();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.expect("relay output");
+            if line == "READY" {
+                break;
+            }
+            if let Some((key, value)) = line.split_once('=') {
+                values.insert(key.to_string(), value.to_string());
+            }
+        }
+        let value = |key: &str| {
+            values
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| panic!("relay printed no {key}"))
+        };
+        let ca_pem = std::fs::read_to_string(value("MOQ_RELAY_CA_FILE")).expect("relay CA file");
+        Self {
+            child,
+            moqt_url: value("MOQ_RELAY_MOQT_URL"),
+            https_url: value("MOQ_RELAY_HTTPS_URL"),
+            ca_pem,
+        }
+    }
+}
+
+impl Relay for RelayProcess {
+    fn moqt_url(&self) -> String {
+        self.moqt_url.clone()
+    }
+    fn https_url(&self) -> String {
+        self.https_url.clone()
+    }
+    fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The relay's URL for `scheme`.
-pub fn url(relay: &TestRelay, scheme: &str) -> String {
+pub fn url(relay: &impl Relay, scheme: &str) -> String {
     match scheme {
         "moqt" => relay.moqt_url(),
         _ => relay.https_url(),
@@ -19,7 +116,7 @@ pub fn url(relay: &TestRelay, scheme: &str) -> String {
 }
 
 /// A configuration that trusts only the relay's CA, with short loss detection for tests.
-pub fn config(relay: &TestRelay, scheme: &str) -> ClientConfig {
+pub fn config(relay: &impl Relay, scheme: &str) -> ClientConfig {
     let mut config = ClientConfig::new(url(relay, scheme));
     config.tls.use_system_roots = false;
     config.tls.extra_ca_pem = vec![relay.ca_pem().as_bytes().to_vec()];
@@ -31,7 +128,7 @@ pub fn config(relay: &TestRelay, scheme: &str) -> ClientConfig {
 }
 
 /// A connected client.
-pub async fn connect(relay: &TestRelay, scheme: &str) -> Client {
+pub async fn connect(relay: &impl Relay, scheme: &str) -> Client {
     let client = Client::new(config(relay, scheme)).expect("valid config");
     client.connect().await.expect("connect");
     client
@@ -66,7 +163,7 @@ pub fn payload(i: usize, len: usize) -> Vec<u8> {
 }
 
 /// A UniFFI-surface configuration (raw QUIC) that trusts only the relay's CA.
-pub fn api_config(relay: &TestRelay) -> moq_ffi::api::ClientConfig {
+pub fn api_config(relay: &impl Relay) -> moq_ffi::api::ClientConfig {
     let mut config = moq_ffi::api::default_client_config(relay.moqt_url());
     config.tls = Some(moq_ffi::api::TlsOptions {
         use_system_roots: false,
