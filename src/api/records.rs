@@ -72,6 +72,41 @@ pub struct ClientConfig {
     /// What a subscription does when that buffer is full (none: `Backpressure`).
     #[uniffi(default)]
     pub overflow: Option<OverflowPolicy>,
+    /// Reconnect automatically after the session is lost (none: do not; a lost session ends
+    /// every publisher and subscription).
+    #[uniffi(default)]
+    pub reconnect: Option<ReconnectPolicy>,
+}
+
+/// Automatic reconnection. While reconnecting the state is `Connecting`; on success the
+/// client announces its namespaces again, its publishers continue (starting a new group) and
+/// its subscriptions subscribe again, and the state is `Connected`.
+///
+/// What may be missed: objects published while the session is down are not sent (`publish`
+/// fails with `NotConnected`, so the caller knows which), and objects in flight at the loss
+/// may be lost. Subscribers continue in order, without duplicates; a jump in `group_id`
+/// marks the gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct ReconnectPolicy {
+    /// Wait before the first attempt, milliseconds.
+    #[uniffi(default = 250)]
+    pub initial_delay_ms: u32,
+    /// The wait doubles after each failed attempt up to this, milliseconds.
+    #[uniffi(default = 5000)]
+    pub max_delay_ms: u32,
+    /// Attempts before giving up (state `Failed`, subscriptions end); 0 = no limit.
+    #[uniffi(default = 0)]
+    pub max_attempts: u32,
+}
+
+impl From<ReconnectPolicy> for core::ReconnectPolicy {
+    fn from(policy: ReconnectPolicy) -> Self {
+        core::ReconnectPolicy {
+            initial_delay: Duration::from_millis(policy.initial_delay_ms.into()),
+            max_delay: Duration::from_millis(policy.max_delay_ms.into()),
+            max_attempts: policy.max_attempts,
+        }
+    }
 }
 
 /// What a subscription does when its reader falls `subscription_buffer` objects behind.
@@ -122,6 +157,7 @@ impl ClientConfig {
         config.idle_timeout = Duration::from_millis(self.idle_timeout_ms);
         config.max_object_size = usize::try_from(self.max_object_size).unwrap_or(usize::MAX);
         config.max_subscriptions = self.max_subscriptions as usize;
+        config.reconnect = self.reconnect.map(Into::into);
         Ok(config)
     }
 
@@ -150,6 +186,7 @@ pub fn default_client_config(url: String) -> ClientConfig {
         max_subscriptions: 1000,
         subscription_buffer: 1024,
         overflow: None,
+        reconnect: None,
     }
 }
 

@@ -94,6 +94,40 @@ pub struct ClientConfig {
     /// Most subscriptions this client may hold at once (each costs a buffer and, per track,
     /// an upstream subscription); one more fails with `TooManySubscriptions`. Default 1,000.
     pub max_subscriptions: usize,
+    /// Reconnect automatically after the session is lost. Default `None`: a lost session
+    /// ends every publisher and subscription (state `Failed`).
+    pub reconnect: Option<ReconnectPolicy>,
+}
+
+/// How a client reconnects after losing its session (see [`ClientConfig::reconnect`]).
+///
+/// While reconnecting the state is `Connecting`; once a new session is up the client
+/// announces its namespaces again, its publishers continue on it, its subscriptions subscribe
+/// again, and the state is `Connected`. Objects published while the session is down are not
+/// delivered: `publish` fails with `NotConnected` during the gap (the caller knows exactly
+/// which objects were not sent), and objects still in flight when the session was lost may be
+/// lost. A subscriber continues in order and without duplicates from the first object it
+/// receives on the new subscription: a publisher starts a new group after reconnecting, so a
+/// jump in `group_id` marks the gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    /// Wait before the first attempt. Default 250 ms.
+    pub initial_delay: Duration,
+    /// The wait doubles after each failed attempt, up to this. Default 5 s.
+    pub max_delay: Duration,
+    /// Attempts before giving up (state `Failed`, subscriptions end with `ConnectionLost`);
+    /// 0 means no limit. Default 0.
+    pub max_attempts: u32,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        Self {
+            initial_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(5),
+            max_attempts: 0,
+        }
+    }
 }
 
 impl ClientConfig {
@@ -110,6 +144,7 @@ impl ClientConfig {
             idle_timeout: Duration::from_secs(5),
             max_object_size: 16 * 1024 * 1024,
             max_subscriptions: 1000,
+            reconnect: None,
         }
     }
 
@@ -130,6 +165,15 @@ impl ClientConfig {
         positive("request_timeout", self.request_timeout)?;
         positive("keep_alive_interval", self.keep_alive_interval)?;
         positive("idle_timeout", self.idle_timeout)?;
+        if let Some(policy) = &self.reconnect {
+            positive("reconnect.initial_delay", policy.initial_delay)?;
+            if policy.max_delay < policy.initial_delay {
+                return Err(ConfigError::InvalidSetting {
+                    name: "reconnect.max_delay",
+                    reason: "must not be shorter than reconnect.initial_delay".into(),
+                });
+            }
+        }
         if self.max_subscriptions == 0 {
             return Err(ConfigError::InvalidSetting {
                 name: "max_subscriptions",

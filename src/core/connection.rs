@@ -1,6 +1,7 @@
 //! The client: one MoQT session with a relay, its state, and the namespaces it announces.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use tokio::task::JoinSet;
 use web_transport_quinn::quinn;
 
 use super::config::{redacted, ClientConfig, Scheme};
-use super::error::{AnnounceError, ConnectError};
+use super::error::{AnnounceError, ConnectError, SubscribeError};
 
 /// How long `close()` waits for the relay to acknowledge the close before returning.
 const CLOSE_DRAIN: Duration = Duration::from_millis(300);
@@ -59,8 +60,24 @@ struct Inner {
     scheme: Scheme,
     state: watch::Sender<ConnectionState>,
     live: Mutex<Option<Arc<Live>>>,
-    /// Serializes connect and close.
+    /// Serializes connect, reconnect and close.
     lifecycle: tokio::sync::Mutex<()>,
+    /// Set by `close()`: no reconnect after it.
+    closed: std::sync::atomic::AtomicBool,
+    /// What this client has set up, restored on a new session after a reconnect.
+    intent: Mutex<Intent>,
+    /// Upstream subscriptions shared by this client's local subscribers, kept across sessions.
+    pub(crate) tracks: super::subscription::TrackRegistry,
+    /// Subscriptions held now (bounded by `config.max_subscriptions`).
+    pub(crate) subscriptions: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// The namespaces and publishers a reconnect restores.
+#[derive(Default)]
+struct Intent {
+    /// Announced namespaces, in announce order.
+    namespaces: Vec<String>,
+    publishers: Vec<std::sync::Weak<super::publisher::Shared>>,
 }
 
 /// One established session. Shared by the publishers and subscribers created on it, so they
@@ -84,12 +101,10 @@ pub(crate) struct LiveParts {
     endpoint: quinn::Endpoint,
     lost: watch::Sender<bool>,
     announced: Mutex<HashMap<String, Announcement>>,
-    /// Upstream subscriptions shared by this session's local subscribers.
-    pub(crate) tracks: super::subscription::TrackRegistry,
     /// Subscriptions whose reader the session takes as soon as their first group arrives.
     pub(crate) early_readers: Arc<super::early_reader::PendingReaders>,
-    /// Subscriptions held now (bounded by `config.max_subscriptions`).
-    pub(crate) subscriptions: Arc<std::sync::atomic::AtomicUsize>,
+    /// Whether losing this session starts a reconnect (the client's policy, unless closed).
+    pub(crate) reconnects: bool,
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -207,6 +222,10 @@ impl Client {
                 state,
                 live: Mutex::new(None),
                 lifecycle: tokio::sync::Mutex::new(()),
+                closed: Default::default(),
+                intent: Default::default(),
+                tracks: Default::default(),
+                subscriptions: Default::default(),
             }),
         })
     }
@@ -262,7 +281,23 @@ impl Client {
         if self.live().is_some() {
             return Err(ConnectError::AlreadyConnected);
         }
+        self.inner.closed.store(false, Ordering::SeqCst);
         self.set_state(ConnectionState::Connecting);
+        match self.open_session().await {
+            Ok(_) => {
+                self.set_state(ConnectionState::Connected);
+                Ok(())
+            }
+            Err(err) => {
+                log::warn!("connect failed: {err}");
+                self.set_state(ConnectionState::Failed);
+                Err(err)
+            }
+        }
+    }
+
+    /// Establish a session and make it the current one (state is left to the caller).
+    async fn open_session(&self) -> Result<Arc<Live>, ConnectError> {
         let config = &self.inner.config;
         let early_readers = Arc::new(super::early_reader::PendingReaders::default());
         let attempt = async {
@@ -285,22 +320,16 @@ impl Client {
             })?;
             Ok::<_, ConnectError>((established, session, publisher, subscriber))
         };
-        let result = match tokio::time::timeout(config.connect_timeout, attempt).await {
-            Ok(result) => result,
-            Err(_) => Err(ConnectError::Timeout {
-                url: redacted(&self.inner.url),
-                after: config.connect_timeout,
-            }),
-        };
-        let (established, session, publisher, subscriber) = match result {
-            Ok(parts) => parts,
-            Err(err) => {
-                log::warn!("connect failed: {err}");
-                self.set_state(ConnectionState::Failed);
-                return Err(err);
-            }
-        };
-
+        let (established, session, publisher, subscriber) =
+            match tokio::time::timeout(config.connect_timeout, attempt).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(ConnectError::Timeout {
+                        url: redacted(&self.inner.url),
+                        after: config.connect_timeout,
+                    })
+                }
+            };
         let (lost, _) = watch::channel(false);
         let live = Arc::new(Live(super::runtime::RuntimeDrop::new(LiveParts {
             publisher,
@@ -310,19 +339,17 @@ impl Client {
             endpoint: established.endpoint,
             lost,
             announced: Mutex::new(HashMap::new()),
-            tracks: Default::default(),
             early_readers,
-            subscriptions: Default::default(),
+            reconnects: config.reconnect.is_some(),
             supervisor: Mutex::new(None),
         })));
-        let supervisor = tokio::spawn(supervise(
+        let supervisor = tokio::spawn(boxed_supervise(
             Arc::downgrade(&self.inner),
             live.clone(),
             session,
         ));
         *lock(&live.supervisor) = Some(supervisor);
-        *lock(&self.inner.live) = Some(live);
-        self.set_state(ConnectionState::Connected);
+        *lock(&self.inner.live) = Some(live.clone());
         log::info!(
             "connected to {} over {}",
             redacted(&self.inner.url),
@@ -331,19 +358,97 @@ impl Client {
                 Scheme::WebTransport => "WebTransport",
             }
         );
-        Ok(())
+        Ok(live)
+    }
+
+    /// After a lost session: reconnect under `policy` until it succeeds, the client is closed
+    /// or dropped, or the attempts run out. Holds only a weak reference between attempts.
+    async fn reconnect(inner: std::sync::Weak<Inner>, policy: super::config::ReconnectPolicy) {
+        let mut delay = policy.initial_delay;
+        let mut attempt = 0u32;
+        loop {
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+            let Some(client) = inner.upgrade().map(|inner| Client { inner }) else {
+                return;
+            };
+            let _lifecycle = client.inner.lifecycle.lock().await;
+            if client.inner.closed.load(Ordering::SeqCst) || client.live().is_some() {
+                return; // closed, or connected by hand meanwhile
+            }
+            match client.open_session().await {
+                Ok(live) => {
+                    log::info!("reconnected after {attempt} attempt(s)");
+                    client.restore(&live).await;
+                    client.set_state(ConnectionState::Connected);
+                    return;
+                }
+                Err(err) => log::warn!("reconnect attempt {attempt} failed: {err}"),
+            }
+            if policy.max_attempts != 0 && attempt >= policy.max_attempts {
+                log::warn!("giving up reconnecting after {attempt} attempt(s)");
+                super::subscription::end_all(&client.inner.tracks, SubscribeError::ConnectionLost);
+                client.set_state(ConnectionState::Failed);
+                return;
+            }
+            delay = (delay * 2).min(policy.max_delay);
+        }
+    }
+
+    /// Bring a new session to where the lost one was: announce the namespaces again, move the
+    /// publishers onto it, and subscribe again (in the background: a subscription may wait
+    /// for its publisher to come back).
+    async fn restore(&self, live: &Arc<Live>) {
+        let namespaces = lock(&self.inner.intent).namespaces.clone();
+        for namespace in namespaces {
+            if let Err(err) = self.announce_on(live, &namespace).await {
+                log::warn!("could not announce '{namespace}' again after reconnecting: {err}");
+            }
+        }
+        let publishers: Vec<_> = {
+            let mut intent = lock(&self.inner.intent);
+            intent.publishers.retain(|p| p.strong_count() > 0);
+            intent
+                .publishers
+                .iter()
+                .filter_map(std::sync::Weak::upgrade)
+                .collect()
+        };
+        for publisher in publishers {
+            publisher.rebind(live);
+        }
+        super::subscription::resubscribe_all(&self.inner.tracks, live);
+    }
+
+    /// Record a publisher so a reconnect moves it to the new session.
+    pub(crate) fn remember_publisher(&self, publisher: &Arc<super::publisher::Shared>) {
+        let mut intent = lock(&self.inner.intent);
+        intent.publishers.retain(|p| p.strong_count() > 0);
+        intent.publishers.push(Arc::downgrade(publisher));
+    }
+
+    pub(crate) fn tracks(&self) -> &super::subscription::TrackRegistry {
+        &self.inner.tracks
+    }
+
+    pub(crate) fn subscription_count(&self) -> &Arc<std::sync::atomic::AtomicUsize> {
+        &self.inner.subscriptions
     }
 
     /// Close the session cleanly: withdraw announced namespaces, end subscriptions, send
     /// CONNECTION_CLOSE, and wait briefly for the relay to acknowledge. State becomes
     /// Disconnected. Idempotent.
     pub async fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
         let _lifecycle = self.inner.lifecycle.lock().await;
+        *lock(&self.inner.intent) = Intent::default();
         let live = lock(&self.inner.live).take();
         if let Some(live) = live {
             live.shutdown(0, "client closed");
             let _ = tokio::time::timeout(CLOSE_DRAIN, live.endpoint.wait_idle()).await;
         }
+        // Subscriptions waiting for a reconnect end here.
+        super::subscription::end_all(&self.inner.tracks, SubscribeError::ConnectionLost);
         self.set_state(ConnectionState::Disconnected);
     }
 
@@ -356,6 +461,15 @@ impl Client {
             namespace: namespace.to_string(),
             reason,
         })?;
+        self.announce_on(&live, namespace).await?;
+        let mut intent = lock(&self.inner.intent);
+        if !intent.namespaces.iter().any(|n| n == namespace) {
+            intent.namespaces.push(namespace.to_string());
+        }
+        Ok(())
+    }
+
+    async fn announce_on(&self, live: &Arc<Live>, namespace: &str) -> Result<(), AnnounceError> {
         if lock(&live.announced).contains_key(namespace) {
             return Err(AnnounceError::Duplicate {
                 namespace: namespace.to_string(),
@@ -378,7 +492,7 @@ impl Client {
                     after: timeout,
                 })
             }
-            Ok(Err(err)) => return Err(announce_error(namespace, err, &live)),
+            Ok(Err(err)) => return Err(announce_error(namespace, err, live)),
             Ok(Ok(handle)) => handle,
         };
         let task = tokio::spawn(serve_namespace(handle, reader));
@@ -404,6 +518,9 @@ impl Client {
     /// Withdraw a namespace announced by this client. Its publishers stop reaching new
     /// subscribers. Returns whether it was announced.
     pub fn unannounce(&self, namespace: &str) -> bool {
+        lock(&self.inner.intent)
+            .namespaces
+            .retain(|n| n != namespace);
         self.live()
             .map(|live| lock(&live.announced).remove(namespace).is_some())
             .unwrap_or(false)
@@ -419,6 +536,8 @@ impl Drop for Inner {
         if let Some(live) = lock(&self.live).take() {
             live.shutdown(0, "client dropped");
         }
+        // Subscriptions that outlive the client (waiting for a reconnect, say) end here.
+        super::subscription::end_all(&self.tracks, SubscribeError::ConnectionLost);
     }
 }
 
@@ -486,7 +605,18 @@ async fn serve_namespace(handle: PublishNamespace, tracks: TracksReader) {
     log::debug!("announcement of '{}' ended", handle.namespace);
 }
 
-/// Drive the session; when it ends, mark it lost and report the state.
+/// [`supervise`] behind a named type: the supervisor may reconnect, which opens a session,
+/// which spawns a supervisor (a recursive future type otherwise).
+fn boxed_supervise(
+    inner: std::sync::Weak<Inner>,
+    live: Arc<Live>,
+    session: moq_transport::session::Session,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(supervise(inner, live, session))
+}
+
+/// Drive the session; when it ends, mark it lost and report the state (and reconnect, if the
+/// client's policy says so).
 async fn supervise(
     inner: std::sync::Weak<Inner>,
     live: Arc<Live>,
@@ -515,12 +645,25 @@ async fn supervise(
         Ok(()) => log::warn!("session ended by the relay"),
         Err(err) => log::warn!("session lost: {err}"),
     }
-    if let Some(inner) = inner.upgrade() {
-        let mut current = lock(&inner.live);
-        if current.as_ref().is_some_and(|l| Arc::ptr_eq(l, &live)) {
-            *current = None;
-            drop(current);
-            inner.state.send_replace(ConnectionState::Failed);
+    let Some(strong) = inner.upgrade() else {
+        return;
+    };
+    {
+        let mut current = lock(&strong.live);
+        if !current.as_ref().is_some_and(|l| Arc::ptr_eq(l, &live)) {
+            return; // already replaced
+        }
+        *current = None;
+    }
+    drop(live);
+    match strong.config.reconnect {
+        Some(policy) if !strong.closed.load(Ordering::SeqCst) => {
+            strong.state.send_replace(ConnectionState::Connecting);
+            drop(strong);
+            Client::reconnect(inner, policy).await;
+        }
+        _ => {
+            strong.state.send_replace(ConnectionState::Failed);
         }
     }
 }

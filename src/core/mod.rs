@@ -19,7 +19,7 @@ mod tls;
 mod transport;
 
 pub use catalog::{parse_catalog, CatalogError, CatalogReader, TrackInfo};
-pub use config::{ClientConfig, Scheme, TlsConfig};
+pub use config::{ClientConfig, ReconnectPolicy, Scheme, TlsConfig};
 pub use connection::{Client, ConnectionState};
 pub use discovery::{NamespaceEvent, NamespaceWatch};
 pub use error::{

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use moq_transport::data::ObjectStatus;
-use moq_transport::serve::{Datagram, DatagramsWriter, SubgroupWriter, SubgroupsWriter};
+use moq_transport::serve::{Datagram, DatagramsWriter, Subgroup, SubgroupWriter, SubgroupsWriter};
 
 use super::connection::{lock, validate_namespace, Live, TrackNameGuard};
 use super::error::PublishError;
@@ -75,13 +75,32 @@ pub struct ObjectLocation {
 /// may publish on one publisher (objects are ordered by the internal lock).
 ///
 /// Dropping it (or [`Publisher::close`]) ends the track: subscribers see the track end.
+/// With [`ClientConfig::reconnect`](super::ClientConfig::reconnect) it continues on the new
+/// session after a reconnect, starting a new group (group ids keep increasing).
 pub struct Publisher {
+    shared: Arc<Shared>,
+}
+
+/// A publisher's state, also known (weakly) to its client so a reconnect can move it to the
+/// new session.
+pub(crate) struct Shared {
     namespace: String,
     track: String,
     options: PublisherOptions,
+    max_object_size: usize,
+    binding: Mutex<Binding>,
+}
+
+/// The session a publisher writes to, and its writer there.
+struct Binding {
     live: Arc<Live>,
-    state: Mutex<Option<Writer>>,
-    _name: TrackNameGuard,
+    /// `None` once closed, or if the track could not be created again after a reconnect.
+    writer: Option<Writer>,
+    closed: bool,
+    _name: Option<TrackNameGuard>,
+    /// The id of the next group (or datagram): ids keep increasing across sessions, so a
+    /// subscriber can tell the objects of a new session from those it has seen.
+    next_group: u64,
 }
 
 enum Writer {
@@ -91,7 +110,6 @@ enum Writer {
     },
     Datagram {
         writer: DatagramsWriter,
-        group_id: u64,
         object_id: u64,
     },
 }
@@ -120,28 +138,74 @@ impl Client {
         })?;
         let live = self.live().ok_or(PublishError::NotConnected)?;
         let (writer, name) = live.create_track(namespace, track)?;
-        let closed = |err: moq_transport::serve::ServeError| PublishError::TrackClosed {
-            reason: err.to_string(),
-        };
-        let writer = match options.delivery {
-            DeliveryMode::Stream => Writer::Stream {
-                groups: writer.subgroups().map_err(closed)?,
-                current: None,
-            },
-            DeliveryMode::Datagram => Writer::Datagram {
-                writer: writer.datagrams().map_err(closed)?,
-                group_id: 0,
-                object_id: 0,
-            },
-        };
-        Ok(Publisher {
+        let writer = Writer::new(writer, options.delivery)?;
+        let shared = Arc::new(Shared {
             namespace: namespace.to_string(),
             track: track.to_string(),
             options,
-            live,
-            state: Mutex::new(Some(writer)),
-            _name: name,
+            max_object_size: self.config().max_object_size,
+            binding: Mutex::new(Binding {
+                live,
+                writer: Some(writer),
+                closed: false,
+                _name: Some(name),
+                next_group: 0,
+            }),
+        });
+        self.remember_publisher(&shared);
+        Ok(Publisher { shared })
+    }
+}
+
+fn track_closed(err: moq_transport::serve::ServeError) -> PublishError {
+    PublishError::TrackClosed {
+        reason: err.to_string(),
+    }
+}
+
+impl Writer {
+    fn new(
+        track: moq_transport::serve::TrackWriter,
+        delivery: DeliveryMode,
+    ) -> Result<Self, PublishError> {
+        Ok(match delivery {
+            DeliveryMode::Stream => Writer::Stream {
+                groups: track.subgroups().map_err(track_closed)?,
+                current: None,
+            },
+            DeliveryMode::Datagram => Writer::Datagram {
+                writer: track.datagrams().map_err(track_closed)?,
+                object_id: 0,
+            },
         })
+    }
+}
+
+impl Shared {
+    /// Continue on `live` after a reconnect (its namespace announced there again). The
+    /// group open on the lost session is abandoned; the next object starts a new group.
+    pub(crate) fn rebind(&self, live: &Arc<Live>) {
+        let mut binding = lock(&self.binding);
+        if binding.closed {
+            return;
+        }
+        binding.live = live.clone();
+        binding.writer = None;
+        binding._name = None;
+        let created = live
+            .create_track(&self.namespace, &self.track)
+            .and_then(|(writer, name)| Ok((Writer::new(writer, self.options.delivery)?, name)));
+        match created {
+            Ok((writer, name)) => {
+                binding.writer = Some(writer);
+                binding._name = Some(name);
+            }
+            Err(err) => log::warn!(
+                "publisher of '{}/{}' could not continue after reconnecting: {err}",
+                self.namespace,
+                self.track
+            ),
+        }
     }
 }
 
@@ -159,43 +223,58 @@ pub(crate) fn validate_track(track: &str) -> Result<(), String> {
 impl Publisher {
     /// The namespace this publisher publishes in.
     pub fn namespace(&self) -> &str {
-        &self.namespace
+        &self.shared.namespace
     }
 
     /// The track name.
     pub fn track(&self) -> &str {
-        &self.track
+        &self.shared.track
     }
 
     /// The options it was created with.
     pub fn options(&self) -> PublisherOptions {
-        self.options
+        self.shared.options
     }
 
     /// Publish one object. Non-blocking: the object is queued for every subscriber and sent
-    /// by the library runtime.
+    /// by the library runtime. Fails with `NotConnected` (the object is not sent) while the
+    /// session is lost, including while reconnecting.
     pub fn publish(&self, payload: impl Into<Bytes>) -> Result<ObjectLocation, PublishError> {
         let payload = payload.into();
-        let max = self.live.config.max_object_size;
+        let shared = &*self.shared;
+        let max = shared.max_object_size;
         if payload.len() > max {
             return Err(PublishError::ObjectTooLarge {
                 size: payload.len(),
                 max,
             });
         }
-        if self.live.is_lost() {
+        let mut binding = lock(&shared.binding);
+        if binding.closed {
+            return Err(PublishError::Closed);
+        }
+        if binding.live.is_lost() {
             return Err(PublishError::NotConnected);
         }
-        let mut state = lock(&self.state);
-        let writer = state.as_mut().ok_or(PublishError::Closed)?;
-        let closed = |err: moq_transport::serve::ServeError| PublishError::TrackClosed {
-            reason: err.to_string(),
-        };
-        match writer {
+        let Binding {
+            live,
+            writer,
+            next_group,
+            ..
+        } = &mut *binding;
+        match writer.as_mut().ok_or(PublishError::NotConnected)? {
             Writer::Stream { groups, current } => {
                 if current.is_none() {
+                    let writer = groups
+                        .create(Subgroup {
+                            group_id: *next_group,
+                            subgroup_id: 0,
+                            priority: shared.options.priority,
+                        })
+                        .map_err(track_closed)?;
+                    *next_group += 1;
                     *current = Some(OpenGroup {
-                        writer: groups.append(self.options.priority).map_err(closed)?,
+                        writer,
                         objects: 0,
                         bytes: 0,
                     });
@@ -207,9 +286,9 @@ impl Publisher {
                 };
                 group.objects += 1;
                 group.bytes += payload.len() as u64;
-                group.writer.write(payload).map_err(closed)?;
-                if group.objects >= self.options.max_group_objects
-                    || group.bytes >= self.options.max_group_bytes
+                group.writer.write(payload).map_err(track_closed)?;
+                if group.objects >= shared.options.max_group_objects
+                    || group.bytes >= shared.options.max_group_bytes
                 {
                     if let Some(done) = current.take() {
                         finish(done);
@@ -217,13 +296,8 @@ impl Publisher {
                 }
                 Ok(location)
             }
-            Writer::Datagram {
-                writer,
-                group_id,
-                object_id,
-            } => {
-                let limit = self
-                    .live
+            Writer::Datagram { writer, object_id } => {
+                let limit = live
                     .max_datagram_size()
                     .saturating_sub(DATAGRAM_HEADER_ROOM);
                 if payload.len() > limit {
@@ -233,23 +307,21 @@ impl Publisher {
                     });
                 }
                 let location = ObjectLocation {
-                    group_id: *group_id,
+                    group_id: *next_group,
                     object_id: *object_id,
                 };
                 writer
                     .write(Datagram {
-                        group_id: *group_id,
+                        group_id: *next_group,
                         object_id: *object_id,
-                        priority: self.options.priority,
+                        priority: shared.options.priority,
                         status: ObjectStatus::NormalObject,
                         end_of_group: false,
                         payload,
                         extension_headers: Default::default(),
                     })
-                    .map_err(closed)?;
-                // One object per group: datagrams carry no ordering, and the id pair stays
-                // unique and increasing.
-                *group_id += 1;
+                    .map_err(track_closed)?;
+                *next_group += 1;
                 Ok(location)
             }
         }
@@ -257,21 +329,26 @@ impl Publisher {
 
     /// End the current group; the next object starts a new one (for example at a key frame).
     pub fn new_group(&self) -> Result<(), PublishError> {
-        let mut state = lock(&self.state);
-        match state.as_mut().ok_or(PublishError::Closed)? {
-            Writer::Stream { current, .. } => {
-                if let Some(done) = current.take() {
-                    finish(done);
-                }
+        let mut binding = lock(&self.shared.binding);
+        if binding.closed {
+            return Err(PublishError::Closed);
+        }
+        if let Some(Writer::Stream { current, .. }) = binding.writer.as_mut() {
+            if let Some(done) = current.take() {
+                finish(done);
             }
-            Writer::Datagram { .. } => {}
         }
         Ok(())
     }
 
     /// End the track. Further publishes return `Closed`. Idempotent.
     pub fn close(&self) {
-        let writer = lock(&self.state).take();
+        let writer = {
+            let mut binding = lock(&self.shared.binding);
+            binding.closed = true;
+            binding._name = None;
+            binding.writer.take()
+        };
         if let Some(Writer::Stream {
             current: Some(done),
             ..
@@ -283,16 +360,17 @@ impl Publisher {
 
     /// Whether the publisher can still publish (not closed, session alive).
     pub fn is_open(&self) -> bool {
-        lock(&self.state).is_some() && !self.live.is_lost()
+        let binding = lock(&self.shared.binding);
+        !binding.closed && binding.writer.is_some() && !binding.live.is_lost()
     }
 }
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Publisher")
-            .field("namespace", &self.namespace)
-            .field("track", &self.track)
-            .field("delivery", &self.options.delivery)
+            .field("namespace", &self.shared.namespace)
+            .field("track", &self.shared.track)
+            .field("delivery", &self.shared.options.delivery)
             .finish()
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::connection::{lock, validate_namespace, Live};
+use super::connection::{lock, validate_namespace};
 use super::error::SubscribeError;
 use super::publisher::validate_track;
 use super::queue::Queue;
@@ -75,7 +75,6 @@ pub struct Subscriber {
     sink: Arc<Sink>,
     active: watch::Receiver<bool>,
     shared: Option<Arc<SharedTrack>>,
-    live: Arc<Live>,
 }
 
 /// One of the client's `max_subscriptions` slots, held by a subscriber while it lives.
@@ -120,9 +119,11 @@ impl Client {
             reason,
         })?;
         let live = self.live().ok_or(SubscribeError::NotConnected)?;
-        let permit =
-            SubscriptionPermit::acquire(&live.subscriptions, live.config.max_subscriptions)?;
-        let (shared, sink, objects) = join(&live, namespace, track, options).await?;
+        let permit = SubscriptionPermit::acquire(
+            self.subscription_count(),
+            self.config().max_subscriptions,
+        )?;
+        let (shared, sink, objects) = join(self.tracks(), &live, namespace, track, options).await?;
         // The slot is given back when the subscriber leaves or the subscription ends.
         *lock(&sink.permit) = Some(permit);
         Ok(Subscriber {
@@ -132,7 +133,6 @@ impl Client {
             active: sink.active.subscribe(),
             sink,
             shared: Some(shared),
-            live,
         })
     }
 }
@@ -208,7 +208,7 @@ impl Subscriber {
         self.leave();
         if let Some(shared) = self.shared.take() {
             if let Ok(shared) = Arc::try_unwrap(shared) {
-                shared.unsubscribe(&self.live).await;
+                shared.unsubscribe().await;
             }
         }
     }

@@ -47,6 +47,10 @@ pub(crate) struct Fanout {
 struct Members {
     sinks: Vec<(Arc<Sink>, Arc<Queue>)>,
     ended: bool,
+    /// The last object handed out, and after a re-subscription the point delivery resumes
+    /// after (a relay serves a new subscriber the open group from its start).
+    last: Option<(u64, u64)>,
+    resume_after: Option<(u64, u64)>,
 }
 
 impl Sink {
@@ -62,7 +66,18 @@ impl Fanout {
     /// Hand `object` to every local subscriber, each under its overflow policy (a
     /// `Backpressure` subscriber that is full makes this wait). False when none is left.
     async fn send(&self, object: Object) -> bool {
-        let sinks: Vec<(Arc<Sink>, Arc<Queue>)> = lock(&self.members).sinks.clone();
+        let sinks: Vec<(Arc<Sink>, Arc<Queue>)> = {
+            let mut members = lock(&self.members);
+            let position = (object.group_id, object.object_id);
+            if let Some(after) = members.resume_after {
+                if position <= after {
+                    return !members.sinks.is_empty(); // delivered before the reconnect
+                }
+                members.resume_after = None;
+            }
+            members.last = Some(position);
+            members.sinks.clone()
+        };
         let mut gone = Vec::new();
         for (sink, queue) in &sinks {
             match queue.push(object.clone()).await {
@@ -118,6 +133,18 @@ impl Fanout {
         }
     }
 
+    /// After a re-subscription: skip what was delivered before it.
+    fn resume(&self) {
+        let mut members = lock(&self.members);
+        members.resume_after = members.last;
+    }
+
+    /// Whether the upstream subscription is worth restoring.
+    fn wanted(&self) -> bool {
+        let members = lock(&self.members);
+        !members.ended && !members.sinks.is_empty()
+    }
+
     /// Remove one local subscriber and close its queue (what it holds can still be read).
     pub(crate) fn leave(&self, id: u64) {
         lock(&self.members).sinks.retain(|(sink, queue)| {
@@ -129,53 +156,130 @@ impl Fanout {
     }
 }
 
-/// One upstream subscription. Held by its local subscribers; when the last lets go, the
-/// reader stops and UNSUBSCRIBE is sent.
+/// One track's upstream subscription, held by its local subscribers; when the last lets go,
+/// the reader stops and UNSUBSCRIBE is sent. Outlives a session when the client reconnects:
+/// the fan-out stays and a new upstream subscription replaces the lost one.
 pub(crate) struct SharedTrack {
-    subscribe: Mutex<Option<Subscribe>>,
+    namespace: String,
+    track: String,
+    options: SubscriberOptions,
     pub(crate) fanout: Arc<Fanout>,
+    upstream: Mutex<Option<Upstream>>,
+}
+
+/// The subscription on one session and the task reading it.
+struct Upstream {
+    subscribe: Option<Subscribe>,
     task: tokio::task::JoinHandle<()>,
+    live: Arc<Live>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        // Dropping the Subscribe handle (after this) sends UNSUBSCRIBE.
+        self.task.abort();
+    }
 }
 
 impl SharedTrack {
     /// Unsubscribe upstream and wait (bounded) for the relay to acknowledge.
-    pub(crate) async fn unsubscribe(&self, live: &Live) {
-        self.task.abort();
-        let subscribe = lock(&self.subscribe).take();
-        if let (Some(subscribe), false) = (subscribe, live.is_lost()) {
-            let _ = tokio::time::timeout(Duration::from_secs(1), subscribe.unsubscribe()).await;
+    pub(crate) async fn unsubscribe(&self) {
+        let upstream = lock(&self.upstream).take();
+        if let Some(mut upstream) = upstream {
+            upstream.task.abort();
+            if let (Some(subscribe), false) = (upstream.subscribe.take(), upstream.live.is_lost()) {
+                let _ = tokio::time::timeout(Duration::from_secs(1), subscribe.unsubscribe()).await;
+            }
         }
     }
 }
 
-impl Drop for SharedTrack {
-    fn drop(&mut self) {
-        // Dropping the Subscribe handle sends UNSUBSCRIBE.
-        self.task.abort();
+/// The registry entry of one track: serializes opening it, and points at it weakly.
+#[derive(Default)]
+struct Slot {
+    opening: tokio::sync::Mutex<()>,
+    current: Mutex<Weak<SharedTrack>>,
+}
+
+/// A client's shared tracks, keyed by (namespace, track).
+#[derive(Default)]
+pub(crate) struct TrackRegistry {
+    slots: Mutex<HashMap<(String, String), Arc<Slot>>>,
+}
+
+impl TrackRegistry {
+    fn live_tracks(&self) -> Vec<Arc<SharedTrack>> {
+        lock(&self.slots)
+            .values()
+            .filter_map(|slot| lock(&slot.current).upgrade())
+            .collect()
     }
 }
 
-/// The registry entry of one track: serializes opening it, then points at it weakly.
-type Slot = Arc<tokio::sync::Mutex<Weak<SharedTrack>>>;
-
-/// Per-session registry of shared tracks, keyed by (namespace, track).
-#[derive(Default)]
-pub(crate) struct TrackRegistry {
-    slots: Mutex<HashMap<(String, String), Slot>>,
+/// End every local subscriber of `registry` with `err` (a client closed, or giving up
+/// reconnecting).
+pub(crate) fn end_all(registry: &TrackRegistry, err: SubscribeError) {
+    for shared in registry.live_tracks() {
+        lock(&shared.upstream).take();
+        shared.fanout.finish(&Err(err.clone()));
+    }
 }
 
-/// Join the session's subscription to the track (opening it if needed) as a new local
-/// subscriber. Every object read after this returns reaches the returned channel.
+/// After a reconnect: subscribe again, on `live`, to every track that still has local
+/// subscribers. Each runs in the background (it may wait for its publisher to come back).
+pub(crate) fn resubscribe_all(registry: &TrackRegistry, live: &Arc<Live>) {
+    for shared in registry.live_tracks() {
+        if !shared.fanout.wanted() {
+            continue;
+        }
+        let (weak, live) = (Arc::downgrade(&shared), live.clone());
+        drop(shared);
+        tokio::spawn(async move {
+            let Some((namespace, track, options)) = weak
+                .upgrade()
+                .map(|s| (s.namespace.clone(), s.track.clone(), s.options))
+            else {
+                return;
+            };
+            let opened = open(&live, &namespace, &track, options).await;
+            let Some(shared) = weak.upgrade() else {
+                return; // every local subscriber left meanwhile
+            };
+            match opened {
+                Ok((subscribe, reader)) => {
+                    shared.fanout.resume();
+                    let task = tokio::spawn(run(reader, shared.fanout.clone(), live.clone()));
+                    *lock(&shared.upstream) = Some(Upstream {
+                        subscribe: Some(subscribe),
+                        task,
+                        live,
+                    });
+                    log::info!("subscribed again to '{namespace}/{track}' after reconnecting");
+                }
+                // Lost again: the next reconnect tries again.
+                Err(_) if live.is_lost() => {}
+                Err(err) => {
+                    log::warn!("could not subscribe again to '{namespace}/{track}': {err}");
+                    shared.fanout.finish(&Err(err));
+                }
+            }
+        });
+    }
+}
+
+/// Join the client's subscription to the track (opening it on `live` if needed) as a new
+/// local subscriber. Every object read after this returns reaches the returned channel.
 pub(crate) async fn join(
+    registry: &TrackRegistry,
     live: &Arc<Live>,
     namespace: &str,
     track: &str,
     options: SubscriberOptions,
 ) -> Result<(Arc<SharedTrack>, Arc<Sink>, Arc<Queue>), SubscribeError> {
     let slot = {
-        let mut slots = lock(&live.tracks.slots);
+        let mut slots = lock(&registry.slots);
         slots.retain(|_, slot| {
-            Arc::strong_count(slot) > 1 || slot.try_lock().is_ok_and(|t| t.strong_count() > 0)
+            Arc::strong_count(slot) > 1 || lock(&slot.current).strong_count() > 0
         });
         slots
             .entry((namespace.to_string(), track.to_string()))
@@ -191,8 +295,9 @@ pub(crate) async fn join(
         dropped: Default::default(),
         permit: Mutex::new(None),
     });
-    let mut current = slot.lock().await;
-    if let Some(shared) = current.upgrade() {
+    let _opening = slot.opening.lock().await;
+    let existing = lock(&slot.current).upgrade();
+    if let Some(shared) = existing {
         if shared.fanout.admit(sink.clone(), queue.clone()) {
             return Ok((shared, sink, queue));
         }
@@ -204,11 +309,17 @@ pub(crate) async fn join(
     fanout.admit(sink.clone(), queue.clone());
     let task = tokio::spawn(run(reader, fanout.clone(), live.clone()));
     let shared = Arc::new(SharedTrack {
-        subscribe: Mutex::new(Some(subscribe)),
+        namespace: namespace.to_string(),
+        track: track.to_string(),
+        options,
         fanout,
-        task,
+        upstream: Mutex::new(Some(Upstream {
+            subscribe: Some(subscribe),
+            task,
+            live: live.clone(),
+        })),
     });
-    *current = Arc::downgrade(&shared);
+    *lock(&slot.current) = Arc::downgrade(&shared);
     Ok((shared, sink, queue))
 }
 
@@ -219,10 +330,23 @@ async fn run(reader: EarlyReader, fanout: Arc<Fanout>, live: Arc<Live>) {
         result = read_track(&reader, &fanout, max) => result,
         _ = live.wait_lost() => Err(SubscribeError::ConnectionLost),
     };
+    if live.reconnects && session_lost(&live).await {
+        log::info!("subscription interrupted by the lost session; waiting for the reconnect");
+        return;
+    }
     if let Err(err) = &outcome {
         log::info!("subscription ended: {err}");
     }
     fanout.finish(&outcome);
+}
+
+/// Whether the session is lost, or is about to be: a dying session can end a track's reads
+/// a moment before the session itself reports the loss.
+async fn session_lost(live: &Live) -> bool {
+    live.is_lost()
+        || tokio::time::timeout(Duration::from_millis(50), live.wait_lost())
+            .await
+            .is_ok()
 }
 
 /// SUBSCRIBE, retrying "not found" until the rendezvous deadline. The relay is also asked
