@@ -274,6 +274,27 @@ MOQ_API struct MoqClient *moq_client_create(void);
 MOQ_API struct MoqClient *moq_client_create_ex(const struct MoqClientConfig *config);
 
 /**
+ * Reconnect automatically after the session is lost (off by default). Takes effect at the
+ * next `moq_connect`. While reconnecting the connection callback receives CONNECTING, then
+ * CONNECTED once a new session is up: announced namespaces are announced again, publishers
+ * continue (their next object starts a new group) and subscribers receive again, in order
+ * and without duplicates. Objects published while the session is down are not sent:
+ * `moq_publish_data` fails with `MOQ_ERROR_NOT_CONNECTED`. Waits `initial_delay_ms` before
+ * the first attempt, doubling up to `max_delay_ms`; after `max_attempts` failed attempts
+ * (0 = no limit) it gives up with FAILED. `initial_delay_ms` 0 turns reconnection off.
+ * Errors: NULL client or `max_delay_ms` < `initial_delay_ms`: `MOQ_ERROR_INVALID_ARGUMENT`.
+ * Thread-safe.
+ *
+ * # Safety
+ * `client` must be NULL or a live handle.
+ */
+MOQ_API
+struct MoqResult moq_client_set_reconnect(struct MoqClient *client,
+                                          uint32_t initial_delay_ms,
+                                          uint32_t max_delay_ms,
+                                          uint32_t max_attempts);
+
+/**
  * Destroy a client: disconnects, stops every callback it owns (waiting for running ones,
  * unless called from inside one), and frees the handle. NULL is a no-op. Publishers and
  * subscribers created from it stay valid (they report not-connected) until destroyed.

@@ -48,6 +48,13 @@ class Relay:
             setattr(config, key, value)
         return config
 
+    def command(self, command, answer):
+        """Send `stop` (the relay dies abruptly) or `restart` (same port and certificate)."""
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline().strip()
+        assert line == answer, f"relay answered {line!r} to {command!r}"
+
     def stop(self):
         self.process.stdin.close()
         self.process.wait(timeout=10)

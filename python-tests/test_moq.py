@@ -429,3 +429,87 @@ def test_unsubscribe_from_inside_the_listener_does_not_deadlock(relay):
         await client.disconnect()
 
     run(main())
+
+
+class StateLog(moq_ffi.ConnectionListener):
+    def __init__(self):
+        self.states = []
+        self.lock = threading.Lock()
+
+    def on_state(self, state):
+        with self.lock:
+            self.states.append(state)
+
+
+async def wait_state(client, state, timeout):
+    deadline = time.time() + timeout
+    while client.state() != state:
+        assert time.time() < deadline, f"state {state} not reached: {client.state()}"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("scheme", ["moqt", "https"])
+def test_reconnect_after_the_relay_restarts(scheme):
+    from conftest import Relay
+
+    own = Relay()  # this test stops and restarts its relay
+
+    async def main():
+        policy = moq_ffi.ReconnectPolicy(initial_delay_ms=100, max_delay_ms=400, max_attempts=0)
+        settings = dict(reconnect=policy, rendezvous_timeout_ms=10000, connect_timeout_ms=2000)
+        pub = await connected(own, scheme, **settings)
+        sub_client = await connected(own, scheme, **settings)
+        log = StateLog()
+        observing = sub_client.observe_state(log)
+        ns = unique("reconnect")
+        await pub.announce(ns)
+        publisher = pub.create_publisher(ns, "t", None)
+        subscriber = await sub_client.subscribe(ns, "t")
+        for i in range(10):
+            publisher.publish(payload(i))
+        before = [await subscriber.next() for _ in range(10)]
+        assert [o.payload for o in before] == [payload(i) for i in range(10)]
+
+        own.command("stop", "STOPPED")
+        await wait_state(pub, moq_ffi.ConnectionState.CONNECTING, 5)
+        await wait_state(sub_client, moq_ffi.ConnectionState.CONNECTING, 5)
+        with pytest.raises(moq_ffi.MoqError.NotConnected):
+            publisher.publish(payload(99))
+        own.command("restart", "RESTARTED")
+        await wait_state(pub, moq_ffi.ConnectionState.CONNECTED, 15)
+        await wait_state(sub_client, moq_ffi.ConnectionState.CONNECTED, 15)
+
+        async def publish_steadily():
+            i = 1000
+            while True:
+                try:
+                    publisher.publish(payload(i))
+                except moq_ffi.MoqError.NotConnected:
+                    pass
+                i += 1
+                await asyncio.sleep(0.005)
+
+        publishing = asyncio.ensure_future(publish_steadily())
+        after = []
+        while len(after) < 30:
+            obj = await asyncio.wait_for(subscriber.next(), 20)
+            assert obj is not None, "the subscription ended instead of resuming"
+            after.append(obj)
+        publishing.cancel()
+        indices = [int.from_bytes(o.payload[:4], "little") for o in after]
+        assert all(i >= 1000 for i in indices), indices[:5]
+        assert indices == sorted(set(indices)), "in order, no duplicates"
+        assert all(o.payload == payload(i) for o, i in zip(after, indices))
+        assert after[0].group_id > before[-1].group_id
+        C = moq_ffi.ConnectionState
+        with log.lock:
+            states = list(log.states)
+        assert states[:1] == [C.CONNECTED] and C.CONNECTING in states and states[-1] == C.CONNECTED
+        observing.cancel()
+        await pub.disconnect()
+        await sub_client.disconnect()
+
+    try:
+        run(main())
+    finally:
+        own.stop()

@@ -1788,11 +1788,88 @@ class _UniffiFfiConverterOptionalTypeOverflowPolicy(_UniffiConverterRustBuffer):
             raise InternalError("Unexpected flag byte for optional type")
 
 @dataclass
+class ReconnectPolicy:
+    """
+    Automatic reconnection. While reconnecting the state is `Connecting`; on success the
+    client announces its namespaces again, its publishers continue (starting a new group) and
+    its subscriptions subscribe again, and the state is `Connected`.
+
+    What may be missed: objects published while the session is down are not sent (`publish`
+    fails with `NotConnected`, so the caller knows which), and objects in flight at the loss
+    may be lost. Subscribers continue in order, without duplicates; a jump in `group_id`
+    marks the gap.
+"""
+    def __init__(self, *, initial_delay_ms:int = 250, max_delay_ms:int = 5000, max_attempts:int = 0):
+        self.initial_delay_ms = initial_delay_ms
+        self.max_delay_ms = max_delay_ms
+        self.max_attempts = max_attempts
+        
+        
+
+    
+    def __str__(self):
+        return "ReconnectPolicy(initial_delay_ms={}, max_delay_ms={}, max_attempts={})".format(self.initial_delay_ms, self.max_delay_ms, self.max_attempts)
+    def __eq__(self, other):
+        if self.initial_delay_ms != other.initial_delay_ms:
+            return False
+        if self.max_delay_ms != other.max_delay_ms:
+            return False
+        if self.max_attempts != other.max_attempts:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeReconnectPolicy(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ReconnectPolicy(
+            initial_delay_ms=_UniffiFfiConverterUInt32.read(buf),
+            max_delay_ms=_UniffiFfiConverterUInt32.read(buf),
+            max_attempts=_UniffiFfiConverterUInt32.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterUInt32.check_lower(value.initial_delay_ms)
+        _UniffiFfiConverterUInt32.check_lower(value.max_delay_ms)
+        _UniffiFfiConverterUInt32.check_lower(value.max_attempts)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterUInt32.write(value.initial_delay_ms, buf)
+        _UniffiFfiConverterUInt32.write(value.max_delay_ms, buf)
+        _UniffiFfiConverterUInt32.write(value.max_attempts, buf)
+
+class _UniffiFfiConverterOptionalTypeReconnectPolicy(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeReconnectPolicy.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeReconnectPolicy.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeReconnectPolicy.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
 class ClientConfig:
     """
     Client configuration. Only `url` is required; every other field has a default.
 """
-    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 1000, idle_timeout_ms:int = 5000, max_object_size:int = 16777216, max_subscriptions:int = 1000, subscription_buffer:int = 1024, overflow:typing.Optional[OverflowPolicy] = None):
+    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 1000, idle_timeout_ms:int = 5000, max_object_size:int = 16777216, max_subscriptions:int = 1000, subscription_buffer:int = 1024, overflow:typing.Optional[OverflowPolicy] = None, reconnect:typing.Optional[ReconnectPolicy] = None):
         self.url = url
         if tls is _DEFAULT:
             self.tls = None
@@ -1807,12 +1884,13 @@ class ClientConfig:
         self.max_subscriptions = max_subscriptions
         self.subscription_buffer = subscription_buffer
         self.overflow = overflow
+        self.reconnect = reconnect
         
         
 
     
     def __str__(self):
-        return "ClientConfig(url={}, tls={}, connect_timeout_ms={}, request_timeout_ms={}, rendezvous_timeout_ms={}, keep_alive_interval_ms={}, idle_timeout_ms={}, max_object_size={}, max_subscriptions={}, subscription_buffer={}, overflow={})".format(self.url, self.tls, self.connect_timeout_ms, self.request_timeout_ms, self.rendezvous_timeout_ms, self.keep_alive_interval_ms, self.idle_timeout_ms, self.max_object_size, self.max_subscriptions, self.subscription_buffer, self.overflow)
+        return "ClientConfig(url={}, tls={}, connect_timeout_ms={}, request_timeout_ms={}, rendezvous_timeout_ms={}, keep_alive_interval_ms={}, idle_timeout_ms={}, max_object_size={}, max_subscriptions={}, subscription_buffer={}, overflow={}, reconnect={})".format(self.url, self.tls, self.connect_timeout_ms, self.request_timeout_ms, self.rendezvous_timeout_ms, self.keep_alive_interval_ms, self.idle_timeout_ms, self.max_object_size, self.max_subscriptions, self.subscription_buffer, self.overflow, self.reconnect)
     def __eq__(self, other):
         if self.url != other.url:
             return False
@@ -1836,6 +1914,8 @@ class ClientConfig:
             return False
         if self.overflow != other.overflow:
             return False
+        if self.reconnect != other.reconnect:
+            return False
         return True
 
 class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
@@ -1853,6 +1933,7 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
             max_subscriptions=_UniffiFfiConverterUInt32.read(buf),
             subscription_buffer=_UniffiFfiConverterUInt32.read(buf),
             overflow=_UniffiFfiConverterOptionalTypeOverflowPolicy.read(buf),
+            reconnect=_UniffiFfiConverterOptionalTypeReconnectPolicy.read(buf),
         )
 
     @staticmethod
@@ -1868,6 +1949,7 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt32.check_lower(value.max_subscriptions)
         _UniffiFfiConverterUInt32.check_lower(value.subscription_buffer)
         _UniffiFfiConverterOptionalTypeOverflowPolicy.check_lower(value.overflow)
+        _UniffiFfiConverterOptionalTypeReconnectPolicy.check_lower(value.reconnect)
 
     @staticmethod
     def write(value, buf):
@@ -1882,6 +1964,7 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt32.write(value.max_subscriptions, buf)
         _UniffiFfiConverterUInt32.write(value.subscription_buffer, buf)
         _UniffiFfiConverterOptionalTypeOverflowPolicy.write(value.overflow, buf)
+        _UniffiFfiConverterOptionalTypeReconnectPolicy.write(value.reconnect, buf)
 
 @dataclass
 class ObjectLocation:
@@ -4870,6 +4953,7 @@ __all__ = [
     "LogLevel",
     "MoqError",
     "TlsOptions",
+    "ReconnectPolicy",
     "ClientConfig",
     "ObjectLocation",
     "PublisherOptions",

@@ -2929,6 +2929,11 @@ public struct ClientConfig: Equatable, Hashable {
      * What a subscription does when that buffer is full (none: `Backpressure`).
      */
     public var overflow: OverflowPolicy?
+    /**
+     * Reconnect automatically after the session is lost (none: do not; a lost session ends
+     * every publisher and subscription).
+     */
+    public var reconnect: ReconnectPolicy?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2965,7 +2970,11 @@ public struct ClientConfig: Equatable, Hashable {
          */subscriptionBuffer: UInt32 = UInt32(1024), 
         /**
          * What a subscription does when that buffer is full (none: `Backpressure`).
-         */overflow: OverflowPolicy? = nil) {
+         */overflow: OverflowPolicy? = nil, 
+        /**
+         * Reconnect automatically after the session is lost (none: do not; a lost session ends
+         * every publisher and subscription).
+         */reconnect: ReconnectPolicy? = nil) {
         self.url = url
         self.tls = tls
         self.connectTimeoutMs = connectTimeoutMs
@@ -2977,6 +2986,7 @@ public struct ClientConfig: Equatable, Hashable {
         self.maxSubscriptions = maxSubscriptions
         self.subscriptionBuffer = subscriptionBuffer
         self.overflow = overflow
+        self.reconnect = reconnect
     }
 
     
@@ -3005,7 +3015,8 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
                 maxObjectSize: FfiConverterUInt64.read(from: &buf), 
                 maxSubscriptions: FfiConverterUInt32.read(from: &buf), 
                 subscriptionBuffer: FfiConverterUInt32.read(from: &buf), 
-                overflow: FfiConverterOptionTypeOverflowPolicy.read(from: &buf)
+                overflow: FfiConverterOptionTypeOverflowPolicy.read(from: &buf), 
+                reconnect: FfiConverterOptionTypeReconnectPolicy.read(from: &buf)
         )
     }
 
@@ -3021,6 +3032,7 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.maxSubscriptions, into: &buf)
         FfiConverterUInt32.write(value.subscriptionBuffer, into: &buf)
         FfiConverterOptionTypeOverflowPolicy.write(value.overflow, into: &buf)
+        FfiConverterOptionTypeReconnectPolicy.write(value.reconnect, into: &buf)
     }
 }
 
@@ -3264,6 +3276,92 @@ public func FfiConverterTypeReceivedObject_lift(_ buf: RustBuffer) throws -> Rec
 #endif
 public func FfiConverterTypeReceivedObject_lower(_ value: ReceivedObject) -> RustBuffer {
     return FfiConverterTypeReceivedObject.lower(value)
+}
+
+
+/**
+ * Automatic reconnection. While reconnecting the state is `Connecting`; on success the
+ * client announces its namespaces again, its publishers continue (starting a new group) and
+ * its subscriptions subscribe again, and the state is `Connected`.
+ *
+ * What may be missed: objects published while the session is down are not sent (`publish`
+ * fails with `NotConnected`, so the caller knows which), and objects in flight at the loss
+ * may be lost. Subscribers continue in order, without duplicates; a jump in `group_id`
+ * marks the gap.
+ */
+public struct ReconnectPolicy: Equatable, Hashable {
+    /**
+     * Wait before the first attempt, milliseconds.
+     */
+    public var initialDelayMs: UInt32
+    /**
+     * The wait doubles after each failed attempt up to this, milliseconds.
+     */
+    public var maxDelayMs: UInt32
+    /**
+     * Attempts before giving up (state `Failed`, subscriptions end); 0 = no limit.
+     */
+    public var maxAttempts: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Wait before the first attempt, milliseconds.
+         */initialDelayMs: UInt32 = UInt32(250), 
+        /**
+         * The wait doubles after each failed attempt up to this, milliseconds.
+         */maxDelayMs: UInt32 = UInt32(5000), 
+        /**
+         * Attempts before giving up (state `Failed`, subscriptions end); 0 = no limit.
+         */maxAttempts: UInt32 = UInt32(0)) {
+        self.initialDelayMs = initialDelayMs
+        self.maxDelayMs = maxDelayMs
+        self.maxAttempts = maxAttempts
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ReconnectPolicy: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReconnectPolicy: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ReconnectPolicy {
+        return
+            try ReconnectPolicy(
+                initialDelayMs: FfiConverterUInt32.read(from: &buf), 
+                maxDelayMs: FfiConverterUInt32.read(from: &buf), 
+                maxAttempts: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ReconnectPolicy, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.initialDelayMs, into: &buf)
+        FfiConverterUInt32.write(value.maxDelayMs, into: &buf)
+        FfiConverterUInt32.write(value.maxAttempts, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReconnectPolicy_lift(_ buf: RustBuffer) throws -> ReconnectPolicy {
+    return try FfiConverterTypeReconnectPolicy.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReconnectPolicy_lower(_ value: ReconnectPolicy) -> RustBuffer {
+    return FfiConverterTypeReconnectPolicy.lower(value)
 }
 
 
@@ -4362,6 +4460,30 @@ fileprivate struct FfiConverterOptionTypeReceivedObject: FfiConverterRustBuffer 
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeReceivedObject.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeReconnectPolicy: FfiConverterRustBuffer {
+    typealias SwiftType = ReconnectPolicy?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeReconnectPolicy.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeReconnectPolicy.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

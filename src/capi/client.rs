@@ -21,8 +21,9 @@ pub(crate) struct ClientHandle {
 }
 
 pub(crate) struct ClientShared {
-    /// Settings from `moq_client_create[_ex]`; the URL comes with `moq_connect`.
-    template: ClientConfig,
+    /// Settings from `moq_client_create[_ex]` (and `moq_client_set_reconnect`); the URL
+    /// comes with `moq_connect`.
+    template: Mutex<ClientConfig>,
     /// The core client for the current URL.
     core: Mutex<Option<Client>>,
     connection: Mutex<Option<ConnectionCallback>>,
@@ -130,7 +131,7 @@ fn new_client(template: ClientConfig) -> *mut MoqClient {
     Box::into_raw(Box::new(MoqClient {
         inner: ClientHandle {
             shared: Arc::new(ClientShared {
-                template,
+                template: Mutex::new(template),
                 core: Mutex::new(None),
                 connection: Mutex::new(None),
                 announces: Mutex::new(Vec::new()),
@@ -215,6 +216,43 @@ pub unsafe extern "C" fn moq_client_create_ex(config: *const MoqClientConfig) ->
     })
 }
 
+/// Reconnect automatically after the session is lost (off by default). Takes effect at the
+/// next `moq_connect`. While reconnecting the connection callback receives CONNECTING, then
+/// CONNECTED once a new session is up: announced namespaces are announced again, publishers
+/// continue (their next object starts a new group) and subscribers receive again, in order
+/// and without duplicates. Objects published while the session is down are not sent:
+/// `moq_publish_data` fails with `MOQ_ERROR_NOT_CONNECTED`. Waits `initial_delay_ms` before
+/// the first attempt, doubling up to `max_delay_ms`; after `max_attempts` failed attempts
+/// (0 = no limit) it gives up with FAILED. `initial_delay_ms` 0 turns reconnection off.
+/// Errors: NULL client or `max_delay_ms` < `initial_delay_ms`: `MOQ_ERROR_INVALID_ARGUMENT`.
+/// Thread-safe.
+///
+/// # Safety
+/// `client` must be NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn moq_client_set_reconnect(
+    client: *mut MoqClient,
+    initial_delay_ms: u32,
+    max_delay_ms: u32,
+    max_attempts: u32,
+) -> MoqResult {
+    boundary::result("moq_client_set_reconnect", || {
+        // SAFETY: per the contract.
+        let shared = unsafe { client_arg(client) }?;
+        let policy = (initial_delay_ms != 0).then(|| crate::core::ReconnectPolicy {
+            initial_delay: Duration::from_millis(initial_delay_ms.into()),
+            max_delay: Duration::from_millis(max_delay_ms.into()),
+            max_attempts,
+        });
+        let mut config = lock(&shared.template).clone();
+        config.reconnect = policy;
+        config.url = "moqt://check.invalid".into();
+        config.validate().map_err(config_error)?;
+        lock(&shared.template).reconnect = policy;
+        Ok(())
+    })
+}
+
 /// Destroy a client: disconnects, stops every callback it owns (waiting for running ones,
 /// unless called from inside one), and frees the handle. NULL is a no-op. Publishers and
 /// subscribers created from it stay valid (they report not-connected) until destroyed.
@@ -295,7 +333,7 @@ pub unsafe extern "C" fn moq_connect(
         let core = match existing.filter(|c| c.config().url == url) {
             Some(core) => core,
             None => {
-                let mut config = shared.template.clone();
+                let mut config = lock(&shared.template).clone();
                 config.url = url.to_string();
                 let core = Client::new(config).map_err(config_error)?;
                 let replaced = lock(&shared.core).replace(core.clone());
@@ -360,19 +398,38 @@ pub unsafe extern "C" fn moq_connect(
                 return;
             };
             let mut states = monitor_core.state_watch();
-            let lost = handle.block_on(async {
-                tokio::select! {
-                    _ = stopped(stop) => false,
-                    res = states.wait_for(|s| *s == ConnectionState::Failed) => res.is_ok(),
+            // Each change after CONNECTED (latest-value: a quick flip may be coalesced):
+            // FAILED on a loss; with reconnection on, CONNECTING while reconnecting, then
+            // CONNECTED (or FAILED on giving up). DISCONNECTED comes from moq_disconnect.
+            let mut reported = ConnectionState::Connected;
+            loop {
+                let current = *states.borrow_and_update();
+                if current == reported || current == ConnectionState::Disconnected {
+                    let changed = handle.block_on(async {
+                        tokio::select! {
+                            _ = stopped(stop.clone()) => false,
+                            res = states.changed() => res.is_ok(),
+                        }
+                    });
+                    if !changed {
+                        return;
+                    }
+                    continue;
                 }
-            });
-            if lost {
-                emit(
-                    &body_gate,
-                    connection_callback,
-                    user_data,
-                    MoqConnectionState::MOQ_STATE_FAILED,
-                );
+                reported = current;
+                let state = match current {
+                    ConnectionState::Connecting => MoqConnectionState::MOQ_STATE_CONNECTING,
+                    ConnectionState::Connected => MoqConnectionState::MOQ_STATE_CONNECTED,
+                    _ => MoqConnectionState::MOQ_STATE_FAILED,
+                };
+                if !body_gate.run(|| {
+                    // SAFETY: a C function pointer supplied by the caller for this use.
+                    if let Some(callback) = connection_callback {
+                        unsafe { callback(user_data.ptr(), state) }
+                    }
+                }) {
+                    return;
+                }
             }
         })
         .map_err(|err| {

@@ -39,6 +39,7 @@ while IFS= read -r line <&"${RELAY[0]}"; do
   esac
 done
 export SSL_CERT_FILE="$MOQ_RELAY_CA_FILE"   # moq_client_create() trusts "system" roots
+export MOQ_TEST_RELAY_BIN="$target/moq-test-relay"   # for the cases that stop and restart a relay
 
 echo "--- C tests, shared library"
 MOQ_TEST_SCALE=10 "$out/test_capi_shared"

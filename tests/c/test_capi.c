@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 /* Bind a UDP socket on an ephemeral loopback port that never answers; returns the port. */
 static int silent_udp_port(int *fd_out) {
@@ -1007,6 +1008,186 @@ static void test_hundred_connect_close_cycles_leave_fds_flat(void) {
     CHECK(settled <= before + 2);
 }
 
+/* =============== reconnection =============== */
+
+/* A relay of this test's own (the moq-test-relay binary, MOQ_TEST_RELAY_BIN), which it can
+ * stop and restart on the same port through the binary's stdin commands. */
+typedef struct {
+    pid_t pid;
+    FILE *in;
+    FILE *out;
+    char moqt[256];
+    char https[256];
+    char ca[1024];
+} OwnRelay;
+
+static int own_relay_start(OwnRelay *relay) {
+    const char *binary = getenv("MOQ_TEST_RELAY_BIN");
+    if (binary == NULL) return 0;
+    int to_child[2], from_child[2];
+    if (pipe(to_child) != 0 || pipe(from_child) != 0) return 0;
+    pid_t pid = fork();
+    if (pid < 0) return 0;
+    if (pid == 0) { /* only async-signal-safe calls before exec */
+        dup2(to_child[0], 0);
+        dup2(from_child[1], 1);
+        close(to_child[1]);
+        close(from_child[0]);
+        execl(binary, binary, (char *)NULL);
+        _exit(127);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    relay->pid = pid;
+    relay->in = fdopen(to_child[1], "w");
+    relay->out = fdopen(from_child[0], "r");
+    char line[1200];
+    while (fgets(line, sizeof line, relay->out) != NULL) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (strcmp(line, "READY") == 0) return 1;
+        if (strncmp(line, "MOQ_RELAY_MOQT_URL=", 19) == 0) snprintf(relay->moqt, sizeof relay->moqt, "%s", line + 19);
+        if (strncmp(line, "MOQ_RELAY_HTTPS_URL=", 20) == 0) snprintf(relay->https, sizeof relay->https, "%s", line + 20);
+        if (strncmp(line, "MOQ_RELAY_CA_FILE=", 18) == 0) snprintf(relay->ca, sizeof relay->ca, "%s", line + 18);
+    }
+    return 0;
+}
+
+/* Send `stop` or `restart`; true once the relay gives the expected answer. */
+static int own_relay_command(OwnRelay *relay, const char *command, const char *answer) {
+    fprintf(relay->in, "%s\n", command);
+    fflush(relay->in);
+    char line[256];
+    if (fgets(line, sizeof line, relay->out) == NULL) return 0;
+    line[strcspn(line, "\r\n")] = '\0';
+    return strcmp(line, answer) == 0;
+}
+
+static void own_relay_end(OwnRelay *relay) {
+    fclose(relay->in); /* the relay exits when its stdin closes */
+    fclose(relay->out);
+    int status;
+    waitpid(relay->pid, &status, 0);
+}
+
+/* Indices must only increase: a repeat or step back counts as an error. */
+typedef struct {
+    atomic_int count;
+    atomic_int after_gap; /* objects with index >= 1000 (published after the restart) */
+    atomic_int order_errors;
+    atomic_int content_errors;
+    int last;
+} ResumeLog;
+
+static void on_resumed_data(void *user_data, const uint8_t *data, size_t len) {
+    ResumeLog *log = user_data;
+    RECEIVED(data, len);
+    int index = -1;
+    if (len == 64) memcpy(&index, data, 4);
+    unsigned char expect[64];
+    fill(expect, 64, index);
+    if (index < 0 || memcmp(expect, data, 64) != 0) atomic_fetch_add(&log->content_errors, 1);
+    if (atomic_load(&log->count) > 0 && index <= log->last) atomic_fetch_add(&log->order_errors, 1);
+    log->last = index;
+    if (index >= 1000) atomic_fetch_add(&log->after_gap, 1);
+    atomic_fetch_add(&log->count, 1);
+}
+
+/* Wait until the latest state recorded in `log` is `state`. */
+static int wait_state(StateLog *log, int state, long timeout_ms) {
+    for (double end = now_ms() + timeout_ms; now_ms() < end; sleep_ms(10)) {
+        int n = atomic_load(&log->count);
+        if (n > 0 && n <= 16 && log->states[n - 1] == state) return 1;
+    }
+    return 0;
+}
+
+static MoqClient *reconnecting_client(const OwnRelay *relay, const char *url, StateLog *log) {
+    MoqClientConfig config;
+    memset(&config, 0, sizeof config);
+    config.struct_size = sizeof config;
+    config.ca_cert_file = relay->ca;
+    config.disable_system_roots = true;
+    config.idle_timeout_ms = 2000;
+    config.connect_timeout_ms = connect_timeout_ms ? connect_timeout_ms : 10000;
+    config.rendezvous_timeout_ms = 10000;
+    MoqClient *client = moq_client_create_ex(&config);
+    CHECK(client != NULL);
+    CHECK_RESULT(moq_client_set_reconnect(client, 100, 400, 0), MOQ_OK);
+    CHECK_RESULT(moq_connect(client, url, on_state, log), MOQ_OK);
+    return client;
+}
+
+static void reconnect_after_relay_restart(int https) {
+    OwnRelay relay;
+    memset(&relay, 0, sizeof relay);
+    if (!own_relay_start(&relay)) {
+        CHECK(!"MOQ_TEST_RELAY_BIN must name a runnable moq-test-relay");
+        return;
+    }
+    const char *url = https ? relay.https : relay.moqt;
+    StateLog pub_states = {0}, sub_states = {0};
+    MoqClient *pub_client = reconnecting_client(&relay, url, &pub_states);
+    MoqClient *sub_client = reconnecting_client(&relay, url, &sub_states);
+    char ns[64];
+    unique_name(ns, sizeof ns, "reconnect");
+    CHECK_RESULT(moq_announce_namespace(pub_client, ns), MOQ_OK);
+    MoqPublisher *pub = moq_create_publisher(pub_client, ns, "t");
+    CHECK(pub != NULL);
+    ResumeLog log = {0};
+    MoqSubscriber *sub = moq_subscribe(sub_client, ns, "t", on_resumed_data, &log);
+    CHECK(sub != NULL);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, 5000), MOQ_OK);
+    unsigned char buf[64];
+    for (int i = 0; i < 10; i++) {
+        fill(buf, 64, i);
+        CHECK_RESULT(moq_publish_data(pub, buf, 64, MOQ_DELIVERY_STREAM), MOQ_OK);
+    }
+    CHECK(wait_for(&log.count, 10, 10000));
+
+    CHECK(own_relay_command(&relay, "stop", "STOPPED"));
+    CHECK(wait_state(&pub_states, MOQ_STATE_CONNECTING, 6000));
+    CHECK(wait_state(&sub_states, MOQ_STATE_CONNECTING, 6000));
+    fill(buf, 64, 999);
+    CHECK_RESULT(moq_publish_data(pub, buf, 64, MOQ_DELIVERY_STREAM), MOQ_ERROR_NOT_CONNECTED);
+    CHECK(moq_is_subscribed(sub));
+
+    CHECK(own_relay_command(&relay, "restart", "RESTARTED"));
+    CHECK(wait_state(&pub_states, MOQ_STATE_CONNECTED, 20000));
+    CHECK(wait_state(&sub_states, MOQ_STATE_CONNECTED, 20000));
+    /* Publish steadily until 30 objects of after the restart have arrived. */
+    double end = now_ms() + 20000;
+    for (int i = 1000; atomic_load(&log.after_gap) < 30 && now_ms() < end; i++) {
+        fill(buf, 64, i);
+        MoqResult r = moq_publish_data(pub, buf, 64, MOQ_DELIVERY_STREAM);
+        moq_free_str(r.message);
+        sleep_ms(5);
+    }
+    fprintf(stderr, "  %s: %d objects after the restart, %d before\n", https ? "https" : "moqt",
+            atomic_load(&log.after_gap), atomic_load(&log.count) - atomic_load(&log.after_gap));
+    CHECK(atomic_load(&log.after_gap) >= 30);
+    CHECK(atomic_load(&log.order_errors) == 0);
+    CHECK(atomic_load(&log.content_errors) == 0);
+    moq_subscriber_destroy(sub);
+    moq_publisher_destroy(pub);
+    moq_client_destroy(sub_client);
+    moq_client_destroy(pub_client);
+    own_relay_end(&relay);
+}
+
+static void test_reconnect_after_relay_restart_both_schemes(void) {
+    reconnect_after_relay_restart(0);
+    reconnect_after_relay_restart(1);
+}
+
+static void test_set_reconnect_arguments(void) {
+    CHECK_RESULT(moq_client_set_reconnect(NULL, 100, 400, 0), MOQ_ERROR_INVALID_ARGUMENT);
+    MoqClient *client = moq_client_create();
+    CHECK_RESULT(moq_client_set_reconnect(client, 500, 100, 0), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_client_set_reconnect(client, 100, 400, 3), MOQ_OK);
+    CHECK_RESULT(moq_client_set_reconnect(client, 0, 0, 0), MOQ_OK); /* off again */
+    moq_client_destroy(client);
+}
+
 int main(int argc, char **argv) {
     moqt_url = env_or_die("MOQ_RELAY_MOQT_URL");
     https_url = env_or_die("MOQ_RELAY_HTTPS_URL");
@@ -1037,6 +1218,8 @@ int main(int argc, char **argv) {
              test_destroy_from_another_thread_while_callbacks_in_flight_1000_times);
     run_case("eight_threads_publish_and_subscribe_on_one_client", test_eight_threads_publish_and_subscribe_on_one_client);
     run_case("hundred_connect_close_cycles_leave_fds_flat", test_hundred_connect_close_cycles_leave_fds_flat);
+    run_case("set_reconnect_arguments", test_set_reconnect_arguments);
+    run_case("reconnect_after_relay_restart_both_schemes", test_reconnect_after_relay_restart_both_schemes);
 
     printf("%d passed, %d failed\n", g_cases_passed, g_cases_failed);
     if (unknown_selected_cases() > 0) return 2;

@@ -5311,6 +5311,12 @@ data class ClientConfig (
      * What a subscription does when that buffer is full (none: `Backpressure`).
      */
     var `overflow`: OverflowPolicy? = null 
+    , 
+    /**
+     * Reconnect automatically after the session is lost (none: do not; a lost session ends
+     * every publisher and subscription).
+     */
+    var `reconnect`: ReconnectPolicy? = null 
     
 ){
     
@@ -5338,6 +5344,7 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterOptionalTypeOverflowPolicy.read(buf),
+            FfiConverterOptionalTypeReconnectPolicy.read(buf),
         )
     }
 
@@ -5352,7 +5359,8 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.allocationSize(value.`maxObjectSize`) +
             FfiConverterUInt.allocationSize(value.`maxSubscriptions`) +
             FfiConverterUInt.allocationSize(value.`subscriptionBuffer`) +
-            FfiConverterOptionalTypeOverflowPolicy.allocationSize(value.`overflow`)
+            FfiConverterOptionalTypeOverflowPolicy.allocationSize(value.`overflow`) +
+            FfiConverterOptionalTypeReconnectPolicy.allocationSize(value.`reconnect`)
     )
 
     override fun write(value: ClientConfig, buf: ByteBuffer) {
@@ -5367,6 +5375,7 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterUInt.write(value.`maxSubscriptions`, buf)
             FfiConverterUInt.write(value.`subscriptionBuffer`, buf)
             FfiConverterOptionalTypeOverflowPolicy.write(value.`overflow`, buf)
+            FfiConverterOptionalTypeReconnectPolicy.write(value.`reconnect`, buf)
     }
 }
 
@@ -5524,6 +5533,68 @@ public object FfiConverterTypeReceivedObject: FfiConverterRustBuffer<ReceivedObj
             FfiConverterULong.write(value.`groupId`, buf)
             FfiConverterULong.write(value.`objectId`, buf)
             FfiConverterByteArray.write(value.`payload`, buf)
+    }
+}
+
+
+
+/**
+ * Automatic reconnection. While reconnecting the state is `Connecting`; on success the
+ * client announces its namespaces again, its publishers continue (starting a new group) and
+ * its subscriptions subscribe again, and the state is `Connected`.
+ *
+ * What may be missed: objects published while the session is down are not sent (`publish`
+ * fails with `NotConnected`, so the caller knows which), and objects in flight at the loss
+ * may be lost. Subscribers continue in order, without duplicates; a jump in `group_id`
+ * marks the gap.
+ */
+data class ReconnectPolicy (
+    /**
+     * Wait before the first attempt, milliseconds.
+     */
+    var `initialDelayMs`: kotlin.UInt = 250u 
+    , 
+    /**
+     * The wait doubles after each failed attempt up to this, milliseconds.
+     */
+    var `maxDelayMs`: kotlin.UInt = 5000u 
+    , 
+    /**
+     * Attempts before giving up (state `Failed`, subscriptions end); 0 = no limit.
+     */
+    var `maxAttempts`: kotlin.UInt = 0u 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeReconnectPolicy: FfiConverterRustBuffer<ReconnectPolicy> {
+    override fun read(buf: ByteBuffer): ReconnectPolicy {
+        return ReconnectPolicy(
+            FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterUInt.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ReconnectPolicy) = (
+            FfiConverterUInt.allocationSize(value.`initialDelayMs`) +
+            FfiConverterUInt.allocationSize(value.`maxDelayMs`) +
+            FfiConverterUInt.allocationSize(value.`maxAttempts`)
+    )
+
+    override fun write(value: ReconnectPolicy, buf: ByteBuffer) {
+            FfiConverterUInt.write(value.`initialDelayMs`, buf)
+            FfiConverterUInt.write(value.`maxDelayMs`, buf)
+            FfiConverterUInt.write(value.`maxAttempts`, buf)
     }
 }
 
@@ -6536,6 +6607,38 @@ public object FfiConverterOptionalTypeReceivedObject: FfiConverterRustBuffer<Rec
         } else {
             buf.put(1)
             FfiConverterTypeReceivedObject.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeReconnectPolicy: FfiConverterRustBuffer<ReconnectPolicy?> {
+    override fun read(buf: ByteBuffer): ReconnectPolicy? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeReconnectPolicy.read(buf)
+    }
+
+    override fun allocationSize(value: ReconnectPolicy?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeReconnectPolicy.allocationSize(value)
+        }
+    }
+
+    override fun write(value: ReconnectPolicy?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeReconnectPolicy.write(value, buf)
         }
     }
 }
