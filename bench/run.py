@@ -254,7 +254,7 @@ def render(args, paths, workloads, results, memory, soak, failures, runs):
                      f"per active subscription: {memory['per_subscription_kb']:.1f} KB "
                      f"({memory['subscriptions']} subscriptions, one object each).")
     if soak:
-        lines.append(f"- Soak, {soak['seconds']} s of 1 KB objects every millisecond "
+        lines.append(f"- Soak, {soak['seconds']} s of 1 KB objects every millisecond, a new group every second "
                      f"({soak['received']:,} delivered in order): RSS {soak['rss_warm_mb']:.2f} MB "
                      f"after {soak['warm_up_s']} s warm-up, {soak['rss_end_mb']:.2f} MB at the end: "
                      f"growth {soak['growth_mb']:+.2f} MB.")

@@ -142,11 +142,14 @@ pub async fn memory(args: &Args) -> Value {
                 .unwrap_or_else(|err| fail(err)),
         );
     }
-    // Every subscription carries one object, so each is fully active.
+    // Every subscription carries one object, so each is fully active. Each group then ends:
+    // moq-relay-ietf admits 100 concurrent streams per client, so 100 groups left open
+    // would hold one track's stream back until another ends.
     for (i, track) in tracks.iter().enumerate() {
         track
             .publish(stamped(i, 100))
             .unwrap_or_else(|err| fail(err));
+        track.new_group().unwrap_or_else(|err| fail(err));
     }
     for sub in &mut subs {
         match tokio::time::timeout(Duration::from_secs(10), sub.next()).await {
@@ -167,8 +170,10 @@ pub async fn memory(args: &Args) -> Value {
     })
 }
 
-/// Steady publish/subscribe (1 KB every millisecond) for `count` seconds: resident memory
-/// after warm-up and at the end.
+/// Steady publish/subscribe (1 KB every millisecond, a new group every second as a live
+/// stream starts one at each key frame) for `count` seconds: resident memory after warm-up
+/// and at the end. (A track that never starts a group keeps its open group, up to
+/// `max_group_bytes`, in memory at each hop: bounded, but not flat.)
 pub async fn soak(args: &Args) -> Value {
     let seconds = args.count as u64;
     let (publisher, mut receive, clients) = open(args, false).await;
@@ -198,6 +203,9 @@ pub async fn soak(args: &Args) -> Value {
         publisher
             .publish(stamped(i as usize, args.size))
             .unwrap_or_else(|err| fail(err));
+        if i % 1000 == 999 {
+            publisher.new_group().unwrap_or_else(|err| fail(err));
+        }
     }
     let received = receiver.await.unwrap_or_else(|_| fail("receiver panicked"));
     let end_rss = rss_mb();

@@ -263,7 +263,7 @@ pub enum SubscribeError {
         reason: String,
     },
     /// The relay did not answer within the request timeout.
-    #[error("relay did not answer the subscription within {after:?}")]
+    #[error("relay did not answer the subscription within {after:?}; it may be unreachable, or limit the subscriptions one client holds at once (moq-relay-ietf admits about 100: each holds a request stream)")]
     Timeout {
         /// The configured timeout.
         after: Duration,
