@@ -67,9 +67,9 @@ struct Inner {
     /// What this client has set up, restored on a new session after a reconnect.
     intent: Mutex<Intent>,
     /// Upstream subscriptions shared by this client's local subscribers, kept across sessions.
-    pub(crate) tracks: super::subscription::TrackRegistry,
+    tracks: super::subscription::TrackRegistry,
     /// Subscriptions held now (bounded by `config.max_subscriptions`).
-    pub(crate) subscriptions: Arc<std::sync::atomic::AtomicUsize>,
+    subscriptions: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The namespaces and publishers a reconnect restores.

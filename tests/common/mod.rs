@@ -40,8 +40,8 @@ pub struct RelayProcess {
 }
 
 impl RelayProcess {
-    /// Start `target/<profile>/moq-test-relay` (built by `cargo test -p moq-test-relay`, which
-    /// the test command runs) and wait until it is ready.
+    /// Start `target/<profile>/moq-test-relay` (the test command builds it first:
+    /// `cargo build -p moq-test-relay --bin moq-test-relay`) and wait until it is ready.
     pub fn start() -> Self {
         use std::io::BufRead;
         let exe = std::env::current_exe().expect("test executable path");
@@ -52,8 +52,8 @@ impl RelayProcess {
             .expect("target directory");
         assert!(
             binary.exists(),
-            "{} is missing: build it with `cargo build -p moq-test-relay` (the test command's \
-             `cargo test -p moq-ffi -p moq-test-relay` does)",
+            "{} is missing: build it with `cargo build -p moq-test-relay --bin moq-test-relay` \
+             (scripts/test does)",
             binary.display()
         );
         let mut child = std::process::Command::new(&binary)
