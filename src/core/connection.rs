@@ -399,23 +399,26 @@ impl Client {
     /// publishers onto it, and subscribe again (in the background: a subscription may wait
     /// for its publisher to come back).
     async fn restore(&self, live: &Arc<Live>) {
-        let namespaces = lock(&self.inner.intent).namespaces.clone();
-        for namespace in namespaces {
-            if let Err(err) = self.announce_on(live, &namespace).await {
-                log::warn!("could not announce '{namespace}' again after reconnecting: {err}");
-            }
-        }
-        let publishers: Vec<_> = {
+        let (namespaces, publishers): (Vec<String>, Vec<_>) = {
             let mut intent = lock(&self.inner.intent);
             intent.publishers.retain(|p| p.strong_count() > 0);
-            intent
+            let publishers = intent
                 .publishers
                 .iter()
-                .filter_map(std::sync::Weak::upgrade)
-                .collect()
+                .filter_map(std::sync::Weak::upgrade);
+            (intent.namespaces.clone(), publishers.collect())
         };
-        for publisher in publishers {
-            publisher.rebind(live);
+        for namespace in namespaces {
+            // The namespace's tracks exist before its first SUBSCRIBE is answered: a relay
+            // re-subscribing at once must not be told "not found".
+            let rebind = || {
+                for publisher in publishers.iter().filter(|p| p.namespace() == namespace) {
+                    publisher.rebind(live);
+                }
+            };
+            if let Err(err) = self.announce_on(live, &namespace, rebind).await {
+                log::warn!("could not announce '{namespace}' again after reconnecting: {err}");
+            }
         }
         super::subscription::resubscribe_all(&self.inner.tracks, live);
     }
@@ -461,7 +464,7 @@ impl Client {
             namespace: namespace.to_string(),
             reason,
         })?;
-        self.announce_on(&live, namespace).await?;
+        self.announce_on(&live, namespace, || {}).await?;
         let mut intent = lock(&self.inner.intent);
         if !intent.namespaces.iter().any(|n| n == namespace) {
             intent.namespaces.push(namespace.to_string());
@@ -469,7 +472,14 @@ impl Client {
         Ok(())
     }
 
-    async fn announce_on(&self, live: &Arc<Live>, namespace: &str) -> Result<(), AnnounceError> {
+    /// Announce `namespace` on `live`; `before_serving` runs once the namespace is usable
+    /// (tracks can be created in it) and before any SUBSCRIBE for it is answered.
+    async fn announce_on(
+        &self,
+        live: &Arc<Live>,
+        namespace: &str,
+        before_serving: impl FnOnce(),
+    ) -> Result<(), AnnounceError> {
         if lock(&live.announced).contains_key(namespace) {
             return Err(AnnounceError::Duplicate {
                 namespace: namespace.to_string(),
@@ -495,22 +505,28 @@ impl Client {
             Ok(Err(err)) => return Err(announce_error(namespace, err, live)),
             Ok(Ok(handle)) => handle,
         };
-        let task = tokio::spawn(serve_namespace(handle, reader));
-        let mut announced = lock(&live.announced);
-        if announced.contains_key(namespace) {
-            // A concurrent announce of the same namespace won the race.
-            return Err(AnnounceError::Duplicate {
-                namespace: namespace.to_string(),
-            });
+        let (ready, serve) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(serve_namespace(handle, reader, serve));
+        {
+            let mut announced = lock(&live.announced);
+            if announced.contains_key(namespace) {
+                // A concurrent announce of the same namespace won the race.
+                task.abort();
+                return Err(AnnounceError::Duplicate {
+                    namespace: namespace.to_string(),
+                });
+            }
+            announced.insert(
+                namespace.to_string(),
+                Announcement {
+                    tracks: writer,
+                    track_names: Arc::new(Mutex::new(HashSet::new())),
+                    task,
+                },
+            );
         }
-        announced.insert(
-            namespace.to_string(),
-            Announcement {
-                tracks: writer,
-                track_names: Arc::new(Mutex::new(HashSet::new())),
-                task,
-            },
-        );
+        before_serving();
+        let _ = ready.send(());
         log::debug!("announced namespace '{namespace}'");
         Ok(())
     }
@@ -576,8 +592,14 @@ fn announce_error(namespace: &str, err: SessionError, live: &Live) -> AnnounceEr
     }
 }
 
-/// Answer SUBSCRIBE requests for one announced namespace until the announcement ends.
-async fn serve_namespace(handle: PublishNamespace, tracks: TracksReader) {
+/// Answer SUBSCRIBE requests for one announced namespace until the announcement ends, from
+/// when `ready` fires (requests arriving before it wait in the handle).
+async fn serve_namespace(
+    handle: PublishNamespace,
+    tracks: TracksReader,
+    ready: tokio::sync::oneshot::Receiver<()>,
+) {
+    let _ = ready.await;
     let mut serving = JoinSet::new();
     let mut open = true;
     loop {

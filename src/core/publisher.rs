@@ -182,6 +182,10 @@ impl Writer {
 }
 
 impl Shared {
+    pub(crate) fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
     /// Continue on `live` after a reconnect (its namespace announced there again). The
     /// group open on the lost session is abandoned; the next object starts a new group.
     pub(crate) fn rebind(&self, live: &Arc<Live>) {
