@@ -58,17 +58,19 @@ impl ClientShared {
     }
 }
 
+/// Deliver `state` through `gate`. False once the gate is closed (the registration ended).
 fn emit(
     gate: &Gate,
     callback: MoqConnectionCallback,
     user_data: UserData,
     state: MoqConnectionState,
-) {
-    if let Some(callback) = callback {
-        gate.run(|| {
+) -> bool {
+    match callback {
+        Some(callback) => gate.run(|| {
             // SAFETY: a C function pointer supplied by the caller for exactly this use.
             unsafe { callback(user_data.ptr(), state) }
-        });
+        }),
+        None => true,
     }
 }
 
@@ -422,12 +424,7 @@ pub unsafe extern "C" fn moq_connect(
                     ConnectionState::Connected => MoqConnectionState::MOQ_STATE_CONNECTED,
                     _ => MoqConnectionState::MOQ_STATE_FAILED,
                 };
-                if !body_gate.run(|| {
-                    // SAFETY: a C function pointer supplied by the caller for this use.
-                    if let Some(callback) = connection_callback {
-                        unsafe { callback(user_data.ptr(), state) }
-                    }
-                }) {
+                if !emit(&body_gate, connection_callback, user_data, state) {
                     return;
                 }
             }
