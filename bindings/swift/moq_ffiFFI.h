@@ -594,6 +594,11 @@ RustBuffer uniffi_moq_ffi_fn_method_publisher_publish(uint64_t ptr, RustBuffer p
 void uniffi_moq_ffi_fn_method_publisher_publish_many(uint64_t ptr, RustBuffer payloads, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_PUBLISH_PACKED
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_PUBLISH_PACKED
+void uniffi_moq_ffi_fn_method_publisher_publish_packed(uint64_t ptr, RustBuffer payloads, RustBuffer lengths, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_TRACK
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_TRACK
 RustBuffer uniffi_moq_ffi_fn_method_publisher_track(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -637,6 +642,11 @@ uint64_t uniffi_moq_ffi_fn_method_subscriber_next(uint64_t ptr
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_NEXT_BATCH
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_NEXT_BATCH
 uint64_t uniffi_moq_ffi_fn_method_subscriber_next_batch(uint64_t ptr, uint32_t max
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_NEXT_PACKED
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_NEXT_PACKED
+uint64_t uniffi_moq_ffi_fn_method_subscriber_next_packed(uint64_t ptr, uint32_t max
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_TRACK
@@ -1143,6 +1153,12 @@ uint16_t uniffi_moq_ffi_checksum_method_publisher_publish_many(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH_PACKED
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH_PACKED
+uint16_t uniffi_moq_ffi_checksum_method_publisher_publish_packed(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_TRACK
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_TRACK
 uint16_t uniffi_moq_ffi_checksum_method_publisher_track(void
@@ -1182,6 +1198,12 @@ uint16_t uniffi_moq_ffi_checksum_method_subscriber_next(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_NEXT_BATCH
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_NEXT_BATCH
 uint16_t uniffi_moq_ffi_checksum_method_subscriber_next_batch(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_NEXT_PACKED
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_NEXT_PACKED
+uint16_t uniffi_moq_ffi_checksum_method_subscriber_next_packed(void
     
 );
 #endif

@@ -10,7 +10,7 @@ use moq_ffi::core::{
 };
 use serde_json::{json, Value};
 
-use crate::{fail, index_of, rss_mb, stamped, Args};
+use crate::{fail, index_of, median_round_ns, rss_mb, stamped, Args};
 
 fn config(args: &Args) -> ClientConfig {
     let mut config = ClientConfig::new(&args.url);
@@ -81,7 +81,7 @@ pub async fn open(args: &Args, datagram: bool) -> (Publisher, Receive, Clients) 
     (publisher, receive, Clients([a, b]))
 }
 
-/// Mean nanoseconds per `publish` call on a track nobody subscribes to.
+/// Nanoseconds per `publish` call on a track nobody subscribes to (median round).
 pub async fn publish_calls(args: &Args, payload: Bytes) -> f64 {
     let client = connect(args).await;
     client
@@ -91,13 +91,11 @@ pub async fn publish_calls(args: &Args, payload: Bytes) -> f64 {
     let publisher = client
         .create_publisher(&args.namespace, "t", options(false))
         .unwrap_or_else(|err| fail(err));
-    let started = std::time::Instant::now();
-    for _ in 0..args.count {
+    let ns = median_round_ns(args.count as u64, |_| {
         publisher
             .publish(payload.clone())
             .unwrap_or_else(|err| fail(err));
-    }
-    let ns = started.elapsed().as_nanos() as f64 / args.count as f64;
+    });
     drop(publisher);
     client.close().await;
     ns

@@ -5,11 +5,20 @@ plus small helpers:
 
 * ``async for obj in subscriber`` iterates received objects until the track ends;
 * ``subscriber.batches(n)`` iterates batches of up to ``n`` objects (one FFI call per batch);
+* ``subscriber.packed_batches(n)`` iterates ``PackedObjects`` (fastest for many small objects);
+  ``for group_id, object_id, payload in packed`` walks one;
+* ``publisher.publish_many(payloads)`` sends a list in one packed call;
 * ``ClientConfig(url=...)`` has defaults for every other field.
 """
 
+import struct as _struct
+
 from .moq_ffi import *  # noqa: F401,F403  (the generated bindings)
+from .moq_ffi import PackedObjects as _PackedObjects
+from .moq_ffi import Publisher as _Publisher
 from .moq_ffi import Subscriber as _Subscriber
+
+_INDEX_ENTRY = _struct.Struct("<QQI")  # group id, object id, payload length (PackedObjects.index)
 
 
 async def _anext(self):
@@ -32,9 +41,47 @@ async def _batches(self, max_objects=256):
         yield batch
 
 
+async def _packed_batches(self, max_objects=1024):
+    """Yield ``PackedObjects`` of up to ``max_objects`` objects until the track ends."""
+    while True:
+        packed = await self.next_packed(max_objects)
+        if not packed.index:
+            return
+        yield packed
+
+
+def _packed_iter(self):
+    """``(group_id, object_id, payload)`` for each object, in order; payloads are ``bytes``."""
+    payloads = self.payloads
+    start = 0
+    for group_id, object_id, length in _INDEX_ENTRY.iter_unpack(self.index):
+        end = start + length
+        yield group_id, object_id, payloads[start:end]
+        start = end
+
+
+def _packed_len(self):
+    return len(self.index) // _INDEX_ENTRY.size
+
+
+def _publish_many(self, payloads):
+    """Publish ``payloads`` (bytes-like objects) in order with one call, in packed form.
+
+    On an error the objects before the failing one were published and the rest were not;
+    the message says how many.
+    """
+    payloads = list(payloads)
+    lengths = _struct.pack(f"<{len(payloads)}I", *map(len, payloads))
+    self.publish_packed(b"".join(payloads), lengths)
+
+
 _Subscriber.__aiter__ = _aiter
 _Subscriber.__anext__ = _anext
 _Subscriber.batches = _batches
+_Subscriber.packed_batches = _packed_batches
+_PackedObjects.__iter__ = _packed_iter
+_PackedObjects.__len__ = _packed_len
+_Publisher.publish_many = _publish_many
 
 
 def _error_str(self):

@@ -97,6 +97,31 @@ pub enum MoqError {
     },
 }
 
+impl MoqError {
+    /// The same error with `context` appended to its message.
+    pub(crate) fn with_context(mut self, context: &str) -> Self {
+        let reason = match &mut self {
+            MoqError::InvalidArgument { reason }
+            | MoqError::Tls { reason }
+            | MoqError::ConnectionFailed { reason }
+            | MoqError::NotConnected { reason }
+            | MoqError::Timeout { reason }
+            | MoqError::NotFound { reason }
+            | MoqError::AlreadyExists { reason }
+            | MoqError::Refused { reason }
+            | MoqError::TooLarge { reason }
+            | MoqError::LimitReached { reason }
+            | MoqError::PublisherLost { reason }
+            | MoqError::Closed { reason }
+            | MoqError::WrongThread { reason }
+            | MoqError::Internal { reason } => reason,
+        };
+        reason.push_str(": ");
+        reason.push_str(context);
+        self
+    }
+}
+
 impl From<ConfigError> for MoqError {
     fn from(err: ConfigError) -> Self {
         MoqError::InvalidArgument {

@@ -198,9 +198,19 @@ impl ClientConfig {
                 reason: "must be greater than zero".into(),
             });
         }
+        if self.max_object_size > MAX_OBJECT_SIZE_LIMIT {
+            // Packed batches carry each length as a u32; no object should be near this anyway.
+            return Err(ConfigError::InvalidSetting {
+                name: "max_object_size",
+                reason: format!("must be at most {MAX_OBJECT_SIZE_LIMIT} bytes (4 GiB - 1)"),
+            });
+        }
         Ok((url, scheme))
     }
 }
+
+/// The largest `max_object_size` accepted.
+pub const MAX_OBJECT_SIZE_LIMIT: usize = u32::MAX as usize;
 
 /// Parse and check a relay URL: scheme `moqt` or `https`, and a host.
 pub fn parse_url(text: &str) -> Result<(url::Url, Scheme), ConfigError> {
@@ -255,6 +265,16 @@ mod tests {
             Err(ConfigError::InvalidUrl { .. })
         ));
         assert!(parse_url("moqt:///path").is_err());
+    }
+
+    #[test]
+    fn max_object_size_must_fit_a_packed_length() {
+        let mut config = ClientConfig::new("moqt://relay.example:4443");
+        config.max_object_size = MAX_OBJECT_SIZE_LIMIT;
+        assert!(config.validate().is_ok());
+        config.max_object_size = MAX_OBJECT_SIZE_LIMIT + 1;
+        let err = config.validate().expect_err("over the limit");
+        assert!(err.to_string().contains("max_object_size"), "{err}");
     }
 
     #[test]

@@ -60,3 +60,50 @@ public func clientConfig(url: String, caFiles: [String] = [], useSystemRoots: Bo
     )
     return config
 }
+
+/// Bytes per object in `PackedObjects.index`: group id (u64), object id (u64), length (u32).
+public let packedIndexEntry = 20
+
+extension PackedObjects {
+    /// How many objects this packed batch holds.
+    public var count: Int { index.count / packedIndexEntry }
+
+    /// The objects of this packed batch as records, in order (payloads are copies).
+    public var objects: [ReceivedObject] {
+        var result: [ReceivedObject] = []
+        result.reserveCapacity(count)
+        let entries = [UInt8](index)
+        var start = payloads.startIndex
+        for entry in 0..<count {
+            let at = entry * packedIndexEntry
+            func little<T: FixedWidthInteger>(_ offset: Int, _: T.Type) -> T {
+                var value: T = 0
+                for byte in 0..<MemoryLayout<T>.size {
+                    value |= T(entries[at + offset + byte]) << (8 * byte)
+                }
+                return value
+            }
+            let length = Int(little(16, UInt32.self))
+            let end = start + length
+            precondition(end <= payloads.endIndex, "packed index does not match its payloads")
+            result.append(ReceivedObject(groupId: little(0, UInt64.self), objectId: little(8, UInt64.self),
+                                         payload: payloads.subdata(in: start..<end)))
+            start = end
+        }
+        return result
+    }
+}
+
+extension Publisher {
+    /// Publish `payloads` in order with one native call, in packed form (one buffer instead of
+    /// one per object). Errors like `publishMany`.
+    public func publishPacked(_ payloads: [Data]) throws {
+        var joined = Data()
+        var lengths = Data(capacity: 4 * payloads.count)
+        for payload in payloads {
+            joined.append(payload)
+            withUnsafeBytes(of: UInt32(payload.count).littleEndian) { lengths.append(contentsOf: $0) }
+        }
+        try publishPacked(payloads: joined, lengths: lengths)
+    }
+}

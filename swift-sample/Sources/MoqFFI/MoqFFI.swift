@@ -2389,9 +2389,20 @@ public protocol PublisherProtocol: AnyObject, Sendable {
     func publish(payload: Data) throws  -> ObjectLocation
     
     /**
-     * Publish several objects in order with one call (fewer FFI crossings).
+     * Publish several objects in order with one call (fewer FFI crossings). On an error,
+     * the objects before the failing one were published and the rest were not; the error
+     * message says how many.
      */
     func publishMany(payloads: [Data]) throws 
+    
+    /**
+     * Publish several objects in order from packed form: `payloads` holds them back to back
+     * and `lengths` one little-endian u32 per object (so `lengths` is 4 bytes per object
+     * and the lengths add up to `payloads`' size). One buffer crosses the language boundary
+     * instead of one per object, and the objects share it without copies. Errors like
+     * `publish_many`; a malformed `lengths` is `InvalidArgument` and publishes nothing.
+     */
+    func publishPacked(payloads: Data, lengths: Data) throws 
     
     /**
      * The track name.
@@ -2516,13 +2527,32 @@ open func publish(payload: Data)throws  -> ObjectLocation  {
 }
     
     /**
-     * Publish several objects in order with one call (fewer FFI crossings).
+     * Publish several objects in order with one call (fewer FFI crossings). On an error,
+     * the objects before the failing one were published and the rest were not; the error
+     * message says how many.
      */
 open func publishMany(payloads: [Data])throws   {try rustCallWithError(FfiConverterTypeMoqError_lift) {
         uniffiCallStatus in
     uniffi_moq_ffi_fn_method_publisher_publish_many(
             self.uniffiCloneHandle(),
         FfiConverterSequenceData.lower(payloads),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Publish several objects in order from packed form: `payloads` holds them back to back
+     * and `lengths` one little-endian u32 per object (so `lengths` is 4 bytes per object
+     * and the lengths add up to `payloads`' size). One buffer crosses the language boundary
+     * instead of one per object, and the objects share it without copies. Errors like
+     * `publish_many`; a malformed `lengths` is `InvalidArgument` and publishes nothing.
+     */
+open func publishPacked(payloads: Data, lengths: Data)throws   {try rustCallWithError(FfiConverterTypeMoqError_lift) {
+        uniffiCallStatus in
+    uniffi_moq_ffi_fn_method_publisher_publish_packed(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(payloads),
+        FfiConverterData.lower(lengths),uniffiCallStatus
     )
 }
 }
@@ -2626,6 +2656,13 @@ public protocol SubscriberProtocol: AnyObject, Sendable {
      * Up to `max` objects (at least one, waiting for it); empty when the track ended.
      */
     func nextBatch(max: UInt32) async throws  -> [ReceivedObject]
+    
+    /**
+     * Like `next_batch`, in packed form: up to `max` objects (at least one, waiting for it)
+     * as one payload buffer plus an index; empty when the track ended. The fastest way to
+     * read many small objects from Python, Kotlin or Swift.
+     */
+    func nextPacked(max: UInt32) async throws  -> PackedObjects
     
     /**
      * The track name.
@@ -2785,6 +2822,27 @@ open func nextBatch(max: UInt32)async throws  -> [ReceivedObject]  {
             completeFunc: ffi_moq_ffi_rust_future_complete_rust_buffer,
             freeFunc: ffi_moq_ffi_rust_future_free_rust_buffer,
             liftFunc: FfiConverterSequenceTypeReceivedObject.lift,
+            errorHandler: FfiConverterTypeMoqError_lift
+        )
+}
+    
+    /**
+     * Like `next_batch`, in packed form: up to `max` objects (at least one, waiting for it)
+     * as one payload buffer plus an index; empty when the track ended. The fastest way to
+     * read many small objects from Python, Kotlin or Swift.
+     */
+open func nextPacked(max: UInt32)async throws  -> PackedObjects  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_moq_ffi_fn_method_subscriber_next_packed(
+                        self.uniffiCloneHandle(),FfiConverterUInt32.lower(max)
+                )
+            },
+            pollFunc: ffi_moq_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_moq_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_moq_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePackedObjects_lift,
             errorHandler: FfiConverterTypeMoqError_lift
         )
 }
@@ -3118,6 +3176,83 @@ public func FfiConverterTypeObjectLocation_lift(_ buf: RustBuffer) throws -> Obj
 #endif
 public func FfiConverterTypeObjectLocation_lower(_ value: ObjectLocation) -> RustBuffer {
     return FfiConverterTypeObjectLocation.lower(value)
+}
+
+
+/**
+ * Received objects in packed form: every payload in one buffer plus a fixed-width index.
+ *
+ * The same objects as a `Vec<ReceivedObject>`, crossing the language boundary as two byte
+ * strings instead of one record per object: for small objects the per-record conversion in
+ * the generated bindings (about 2 us per object in Python) costs more than the transport.
+ * The language packages iterate it for you (Python `for group_id, object_id, payload in
+ * batch`, Kotlin `batch.forEach { ... }`, Swift `batch.objects`).
+ */
+public struct PackedObjects: Equatable, Hashable {
+    /**
+     * The payloads back to back, in order.
+     */
+    public var payloads: Data
+    /**
+     * One 20-byte entry per object, in order: group id (u64 LE), object id (u64 LE),
+     * payload length (u32 LE). The payload of entry `i` follows the payload of entry `i - 1`.
+     */
+    public var index: Data
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The payloads back to back, in order.
+         */payloads: Data, 
+        /**
+         * One 20-byte entry per object, in order: group id (u64 LE), object id (u64 LE),
+         * payload length (u32 LE). The payload of entry `i` follows the payload of entry `i - 1`.
+         */index: Data) {
+        self.payloads = payloads
+        self.index = index
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PackedObjects: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePackedObjects: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PackedObjects {
+        return
+            try PackedObjects(
+                payloads: FfiConverterData.read(from: &buf), 
+                index: FfiConverterData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PackedObjects, into buf: inout [UInt8]) {
+        FfiConverterData.write(value.payloads, into: &buf)
+        FfiConverterData.write(value.index, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePackedObjects_lift(_ buf: RustBuffer) throws -> PackedObjects {
+    return try FfiConverterTypePackedObjects.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePackedObjects_lower(_ value: PackedObjects) -> RustBuffer {
+    return FfiConverterTypePackedObjects.lower(value)
 }
 
 
@@ -4838,7 +4973,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_publisher_publish() != 62741) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_publisher_publish_many() != 52140) {
+    if (uniffi_moq_ffi_checksum_method_publisher_publish_many() != 41985) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_publisher_publish_packed() != 26570) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_publisher_track() != 57438) {
@@ -4860,6 +4998,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_subscriber_next_batch() != 2626) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_subscriber_next_packed() != 18368) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_subscriber_track() != 35275) {

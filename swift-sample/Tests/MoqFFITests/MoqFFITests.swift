@@ -66,6 +66,24 @@ final class MoqFFITests: XCTestCase {
         await client.disconnect()
     }
 
+    func testPackedPublishAndReceiveAreByteExact() async throws {
+        let client = try Client(config: try config())
+        try await client.connect()
+        let ns = unique("packed")
+        try await client.announce(namespace: ns)
+        let publisher = try client.createPublisher(namespace: ns, track: "t", options: nil)
+        let subscriber = try await client.subscribe(namespace: ns, track: "t")
+        let sent = [Data(), Data("hello".utf8), Data((0..<256).map { UInt8($0) })]
+        try publisher.publishPacked(sent)
+        var received: [ReceivedObject] = []
+        while received.count < sent.count {
+            received += try await subscriber.nextPacked(max: 16).objects
+        }
+        XCTAssertEqual(received.map { $0.payload }, sent)
+        XCTAssertEqual(received.map { $0.objectId }, [0, 1, 2])
+        await client.disconnect()
+    }
+
     func testTypedErrors() async throws {
         var untrusted = try config()
         untrusted.tls = TlsOptions(useSystemRoots: false, extraCaPem: [], extraCaFiles: [], pinnedSha256: [], dangerAcceptAnyCertificate: false)

@@ -37,6 +37,52 @@ fun Subscriber.batches(batchSize: Int = 512): Flow<List<ReceivedObject>> = flow 
     }
 }
 
+/** Bytes per object in [PackedObjects.index]: group id (u64), object id (u64), length (u32). */
+const val PACKED_INDEX_ENTRY = 20
+
+/** How many objects this packed batch holds. */
+val PackedObjects.size: Int get() = index.size / PACKED_INDEX_ENTRY
+
+/**
+ * Call [action] with each object's group id, object id and payload (a copy), in order. Throws
+ * [IllegalStateException] if the index does not match the payloads (a library bug).
+ */
+inline fun PackedObjects.forEach(action: (groupId: ULong, objectId: ULong, payload: ByteArray) -> Unit) {
+    val entries = java.nio.ByteBuffer.wrap(index).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+    var start = 0
+    while (entries.remaining() >= PACKED_INDEX_ENTRY) {
+        val groupId = entries.getLong().toULong()
+        val objectId = entries.getLong().toULong()
+        val end = start + entries.getInt()
+        check(end in start..payloads.size) { "packed index does not match its payloads" }
+        action(groupId, objectId, payloads.copyOfRange(start, end))
+        start = end
+    }
+}
+
+/** The objects of this packed batch as records. */
+fun PackedObjects.toList(): List<ReceivedObject> {
+    val objects = ArrayList<ReceivedObject>(size)
+    forEach { groupId, objectId, payload -> objects.add(ReceivedObject(groupId, objectId, payload)) }
+    return objects
+}
+
+/**
+ * Publish [payloads] in order with one native call, in packed form (one buffer instead of one
+ * per object). Errors like [Publisher.publishMany].
+ */
+fun Publisher.publishPacked(payloads: List<ByteArray>) {
+    val lengths = java.nio.ByteBuffer.allocate(4 * payloads.size).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+    val joined = ByteArray(payloads.sumOf { it.size })
+    var at = 0
+    for (payload in payloads) {
+        lengths.putInt(payload.size)
+        payload.copyInto(joined, at)
+        at += payload.size
+    }
+    publishPacked(joined, lengths.array())
+}
+
 /**
  * A [ClientConfig] for [url] trusting the system roots plus the CA certificates in
  * [caFiles] (PEM paths); every other setting at its default.

@@ -126,6 +126,39 @@ class MoqTest {
     }
 
     @Test
+    fun `packed publish and receive are byte-exact with the right ids`() = runBlocking {
+        connect(config("moqt")).use { publisherClient ->
+            connect(config("https")).use { subscriberClient ->
+                val ns = unique("packed")
+                publisherClient.announce(ns)
+                val options = PublisherOptions(delivery = DeliveryMode.STREAM, maxGroupObjects = 7u)
+                val publisher = publisherClient.createPublisher(ns, "t", options)
+                val subscriber = subscriberClient.subscribe(ns, "t")
+                // The relay follows the track before the burst (see the Python test of the same name).
+                publisher.publishPacked(listOf("warm-up".toByteArray()))
+                assertEquals(1, withTimeout(10_000) { subscriber.nextPacked(8u) }.size)
+                val sent = listOf(ByteArray(0), ByteArray(5000) { it.toByte() }) + List(300) { payload(it, 10 + it % 50) }
+                sent.chunked(100).forEach { publisher.publishPacked(it) }
+                val got = mutableListOf<ReceivedObject>()
+                withTimeout(20_000) {
+                    while (got.size < sent.size) got += subscriber.nextPacked(64u).toList()
+                }
+                assertEquals(sent.size, got.size)
+                got.forEachIndexed { i, obj ->
+                    assertArrayEquals(sent[i], obj.payload)
+                    // Object k (the warm-up is 0) is object k % 7 of group k / 7.
+                    assertEquals((i + 1) / 7, obj.groupId.toInt())
+                    assertEquals((i + 1) % 7, obj.objectId.toInt())
+                }
+                val bad = assertThrows<MoqException.InvalidArgument> { publisher.publishPacked(ByteArray(4), ByteArray(3)) }
+                assertTrue(bad.reason.contains("publish_packed"), bad.reason)
+                subscriber.unsubscribe()
+                publisher.close()
+            }
+        }
+    }
+
+    @Test
     fun `errors are typed with readable messages`() = runBlocking {
         // Untrusted certificate.
         Client(clientConfig(url("moqt"), useSystemRoots = false)).use { client ->
