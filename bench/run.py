@@ -114,7 +114,7 @@ def median_of(results, key):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true")
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--bench", required=True, help="the Rust bench binary")
     parser.add_argument("--relay", required=True)
     parser.add_argument("--c-bench", required=True)

@@ -178,6 +178,43 @@ def test_packed_publish_and_receive_are_byte_exact(relay, scheme):
     run(main())
 
 
+def test_mixed_pull_reads_keep_the_order_through_the_read_ahead(relay):
+    async def main():
+        client = await connected(relay)
+        ns = unique("mixed")
+        await client.announce(ns)
+        publisher = client.create_publisher(ns, "t", None)
+        subscriber = await client.subscribe(ns, "t")
+        sent = [payload(i, 20 + i) for i in range(60)]
+        publisher.publish_many(sent)
+        got = [(await asyncio.wait_for(subscriber.next(), 10)).payload]  # reads ahead
+        while len(got) < 3:
+            got.append((await subscriber.next()).payload)
+        got += [o.payload for o in await subscriber.next_batch(5)]
+        got += [p for _, _, p in await subscriber.next_packed(4)]
+        async for obj in subscriber:
+            got.append(obj.payload)
+            if len(got) == 50:
+                break
+        got += [p for _, _, p in await subscriber.next_packed(100)]
+        while len(got) < len(sent):
+            got += [o.payload for o in await asyncio.wait_for(subscriber.next_batch(100), 10)]
+        assert got == sent
+        # After unsubscribe, what had arrived (read ahead or not) can still be read, in order;
+        # nothing published later arrives, and then the end.
+        publisher.publish_many([b"x", b"y", b"z"])
+        assert (await asyncio.wait_for(subscriber.next(), 10)).payload == b"x"
+        await subscriber.unsubscribe()
+        publisher.publish(b"after")
+        rest = []
+        while (obj := await asyncio.wait_for(subscriber.next(), 10)) is not None:
+            rest.append(obj.payload)
+        assert rest in ([], [b"y"], [b"y", b"z"])
+        await client.disconnect()
+
+    run(main())
+
+
 def test_malformed_packed_lengths_are_rejected_and_publish_nothing(relay):
     async def main():
         client = await connected(relay)

@@ -7,11 +7,13 @@ plus small helpers:
 * ``subscriber.batches(n)`` iterates batches of up to ``n`` objects (one FFI call per batch);
 * ``subscriber.packed_batches(n)`` iterates ``PackedObjects`` (fastest for many small objects);
   ``for group_id, object_id, payload in packed`` walks one;
-* ``publisher.publish_many(payloads)`` and ``subscriber.next_batch(n)`` cross the boundary in
-  packed form (one buffer, not one conversion per object);
+* ``publisher.publish_many(payloads)`` and the pull reads (``next()``, ``next_batch(n)``) cross
+  the boundary in packed form (one buffer, not one conversion per object); ``next()`` reads
+  ahead what has already arrived, so ``await next()`` per object costs no native round trip;
 * ``ClientConfig(url=...)`` has defaults for every other field.
 """
 
+import collections as _collections
 import struct as _struct
 
 from .moq_ffi import *  # noqa: F401,F403  (the generated bindings)
@@ -65,13 +67,59 @@ def _packed_len(self):
     return len(self.index) // _INDEX_ENTRY.size
 
 
-async def _next_batch(self, max):
-    """Up to ``max`` objects (at least one, waiting for it) as ``ReceivedObject``s; empty when
-    the track ended. Fetched in packed form and built here, which is faster than the
-    generated per-record conversion."""
-    packed = await self.next_packed(max)
+# Pull reads fetch what has arrived in packed form (one conversion per batch, not per object)
+# and keep the rest here, in order, for the next call: `await next()` per object costs a
+# Python coroutine, not a native round trip. Every pull method drains this first, so mixing
+# them keeps the order. Like objects buffered in the library, it stays readable after
+# unsubscribe (nothing new is added then).
+_READ_AHEAD = 256
+_fetch_packed = _Subscriber.next_packed
+
+
+def _ahead(subscriber):
+    ahead = subscriber.__dict__.get("_moq_ahead")
+    if ahead is None:
+        ahead = subscriber.__dict__.setdefault("_moq_ahead", _collections.deque())
+    return ahead
+
+
+def _take(ahead, max):
+    return [ahead.popleft() for _ in range(min(max, len(ahead)))]
+
+
+def _records(packed):
     return [ReceivedObject(group_id=group_id, object_id=object_id, payload=payload)  # noqa: F405
             for group_id, object_id, payload in _packed_iter(packed)]
+
+
+async def _next(self):
+    """The next object, in order; ``None`` when the track ended normally or the subscription
+    was closed. Raises ``MoqError`` when it ended abnormally."""
+    ahead = _ahead(self)
+    if not ahead:
+        ahead.extend(_records(await _fetch_packed(self, _READ_AHEAD)))
+    return ahead.popleft() if ahead else None
+
+
+async def _next_batch(self, max):
+    """Up to ``max`` objects (at least one, waiting for it); empty when the track ended."""
+    ahead = _ahead(self)
+    if ahead:
+        return _take(ahead, max)
+    return _records(await _fetch_packed(self, max))
+
+
+async def _next_packed(self, max):
+    """Up to ``max`` objects (at least one, waiting for it) in packed form; empty when the
+    track ended."""
+    ahead = _ahead(self)
+    if ahead:
+        records = _take(ahead, max)
+        return PackedObjects(  # noqa: F405
+            payloads=b"".join(r.payload for r in records),
+            index=b"".join(_INDEX_ENTRY.pack(r.group_id, r.object_id, len(r.payload))
+                           for r in records))
+    return await _fetch_packed(self, max)
 
 
 def _publish_many(self, payloads):
@@ -89,7 +137,9 @@ _Subscriber.__aiter__ = _aiter
 _Subscriber.__anext__ = _anext
 _Subscriber.batches = _batches
 _Subscriber.packed_batches = _packed_batches
+_Subscriber.next = _next
 _Subscriber.next_batch = _next_batch
+_Subscriber.next_packed = _next_packed
 _PackedObjects.__iter__ = _packed_iter
 _PackedObjects.__len__ = _packed_len
 _Publisher.publish_many = _publish_many
