@@ -170,7 +170,7 @@ pub async fn memory(args: &Args) -> Value {
 
 /// Steady publish/subscribe (1 KB every millisecond, a new group every second as a live
 /// stream starts one at each key frame) for `count` seconds: resident memory after warm-up
-/// and at the end. (A track that never starts a group keeps its open group, up to
+/// and at the end (medians of the first and last few once-a-second samples). (A track that never starts a group keeps its open group, up to
 /// `max_group_bytes`, in memory at each hop: bounded, but not flat.)
 pub async fn soak(args: &Args) -> Value {
     let seconds = args.count as u64;
@@ -192,11 +192,13 @@ pub async fn soak(args: &Args) -> Value {
     });
     let warm_up = (seconds / 6).clamp(1, 10);
     let started = tokio::time::Instant::now();
-    let mut warm_rss = None;
+    // RSS once a second after warm-up; the growth compares the medians of the first and the
+    // last few samples, so one allocator hiccup does not decide it.
+    let mut samples = Vec::new();
     for i in 0..total {
         tokio::time::sleep_until(started + Duration::from_millis(i)).await;
-        if i == warm_up * 1000 {
-            warm_rss = Some(rss_mb());
+        if i >= warm_up * 1000 && i % 1000 == 0 {
+            samples.push(rss_mb());
         }
         publisher
             .publish(stamped(i as usize, args.size))
@@ -206,8 +208,15 @@ pub async fn soak(args: &Args) -> Value {
         }
     }
     let received = receiver.await.unwrap_or_else(|_| fail("receiver panicked"));
-    let end_rss = rss_mb();
-    let warm_rss = warm_rss.unwrap_or(end_rss);
+    samples.push(rss_mb());
+    let window = (samples.len() / 4).clamp(1, 5);
+    let median = |window: &[f64]| {
+        let mut sorted = window.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2]
+    };
+    let warm_rss = median(&samples[..window]);
+    let end_rss = median(&samples[samples.len() - window..]);
     drop(publisher);
     clients.close().await;
     json!({
