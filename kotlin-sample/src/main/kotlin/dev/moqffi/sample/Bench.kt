@@ -55,10 +55,12 @@ private const val BURST_WAIT_MS = 60_000L
 
 /**
  * Unmeasured warm-up before every workload, so the figures are the JVM's steady state (JIT
- * compiled), as JMH measures: a burst through a subscription on its own track, then single
- * publish calls. Cold, the first publish calls run interpreted: a 10,000-object burst took
- * 96-127 ms to publish cold versus 29-37 ms warm on the benchmark machine.
+ * compiled), as JMH measures with its warm-up iterations: bursts through subscriptions on
+ * their own tracks, then single publish calls. Measured on the benchmark machine: the first
+ * 10,000-object burst of a JVM reached 58-76k objects/s, the third and later 95-149k; a
+ * burst after five of them 130-137k.
  */
+private const val WARM_UP_BURSTS = 5
 private const val WARM_UP_OBJECTS = 10_000
 private const val WARM_UP_CALLS = 20_000
 
@@ -269,9 +271,11 @@ private suspend fun paced(
 
 /** Exercise the paths the workloads use (see [WARM_UP_OBJECTS]); nothing is measured. */
 private suspend fun warmUp(ns: String, pubClient: Client, subClient: Client) {
-    pubClient.createPublisher(ns, "warm-up", null).use { publisher ->
-        subClient.subscribe(ns, "warm-up").use { subscriber ->
-            burst(publisher, subscriber, WARM_UP_OBJECTS, 100)
+    repeat(WARM_UP_BURSTS) { round ->
+        pubClient.createPublisher(ns, "warm-up-$round", null).use { publisher ->
+            subClient.subscribe(ns, "warm-up-$round").use { subscriber ->
+                burst(publisher, subscriber, WARM_UP_OBJECTS, 100)
+            }
         }
     }
     pubClient.createPublisher(ns, "warm-up-calls", null).use { publisher ->
