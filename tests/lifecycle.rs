@@ -103,8 +103,16 @@ async fn thousand_subscribe_unsubscribe_cycles_leave_memory_fds_and_tasks_flat()
     assert_flat("1,000 subscribe/unsubscribe cycles", before, usage());
 }
 
+/// Growth allowed per 100 connect/close cycles in the median batch: a leak of 0.5 KB per
+/// connection shows in every batch.
+const CONNECT_BATCH_SLACK_MB: f64 = 0.05;
+
+/// Five batches of 100 connect/close cycles. Judged on the median batch's growth: glibc's
+/// allocator can step resident memory once (measured: +2.8 MB between the 200th and 300th
+/// connection, then flat through the 500th; a clean-clone run read +0.33 MB over a single
+/// batch), which a single before/after comparison mistakes for a leak.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hundred_connect_close_cycles_leave_memory_fds_and_tasks_flat() {
+async fn connect_close_cycles_leave_memory_fds_and_tasks_flat() {
     let _alone = ALONE.lock().await;
     let relay = RelayProcess::start();
     let cycle = || async {
@@ -116,10 +124,33 @@ async fn hundred_connect_close_cycles_leave_memory_fds_and_tasks_flat() {
         cycle().await;
     }
     settle().await;
-    let before = usage();
-    for _ in 0..100 {
-        cycle().await;
+    let first = usage();
+    let mut last = first;
+    let mut growth = Vec::new();
+    for _ in 0..5 {
+        for _ in 0..100 {
+            cycle().await;
+        }
+        settle().await;
+        let now = usage();
+        growth.push(now.0 - last.0);
+        last = now;
     }
-    settle().await;
-    assert_flat("100 connect/close cycles", before, usage());
+    eprintln!(
+        "5 x 100 connect/close cycles: {first:?} -> {last:?}; growth per batch (MB) {growth:.3?}"
+    );
+    growth.sort_by(f64::total_cmp);
+    assert!(
+        growth[2] < CONNECT_BATCH_SLACK_MB,
+        "connect/close: the median batch of 100 grew resident memory {:.3} MB (batches {growth:.3?})",
+        growth[2]
+    );
+    assert!(
+        last.1 <= first.1,
+        "connect/close: fds grew: {first:?} -> {last:?}"
+    );
+    assert!(
+        last.2 <= first.2,
+        "connect/close: tasks grew: {first:?} -> {last:?}"
+    );
 }
