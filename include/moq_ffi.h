@@ -106,6 +106,7 @@ typedef enum MoqDeliveryMode {
 
 /**
  * A client handle. Create with `moq_client_create`, free with `moq_client_destroy`.
+ * Handles are opaque ids, never dereferenced: a destroyed one is reported as an error.
  */
 typedef struct MoqClient MoqClient;
 
@@ -284,9 +285,6 @@ MOQ_API struct MoqClient *moq_client_create_ex(const struct MoqClientConfig *con
  * (0 = no limit) it gives up with FAILED. `initial_delay_ms` 0 turns reconnection off.
  * Errors: NULL client or `max_delay_ms` < `initial_delay_ms`: `MOQ_ERROR_INVALID_ARGUMENT`.
  * Thread-safe.
- *
- * # Safety
- * `client` must be NULL or a live handle.
  */
 MOQ_API
 struct MoqResult moq_client_set_reconnect(struct MoqClient *client,
@@ -296,11 +294,10 @@ struct MoqResult moq_client_set_reconnect(struct MoqClient *client,
 
 /**
  * Destroy a client: disconnects, stops every callback it owns (waiting for running ones,
- * unless called from inside one), and frees the handle. NULL is a no-op. Publishers and
- * subscribers created from it stay valid (they report not-connected) until destroyed.
- *
- * # Safety
- * `client` must be NULL or a live handle; it is invalid after the call.
+ * unless called from inside one, which is allowed: it returns at once and no callback of
+ * this client starts after), and frees the handle. NULL or an already-destroyed handle is
+ * a no-op. Publishers and subscribers created from it stay valid (they report
+ * not-connected) until destroyed. Thread-safe.
  */
 MOQ_API void moq_client_destroy(struct MoqClient *client);
 
@@ -308,16 +305,20 @@ MOQ_API void moq_client_destroy(struct MoqClient *client);
  * Connect to `url` (`moqt://host:port` or `https://host:port`), blocking until the outcome
  * is known (bounded by the connect timeout, which yields `MOQ_ERROR_TIMEOUT`).
  * `connection_callback` (may be NULL) receives CONNECTING, then CONNECTED or FAILED before
- * this returns, and later FAILED if the session is lost or DISCONNECTED on
- * `moq_disconnect`. It replaces any callback from a previous connect.
+ * this returns, and later FAILED if the session is lost (with reconnection on: CONNECTING
+ * while reconnecting, then CONNECTED or FAILED), or DISCONNECTED on `moq_disconnect`. It
+ * replaces any callback from a previous connect. Returns `MOQ_OK` only if the client is
+ * connected when it returns: a `moq_disconnect` or `moq_client_destroy` during the call
+ * (from the callback or another thread) makes it `MOQ_ERROR_NOT_CONNECTED`. Called while
+ * the client is reconnecting by itself, it joins that attempt.
  *
- * Errors: NULL client/url, unparsable URL or unsupported scheme, already connected:
- * `MOQ_ERROR_INVALID_ARGUMENT` (no callback fires); TLS/network/refusal:
+ * Errors: NULL client/url, a stale handle, unparsable URL or unsupported scheme, already
+ * connected: `MOQ_ERROR_INVALID_ARGUMENT` (no callback fires); TLS/network/refusal:
  * `MOQ_ERROR_CONNECTION_FAILED`; called on a library runtime thread:
  * `MOQ_ERROR_UNSUPPORTED`. Free a failed result's message with `moq_free_str`.
  *
  * # Safety
- * `client` must be NULL or a live handle; `url` NULL or NUL-terminated.
+ * `url` must be NULL or NUL-terminated.
  */
 MOQ_API
 struct MoqResult moq_connect(struct MoqClient *client,
@@ -327,31 +328,25 @@ struct MoqResult moq_connect(struct MoqClient *client,
 
 /**
  * Disconnect: withdraws announced namespaces, ends subscriptions, closes the session, and
- * delivers DISCONNECTED to the connection callback. OK if not connected.
- * Errors: NULL client: `MOQ_ERROR_INVALID_ARGUMENT`.
- *
- * # Safety
- * `client` must be NULL or a live handle.
+ * delivers DISCONNECTED to the connection callback. OK if not connected. Allowed from
+ * inside any callback. Errors: NULL or stale client: `MOQ_ERROR_INVALID_ARGUMENT`.
  */
 MOQ_API struct MoqResult moq_disconnect(struct MoqClient *client);
 
 /**
- * Whether the client is connected (false for NULL). Accurate right after `moq_connect`
- * returns; turns false once a session loss is detected.
- *
- * # Safety
- * `client` must be NULL or a live handle.
+ * Whether the client is connected (false for NULL or a stale handle). Accurate right
+ * after `moq_connect` returns; turns false once a session loss is detected.
  */
 MOQ_API bool moq_is_connected(const struct MoqClient *client);
 
 /**
  * Announce a namespace (`/`-separated tuple, e.g. `"room/alice"`), blocking until the relay
- * accepts it. Errors: NULL client or namespace, invalid UTF-8, duplicate:
+ * accepts it. Errors: NULL or stale client, NULL namespace, invalid UTF-8, duplicate:
  * `MOQ_ERROR_INVALID_ARGUMENT`; not connected: `MOQ_ERROR_NOT_CONNECTED`; no answer:
  * `MOQ_ERROR_TIMEOUT`; on a library runtime thread: `MOQ_ERROR_UNSUPPORTED`.
  *
  * # Safety
- * `client` must be NULL or a live handle; `namespace_str` NULL or NUL-terminated.
+ * `namespace_str` must be NULL or NUL-terminated.
  */
 MOQ_API
 struct MoqResult moq_announce_namespace(struct MoqClient *client,
@@ -359,13 +354,10 @@ struct MoqResult moq_announce_namespace(struct MoqClient *client,
 
 /**
  * Receive namespaces announced by other publishers: `callback(user_data, namespace, "")`
- * for each (including those already announced when the registration starts). May be called
- * before `moq_connect`: it takes effect on connect and follows later reconnects. The
- * registration lasts until `moq_client_destroy`. NULL callback is allowed (no-op).
- * Errors: NULL client: `MOQ_ERROR_INVALID_ARGUMENT`.
- *
- * # Safety
- * `client` must be NULL or a live handle.
+ * for each (including those already announced when the registration starts), on a library
+ * thread. May be called before `moq_connect`: it takes effect on connect and follows later
+ * reconnects. The registration lasts until `moq_client_destroy`. NULL callback is allowed
+ * (no-op). Errors: NULL or stale client: `MOQ_ERROR_INVALID_ARGUMENT`.
  */
 MOQ_API
 struct MoqResult moq_subscribe_announces(struct MoqClient *client,
@@ -379,7 +371,7 @@ struct MoqResult moq_subscribe_announces(struct MoqClient *client,
  * `moq_publisher_destroy`.
  *
  * # Safety
- * `client` must be NULL or a live handle; strings NULL or NUL-terminated.
+ * Strings must be NULL or NUL-terminated.
  */
 MOQ_API
 struct MoqPublisher *moq_create_publisher(struct MoqClient *client,
@@ -408,7 +400,7 @@ struct MoqPublisher *moq_create_publisher_ex(struct MoqClient *client,
  * maximum object size or a datagram: `MOQ_ERROR_BUFFER_TOO_SMALL`. Thread-safe.
  *
  * # Safety
- * `publisher` must be NULL or a live handle; `data` NULL or valid for `data_len` bytes.
+ * `data` must be NULL or valid for `data_len` bytes.
  */
 MOQ_API
 struct MoqResult moq_publish_data(struct MoqPublisher *publisher,
@@ -417,11 +409,9 @@ struct MoqResult moq_publish_data(struct MoqPublisher *publisher,
                                   MoqDeliveryMode delivery_mode);
 
 /**
- * Destroy a publisher, ending its track for subscribers. NULL is a no-op. Valid before or
- * after its client's destroy.
- *
- * # Safety
- * `publisher` must be NULL or a live handle; it is invalid after the call.
+ * Destroy a publisher, ending its track for subscribers (once no `moq_publish_data` on
+ * it is still running). NULL or an already-destroyed handle is a no-op. Valid before or
+ * after its client's destroy. Thread-safe.
  */
 MOQ_API void moq_publisher_destroy(struct MoqPublisher *publisher);
 
@@ -466,7 +456,7 @@ MOQ_API void moq_free_str(const char *str);
  * `moq_subscriber_destroy`.
  *
  * # Safety
- * `client` must be NULL or a live handle; strings NULL or NUL-terminated.
+ * Strings must be NULL or NUL-terminated.
  */
 MOQ_API
 struct MoqSubscriber *moq_subscribe(struct MoqClient *client,
@@ -493,19 +483,15 @@ struct MoqSubscriber *moq_subscribe_catalog(struct MoqClient *client,
 /**
  * Unsubscribe. Idempotent. After it returns no data callback for this subscriber runs
  * (unless called from inside that callback, which returns at once without deadlock) and
- * `moq_is_subscribed` is false. Errors: NULL subscriber: `MOQ_ERROR_INVALID_ARGUMENT`.
- *
- * # Safety
- * `subscriber` must be NULL or a live handle.
+ * `moq_is_subscribed` is false. Errors: NULL or destroyed subscriber:
+ * `MOQ_ERROR_INVALID_ARGUMENT`.
  */
 MOQ_API struct MoqResult moq_unsubscribe(struct MoqSubscriber *subscriber);
 
 /**
  * Whether the subscription is active (set up or being set up, and not ended). False for
- * NULL, after `moq_unsubscribe`, after the track ended, and after a failure.
- *
- * # Safety
- * `subscriber` must be NULL or a live handle.
+ * NULL or a destroyed handle, after `moq_unsubscribe`, after the track ended, and after a
+ * failure.
  */
 MOQ_API bool moq_is_subscribed(const struct MoqSubscriber *subscriber);
 
@@ -514,20 +500,15 @@ MOQ_API bool moq_is_subscribed(const struct MoqSubscriber *subscriber);
  * (from then on every object published reaches it). Returns `MOQ_OK` once established;
  * `MOQ_ERROR_TIMEOUT` if still pending; the failure's code (e.g. `MOQ_ERROR_TIMEOUT` when
  * no publisher appeared, `MOQ_ERROR_NOT_CONNECTED`) if it failed or was unsubscribed.
- *
- * # Safety
- * `subscriber` must be NULL or a live handle.
  */
 MOQ_API
 struct MoqResult moq_subscriber_wait_ready(const struct MoqSubscriber *subscriber,
                                            uint32_t timeout_ms);
 
 /**
- * Unsubscribe (as `moq_unsubscribe`) and free the handle. NULL is a no-op. Valid before or
- * after its client's destroy.
- *
- * # Safety
- * `subscriber` must be NULL or a live handle; it is invalid after the call.
+ * Unsubscribe (as `moq_unsubscribe`) and free the handle. NULL or an already-destroyed
+ * handle is a no-op. Valid before or after its client's destroy, and from inside this
+ * subscriber's own callback.
  */
 MOQ_API void moq_subscriber_destroy(struct MoqSubscriber *subscriber);
 

@@ -7,14 +7,16 @@
 //! announces namespaces, publishes tracks (reliable stream or lossy datagram delivery),
 //! subscribes, and discovers announced namespaces and catalog tracks.
 //!
-//! The core knows nothing about foreign languages; the UniFFI API and the legacy C ABI are
-//! thin layers over it.
+//! The core knows nothing about foreign languages; the UniFFI API ([`api`]) and the legacy
+//! C ABI ([`capi`]) are thin layers over it and over [`bridge`], the machinery both share
+//! (runtime, callback delivery, logging, error classification).
 
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod bridge;
 pub mod capi;
 pub mod core;
-mod delivery;
+mod sync;
 
 uniffi::setup_scaffolding!();

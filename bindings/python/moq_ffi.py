@@ -525,11 +525,11 @@ def _uniffi_check_contract_api_version(lib):
         raise InternalError("UniFFI contract version mismatch: try cleaning and rebuilding your project")
 
 def _uniffi_check_api_checksums(lib):
-    if lib.uniffi_moq_ffi_checksum_func_default_client_config() != 23322:
+    if lib.uniffi_moq_ffi_checksum_func_default_client_config() != 11926:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_func_set_log_level() != 55650:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_moq_ffi_checksum_func_set_logger() != 19400:
+    if lib.uniffi_moq_ffi_checksum_func_set_logger() != 13061:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_func_version() != 12900:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -1891,7 +1891,7 @@ class ClientConfig:
     """
     Client configuration. Only `url` is required; every other field has a default.
 """
-    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 1000, idle_timeout_ms:int = 5000, max_object_size:int = 16777216, max_subscriptions:int = 1000, subscription_buffer:int = 1024, overflow:typing.Optional[OverflowPolicy] = None, reconnect:typing.Optional[ReconnectPolicy] = None):
+    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 0, idle_timeout_ms:int = 5000, max_object_size:int = 16777216, max_subscriptions:int = 1000, subscription_buffer:int = 1024, overflow:typing.Optional[OverflowPolicy] = None, reconnect:typing.Optional[ReconnectPolicy] = None):
         self.url = url
         if tls is _DEFAULT:
             self.tls = None
@@ -5013,7 +5013,8 @@ class _UniffiFfiConverterOptionalTypeLogger(_UniffiConverterRustBuffer):
             raise InternalError("Unexpected flag byte for optional type")
 def default_client_config(url: str) -> ClientConfig:
     """
-    A configuration for `url` with every default.
+    A configuration for `url` with every default (the core's defaults: the same as a
+    `ClientConfig` built with only `url`).
 """
     
     _UniffiFfiConverterString.check_lower(url)
@@ -5048,7 +5049,9 @@ def set_log_level(level: LogLevel) -> None:
     return _uniffi_lift_return(_uniffi_ffi_result)
 def set_logger(logger: typing.Optional[Logger]) -> None:
     """
-    Route the library's logs to `logger` (or back to stderr/logcat with `None`).
+    Route the library's logs to `logger` (or back to stderr/logcat with `None`). The logger
+    is called on a library thread of its own, one record at a time; a logger that throws
+    loses that record only.
 """
     
     _UniffiFfiConverterOptionalTypeLogger.check_lower(logger)

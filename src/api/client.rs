@@ -9,8 +9,10 @@ use super::listeners::{
 use super::records::{ClientConfig, ConnectionState, PublisherOptions};
 use super::subscriber::Subscriber;
 use super::{on_runtime, MoqError, Publisher};
-use crate::core::{self, runtime, NamespaceEvent, SubscriberOptions};
-use crate::delivery::{stopped, Gate, Worker};
+use crate::bridge::pump::{Flow, Pump};
+use crate::bridge::runtime;
+use crate::bridge::sources::{Namespaces, StateChanges};
+use crate::core::{self, NamespaceEvent, SubscriberOptions};
 
 /// A MoQT client: one session with a relay. Thread-safe; share it freely.
 ///
@@ -28,8 +30,7 @@ impl Client {
     /// Create a client (validates the URL and TLS settings; does not connect).
     #[uniffi::constructor]
     pub fn new(config: ClientConfig) -> Result<Arc<Self>, MoqError> {
-        crate::core::runtime::install_crypto_provider();
-        let core = core::Client::new(config.to_core()?)?;
+        let core = core::Client::with_runtime(config.to_core()?, runtime::handle()?)?;
         Ok(Arc::new(Self {
             core,
             subscriber_options: config.subscriber_options(),
@@ -139,31 +140,15 @@ impl Client {
         &self,
         listener: Arc<dyn ConnectionListener>,
     ) -> Result<Arc<ListenerHandle>, MoqError> {
-        let gate = Arc::new(Gate::default());
         let failures = Arc::new(AtomicU64::new(0));
-        let mut states = self.core.state_watch();
-        let body_gate = gate.clone();
-        let body_failures = failures.clone();
-        let worker = Worker::spawn("moq-state", gate, move |stop| {
-            let Ok(handle) = runtime::handle() else { return };
-            let mut current = Some(*states.borrow_and_update());
-            while let Some(state) = current.take() {
-                let ran = body_gate.run(|| {
-                    report("connection", listener.on_state(state.into()), &body_failures)
-                });
-                if !ran {
-                    return;
-                }
-                current = handle.block_on(async {
-                    tokio::select! {
-                        _ = stopped(stop.clone()) => None,
-                        changed = states.changed() => changed.ok().map(|_| *states.borrow_and_update()),
-                    }
-                });
-            }
+        let counted = failures.clone();
+        let source = StateChanges::of(&self.core);
+        let pump = Pump::spawn("moq-state", self.runtime(), source, move |state, _| {
+            report("connection", listener.on_state(state.into()), &counted);
+            Flow::Continue
         })
         .map_err(thread_error)?;
-        Ok(ListenerHandle::new(worker, failures))
+        Ok(ListenerHandle::new(pump, failures))
     }
 
     /// Watch namespaces announced by other publishers under `prefix` (`""` for all):
@@ -174,40 +159,28 @@ impl Client {
         prefix: String,
         listener: Arc<dyn NamespaceListener>,
     ) -> Result<Arc<ListenerHandle>, MoqError> {
-        let handle = runtime::handle()?;
-        let mut watch = {
-            let _entered = handle.enter();
-            self.core.watch_namespaces(&prefix)
-        };
-        let gate = Arc::new(Gate::default());
         let failures = Arc::new(AtomicU64::new(0));
-        let body_gate = gate.clone();
-        let body_failures = failures.clone();
-        let worker = Worker::spawn("moq-namespaces", gate, move |stop| loop {
-            let event = handle.block_on(async {
-                tokio::select! {
-                    _ = stopped(stop.clone()) => None,
-                    event = watch.next() => event,
-                }
-            });
-            let Some(event) = event else { return };
-            let ran = body_gate.run(|| {
-                let result = match event {
-                    NamespaceEvent::Announced(ns) => listener.on_announced(ns),
-                    NamespaceEvent::Withdrawn(ns) => listener.on_withdrawn(ns),
-                };
-                report("namespace", result, &body_failures);
-            });
-            if !ran {
-                return;
-            }
+        let counted = failures.clone();
+        let source = Namespaces::of(self.core.clone(), prefix);
+        let pump = Pump::spawn("moq-namespaces", self.runtime(), source, move |event, _| {
+            let result = match event {
+                NamespaceEvent::Announced(ns) => listener.on_announced(ns),
+                NamespaceEvent::Withdrawn(ns) => listener.on_withdrawn(ns),
+            };
+            report("namespace", result, &counted);
+            Flow::Continue
         })
         .map_err(thread_error)?;
-        Ok(ListenerHandle::new(worker, failures))
+        Ok(ListenerHandle::new(pump, failures))
     }
 }
 
 impl Client {
+    /// The runtime this client's work runs on.
+    pub(crate) fn runtime(&self) -> tokio::runtime::Handle {
+        self.core.runtime().clone()
+    }
+
     /// The one place the three subscribe flavours open a core subscription.
     async fn core_subscribe(
         &self,

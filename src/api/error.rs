@@ -1,8 +1,8 @@
 //! The one public error of the UniFFI surface, and the single place core errors map to it.
 
-use crate::core::{
-    AnnounceError, ConfigError, ConnectError, PublishError, RuntimeError, SubscribeError,
-};
+use crate::bridge::error::{Classify, ErrorKind};
+use crate::bridge::runtime::RuntimeError;
+use crate::core::{AnnounceError, ConfigError, ConnectError, PublishError, SubscribeError};
 
 /// Everything that can go wrong, with a readable, actionable message in every variant
 /// (Kotlin `message`, Swift `description`, Python `str(e)`).
@@ -122,90 +122,44 @@ impl MoqError {
     }
 }
 
-impl From<ConfigError> for MoqError {
-    fn from(err: ConfigError) -> Self {
-        MoqError::InvalidArgument {
-            reason: err.to_string(),
+impl MoqError {
+    /// The variant for a kind of failure, carrying `reason`.
+    fn of_kind(kind: ErrorKind, reason: String) -> Self {
+        match kind {
+            ErrorKind::InvalidArgument => MoqError::InvalidArgument { reason },
+            ErrorKind::Tls => MoqError::Tls { reason },
+            ErrorKind::ConnectionFailed => MoqError::ConnectionFailed { reason },
+            ErrorKind::NotConnected => MoqError::NotConnected { reason },
+            ErrorKind::Timeout => MoqError::Timeout { reason },
+            ErrorKind::NotFound => MoqError::NotFound { reason },
+            ErrorKind::AlreadyExists => MoqError::AlreadyExists { reason },
+            ErrorKind::Refused => MoqError::Refused { reason },
+            ErrorKind::TooLarge => MoqError::TooLarge { reason },
+            ErrorKind::LimitReached => MoqError::LimitReached { reason },
+            ErrorKind::PublisherLost => MoqError::PublisherLost { reason },
+            ErrorKind::Closed => MoqError::Closed { reason },
+            ErrorKind::WrongThread => MoqError::WrongThread { reason },
+            ErrorKind::Internal => MoqError::Internal { reason },
         }
     }
 }
 
-impl From<RuntimeError> for MoqError {
-    fn from(err: RuntimeError) -> Self {
-        let message = err.to_string();
-        match err {
-            RuntimeError::BlockingOnRuntimeThread => MoqError::WrongThread { reason: message },
-            RuntimeError::Unavailable { .. } => MoqError::Internal { reason: message },
+/// Every classified error converts by its kind (the one table is [`MoqError::of_kind`]).
+macro_rules! from_classified {
+    ($($error:ty),*) => {$(
+        impl From<$error> for MoqError {
+            fn from(err: $error) -> Self {
+                MoqError::of_kind(err.kind(), err.to_string())
+            }
         }
-    }
+    )*};
 }
 
-impl From<ConnectError> for MoqError {
-    fn from(err: ConnectError) -> Self {
-        let message = err.to_string();
-        match err {
-            ConnectError::Config(_) => MoqError::InvalidArgument { reason: message },
-            ConnectError::AlreadyConnected => MoqError::AlreadyExists { reason: message },
-            ConnectError::Timeout { .. } => MoqError::Timeout { reason: message },
-            ConnectError::Tls { .. } => MoqError::Tls { reason: message },
-            ConnectError::Resolve { .. } | ConnectError::Transport { .. } => {
-                MoqError::ConnectionFailed { reason: message }
-            }
-            ConnectError::Refused { .. } => MoqError::Refused { reason: message },
-            ConnectError::Cancelled => MoqError::Closed { reason: message },
-            ConnectError::Runtime(err) => err.into(),
-        }
-    }
-}
-
-impl From<AnnounceError> for MoqError {
-    fn from(err: AnnounceError) -> Self {
-        let message = err.to_string();
-        match err {
-            AnnounceError::NotConnected => MoqError::NotConnected { reason: message },
-            AnnounceError::InvalidNamespace { .. } => MoqError::InvalidArgument { reason: message },
-            AnnounceError::Duplicate { .. } => MoqError::AlreadyExists { reason: message },
-            AnnounceError::Refused { .. } => MoqError::Refused { reason: message },
-            AnnounceError::Timeout { .. } => MoqError::Timeout { reason: message },
-        }
-    }
-}
-
-impl From<PublishError> for MoqError {
-    fn from(err: PublishError) -> Self {
-        let message = err.to_string();
-        match err {
-            PublishError::NotConnected => MoqError::NotConnected { reason: message },
-            PublishError::InvalidName { .. } | PublishError::NotAnnounced { .. } => {
-                MoqError::InvalidArgument { reason: message }
-            }
-            PublishError::DuplicateTrack { .. } => MoqError::AlreadyExists { reason: message },
-            PublishError::ObjectTooLarge { .. } | PublishError::DatagramTooLarge { .. } => {
-                MoqError::TooLarge { reason: message }
-            }
-            PublishError::Closed => MoqError::Closed { reason: message },
-            PublishError::TrackClosed { .. } => MoqError::Internal { reason: message },
-        }
-    }
-}
-
-impl From<SubscribeError> for MoqError {
-    fn from(err: SubscribeError) -> Self {
-        let message = err.to_string();
-        match err {
-            SubscribeError::NotConnected | SubscribeError::ConnectionLost => {
-                MoqError::NotConnected { reason: message }
-            }
-            SubscribeError::InvalidName { .. } => MoqError::InvalidArgument { reason: message },
-            SubscribeError::NotFound { .. } => MoqError::NotFound { reason: message },
-            SubscribeError::AlreadySubscribed { .. } => MoqError::AlreadyExists { reason: message },
-            SubscribeError::Refused { .. } => MoqError::Refused { reason: message },
-            SubscribeError::Timeout { .. } => MoqError::Timeout { reason: message },
-            SubscribeError::PublisherLost { .. } => MoqError::PublisherLost { reason: message },
-            SubscribeError::ObjectTooLarge { .. } => MoqError::TooLarge { reason: message },
-            SubscribeError::TooManySubscriptions { .. } | SubscribeError::SlowConsumer { .. } => {
-                MoqError::LimitReached { reason: message }
-            }
-        }
-    }
-}
+from_classified!(
+    ConfigError,
+    RuntimeError,
+    ConnectError,
+    AnnounceError,
+    PublishError,
+    SubscribeError
+);

@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex};
 
 use super::records::{ConnectionState, ReceivedObject, TrackInfo};
-use crate::core::connection::lock;
-use crate::delivery::Worker;
+use crate::bridge::pump::Pump;
+use crate::sync::lock;
 
 /// What a listener may return to say it failed. The failure is logged and counted; delivery
 /// continues.
@@ -67,14 +67,14 @@ pub trait CatalogListener: Send + Sync {
 /// listener (which returns at once, without deadlock).
 #[derive(uniffi::Object)]
 pub struct ListenerHandle {
-    worker: Mutex<Option<Worker>>,
+    pump: Mutex<Option<Pump>>,
     failures: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ListenerHandle {
-    pub(crate) fn new(worker: Worker, failures: Arc<std::sync::atomic::AtomicU64>) -> Arc<Self> {
+    pub(crate) fn new(pump: Pump, failures: Arc<std::sync::atomic::AtomicU64>) -> Arc<Self> {
         Arc::new(Self {
-            worker: Mutex::new(Some(worker)),
+            pump: Mutex::new(Some(pump)),
             failures,
         })
     }
@@ -84,15 +84,16 @@ impl ListenerHandle {
 impl ListenerHandle {
     /// Stop the registration and wait until no listener call is running.
     pub fn cancel(&self) {
-        let worker = lock(&self.worker).take();
-        if let Some(mut worker) = worker {
-            worker.stop();
+        // Taken out first: the lock is free while stopping waits for a listener call.
+        let pump = lock(&self.pump).take();
+        if let Some(mut pump) = pump {
+            pump.stop();
         }
     }
 
     /// Whether the registration is still delivering.
     pub fn is_active(&self) -> bool {
-        lock(&self.worker).is_some()
+        lock(&self.pump).as_ref().is_some_and(Pump::is_running)
     }
 
     /// How many listener calls failed (returned an error or threw).

@@ -54,8 +54,9 @@ pub struct ClientConfig {
     /// How long a subscription waits for a publisher to appear, milliseconds.
     #[uniffi(default = 5000)]
     pub rendezvous_timeout_ms: u64,
-    /// QUIC keep-alive interval, milliseconds.
-    #[uniffi(default = 1000)]
+    /// QUIC keep-alive interval, milliseconds; must be shorter than `idle_timeout_ms`.
+    /// 0 (the default): a quarter of `idle_timeout_ms`, at most 1,000.
+    #[uniffi(default = 0)]
     pub keep_alive_interval_ms: u64,
     /// A session silent this long is declared lost (the loss-detection bound), milliseconds.
     #[uniffi(default = 5000)]
@@ -153,8 +154,11 @@ impl ClientConfig {
         config.connect_timeout = Duration::from_millis(self.connect_timeout_ms);
         config.request_timeout = Duration::from_millis(self.request_timeout_ms);
         config.rendezvous_timeout = Duration::from_millis(self.rendezvous_timeout_ms);
-        config.keep_alive_interval = Duration::from_millis(self.keep_alive_interval_ms);
         config.idle_timeout = Duration::from_millis(self.idle_timeout_ms);
+        config.keep_alive_interval = match self.keep_alive_interval_ms {
+            0 => core::config::keep_alive_for(config.idle_timeout),
+            ms => Duration::from_millis(ms),
+        };
         config.max_object_size = usize::try_from(self.max_object_size).unwrap_or(usize::MAX);
         config.max_subscriptions = self.max_subscriptions as usize;
         config.reconnect = self.reconnect.map(Into::into);
@@ -171,22 +175,25 @@ impl ClientConfig {
     }
 }
 
-/// A configuration for `url` with every default.
+/// A configuration for `url` with every default (the core's defaults: the same as a
+/// `ClientConfig` built with only `url`).
 #[uniffi::export]
 pub fn default_client_config(url: String) -> ClientConfig {
+    let core = core::ClientConfig::new(url);
+    let ms = |d: Duration| d.as_millis() as u64;
     ClientConfig {
-        url,
         tls: None,
-        connect_timeout_ms: 10_000,
-        request_timeout_ms: 10_000,
-        rendezvous_timeout_ms: 5_000,
-        keep_alive_interval_ms: 1_000,
-        idle_timeout_ms: 5_000,
-        max_object_size: 16 * 1024 * 1024,
-        max_subscriptions: 1000,
-        subscription_buffer: 1024,
+        connect_timeout_ms: ms(core.connect_timeout),
+        request_timeout_ms: ms(core.request_timeout),
+        rendezvous_timeout_ms: ms(core.rendezvous_timeout),
+        keep_alive_interval_ms: 0,
+        idle_timeout_ms: ms(core.idle_timeout),
+        max_object_size: core.max_object_size as u64,
+        max_subscriptions: core.max_subscriptions as u32,
+        subscription_buffer: core::SubscriberOptions::default().buffer as u32,
         overflow: None,
         reconnect: None,
+        url: core.url,
     }
 }
 
@@ -214,10 +221,14 @@ pub struct PublisherOptions {
 
 impl Default for PublisherOptions {
     fn default() -> Self {
+        let core = core::PublisherOptions::default();
         Self {
-            delivery: DeliveryMode::Stream,
-            priority: 128,
-            max_group_objects: 65_536,
+            delivery: match core.delivery {
+                core::DeliveryMode::Stream => DeliveryMode::Stream,
+                core::DeliveryMode::Datagram => DeliveryMode::Datagram,
+            },
+            priority: core.priority,
+            max_group_objects: core.max_group_objects,
         }
     }
 }
@@ -366,5 +377,41 @@ impl From<core::TrackInfo> for TrackInfo {
             sample_rate: t.sample_rate,
             language: t.language,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one source of defaults is the core; the UniFFI record's attribute defaults are
+    /// checked against `default_client_config` by the Python and Kotlin suites.
+    #[test]
+    fn the_default_record_means_the_core_defaults() {
+        let url = "moqt://relay.example:4443".to_string();
+        let record = default_client_config(url.clone());
+        assert_eq!(
+            format!("{:?}", record.to_core().unwrap()),
+            format!("{:?}", core::ClientConfig::new(url))
+        );
+        assert_eq!(
+            format!("{:?}", record.subscriber_options()),
+            format!("{:?}", core::SubscriberOptions::default())
+        );
+        assert_eq!(
+            format!("{:?}", PublisherOptions::default().to_core()),
+            format!("{:?}", core::PublisherOptions::default())
+        );
+    }
+
+    #[test]
+    fn a_short_idle_timeout_gets_a_keep_alive_within_it_not_an_error() {
+        let mut record = default_client_config("moqt://relay.example:4443".into());
+        record.idle_timeout_ms = 1_000;
+        let config = record.to_core().unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.keep_alive_interval, Duration::from_millis(250));
+        record.keep_alive_interval_ms = 1_000;
+        assert!(record.to_core().unwrap().validate().is_err());
     }
 }

@@ -7,8 +7,10 @@ use super::client::thread_error;
 use super::listeners::{report, CatalogListener, ObjectListener};
 use super::records::{PackedObjects, ReceivedObject, TrackInfo};
 use super::{on_runtime, MoqError};
-use crate::core::{self, connection::lock, parse_catalog, runtime};
-use crate::delivery::{stopped, Gate, Worker};
+use crate::bridge::pump::{Flow, Pump};
+use crate::bridge::sources::{Subscription, SubscriptionEvent};
+use crate::core::{self, catalog::catalog_or_skip};
+use crate::sync::lock;
 
 /// Objects handed to a listener per call at most.
 const LISTENER_BATCH: usize = 512;
@@ -21,7 +23,7 @@ pub struct Subscriber {
     pull: Option<Arc<tokio::sync::Mutex<core::Subscriber>>>,
     closer: core::SubscriberCloser,
     active: tokio::sync::watch::Receiver<bool>,
-    worker: Mutex<Option<Worker>>,
+    pump: Mutex<Option<Pump>>,
     failures: Arc<AtomicU64>,
     namespace: String,
     track: String,
@@ -40,7 +42,7 @@ impl Subscriber {
             namespace: core.namespace().to_string(),
             track: core.track().to_string(),
             pull: Some(Arc::new(tokio::sync::Mutex::new(core))),
-            worker: Mutex::new(None),
+            pump: Mutex::new(None),
             failures: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -59,48 +61,23 @@ impl Subscriber {
         Self::pushing(core, Sink::Catalog(listener))
     }
 
-    fn pushing(mut core: core::Subscriber, sink: Sink) -> Result<Arc<Self>, MoqError> {
+    fn pushing(core: core::Subscriber, sink: Sink) -> Result<Arc<Self>, MoqError> {
         let active = core.active_watch();
         let closer = core.closer();
         let (namespace, track) = (core.namespace().to_string(), core.track().to_string());
-        let gate = Arc::new(Gate::default());
         let failures = Arc::new(AtomicU64::new(0));
-        let body_gate = gate.clone();
-        let body_failures = failures.clone();
-        let worker = Worker::spawn("moq-listener", gate, move |stop| {
-            let Ok(handle) = runtime::handle() else {
-                return;
-            };
-            let end = loop {
-                let batch = handle.block_on(async {
-                    tokio::select! {
-                        _ = stopped(stop.clone()) => None,
-                        batch = core.next_batch(LISTENER_BATCH) => Some(batch),
-                    }
-                });
-                match batch {
-                    None => break None, // unsubscribed: no on_end after unsubscribe()
-                    Some(Ok(objects)) if objects.is_empty() => break Some(None),
-                    Some(Ok(objects)) => {
-                        let ran = body_gate.run(|| deliver(&sink, objects, &body_failures));
-                        if !ran {
-                            break None;
-                        }
-                    }
-                    Some(Err(err)) => break Some(Some(MoqError::from(err).to_string())),
-                }
-            };
-            if let (Some(error), Sink::Objects(listener)) = (end, &sink) {
-                body_gate.run(|| report("object", listener.on_end(error), &body_failures));
-            }
-            handle.block_on(core.close());
+        let counted = failures.clone();
+        let runtime = crate::bridge::runtime::handle()?;
+        let source = Subscription::established(core, LISTENER_BATCH);
+        let pump = Pump::spawn("moq-listener", runtime, source, move |event, _| {
+            deliver(&sink, event, &counted)
         })
         .map_err(thread_error)?;
         Ok(Arc::new(Self {
             pull: None,
             closer,
             active,
-            worker: Mutex::new(Some(worker)),
+            pump: Mutex::new(Some(pump)),
             failures,
             namespace,
             track,
@@ -114,25 +91,29 @@ impl Subscriber {
     }
 }
 
-fn deliver(sink: &Sink, objects: Vec<core::Object>, failures: &AtomicU64) {
-    match sink {
-        Sink::Objects(listener) => {
+/// Hand one event to the listener. No `on_end` after `unsubscribe()`: the pump stops
+/// before delivering it.
+fn deliver(sink: &Sink, event: SubscriptionEvent, failures: &AtomicU64) -> Flow {
+    match (sink, event) {
+        (_, SubscriptionEvent::Established) => {}
+        (Sink::Objects(listener), SubscriptionEvent::Objects(objects)) => {
             let objects = objects.into_iter().map(ReceivedObject::from).collect();
             report("object", listener.on_objects(objects), failures);
         }
-        Sink::Catalog(listener) => {
-            for object in objects {
-                match parse_catalog(&object.payload) {
-                    Ok(tracks) => report(
-                        "catalog",
-                        listener.on_catalog(tracks.into_iter().map(TrackInfo::from).collect()),
-                        failures,
-                    ),
-                    Err(err) => log::warn!("skipping malformed catalog: {err}"),
-                }
+        (Sink::Objects(listener), SubscriptionEvent::End(error)) => {
+            let error = error.map(|err| MoqError::from(err).to_string());
+            report("object", listener.on_end(error), failures);
+            return Flow::Stop;
+        }
+        (Sink::Catalog(listener), SubscriptionEvent::Objects(objects)) => {
+            for tracks in objects.iter().filter_map(catalog_or_skip) {
+                let tracks = tracks.into_iter().map(TrackInfo::from).collect();
+                report("catalog", listener.on_catalog(tracks), failures);
             }
         }
+        (Sink::Catalog(_), SubscriptionEvent::End(_)) => return Flow::Stop,
     }
+    Flow::Continue
 }
 
 #[uniffi::export]
@@ -172,15 +153,21 @@ impl Subscriber {
 
     /// Unsubscribe and stop delivery. Idempotent.
     pub async fn unsubscribe(&self) {
-        let worker = lock(&self.worker).take();
-        if let Some(mut worker) = worker {
-            // Blocking wait for an in-flight listener call: run it off the caller's executor.
-            let stopping = std::thread::spawn(move || worker.stop());
-            let _ = on_runtime(async move {
-                let _ = tokio::task::spawn_blocking(move || stopping.join()).await;
-                Ok(())
-            })
-            .await;
+        let pump = lock(&self.pump).take();
+        if let Some(mut pump) = pump {
+            if pump.is_its_thread() {
+                // Awaited on the listener's own thread (e.g. a blocking executor inside the
+                // listener): returns at once, like unsubscribe_blocking.
+                pump.stop();
+            } else {
+                // Waiting for a listener call in flight blocks: wait on a blocking thread,
+                // never on the caller's executor.
+                let _ = on_runtime(async move {
+                    let _ = tokio::task::spawn_blocking(move || pump.stop()).await;
+                    Ok(())
+                })
+                .await;
+            }
         }
         if let Some(pull) = self.pull.clone() {
             // Stop delivery first: a `next()` still waiting (e.g. from a cancelled
@@ -197,13 +184,13 @@ impl Subscriber {
     /// Blocking form of `unsubscribe`, callable from any thread, including from inside this
     /// subscription's own listener (then it returns without waiting for itself).
     pub fn unsubscribe_blocking(&self) {
-        let worker = lock(&self.worker).take();
-        if let Some(mut worker) = worker {
-            worker.stop();
+        let pump = lock(&self.pump).take();
+        if let Some(mut pump) = pump {
+            pump.stop();
         }
         if let Some(pull) = self.pull.clone() {
             self.closer.close();
-            if let Ok(handle) = runtime::handle() {
+            if let Ok(handle) = crate::bridge::runtime::handle() {
                 handle.spawn(async move { pull.lock().await.close().await });
             }
         }
@@ -211,7 +198,7 @@ impl Subscriber {
 
     /// Whether objects may still arrive.
     pub fn is_active(&self) -> bool {
-        *self.active.borrow() && (self.pull.is_some() || lock(&self.worker).is_some())
+        *self.active.borrow() && (self.pull.is_some() || lock(&self.pump).is_some())
     }
 
     /// Objects discarded because the reader fell behind (overflow policy `DropOldest`).
@@ -238,9 +225,9 @@ impl Subscriber {
 impl Drop for Subscriber {
     fn drop(&mut self) {
         self.closer.close();
-        let worker = lock(&self.worker).take();
-        if let Some(mut worker) = worker {
-            worker.stop();
+        let pump = lock(&self.pump).take();
+        if let Some(mut pump) = pump {
+            pump.stop();
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The one boundary every exported function goes through.
+//! The one boundary every exported function goes through, and the one table mapping
+//! classified errors to result codes.
 
 use std::cell::RefCell;
 use std::ffi::{CStr, CString};
@@ -6,6 +7,7 @@ use std::os::raw::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::types::{MoqResult, MoqResultCode};
+use crate::bridge::error::{Classify, ErrorKind};
 
 thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
@@ -28,6 +30,31 @@ impl CError {
 
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(MoqResultCode::MOQ_ERROR_INVALID_ARGUMENT, message)
+    }
+
+    /// A classified core or bridge error, with its message.
+    pub fn of(err: impl Classify) -> Self {
+        Self::new(code(err.kind()), err.to_string())
+    }
+}
+
+/// The one table from a kind of failure to the legacy result codes.
+fn code(kind: ErrorKind) -> MoqResultCode {
+    use MoqResultCode::*;
+    match kind {
+        ErrorKind::InvalidArgument | ErrorKind::AlreadyExists | ErrorKind::Closed => {
+            MOQ_ERROR_INVALID_ARGUMENT
+        }
+        ErrorKind::Tls
+        | ErrorKind::ConnectionFailed
+        | ErrorKind::Refused
+        | ErrorKind::PublisherLost => MOQ_ERROR_CONNECTION_FAILED,
+        ErrorKind::NotConnected => MOQ_ERROR_NOT_CONNECTED,
+        ErrorKind::Timeout | ErrorKind::NotFound => MOQ_ERROR_TIMEOUT,
+        ErrorKind::TooLarge => MOQ_ERROR_BUFFER_TOO_SMALL,
+        // No legacy code means "limit reached"; the message names the limit.
+        ErrorKind::LimitReached | ErrorKind::WrongThread => MOQ_ERROR_UNSUPPORTED,
+        ErrorKind::Internal => MOQ_ERROR_INTERNAL,
     }
 }
 

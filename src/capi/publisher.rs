@@ -1,11 +1,16 @@
 //! `moq_create_publisher[_ex]`, `moq_publish_data`, `moq_publisher_destroy`.
 
 use std::os::raw::c_char;
+use std::sync::Arc;
 
 use super::boundary::{self, str_arg, CError};
-use super::client::client_arg;
+use super::client::CLIENTS;
+use super::handles::Registry;
 use super::types::*;
-use crate::core::{DeliveryMode, PublishError, Publisher, PublisherOptions};
+use crate::core::{DeliveryMode, Publisher, PublisherOptions};
+
+/// The live `MoqPublisher` handles.
+static PUBLISHERS: Registry<PublisherHandle> = Registry::new("publisher");
 
 /// What a `MoqPublisher` holds.
 pub(crate) struct PublisherHandle {
@@ -24,29 +29,13 @@ pub(crate) fn parse_mode(raw: MoqDeliveryModeRaw) -> Result<MoqDeliveryMode, CEr
     }
 }
 
-fn publish_error(err: PublishError) -> CError {
-    use MoqResultCode::*;
-    let code = match &err {
-        PublishError::NotConnected => MOQ_ERROR_NOT_CONNECTED,
-        PublishError::InvalidName { .. }
-        | PublishError::NotAnnounced { .. }
-        | PublishError::DuplicateTrack { .. }
-        | PublishError::Closed => MOQ_ERROR_INVALID_ARGUMENT,
-        PublishError::ObjectTooLarge { .. } | PublishError::DatagramTooLarge { .. } => {
-            MOQ_ERROR_BUFFER_TOO_SMALL
-        }
-        PublishError::TrackClosed { .. } => MOQ_ERROR_INTERNAL,
-    };
-    CError::new(code, err.to_string())
-}
-
 /// Create a reliable (STREAM mode) publisher for `track_name` in an announced namespace.
 /// Returns NULL with `moq_last_error` set for a NULL client/namespace/track, invalid UTF-8,
 /// not connected, or a namespace this client never announced. Free with
 /// `moq_publisher_destroy`.
 ///
 /// # Safety
-/// `client` must be NULL or a live handle; strings NULL or NUL-terminated.
+/// Strings must be NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn moq_create_publisher(
     client: *mut MoqClient,
@@ -98,7 +87,7 @@ unsafe fn create(
 ) -> *mut MoqPublisher {
     boundary::value(function, std::ptr::null_mut(), || {
         // SAFETY: forwarded contract.
-        let shared = unsafe { client_arg(client) }?;
+        let shared = CLIENTS.get(client)?;
         let namespace = unsafe { str_arg(namespace_str, "namespace_str") }?;
         let track = unsafe { str_arg(track_name, "track_name") }?;
         let mode = parse_mode(delivery_mode)?;
@@ -112,10 +101,8 @@ unsafe fn create(
         };
         let publisher = core
             .create_publisher(namespace, track, options)
-            .map_err(publish_error)?;
-        Ok(Box::into_raw(Box::new(MoqPublisher {
-            inner: PublisherHandle { publisher, mode },
-        })))
+            .map_err(CError::of)?;
+        Ok(PUBLISHERS.insert(Arc::new(PublisherHandle { publisher, mode })))
     })
 }
 
@@ -127,7 +114,7 @@ unsafe fn create(
 /// maximum object size or a datagram: `MOQ_ERROR_BUFFER_TOO_SMALL`. Thread-safe.
 ///
 /// # Safety
-/// `publisher` must be NULL or a live handle; `data` NULL or valid for `data_len` bytes.
+/// `data` must be NULL or valid for `data_len` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn moq_publish_data(
     publisher: *mut MoqPublisher,
@@ -136,10 +123,7 @@ pub unsafe extern "C" fn moq_publish_data(
     delivery_mode: MoqDeliveryModeRaw,
 ) -> MoqResult {
     boundary::result("moq_publish_data", || {
-        // SAFETY: per the contract.
-        let handle = unsafe { publisher.as_ref() }
-            .map(|p| &p.inner)
-            .ok_or_else(|| CError::invalid("publisher is NULL"))?;
+        let handle = PUBLISHERS.get(publisher)?;
         if data.is_null() && data_len > 0 {
             return Err(CError::invalid(format!(
                 "data is NULL but data_len is {data_len}"
@@ -163,22 +147,17 @@ pub unsafe extern "C" fn moq_publish_data(
             .publisher
             .publish(payload)
             .map(|_| ())
-            .map_err(publish_error)
+            .map_err(CError::of)
     })
 }
 
-/// Destroy a publisher, ending its track for subscribers. NULL is a no-op. Valid before or
-/// after its client's destroy.
-///
-/// # Safety
-/// `publisher` must be NULL or a live handle; it is invalid after the call.
+/// Destroy a publisher, ending its track for subscribers (once no `moq_publish_data` on
+/// it is still running). NULL or an already-destroyed handle is a no-op. Valid before or
+/// after its client's destroy. Thread-safe.
 #[no_mangle]
-pub unsafe extern "C" fn moq_publisher_destroy(publisher: *mut MoqPublisher) {
+pub extern "C" fn moq_publisher_destroy(publisher: *mut MoqPublisher) {
     boundary::value("moq_publisher_destroy", (), || {
-        if !publisher.is_null() {
-            // SAFETY: a live handle from Box::into_raw, per the contract.
-            drop(unsafe { Box::from_raw(publisher) });
-        }
+        drop(PUBLISHERS.remove(publisher));
         Ok(())
     })
 }

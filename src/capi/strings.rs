@@ -21,8 +21,7 @@ pub extern "C" fn moq_init() -> bool {
 pub(crate) fn init_once() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
-        crate::core::runtime::install_crypto_provider();
-        crate::api::init_logging_from_env();
+        crate::bridge::log::init_from_env();
     });
 }
 

@@ -7,22 +7,27 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::boundary::{self, str_arg, CError};
-use super::client::client_arg;
+use super::client::CLIENTS;
+use super::handles::Registry;
 use super::types::*;
-use crate::core::connection::lock;
-use crate::core::{parse_catalog, runtime, Client, Object, SubscribeError, SubscriberOptions};
-use crate::delivery::{stopped, Gate, Worker};
+use crate::bridge::pump::{Delivery, Flow, Pump};
+use crate::bridge::sources::{Subscription, SubscriptionEvent};
+use crate::core::{catalog::catalog_or_skip, Client, Object, SubscriberOptions, TrackInfo};
+use crate::sync::lock;
 
 /// Objects pulled from the core per wake-up: one runtime round trip per batch.
 const BATCH: usize = 256;
 
-/// What a `MoqSubscriber` holds.
+/// The live `MoqSubscriber` handles.
+static SUBSCRIBERS: Registry<SubscriberHandle> = Registry::new("subscriber");
+
+/// What a `MoqSubscriber` handle stands for.
 pub(crate) struct SubscriberHandle {
-    shared: Arc<Shared>,
-    worker: Mutex<Option<Worker>>,
+    status: Arc<Shared>,
+    pump: Mutex<Option<Pump>>,
 }
 
-/// Subscription status, shared with the delivery thread.
+/// Subscription status, updated by the delivery thread.
 struct Shared {
     status: Mutex<Status>,
     changed: Condvar,
@@ -32,7 +37,7 @@ struct Shared {
 struct Status {
     established: bool,
     ended: bool,
-    error: Option<(MoqResultCode, String)>,
+    error: Option<CError>,
 }
 
 impl Shared {
@@ -43,29 +48,10 @@ impl Shared {
 }
 
 /// What a delivery thread does with each object.
+#[derive(Clone, Copy)]
 enum Sink {
     Data(MoqDataCallback),
     Catalog(MoqCatalogCallback),
-}
-
-fn subscribe_error(err: &SubscribeError) -> (MoqResultCode, String) {
-    use MoqResultCode::*;
-    let code = match err {
-        SubscribeError::NotConnected | SubscribeError::ConnectionLost => MOQ_ERROR_NOT_CONNECTED,
-        SubscribeError::InvalidName { .. } | SubscribeError::AlreadySubscribed { .. } => {
-            MOQ_ERROR_INVALID_ARGUMENT
-        }
-        SubscribeError::NotFound { .. } | SubscribeError::Timeout { .. } => MOQ_ERROR_TIMEOUT,
-        SubscribeError::Refused { .. } | SubscribeError::PublisherLost { .. } => {
-            MOQ_ERROR_CONNECTION_FAILED
-        }
-        SubscribeError::ObjectTooLarge { .. } | SubscribeError::SlowConsumer { .. } => {
-            MOQ_ERROR_BUFFER_TOO_SMALL
-        }
-        // No legacy code means "limit reached"; the message names the limit.
-        SubscribeError::TooManySubscriptions { .. } => MOQ_ERROR_UNSUPPORTED,
-    };
-    (code, err.to_string())
 }
 
 /// Subscribe to `track_name` in `namespace_str`. Returns at once with a handle; the
@@ -77,7 +63,7 @@ fn subscribe_error(err: &SubscribeError) -> (MoqResultCode, String) {
 /// `moq_subscriber_destroy`.
 ///
 /// # Safety
-/// `client` must be NULL or a live handle; strings NULL or NUL-terminated.
+/// Strings must be NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn moq_subscribe(
     client: *mut MoqClient,
@@ -88,7 +74,7 @@ pub unsafe extern "C" fn moq_subscribe(
 ) -> *mut MoqSubscriber {
     boundary::value("moq_subscribe", std::ptr::null_mut(), || {
         // SAFETY: forwarded contract.
-        let shared = unsafe { client_arg(client) }?;
+        let shared = CLIENTS.get(client)?;
         let namespace = unsafe { str_arg(namespace_str, "namespace_str") }?;
         let track = unsafe { str_arg(track_name, "track_name") }?;
         let core = shared.connected_core()?;
@@ -118,7 +104,7 @@ pub unsafe extern "C" fn moq_subscribe_catalog(
 ) -> *mut MoqSubscriber {
     boundary::value("moq_subscribe_catalog", std::ptr::null_mut(), || {
         // SAFETY: forwarded contract.
-        let shared = unsafe { client_arg(client) }?;
+        let shared = CLIENTS.get(client)?;
         let namespace = unsafe { str_arg(namespace_str, "namespace_str") }?;
         let track = unsafe { str_arg(catalog_track_name, "catalog_track_name") }?;
         let core = shared.connected_core()?;
@@ -139,119 +125,64 @@ fn start(
     sink: Sink,
     user_data: UserData,
 ) -> Result<*mut MoqSubscriber, CError> {
-    let shared = Arc::new(Shared {
+    let status = Arc::new(Shared {
         status: Mutex::new(Status::default()),
         changed: Condvar::new(),
     });
-    let gate = Arc::new(Gate::default());
-    let (namespace, track) = (namespace.to_string(), track.to_string());
-    let body_shared = shared.clone();
-    let body_gate = gate.clone();
-    let worker = Worker::spawn("moq-subscriber", gate, move |stop| {
-        deliver(
-            core,
-            namespace,
-            track,
-            sink,
-            user_data,
-            body_shared,
-            body_gate,
-            stop,
-        )
-    })
+    let label = format!("'{namespace}' / '{track}'");
+    let source = Subscription::open(
+        core.clone(),
+        namespace.to_string(),
+        track.to_string(),
+        SubscriberOptions::default(),
+        BATCH,
+    );
+    let updates = status.clone();
+    let pump = Pump::spawn(
+        "moq-subscriber",
+        core.runtime().clone(),
+        source,
+        move |event, delivery| match event {
+            SubscriptionEvent::Established => {
+                updates.update(|s| s.established = true);
+                Flow::Continue
+            }
+            SubscriptionEvent::Objects(objects) => {
+                dispatch(sink, user_data, delivery, &objects);
+                Flow::Continue
+            }
+            SubscriptionEvent::End(error) => {
+                if let Some(err) = &error {
+                    log::warn!("subscription to {label} ended: {err}");
+                }
+                updates.update(|s| {
+                    s.ended = true;
+                    s.error = error.map(CError::of);
+                });
+                Flow::Stop
+            }
+        },
+    )
     .map_err(|err| {
         CError::new(
             MoqResultCode::MOQ_ERROR_INTERNAL,
             format!("cannot start delivery thread: {err}"),
         )
     })?;
-    Ok(Box::into_raw(Box::new(MoqSubscriber {
-        inner: SubscriberHandle {
-            shared,
-            worker: Mutex::new(Some(worker)),
-        },
+    Ok(SUBSCRIBERS.insert(Arc::new(SubscriberHandle {
+        status,
+        pump: Mutex::new(Some(pump)),
     })))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn deliver(
-    core: Client,
-    namespace: String,
-    track: String,
-    sink: Sink,
-    user_data: UserData,
-    shared: Arc<Shared>,
-    gate: Arc<Gate>,
-    stop: crate::delivery::Stop,
-) {
-    let Ok(handle) = runtime::handle() else {
-        shared.update(|s| {
-            s.ended = true;
-            s.error = Some((
-                MoqResultCode::MOQ_ERROR_INTERNAL,
-                "runtime unavailable".into(),
-            ));
-        });
-        return;
-    };
-    let subscribed = handle.block_on(async {
-        tokio::select! {
-            _ = stopped(stop.clone()) => None,
-            result = core.subscribe(&namespace, &track, SubscriberOptions::default()) => Some(result),
-        }
-    });
-    let mut subscriber = match subscribed {
-        None => {
-            shared.update(|s| s.ended = true);
-            return;
-        }
-        Some(Err(err)) => {
-            log::warn!("subscription to '{namespace}' / '{track}' failed: {err}");
-            shared.update(|s| {
-                s.ended = true;
-                s.error = Some(subscribe_error(&err));
-            });
-            return;
-        }
-        Some(Ok(subscriber)) => subscriber,
-    };
-    shared.update(|s| s.established = true);
-
-    let outcome = loop {
-        let batch = handle.block_on(async {
-            tokio::select! {
-                _ = stopped(stop.clone()) => None,
-                batch = subscriber.next_batch(BATCH) => Some(batch),
-            }
-        });
-        match batch {
-            None => break Ok(()),
-            Some(Ok(objects)) if objects.is_empty() => break Ok(()),
-            Some(Ok(objects)) => {
-                if !dispatch(&sink, user_data, &gate, &objects) {
-                    break Ok(());
-                }
-            }
-            Some(Err(err)) => break Err(err),
-        }
-    };
-    if let Err(err) = &outcome {
-        log::warn!("subscription to '{namespace}' / '{track}' ended: {err}");
-    }
-    shared.update(|s| {
-        s.ended = true;
-        if let Err(err) = &outcome {
-            s.error = Some(subscribe_error(err));
-        }
-    });
-    handle.block_on(subscriber.close());
-}
-
-/// Deliver a batch; false once the gate is closed (unsubscribed).
-fn dispatch(sink: &Sink, user_data: UserData, gate: &Gate, objects: &[Object]) -> bool {
+/// Deliver a batch object by object, stopping early once the subscriber is being stopped.
+fn dispatch(sink: Sink, user_data: UserData, delivery: &Delivery, objects: &[Object]) {
     for object in objects {
-        let ran = match sink {
-            Sink::Data(None) => !gate.is_closed(),
+        if delivery.is_stopping() {
+            return;
+        }
+        match sink {
+            Sink::Data(None) | Sink::Catalog(None) => {}
             Sink::Data(Some(callback)) => {
                 let (ptr, len) = if object.payload.is_empty() {
                     (std::ptr::null(), 0)
@@ -259,111 +190,83 @@ fn dispatch(sink: &Sink, user_data: UserData, gate: &Gate, objects: &[Object]) -
                     (object.payload.as_ptr(), object.payload.len())
                 };
                 // SAFETY: caller-supplied function pointer; the payload outlives the call.
-                gate.run(|| unsafe { callback(user_data.ptr(), ptr, len) })
+                unsafe { callback(user_data.ptr(), ptr, len) }
             }
-            Sink::Catalog(callback) => match parse_catalog(&object.payload) {
-                Err(err) => {
-                    log::warn!("skipping malformed catalog: {err}");
-                    !gate.is_closed()
+            Sink::Catalog(Some(callback)) => {
+                if let Some(tracks) = catalog_or_skip(object) {
+                    with_track_infos(&tracks, |infos| {
+                        // SAFETY: caller-supplied function pointer; the array and its
+                        // strings outlive the call.
+                        unsafe { callback(user_data.ptr(), infos.as_ptr(), infos.len()) }
+                    });
                 }
-                Ok(tracks) => match callback {
-                    None => !gate.is_closed(),
-                    Some(callback) => {
-                        let owned: Vec<[Option<CString>; 5]> = tracks
-                            .iter()
-                            .map(|t| {
-                                let c = |s: Option<&str>| {
-                                    s.map(|s| {
-                                        CString::new(s.replace('\0', "?")).unwrap_or_default()
-                                    })
-                                };
-                                [
-                                    c(Some(&t.name)),
-                                    c(t.codec.as_deref()),
-                                    c(t.mime_type.as_deref()),
-                                    c(t.language.as_deref()),
-                                    None,
-                                ]
-                            })
-                            .collect();
-                        let ptr = |s: &Option<CString>| {
-                            s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
-                        };
-                        let infos: Vec<MoqTrackInfo> = tracks
-                            .iter()
-                            .zip(&owned)
-                            .map(|(t, strings)| MoqTrackInfo {
-                                name: ptr(&strings[0]),
-                                codec: ptr(&strings[1]),
-                                mime_type: ptr(&strings[2]),
-                                width: t.width,
-                                height: t.height,
-                                bitrate: t.bitrate,
-                                sample_rate: t.sample_rate,
-                                language: ptr(&strings[3]),
-                            })
-                            .collect();
-                        // SAFETY: caller-supplied function pointer; the array and strings
-                        // outlive the call.
-                        gate.run(|| unsafe {
-                            callback(user_data.ptr(), infos.as_ptr(), infos.len())
-                        })
-                    }
-                },
-            },
-        };
-        if !ran {
-            return false;
+            }
         }
     }
-    true
 }
 
-/// # Safety
-/// `subscriber` must be NULL or a live handle.
-unsafe fn handle_arg<'a>(subscriber: *const MoqSubscriber) -> Result<&'a SubscriberHandle, CError> {
-    // SAFETY: per the caller's contract.
-    unsafe { subscriber.as_ref() }
-        .map(|s| &s.inner)
-        .ok_or_else(|| CError::invalid("subscriber is NULL"))
+/// Lay `tracks` out as C structs (valid during `f` only).
+fn with_track_infos(tracks: &[TrackInfo], f: impl FnOnce(&[MoqTrackInfo])) {
+    let c = |s: Option<&str>| s.map(|s| CString::new(s.replace('\0', "?")).unwrap_or_default());
+    let owned: Vec<[Option<CString>; 4]> = tracks
+        .iter()
+        .map(|t| {
+            [
+                c(Some(&t.name)),
+                c(t.codec.as_deref()),
+                c(t.mime_type.as_deref()),
+                c(t.language.as_deref()),
+            ]
+        })
+        .collect();
+    let ptr = |s: &Option<CString>| s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+    let infos: Vec<MoqTrackInfo> = tracks
+        .iter()
+        .zip(&owned)
+        .map(|(t, strings)| MoqTrackInfo {
+            name: ptr(&strings[0]),
+            codec: ptr(&strings[1]),
+            mime_type: ptr(&strings[2]),
+            width: t.width,
+            height: t.height,
+            bitrate: t.bitrate,
+            sample_rate: t.sample_rate,
+            language: ptr(&strings[3]),
+        })
+        .collect();
+    f(&infos);
 }
 
 impl SubscriberHandle {
     fn stop(&self) {
-        let worker = lock(&self.worker).take();
-        if let Some(mut worker) = worker {
-            worker.stop();
+        // Taken out first: the lock is free while stopping waits for a callback.
+        let pump = lock(&self.pump).take();
+        if let Some(mut pump) = pump {
+            pump.stop();
         }
-        self.shared.update(|s| s.ended = true);
+        self.status.update(|s| s.ended = true);
     }
 }
 
 /// Unsubscribe. Idempotent. After it returns no data callback for this subscriber runs
 /// (unless called from inside that callback, which returns at once without deadlock) and
-/// `moq_is_subscribed` is false. Errors: NULL subscriber: `MOQ_ERROR_INVALID_ARGUMENT`.
-///
-/// # Safety
-/// `subscriber` must be NULL or a live handle.
+/// `moq_is_subscribed` is false. Errors: NULL or destroyed subscriber:
+/// `MOQ_ERROR_INVALID_ARGUMENT`.
 #[no_mangle]
-pub unsafe extern "C" fn moq_unsubscribe(subscriber: *mut MoqSubscriber) -> MoqResult {
+pub extern "C" fn moq_unsubscribe(subscriber: *mut MoqSubscriber) -> MoqResult {
     boundary::result("moq_unsubscribe", || {
-        // SAFETY: per the contract.
-        unsafe { handle_arg(subscriber) }?.stop();
+        SUBSCRIBERS.get(subscriber)?.stop();
         Ok(())
     })
 }
 
 /// Whether the subscription is active (set up or being set up, and not ended). False for
-/// NULL, after `moq_unsubscribe`, after the track ended, and after a failure.
-///
-/// # Safety
-/// `subscriber` must be NULL or a live handle.
+/// NULL or a destroyed handle, after `moq_unsubscribe`, after the track ended, and after a
+/// failure.
 #[no_mangle]
-pub unsafe extern "C" fn moq_is_subscribed(subscriber: *const MoqSubscriber) -> bool {
+pub extern "C" fn moq_is_subscribed(subscriber: *const MoqSubscriber) -> bool {
     boundary::value("moq_is_subscribed", false, || {
-        // SAFETY: per the contract.
-        let handle = unsafe { handle_arg(subscriber) }?;
-        Ok(!lock(&handle.shared.status).ended)
+        Ok(!lock(&SUBSCRIBERS.get(subscriber)?.status.status).ended)
     })
 }
 
@@ -371,18 +274,14 @@ pub unsafe extern "C" fn moq_is_subscribed(subscriber: *const MoqSubscriber) -> 
 /// (from then on every object published reaches it). Returns `MOQ_OK` once established;
 /// `MOQ_ERROR_TIMEOUT` if still pending; the failure's code (e.g. `MOQ_ERROR_TIMEOUT` when
 /// no publisher appeared, `MOQ_ERROR_NOT_CONNECTED`) if it failed or was unsubscribed.
-///
-/// # Safety
-/// `subscriber` must be NULL or a live handle.
 #[no_mangle]
-pub unsafe extern "C" fn moq_subscriber_wait_ready(
+pub extern "C" fn moq_subscriber_wait_ready(
     subscriber: *const MoqSubscriber,
     timeout_ms: u32,
 ) -> MoqResult {
     boundary::result("moq_subscriber_wait_ready", || {
-        // SAFETY: per the contract.
-        let handle = unsafe { handle_arg(subscriber) }?;
-        let shared = &handle.shared;
+        let handle = SUBSCRIBERS.get(subscriber)?;
+        let shared = &handle.status;
         let status = lock(&shared.status);
         let (status, _) = shared
             .changed
@@ -390,8 +289,8 @@ pub unsafe extern "C" fn moq_subscriber_wait_ready(
                 !s.established && !s.ended
             })
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((code, message)) = &status.error {
-            return Err(CError::new(*code, message.clone()));
+        if let Some(err) = &status.error {
+            return Err(CError::new(err.code, err.message.clone()));
         }
         if status.established {
             return Ok(());
@@ -408,18 +307,14 @@ pub unsafe extern "C" fn moq_subscriber_wait_ready(
     })
 }
 
-/// Unsubscribe (as `moq_unsubscribe`) and free the handle. NULL is a no-op. Valid before or
-/// after its client's destroy.
-///
-/// # Safety
-/// `subscriber` must be NULL or a live handle; it is invalid after the call.
+/// Unsubscribe (as `moq_unsubscribe`) and free the handle. NULL or an already-destroyed
+/// handle is a no-op. Valid before or after its client's destroy, and from inside this
+/// subscriber's own callback.
 #[no_mangle]
-pub unsafe extern "C" fn moq_subscriber_destroy(subscriber: *mut MoqSubscriber) {
+pub extern "C" fn moq_subscriber_destroy(subscriber: *mut MoqSubscriber) {
     boundary::value("moq_subscriber_destroy", (), || {
-        if !subscriber.is_null() {
-            // SAFETY: a live handle from Box::into_raw, per the contract.
-            let subscriber = unsafe { Box::from_raw(subscriber) };
-            subscriber.inner.stop();
+        if let Some(handle) = SUBSCRIBERS.remove(subscriber) {
+            handle.stop();
         }
         Ok(())
     })

@@ -148,18 +148,19 @@ pub struct MoqClientConfig {
 }
 
 /// A client handle. Create with `moq_client_create`, free with `moq_client_destroy`.
+/// Handles are opaque ids, never dereferenced: a destroyed one is reported as an error.
 pub struct MoqClient {
-    pub(crate) inner: super::client::ClientHandle,
+    _opaque: [u8; 0],
 }
 
 /// A publisher handle. Free with `moq_publisher_destroy`.
 pub struct MoqPublisher {
-    pub(crate) inner: super::publisher::PublisherHandle,
+    _opaque: [u8; 0],
 }
 
 /// A subscriber handle (data or catalog). Free with `moq_subscriber_destroy`.
 pub struct MoqSubscriber {
-    pub(crate) inner: super::subscriber::SubscriberHandle,
+    _opaque: [u8; 0],
 }
 
 /// Opaque user data pointer, passed back to callbacks untouched. The caller guarantees it

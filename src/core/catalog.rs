@@ -138,6 +138,20 @@ pub fn parse_catalog(json: &[u8]) -> Result<Vec<TrackInfo>, CatalogError> {
         .collect()
 }
 
+/// The track list of a catalog object, or `None` (logged) if it is malformed: what every
+/// catalog reader does with a bad catalog, so one bad object never ends a catalog track.
+pub(crate) fn catalog_or_skip(object: &super::Object) -> Option<Vec<TrackInfo>> {
+    parse_catalog(&object.payload)
+        .inspect_err(|err| {
+            log::warn!(
+                "skipping catalog object {}/{}: {err}",
+                object.group_id,
+                object.object_id
+            )
+        })
+        .ok()
+}
+
 /// Reads a catalog track: each object is parsed into a track list; malformed catalogs are
 /// logged and skipped.
 pub struct CatalogReader {
@@ -153,13 +167,8 @@ impl CatalogReader {
     /// The next well-formed catalog; `Ok(None)` when the track ends.
     pub async fn next(&mut self) -> Result<Option<Vec<TrackInfo>>, SubscribeError> {
         while let Some(object) = self.subscriber.next().await? {
-            match parse_catalog(&object.payload) {
-                Ok(tracks) => return Ok(Some(tracks)),
-                Err(err) => log::warn!(
-                    "skipping catalog object {}/{}: {err}",
-                    object.group_id,
-                    object.object_id
-                ),
+            if let Some(tracks) = catalog_or_skip(&object) {
+                return Ok(Some(tracks));
             }
         }
         Ok(None)

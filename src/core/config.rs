@@ -140,8 +140,8 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             rendezvous_timeout: Duration::from_secs(5),
-            keep_alive_interval: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(5),
+            keep_alive_interval: keep_alive_for(DEFAULT_IDLE_TIMEOUT),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_object_size: 16 * 1024 * 1024,
             max_subscriptions: 1000,
             reconnect: None,
@@ -207,6 +207,15 @@ impl ClientConfig {
         }
         Ok((url, scheme))
     }
+}
+
+/// The default `idle_timeout`.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The keep-alive interval used when none is chosen (the faces' "0" or unset): a quarter of
+/// `idle_timeout`, so several keep-alives fit in the loss-detection bound, and at most 1 s.
+pub fn keep_alive_for(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 4).min(Duration::from_secs(1))
 }
 
 /// The largest `max_object_size` accepted.

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use moq_transport::coding::TrackNamespace;
@@ -16,6 +16,7 @@ use web_transport_quinn::quinn;
 
 use super::config::{redacted, ClientConfig, Scheme};
 use super::error::{AnnounceError, ConnectError, SubscribeError};
+use crate::sync::lock;
 
 /// How long `close()` waits for the relay to acknowledge the close before returning.
 const CLOSE_DRAIN: Duration = Duration::from_millis(300);
@@ -54,6 +55,8 @@ impl WeakClient {
 }
 
 struct Inner {
+    /// The runtime this client's tasks run on and its parts are dropped in.
+    runtime: tokio::runtime::Handle,
     hub: Arc<super::discovery::Hub>,
     config: ClientConfig,
     url: url::Url,
@@ -83,7 +86,7 @@ struct Intent {
 /// One established session. Shared by the publishers and subscribers created on it, so they
 /// fail with `NotConnected` once it is lost, and never reach a later session by accident.
 /// Its parts are dropped inside the runtime's context, on whichever thread lets go last.
-pub(crate) struct Live(super::runtime::RuntimeDrop<LiveParts>);
+pub(crate) struct Live(super::in_runtime::InRuntime<LiveParts>);
 
 impl std::ops::Deref for Live {
     type Target = LiveParts;
@@ -120,14 +123,6 @@ impl Drop for Announcement {
         // Dropping the task drops the PublishNamespace handle, which withdraws the namespace.
         self.task.abort();
     }
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock only means a panic happened elsewhere while it was held; the data
-    // protected here stays consistent (single-field updates), so keep going.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Live {
@@ -207,14 +202,31 @@ impl Drop for TrackNameGuard {
 }
 
 impl Client {
-    /// Create a client for `config`. Validates the URL and settings; does not connect.
+    /// Create a client for `config` on the current tokio runtime (call it inside one, or use
+    /// [`Client::with_runtime`]). Validates the URL and settings; does not connect.
     pub fn new(config: ClientConfig) -> Result<Self, super::ConfigError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            super::ConfigError::InvalidSetting {
+                name: "runtime",
+                reason: "Client::new was called outside a tokio runtime; call it inside one or use Client::with_runtime".into(),
+            }
+        })?;
+        Self::with_runtime(config, runtime)
+    }
+
+    /// Create a client for `config` whose tasks run on `runtime` (a multi-thread tokio
+    /// runtime). Validates the URL and settings; does not connect. Callable from any thread.
+    pub fn with_runtime(
+        config: ClientConfig,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Self, super::ConfigError> {
         let (url, scheme) = config.validate()?;
         // Build the TLS configuration once now so bad CA input fails here, not at connect.
         super::tls::client_config(&config.tls)?;
         let (state, _) = watch::channel(ConnectionState::Disconnected);
         Ok(Self {
             inner: Arc::new(Inner {
+                runtime,
                 hub: super::discovery::Hub::new(),
                 config,
                 url,
@@ -232,6 +244,11 @@ impl Client {
 
     pub(crate) fn downgrade(&self) -> WeakClient {
         WeakClient(Arc::downgrade(&self.inner))
+    }
+
+    /// The runtime this client belongs to.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.inner.runtime
     }
 
     pub(crate) fn hub(&self) -> Arc<super::discovery::Hub> {
@@ -275,15 +292,25 @@ impl Client {
 
     /// Connect to the relay: QUIC + TLS handshake, WebTransport CONNECT for `https://`, and
     /// MoQT SETUP, bounded by `connect_timeout`. State goes Connecting, then Connected or
-    /// Failed.
+    /// Failed; `Disconnected` if the caller stops awaiting (cancellation) midway.
+    ///
+    /// Fails with `AlreadyConnected` if connected when called. Called while a reconnect is
+    /// in progress, it waits for that attempt and succeeds if it did.
     pub async fn connect(&self) -> Result<(), ConnectError> {
-        let _lifecycle = self.inner.lifecycle.lock().await;
         if self.live().is_some() {
             return Err(ConnectError::AlreadyConnected);
         }
+        let _lifecycle = self.inner.lifecycle.lock().await;
+        if self.live().is_some() {
+            return Ok(()); // a reconnect attempt got there first
+        }
         self.inner.closed.store(false, Ordering::SeqCst);
         self.set_state(ConnectionState::Connecting);
-        match self.open_session().await {
+        // Dropped before the outcome (the caller cancelled): not connecting any more.
+        let mut cancelled = StateOnDrop(Some((self, ConnectionState::Disconnected)));
+        let outcome = self.open_session().await;
+        cancelled.0 = None;
+        match outcome {
             Ok(_) => {
                 self.set_state(ConnectionState::Connected);
                 Ok(())
@@ -331,19 +358,22 @@ impl Client {
                 }
             };
         let (lost, _) = watch::channel(false);
-        let live = Arc::new(Live(super::runtime::RuntimeDrop::new(LiveParts {
-            publisher,
-            subscriber,
-            config: config.clone(),
-            session: established.session,
-            endpoint: established.endpoint,
-            lost,
-            announced: Mutex::new(HashMap::new()),
-            early_readers,
-            reconnects: config.reconnect.is_some(),
-            supervisor: Mutex::new(None),
-        })));
-        let supervisor = tokio::spawn(boxed_supervise(
+        let live = Arc::new(Live(super::in_runtime::InRuntime::new(
+            LiveParts {
+                publisher,
+                subscriber,
+                config: config.clone(),
+                session: established.session,
+                endpoint: established.endpoint,
+                lost,
+                announced: Mutex::new(HashMap::new()),
+                early_readers,
+                reconnects: config.reconnect.is_some(),
+                supervisor: Mutex::new(None),
+            },
+            self.inner.runtime.clone(),
+        )));
+        let supervisor = self.inner.runtime.spawn(boxed_supervise(
             Arc::downgrade(&self.inner),
             live.clone(),
             session,
@@ -543,12 +573,22 @@ impl Client {
     }
 }
 
+/// Sets a client's state when dropped (a connect future dropped midway).
+struct StateOnDrop<'a>(Option<(&'a Client, ConnectionState)>);
+
+impl Drop for StateOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some((client, state)) = self.0.take() {
+            client.set_state(state);
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         // The last reference may go away on any thread (a foreign finalizer, a C destroy):
         // tearing the session down needs the runtime's context.
-        let _runtime = super::runtime::handle().ok();
-        let _entered = _runtime.as_ref().map(|handle| handle.enter());
+        let _entered = self.runtime.enter();
         if let Some(live) = lock(&self.live).take() {
             live.shutdown(0, "client dropped");
         }

@@ -13,8 +13,9 @@ use moq_transport::coding::TrackNamespacePrefix;
 use moq_transport::session::NamespaceEvent as WireEvent;
 use tokio::sync::mpsc;
 
-use super::connection::{lock, ConnectionState, WeakClient};
+use super::connection::{ConnectionState, WeakClient};
 use super::Client;
+use crate::sync::lock;
 
 /// A change in the set of namespaces announced under a watched prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]

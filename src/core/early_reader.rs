@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use web_transport_quinn as wtq;
 use web_transport_trait as wt;
 
-use super::connection::lock;
+use crate::sync::lock;
 
 /// The subscriptions of one session whose reader has not been taken yet.
 #[derive(Default)]

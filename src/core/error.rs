@@ -5,22 +5,6 @@
 
 use std::time::Duration;
 
-/// The library runtime could not run the request.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum RuntimeError {
-    /// A blocking call was made from a library runtime thread (for example from inside a
-    /// listener callback). Blocking there would stall the runtime; use the async form or
-    /// call from your own thread.
-    #[error("blocking call made from a moq-ffi runtime thread (e.g. inside a callback); call it from your own thread or use the async API")]
-    BlockingOnRuntimeThread,
-    /// The runtime's threads could not be created.
-    #[error("the moq-ffi runtime could not start: {reason}")]
-    Unavailable {
-        /// What the operating system reported.
-        reason: String,
-    },
-}
-
 /// The client configuration is invalid.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -122,12 +106,6 @@ pub enum ConnectError {
         /// The transport error.
         reason: String,
     },
-    /// `close()` was called while connecting.
-    #[error("connect cancelled by close()")]
-    Cancelled,
-    /// The runtime could not run the request.
-    #[error(transparent)]
-    Runtime(#[from] RuntimeError),
 }
 
 /// Announcing a namespace failed.

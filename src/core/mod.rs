@@ -1,8 +1,10 @@
 //! The async Rust core: configuration, connection, publishing, subscribing, discovery.
 //!
 //! Everything here is plain Rust with `tokio`; the foreign-language layers wrap it.
-//! All async functions must run on the library runtime ([`runtime::handle`]) or any tokio
-//! multi-thread runtime.
+//! A [`Client`] belongs to the tokio runtime it was created on (or was given with
+//! [`Client::with_runtime`]): its tasks run there and its parts are dropped in that
+//! runtime's context, whichever thread lets go of them. Its async functions may be awaited
+//! from any multi-thread tokio runtime.
 
 pub mod catalog;
 pub mod config;
@@ -10,9 +12,9 @@ pub mod connection;
 pub mod discovery;
 mod early_reader;
 pub mod error;
+mod in_runtime;
 pub mod publisher;
 mod queue;
-pub mod runtime;
 pub mod subscriber;
 mod subscription;
 mod tls;
@@ -22,9 +24,7 @@ pub use catalog::{parse_catalog, CatalogError, CatalogReader, TrackInfo};
 pub use config::{ClientConfig, ReconnectPolicy, Scheme, TlsConfig};
 pub use connection::{Client, ConnectionState};
 pub use discovery::{NamespaceEvent, NamespaceWatch};
-pub use error::{
-    AnnounceError, ConfigError, ConnectError, PublishError, RuntimeError, SubscribeError,
-};
+pub use error::{AnnounceError, ConfigError, ConnectError, PublishError, SubscribeError};
 pub use publisher::{DeliveryMode, ObjectLocation, Publisher, PublisherOptions};
 pub use subscriber::{Object, Overflow, Subscriber, SubscriberCloser, SubscriberOptions};
 pub use tls::certificate_sha256;

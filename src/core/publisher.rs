@@ -21,9 +21,10 @@ use bytes::Bytes;
 use moq_transport::data::ObjectStatus;
 use moq_transport::serve::{Datagram, DatagramsWriter, Subgroup, SubgroupWriter, SubgroupsWriter};
 
-use super::connection::{lock, validate_namespace, Live, TrackNameGuard};
+use super::connection::{validate_namespace, Live, TrackNameGuard};
 use super::error::PublishError;
 use super::Client;
+use crate::sync::lock;
 
 /// How a track's objects travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -79,6 +80,8 @@ pub struct ObjectLocation {
 /// session after a reconnect, starting a new group (group ids keep increasing).
 pub struct Publisher {
     shared: Arc<Shared>,
+    /// Ending the track and releasing the session need this runtime's context.
+    runtime: tokio::runtime::Handle,
 }
 
 /// A publisher's state, also known (weakly) to its client so a reconnect can move it to the
@@ -153,7 +156,10 @@ impl Client {
             }),
         });
         self.remember_publisher(&shared);
-        Ok(Publisher { shared })
+        Ok(Publisher {
+            shared,
+            runtime: self.runtime().clone(),
+        })
     }
 }
 
@@ -383,8 +389,7 @@ impl Drop for Publisher {
     fn drop(&mut self) {
         // May run on any thread; ending the track and releasing the session need the
         // runtime's context.
-        let runtime = super::runtime::handle().ok();
-        let _entered = runtime.as_ref().map(|handle| handle.enter());
+        let _entered = self.runtime.enter();
         self.close();
     }
 }

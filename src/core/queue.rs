@@ -9,8 +9,8 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
-use super::connection::lock;
 use super::subscriber::{Object, Overflow};
+use crate::sync::lock;
 
 /// What became of one pushed object.
 #[derive(Debug, PartialEq, Eq)]

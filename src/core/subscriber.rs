@@ -6,12 +6,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::connection::{lock, validate_namespace};
+use super::connection::validate_namespace;
 use super::error::SubscribeError;
 use super::publisher::validate_track;
 use super::queue::Queue;
 use super::subscription::{join, SharedTrack, Sink};
 use super::Client;
+use crate::sync::lock;
 
 /// One received object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +76,8 @@ pub struct Subscriber {
     sink: Arc<Sink>,
     active: watch::Receiver<bool>,
     shared: Option<Arc<SharedTrack>>,
+    /// Leaving the shared track sends UNSUBSCRIBE, which needs this runtime's context.
+    runtime: tokio::runtime::Handle,
 }
 
 /// One of the client's `max_subscriptions` slots, held by a subscriber while it lives.
@@ -133,6 +136,7 @@ impl Client {
             active: sink.active.subscribe(),
             sink,
             shared: Some(shared),
+            runtime: self.runtime().clone(),
         })
     }
 }
@@ -271,8 +275,7 @@ impl Drop for Subscriber {
         self.leave();
         // Dropping the last reference to the shared track sends UNSUBSCRIBE; that needs the
         // runtime's context, whichever thread drops us.
-        let runtime = super::runtime::handle().ok();
-        let _entered = runtime.as_ref().map(|handle| handle.enter());
+        let _entered = self.runtime.enter();
         self.shared.take();
     }
 }

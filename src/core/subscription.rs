@@ -17,11 +17,12 @@ use moq_transport::serve::{ServeError, SubgroupObjectReader, Track, TrackReaderM
 use moq_transport::session::Subscribe;
 use tokio::sync::watch;
 
-use super::connection::{lock, Live};
+use super::connection::Live;
 use super::early_reader::EarlyReader;
 use super::error::SubscribeError;
 use super::queue::{Pushed, Queue};
 use super::subscriber::{Object, SubscriberOptions};
+use crate::sync::lock;
 
 /// What a local subscriber shares with the fan-out: its identity and end state. (The
 /// sending half of its channel belongs to the fan-out alone, so leaving closes it.)

@@ -14,7 +14,7 @@ use super::error::ConfigError;
 
 /// Build the client TLS configuration (without ALPN, which depends on the scheme).
 pub(crate) fn client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, ConfigError> {
-    super::runtime::install_crypto_provider();
+    install_crypto_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -50,12 +50,7 @@ pub(crate) fn client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, Con
 fn root_store(tls: &TlsConfig) -> Result<rustls::RootCertStore, ConfigError> {
     let mut roots = rustls::RootCertStore::empty();
     if tls.use_system_roots {
-        // rustls-native-certs honours SSL_CERT_FILE and SSL_CERT_DIR.
-        let native = rustls_native_certs::load_native_certs();
-        for err in &native.errors {
-            log::debug!("skipping unreadable system certificate source: {err}");
-        }
-        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        let (added, ignored) = roots.add_parsable_certificates(system_roots().iter().cloned());
         log::debug!("trusting {added} system root certificates ({ignored} unparsable skipped)");
     }
     for pem in &tls.extra_ca_pem {
@@ -69,6 +64,31 @@ fn root_store(tls: &TlsConfig) -> Result<rustls::RootCertStore, ConfigError> {
         add_pem(&mut roots, &pem)?;
     }
     Ok(roots)
+}
+
+/// The system's root certificates, read from disk once per process (reading and parsing
+/// them costs tens of milliseconds, far more under valgrind, and every client and connect
+/// needs them). rustls-native-certs honours `SSL_CERT_FILE` and `SSL_CERT_DIR` as set when
+/// the first client is created.
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let native = rustls_native_certs::load_native_certs();
+        for err in &native.errors {
+            log::debug!("skipping unreadable system certificate source: {err}");
+        }
+        native.certs
+    })
+}
+
+/// Install the process-wide rustls crypto provider (ring) once. Both ring and aws-lc-rs are
+/// compiled in through dependencies, so rustls cannot pick one by itself.
+pub(crate) fn install_crypto_provider() {
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        // Err means another component installed a provider first, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 fn add_pem(roots: &mut rustls::RootCertStore, pem: &[u8]) -> Result<(), ConfigError> {

@@ -2,6 +2,7 @@
 #ifndef MOQ_TEST_HARNESS_H
 #define MOQ_TEST_HARNESS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,8 +124,47 @@ static int unknown_selected_cases(void) {
     return unknown;
 }
 
-static void run_case(const char *name, void (*fn)(void)) {
+/* Watchdog: a case run with a time limit that is still running when the limit passes fails
+ * loudly and ends the program (a hung case can neither be joined nor skipped). One thread
+ * serves every case; it starts with the first limited case. */
+static atomic_llong g_watchdog_deadline; /* now_ms() value; 0: no case is being watched */
+static const char *_Atomic g_watchdog_case;
+static atomic_int g_watchdog_limit_s;
+
+static void *watchdog_thread(void *arg) {
+    (void)arg;
+    for (;;) {
+        sleep_ms(100);
+        long long deadline = atomic_load(&g_watchdog_deadline);
+        if (deadline == 0 || now_ms() < (double)deadline) continue;
+        char line[512]; /* no stdio lock: a hung thread might hold stderr's */
+        int n = snprintf(line, sizeof line,
+                         "  FAIL [%s]: hung: still running after its %d s limit (watchdog)\n"
+                         "case %s FAILED (the run stops here)\n",
+                         atomic_load(&g_watchdog_case), atomic_load(&g_watchdog_limit_s),
+                         atomic_load(&g_watchdog_case));
+        if (n > 0 && write(2, line, (size_t)n) < 0) _exit(1);
+        _exit(1);
+    }
+    return NULL;
+}
+
+static void watchdog_arm(const char *name, int limit_s) {
+    static int started;
+    if (!started) {
+        pthread_t thread;
+        started = pthread_create(&thread, NULL, watchdog_thread, NULL) == 0;
+        if (started) pthread_detach(thread);
+    }
+    atomic_store(&g_watchdog_case, name);
+    atomic_store(&g_watchdog_limit_s, limit_s);
+    atomic_store(&g_watchdog_deadline, (long long)now_ms() + 1000LL * limit_s);
+}
+
+/* Run a selected case; with limit_s > 0 under the watchdog. */
+static void run_case_within(const char *name, void (*fn)(void), int limit_s) {
     if (!case_selected(name)) return;
+    if (limit_s > 0) watchdog_arm(name, limit_s);
     double started = now_ms();
     int before = atomic_load(&g_checks_failed);
     g_case = name;
@@ -137,6 +177,11 @@ static void run_case(const char *name, void (*fn)(void)) {
         fprintf(stderr, "case %s FAILED\n", name);
     }
     fprintf(stderr, "  (%.1f s)\n", (now_ms() - started) / 1e3);
+    atomic_store(&g_watchdog_deadline, 0);
+}
+
+static void run_case(const char *name, void (*fn)(void)) {
+    run_case_within(name, fn, 0);
 }
 
 /* Count an event on *counter: whatever this thread wrote before is visible to a thread whose

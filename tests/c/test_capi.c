@@ -407,6 +407,12 @@ typedef struct {
     char language[8];
 } CatalogLog;
 
+/* A well-formed catalog: a video and an audio track. */
+static const char catalog_json[] =
+    "{\"version\":1,\"tracks\":[{\"name\":\"video\",\"selectionParams\":{\"codec\":\"avc1.64001f\","
+    "\"mimeType\":\"video/mp4\",\"width\":1280,\"height\":720}},{\"name\":\"audio\","
+    "\"selectionParams\":{\"codec\":\"opus\",\"samplerate\":48000,\"lang\":\"de\"}}]}";
+
 static void on_catalog(void *user_data, const MoqTrackInfo *tracks, size_t count) {
     CatalogLog *log = user_data;
     log->tracks = (int)count;
@@ -431,10 +437,7 @@ static void test_catalog_subscription(void) {
     MoqSubscriber *sub = moq_subscribe_catalog(sub_client, ns, "catalog", on_catalog, &log);
     CHECK_RESULT(moq_subscriber_wait_ready(sub, 5000), MOQ_OK);
     const char *broken = "{\"tracks\": [ oops";
-    const char *catalog =
-        "{\"version\":1,\"tracks\":[{\"name\":\"video\",\"selectionParams\":{\"codec\":\"avc1.64001f\","
-        "\"mimeType\":\"video/mp4\",\"width\":1280,\"height\":720}},{\"name\":\"audio\","
-        "\"selectionParams\":{\"codec\":\"opus\",\"samplerate\":48000,\"lang\":\"de\"}}]}";
+    const char *catalog = catalog_json;
     CHECK_RESULT(moq_publish_data(pub, (const uint8_t *)broken, strlen(broken), MOQ_DELIVERY_STREAM), MOQ_OK);
     CHECK_RESULT(moq_publish_data(pub, (const uint8_t *)catalog, strlen(catalog), MOQ_DELIVERY_STREAM), MOQ_OK);
     CHECK(wait_for(&log.count, 1, 5000));
@@ -1101,29 +1104,39 @@ static int wait_state(StateLog *log, int state, long timeout_ms) {
     return 0;
 }
 
-static MoqClient *reconnecting_client(const OwnRelay *relay, const char *url, StateLog *log) {
+/* A client trusting `relay`'s CA only, declaring a silent session lost after idle_timeout_ms. */
+static MoqClient *own_relay_client(const OwnRelay *relay, uint32_t idle_timeout_ms) {
     MoqClientConfig config;
     memset(&config, 0, sizeof config);
     config.struct_size = sizeof config;
     config.ca_cert_file = relay->ca;
     config.disable_system_roots = true;
-    config.idle_timeout_ms = 2000;
+    config.idle_timeout_ms = idle_timeout_ms;
     config.connect_timeout_ms = connect_timeout_ms ? connect_timeout_ms : 10000;
     config.rendezvous_timeout_ms = 10000;
     MoqClient *client = moq_client_create_ex(&config);
     CHECK(client != NULL);
+    return client;
+}
+
+static MoqClient *reconnecting_client(const OwnRelay *relay, const char *url, StateLog *log) {
+    MoqClient *client = own_relay_client(relay, 2000);
     CHECK_RESULT(moq_client_set_reconnect(client, 100, 400, 0), MOQ_OK);
     CHECK_RESULT(moq_connect(client, url, on_state, log), MOQ_OK);
     return client;
 }
 
+/* own_relay_start, failing the case if the relay cannot be started. */
+static int own_relay_start_checked(OwnRelay *relay) {
+    memset(relay, 0, sizeof *relay);
+    if (own_relay_start(relay)) return 1;
+    CHECK(!"MOQ_TEST_RELAY_BIN must name a runnable moq-test-relay");
+    return 0;
+}
+
 static void reconnect_after_relay_restart(int https) {
     OwnRelay relay;
-    memset(&relay, 0, sizeof relay);
-    if (!own_relay_start(&relay)) {
-        CHECK(!"MOQ_TEST_RELAY_BIN must name a runnable moq-test-relay");
-        return;
-    }
+    if (!own_relay_start_checked(&relay)) return;
     const char *url = https ? relay.https : relay.moqt;
     StateLog pub_states = {0}, sub_states = {0};
     MoqClient *pub_client = reconnecting_client(&relay, url, &pub_states);
@@ -1188,6 +1201,382 @@ static void test_set_reconnect_arguments(void) {
     moq_client_destroy(client);
 }
 
+/* =============== the reentrancy contract: teardown from inside callbacks =============== */
+
+static pthread_t main_thread;
+
+enum { REENTRY_CASE_LIMIT_S = 30 }; /* the watchdog limit of each case below */
+#define REENTRY_CASE(name) run_case_within(#name, test_##name, REENTRY_CASE_LIMIT_S)
+
+/* What a callback does to its owner, once, from inside the first callback that triggers it. */
+typedef enum {
+    ACT_DESTROY_CLIENT,
+    ACT_DISCONNECT_CLIENT,
+    ACT_DESTROY_SUBSCRIBER,
+    ACT_SUBSCRIBE_ANNOUNCES, /* register one more announce callback (this same recorder) */
+} Action;
+
+typedef struct {
+    Action action;
+    int trigger;     /* the connection state that triggers the action; -1: any callback */
+    long delay_ms;   /* signal `entered`, then wait this long before acting (cross-thread cases) */
+    MoqClient *client;
+    MoqSubscriber *sub;
+    StateLog states;         /* connection states, as on_state records them */
+    atomic_int calls;        /* callbacks of any kind, nested ones included */
+    atomic_int claimed;      /* a callback took the action */
+    atomic_int entered;      /* the acting callback started */
+    atomic_int acted;        /* the action returned */
+    atomic_int after_acted;  /* callbacks that started after the action returned */
+    atomic_int closed;       /* the test tore the owner down from outside */
+    atomic_int after_closed; /* callbacks that started after that */
+    atomic_int acting;
+    pthread_t actor;
+    atomic_int nested;       /* callbacks on the acting thread while the action ran */
+    int nested_state;        /* the state the last of those reported (-1: not a connection callback) */
+    atomic_int inner_code;   /* the inner moq_disconnect's / moq_subscribe_announces' code; -1: none */
+    int off_main;            /* the acting callback ran on a thread other than the main one */
+} Reentry;
+
+/* Recorders are never freed: a callback the library runs too late is counted, not a
+ * use-after-free in the test (they stay reachable, so memcheck reports no leak). */
+static Reentry *reentries[64];
+static int reentry_count;
+
+static Reentry *new_reentry(Action action, int trigger, MoqClient *client) {
+    Reentry *r = calloc(1, sizeof *r);
+    if (reentry_count < 64) reentries[reentry_count++] = r;
+    r->action = action;
+    r->trigger = trigger;
+    r->client = client;
+    atomic_store(&r->inner_code, -1);
+    return r;
+}
+
+static void on_announce_reentry(void *user_data, const char *ns, const char *track);
+
+static void record_inner(Reentry *r, MoqResult res) {
+    atomic_store(&r->inner_code, (int)res.code);
+    moq_free_str(res.message);
+}
+
+static void reentry_act(Reentry *r) {
+    r->off_main = !pthread_equal(pthread_self(), main_thread);
+    r->actor = pthread_self();
+    atomic_store(&r->acting, 1);
+    signal_event(&r->entered);
+    if (r->delay_ms > 0) sleep_ms(r->delay_ms);
+    switch (r->action) {
+    case ACT_DESTROY_CLIENT: moq_client_destroy(r->client); break;
+    case ACT_DISCONNECT_CLIENT: record_inner(r, moq_disconnect(r->client)); break;
+    case ACT_DESTROY_SUBSCRIBER: moq_subscriber_destroy(r->sub); break;
+    case ACT_SUBSCRIBE_ANNOUNCES:
+        record_inner(r, moq_subscribe_announces(r->client, on_announce_reentry, r));
+        break;
+    }
+    atomic_store(&r->acting, 0);
+    signal_event(&r->acted);
+}
+
+/* Every callback of these cases: `state` is a connection state, -1 for other callbacks. */
+static void reentry_event(Reentry *r, int state) {
+    if (state >= 0) on_state(&r->states, (MoqConnectionState)state);
+    atomic_fetch_add(&r->calls, 1);
+    if (atomic_load(&r->closed)) atomic_fetch_add(&r->after_closed, 1);
+    if (atomic_load(&r->acting) && pthread_equal(pthread_self(), r->actor)) {
+        r->nested_state = state;
+        atomic_fetch_add(&r->nested, 1);
+        return;
+    }
+    if (atomic_load(&r->acted)) {
+        atomic_fetch_add(&r->after_acted, 1);
+        return;
+    }
+    if (r->trigger >= 0 && state != r->trigger) return;
+    if (atomic_fetch_add(&r->claimed, 1) == 0) reentry_act(r);
+}
+
+static void on_state_reentry(void *user_data, MoqConnectionState state) {
+    reentry_event(user_data, (int)state);
+}
+
+static void on_announce_reentry(void *user_data, const char *ns, const char *track) {
+    (void)ns;
+    (void)track;
+    reentry_event(user_data, -1);
+}
+
+static void on_data_reentry(void *user_data, const uint8_t *data, size_t len) {
+    RECEIVED(data, len);
+    reentry_event(user_data, -1);
+}
+
+static void on_catalog_reentry(void *user_data, const MoqTrackInfo *tracks, size_t count) {
+    (void)tracks;
+    (void)count;
+    reentry_event(user_data, -1);
+}
+
+/* The latest state `log` recorded (-1: none yet, or more than it keeps). */
+static int latest_state(StateLog *log) {
+    int n = atomic_load(&log->count);
+    return n > 0 && n <= 16 ? log->states[n - 1] : -1;
+}
+
+/* Wait until the latest state recorded in `log` reports a loss (CONNECTING or FAILED). */
+static int wait_loss(StateLog *log, long timeout_ms) {
+    for (double end = now_ms() + timeout_ms; now_ms() < end; sleep_ms(10)) {
+        int state = latest_state(log);
+        if (state == MOQ_STATE_CONNECTING || state == MOQ_STATE_FAILED) return 1;
+    }
+    return 0;
+}
+
+/* After a disconnect from inside a callback: it succeeded, the client is not connected, and
+ * nothing was delivered after it returned. */
+static void check_disconnected_inside(Reentry *r) {
+    CHECK(atomic_load(&r->inner_code) == MOQ_OK);
+    CHECK(!moq_is_connected(r->client));
+}
+
+/* ---------- inside the connection callback, during moq_connect ---------- */
+
+static void teardown_inside_connect_callback(Action action, int trigger) {
+    Reentry *r = new_reentry(action, trigger, new_client());
+    /* moq_connect returns MOQ_OK only if the client is connected when it returns. */
+    CHECK_RESULT(moq_connect(r->client, moqt_url, on_state_reentry, r), MOQ_ERROR_NOT_CONNECTED);
+    CHECK(atomic_load(&r->acted) == 1);
+    sleep_ms(200); /* a late callback (a loss monitor's, say) would come now */
+    if (action == ACT_DESTROY_CLIENT) {
+        CHECK(atomic_load(&r->after_acted) == 0);
+        return;
+    }
+    check_disconnected_inside(r);
+    CHECK(latest_state(&r->states) != MOQ_STATE_CONNECTED);
+    if (trigger == MOQ_STATE_CONNECTED) {
+        /* DISCONNECTED arrives nested, inside the CONNECTED callback, on its thread. */
+        CHECK(atomic_load(&r->nested) == 1 && r->nested_state == MOQ_STATE_DISCONNECTED);
+    }
+    StateLog again = {0};
+    CHECK_RESULT(moq_connect(r->client, moqt_url, on_state, &again), MOQ_OK);
+    CHECK(moq_is_connected(r->client));
+    CHECK(latest_state(&again) == MOQ_STATE_CONNECTED);
+    moq_client_destroy(r->client);
+}
+
+static void test_destroy_client_inside_connecting_callback(void) {
+    teardown_inside_connect_callback(ACT_DESTROY_CLIENT, MOQ_STATE_CONNECTING);
+}
+
+static void test_destroy_client_inside_connected_callback(void) {
+    teardown_inside_connect_callback(ACT_DESTROY_CLIENT, MOQ_STATE_CONNECTED);
+}
+
+static void test_disconnect_inside_connecting_callback(void) {
+    teardown_inside_connect_callback(ACT_DISCONNECT_CLIENT, MOQ_STATE_CONNECTING);
+}
+
+static void test_disconnect_inside_connected_callback_gets_nested_disconnected(void) {
+    teardown_inside_connect_callback(ACT_DISCONNECT_CLIENT, MOQ_STATE_CONNECTED);
+}
+
+/* ---------- inside FAILED from the loss monitor ---------- */
+
+static void teardown_inside_failed_callback(Action action) {
+    OwnRelay relay;
+    if (!own_relay_start_checked(&relay)) return;
+    Reentry *r = new_reentry(action, MOQ_STATE_FAILED, own_relay_client(&relay, 1000));
+    CHECK_RESULT(moq_connect(r->client, relay.moqt, on_state_reentry, r), MOQ_OK);
+    CHECK(own_relay_command(&relay, "stop", "STOPPED"));
+    CHECK(wait_for(&r->acted, 1, 15000)); /* FAILED arrived and the action returned */
+    CHECK(r->off_main);                   /* on a library thread */
+    sleep_ms(300);
+    CHECK(atomic_load(&r->after_acted) == 0);
+    if (action == ACT_DISCONNECT_CLIENT) {
+        check_disconnected_inside(r);
+        moq_client_destroy(r->client);
+        signal_event(&r->closed);
+        sleep_ms(100);
+        CHECK(atomic_load(&r->after_closed) == 0);
+    }
+    own_relay_end(&relay);
+}
+
+static void test_destroy_client_inside_failed_callback_from_loss_monitor(void) {
+    teardown_inside_failed_callback(ACT_DESTROY_CLIENT);
+}
+
+static void test_disconnect_inside_failed_callback_from_loss_monitor(void) {
+    teardown_inside_failed_callback(ACT_DISCONNECT_CLIENT);
+}
+
+/* ---------- inside an announce callback ---------- */
+
+static void teardown_inside_announce_callback(Action action) {
+    Reentry *r = new_reentry(action, -1, connected_client(moqt_url));
+    CHECK_RESULT(moq_subscribe_announces(r->client, on_announce_reentry, r), MOQ_OK);
+    /* A witness: once it has seen the second namespace, so would have the client. */
+    AnnounceLog witness = {0};
+    unique_name(witness.wanted, sizeof witness.wanted, "reentry-ann-second");
+    MoqClient *watcher = connected_client(moqt_url);
+    CHECK_RESULT(moq_subscribe_announces(watcher, on_announce, &witness), MOQ_OK);
+    MoqClient *announcer = connected_client(moqt_url);
+    char first[64];
+    unique_name(first, sizeof first, "reentry-ann-first");
+    CHECK_RESULT(moq_announce_namespace(announcer, first), MOQ_OK);
+    CHECK(wait_for(&r->acted, 1, 10000));
+    int calls = atomic_load(&r->calls);
+    CHECK_RESULT(moq_announce_namespace(announcer, witness.wanted), MOQ_OK);
+    CHECK(wait_for(&witness.seen_wanted, 1, 10000));
+    sleep_ms(200);
+    CHECK(atomic_load(&r->calls) == calls);
+    CHECK(atomic_load(&r->after_acted) == 0);
+    if (action == ACT_DISCONNECT_CLIENT) {
+        check_disconnected_inside(r);
+        moq_client_destroy(r->client);
+    }
+    moq_client_destroy(announcer);
+    moq_client_destroy(watcher);
+}
+
+static void test_destroy_client_inside_announce_callback(void) {
+    teardown_inside_announce_callback(ACT_DESTROY_CLIENT);
+}
+
+static void test_disconnect_inside_announce_callback(void) {
+    teardown_inside_announce_callback(ACT_DISCONNECT_CLIENT);
+}
+
+/* ---------- inside a data or catalog callback ---------- */
+
+static void publish_catalog(MoqPublisher *pub) {
+    CHECK_RESULT(moq_publish_data(pub, (const uint8_t *)catalog_json, strlen(catalog_json), MOQ_DELIVERY_STREAM),
+                 MOQ_OK);
+}
+
+/* One object reaches the callback, which acts; three more are published: a witness
+ * subscription (on the publishing client) receives them, the callback never runs again. */
+static void teardown_inside_subscription_callback(Action action, int catalog) {
+    MoqClient *pub_client = connected_client(moqt_url);
+    Reentry *r = new_reentry(action, -1, connected_client(moqt_url));
+    char ns[64];
+    unique_name(ns, sizeof ns, "reentry-sub");
+    CHECK_RESULT(moq_announce_namespace(pub_client, ns), MOQ_OK);
+    MoqPublisher *pub = moq_create_publisher(pub_client, ns, "catalog");
+    DataLog witness = {0};
+    witness.expected_len = -1;
+    MoqSubscriber *witness_sub = moq_subscribe(pub_client, ns, "catalog", on_data, &witness);
+    r->sub = catalog ? moq_subscribe_catalog(r->client, ns, "catalog", on_catalog_reentry, r)
+                     : moq_subscribe(r->client, ns, "catalog", on_data_reentry, r);
+    CHECK(pub != NULL && witness_sub != NULL && r->sub != NULL);
+    CHECK_RESULT(moq_subscriber_wait_ready(witness_sub, 5000), MOQ_OK);
+    CHECK_RESULT(moq_subscriber_wait_ready(r->sub, 5000), MOQ_OK);
+    publish_catalog(pub);
+    CHECK(wait_for(&r->acted, 1, 10000));
+    for (int i = 0; i < 3; i++) publish_catalog(pub);
+    CHECK(wait_for(&witness.count, 4, 10000));
+    sleep_ms(200);
+    CHECK(atomic_load(&r->calls) == 1);
+    if (action != ACT_DESTROY_SUBSCRIBER) CHECK(!moq_is_subscribed(r->sub)); /* the session ended */
+    if (action == ACT_DISCONNECT_CLIENT) check_disconnected_inside(r);
+    if (action != ACT_DESTROY_SUBSCRIBER) moq_subscriber_destroy(r->sub);
+    if (action != ACT_DESTROY_CLIENT) moq_client_destroy(r->client);
+    moq_subscriber_destroy(witness_sub);
+    moq_publisher_destroy(pub);
+    moq_client_destroy(pub_client);
+}
+
+static void test_destroy_client_inside_data_callback(void) {
+    teardown_inside_subscription_callback(ACT_DESTROY_CLIENT, 0);
+}
+
+static void test_disconnect_inside_data_callback(void) {
+    teardown_inside_subscription_callback(ACT_DISCONNECT_CLIENT, 0);
+}
+
+static void test_destroy_subscriber_inside_its_own_data_callback(void) {
+    teardown_inside_subscription_callback(ACT_DESTROY_SUBSCRIBER, 0);
+}
+
+static void test_destroy_client_inside_catalog_callback(void) {
+    teardown_inside_subscription_callback(ACT_DESTROY_CLIENT, 1);
+}
+
+static void test_disconnect_inside_catalog_callback(void) {
+    teardown_inside_subscription_callback(ACT_DISCONNECT_CLIENT, 1);
+}
+
+/* ---------- destroy from another thread while a callback calls in ---------- */
+
+/* Thread B: once the acting callback has started (it then waits delay_ms before its inner
+ * call), destroy the client. */
+static void *destroy_client_once_entered(void *arg) {
+    Reentry *r = arg;
+    wait_for(&r->entered, 1, 10000);
+    moq_client_destroy(r->client);
+    signal_event(&r->closed);
+    return NULL;
+}
+
+/* The inner call may find the handle already stale: either code, and nothing after the
+ * destroy returned. */
+static void check_cross_thread_outcome(Reentry *r, pthread_t destroyer) {
+    pthread_join(destroyer, NULL);
+    CHECK(atomic_load(&r->entered) == 1);
+    CHECK(wait_for(&r->acted, 1, 5000));
+    int code = atomic_load(&r->inner_code);
+    CHECK(code == MOQ_OK || code == MOQ_ERROR_INVALID_ARGUMENT);
+    sleep_ms(200);
+    CHECK(atomic_load(&r->after_closed) == 0);
+}
+
+static void test_destroy_from_another_thread_while_connected_callback_disconnects(void) {
+    Reentry *r = new_reentry(ACT_DISCONNECT_CLIENT, MOQ_STATE_CONNECTED, new_client());
+    r->delay_ms = 50;
+    pthread_t destroyer;
+    pthread_create(&destroyer, NULL, destroy_client_once_entered, r);
+    MoqResult res = moq_connect(r->client, moqt_url, on_state_reentry, r); /* any outcome */
+    moq_free_str(res.message);
+    check_cross_thread_outcome(r, destroyer);
+}
+
+static void test_destroy_from_another_thread_while_announce_callback_subscribes_announces(void) {
+    Reentry *r = new_reentry(ACT_SUBSCRIBE_ANNOUNCES, -1, connected_client(moqt_url));
+    r->delay_ms = 50;
+    CHECK_RESULT(moq_subscribe_announces(r->client, on_announce_reentry, r), MOQ_OK);
+    pthread_t destroyer;
+    pthread_create(&destroyer, NULL, destroy_client_once_entered, r);
+    MoqClient *announcer = connected_client(moqt_url);
+    char ns[64];
+    unique_name(ns, sizeof ns, "reentry-cross");
+    CHECK_RESULT(moq_announce_namespace(announcer, ns), MOQ_OK);
+    check_cross_thread_outcome(r, destroyer);
+    moq_client_destroy(announcer);
+}
+
+/* ---------- moq_connect while the reconnect loop runs ---------- */
+
+static void test_connect_while_reconnect_loop_runs(void) {
+    OwnRelay relay;
+    if (!own_relay_start_checked(&relay)) return;
+    MoqClient *client = own_relay_client(&relay, 1000);
+    CHECK_RESULT(moq_client_set_reconnect(client, 200, 1000, 0), MOQ_OK);
+    StateLog first = {0}, second = {0};
+    CHECK_RESULT(moq_connect(client, relay.moqt, on_state, &first), MOQ_OK);
+    CHECK(own_relay_command(&relay, "stop", "STOPPED"));
+    CHECK(wait_loss(&first, 10000));
+    CHECK(own_relay_command(&relay, "restart", "RESTARTED"));
+    CHECK_RESULT(moq_connect(client, relay.moqt, on_state, &second), MOQ_OK);
+    int first_calls = atomic_load(&first.count);
+    CHECK(latest_state(&second) == MOQ_STATE_CONNECTED);
+    CHECK(moq_is_connected(client));
+    CHECK(own_relay_command(&relay, "stop", "STOPPED"));
+    CHECK(wait_loss(&second, 10000)); /* the new callback hears of the loss */
+    CHECK(atomic_load(&first.count) == first_calls); /* the replaced one hears nothing */
+    moq_client_destroy(client);
+    own_relay_end(&relay);
+}
+
 int main(int argc, char **argv) {
     moqt_url = env_or_die("MOQ_RELAY_MOQT_URL");
     https_url = env_or_die("MOQ_RELAY_HTTPS_URL");
@@ -1196,6 +1585,7 @@ int main(int argc, char **argv) {
     if (getenv("MOQ_TEST_STRESS_ITERATIONS")) stress_cap = atoi(getenv("MOQ_TEST_STRESS_ITERATIONS"));
     if (getenv("MOQ_TEST_CONNECT_TIMEOUT_MS")) connect_timeout_ms = (uint32_t)atol(getenv("MOQ_TEST_CONNECT_TIMEOUT_MS"));
     select_cases(argc, argv);
+    main_thread = pthread_self();
 
     run_case("library_functions", test_library_functions);
     run_case("null_arguments", test_null_arguments);
@@ -1220,6 +1610,23 @@ int main(int argc, char **argv) {
     run_case("hundred_connect_close_cycles_leave_fds_flat", test_hundred_connect_close_cycles_leave_fds_flat);
     run_case("set_reconnect_arguments", test_set_reconnect_arguments);
     run_case("reconnect_after_relay_restart_both_schemes", test_reconnect_after_relay_restart_both_schemes);
+    /* The reentrancy contract; each case under a 30 s watchdog. */
+    REENTRY_CASE(destroy_client_inside_connecting_callback);
+    REENTRY_CASE(destroy_client_inside_connected_callback);
+    REENTRY_CASE(disconnect_inside_connecting_callback);
+    REENTRY_CASE(disconnect_inside_connected_callback_gets_nested_disconnected);
+    REENTRY_CASE(destroy_client_inside_failed_callback_from_loss_monitor);
+    REENTRY_CASE(disconnect_inside_failed_callback_from_loss_monitor);
+    REENTRY_CASE(destroy_client_inside_announce_callback);
+    REENTRY_CASE(disconnect_inside_announce_callback);
+    REENTRY_CASE(destroy_client_inside_data_callback);
+    REENTRY_CASE(disconnect_inside_data_callback);
+    REENTRY_CASE(destroy_subscriber_inside_its_own_data_callback);
+    REENTRY_CASE(destroy_client_inside_catalog_callback);
+    REENTRY_CASE(disconnect_inside_catalog_callback);
+    REENTRY_CASE(destroy_from_another_thread_while_connected_callback_disconnects);
+    REENTRY_CASE(destroy_from_another_thread_while_announce_callback_subscribes_announces);
+    REENTRY_CASE(connect_while_reconnect_loop_runs);
 
     printf("%d passed, %d failed\n", g_cases_passed, g_cases_failed);
     if (unknown_selected_cases() > 0) return 2;

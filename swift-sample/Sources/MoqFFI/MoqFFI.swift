@@ -2964,7 +2964,8 @@ public struct ClientConfig: Equatable, Hashable {
      */
     public var rendezvousTimeoutMs: UInt64
     /**
-     * QUIC keep-alive interval, milliseconds.
+     * QUIC keep-alive interval, milliseconds; must be shorter than `idle_timeout_ms`.
+     * 0 (the default): a quarter of `idle_timeout_ms`, at most 1,000.
      */
     public var keepAliveIntervalMs: UInt64
     /**
@@ -3012,8 +3013,9 @@ public struct ClientConfig: Equatable, Hashable {
          * How long a subscription waits for a publisher to appear, milliseconds.
          */rendezvousTimeoutMs: UInt64 = UInt64(5000), 
         /**
-         * QUIC keep-alive interval, milliseconds.
-         */keepAliveIntervalMs: UInt64 = UInt64(1000), 
+         * QUIC keep-alive interval, milliseconds; must be shorter than `idle_timeout_ms`.
+         * 0 (the default): a quarter of `idle_timeout_ms`, at most 1,000.
+         */keepAliveIntervalMs: UInt64 = UInt64(0), 
         /**
          * A session silent this long is declared lost (the loss-detection bound), milliseconds.
          */idleTimeoutMs: UInt64 = UInt64(5000), 
@@ -4841,7 +4843,9 @@ public func setLogLevel(level: LogLevel)  {try! rustCall() {
 }
 }
 /**
- * Route the library's logs to `logger` (or back to stderr/logcat with `None`).
+ * Route the library's logs to `logger` (or back to stderr/logcat with `None`). The logger
+ * is called on a library thread of its own, one record at a time; a logger that throws
+ * loses that record only.
  */
 public func setLogger(logger: Logger?)  {try! rustCall() {
         uniffiCallStatus in
@@ -4851,7 +4855,8 @@ public func setLogger(logger: Logger?)  {try! rustCall() {
 }
 }
 /**
- * A configuration for `url` with every default.
+ * A configuration for `url` with every default (the core's defaults: the same as a
+ * `ClientConfig` built with only `url`).
  */
 public func defaultClientConfig(url: String) -> ClientConfig  {
     return try!  FfiConverterTypeClientConfig_lift(try! rustCall() {
@@ -4883,10 +4888,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_func_set_log_level() != 55650) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_func_set_logger() != 19400) {
+    if (uniffi_moq_ffi_checksum_func_set_logger() != 13061) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_func_default_client_config() != 23322) {
+    if (uniffi_moq_ffi_checksum_func_default_client_config() != 11926) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_client_announce() != 41340) {

@@ -1188,10 +1188,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_moq_ffi_checksum_func_set_log_level() and 0xFFFF) != 55650) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_moq_ffi_checksum_func_set_logger() and 0xFFFF) != 19400) {
+    if ((lib.uniffi_moq_ffi_checksum_func_set_logger() and 0xFFFF) != 13061) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_moq_ffi_checksum_func_default_client_config() and 0xFFFF) != 23322) {
+    if ((lib.uniffi_moq_ffi_checksum_func_default_client_config() and 0xFFFF) != 11926) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_client_announce() and 0xFFFF) != 41340) {
@@ -5366,9 +5366,10 @@ data class ClientConfig (
     var `rendezvousTimeoutMs`: kotlin.ULong = 5000uL 
     , 
     /**
-     * QUIC keep-alive interval, milliseconds.
+     * QUIC keep-alive interval, milliseconds; must be shorter than `idle_timeout_ms`.
+     * 0 (the default): a quarter of `idle_timeout_ms`, at most 1,000.
      */
-    var `keepAliveIntervalMs`: kotlin.ULong = 1000uL 
+    var `keepAliveIntervalMs`: kotlin.ULong = 0uL 
     , 
     /**
      * A session silent this long is declared lost (the loss-detection bound), milliseconds.
@@ -6991,7 +6992,9 @@ public object FfiConverterSequenceTypeTrackInfo: FfiConverterRustBuffer<List<Tra
     
 
         /**
-         * Route the library's logs to `logger` (or back to stderr/logcat with `None`).
+         * Route the library's logs to `logger` (or back to stderr/logcat with `None`). The logger
+         * is called on a library thread of its own, one record at a time; a logger that throws
+         * loses that record only.
          */ fun `setLogger`(`logger`: Logger?)
         = 
     uniffiRustCall() { _status ->
@@ -7004,7 +7007,8 @@ public object FfiConverterSequenceTypeTrackInfo: FfiConverterRustBuffer<List<Tra
     
 
         /**
-         * A configuration for `url` with every default.
+         * A configuration for `url` with every default (the core's defaults: the same as a
+         * `ClientConfig` built with only `url`).
          */ fun `defaultClientConfig`(`url`: kotlin.String): ClientConfig {
             return FfiConverterTypeClientConfig.lift(
     uniffiRustCall() { _status ->
