@@ -1,6 +1,6 @@
 //! Random sequences of legacy C ABI calls with random arguments: NULL handles and strings,
-//! invalid UTF-8, garbage enum values, NULL data with huge lengths, oversize payloads, and
-//! handles destroyed in any order. Every call must return (a result, NULL or false) without
+//! invalid UTF-8, garbage enum values, NULL data with huge lengths, oversize payloads,
+//! handles destroyed in any order, and handles used (and destroyed again) after their destroy. Every call must return (a result, NULL or false) without
 //! crashing, and every error must leave a readable `moq_last_error`.
 //!
 //! No relay is involved: `moq_connect` only meets argument errors (a real connect would wait
@@ -91,8 +91,8 @@ fuzz_target!(|data: &[u8]| {
     let mut keep: Vec<CString> = Vec::new();
     let payload = vec![7u8; 2048];
 
-    // SAFETY (whole block): every handle passed is NULL or live (removed from its list when
-    // destroyed); every string is NULL or NUL-terminated and outlives the call; `data` is
+    // SAFETY (whole block): handles are opaque ids the library validates (NULL, live, or
+    // destroyed: a destroyed one stays in its list and must be reported, not used); every string is NULL or NUL-terminated and outlives the call; `data` is
     // NULL or valid for the length passed, as the C contract requires of callers.
     unsafe {
         while !input.is_empty() && clients.len() + publishers.len() + subscribers.len() < 16 {
@@ -139,9 +139,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                 }
                 2 => {
-                    if let Some(i) = clients.iter().position(|&c| c == client) {
-                        clients.remove(i);
-                    }
+                    // Stays in the list: later picks pass a destroyed (stale) handle.
                     moq_client_destroy(client);
                 }
                 3 => {
@@ -204,9 +202,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 9 => {
                     let publisher = input.pick(&publishers).unwrap_or(ptr::null_mut());
-                    if let Some(i) = publishers.iter().position(|&p| p == publisher) {
-                        publishers.remove(i);
-                    }
+                    // Stays in the list: later picks pass a destroyed (stale) handle.
                     moq_publisher_destroy(publisher);
                 }
                 10 => {
@@ -245,9 +241,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 12 => {
                     let s = input.pick(&subscribers).unwrap_or(ptr::null_mut());
-                    if let Some(i) = subscribers.iter().position(|&x| x == s) {
-                        subscribers.remove(i);
-                    }
+                    // Stays in the list: later picks pass a destroyed (stale) handle.
                     moq_subscriber_destroy(s);
                 }
                 13 => {

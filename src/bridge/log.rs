@@ -173,3 +173,33 @@ pub(crate) fn route_to(sink: Option<Sink>) -> Result<(), std::io::Error> {
     *lock(&router.queue) = Some(tx);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+
+    #[test]
+    fn a_sink_that_panics_loses_that_record_only() {
+        let (tx, rx) = channel::<String>();
+        let tx = Mutex::new(tx);
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        set_level(log::LevelFilter::Info);
+        route_to(Some(Box::new(move |_, target, message| {
+            if target != "bridge_log_test" {
+                return; // records of other tests running in parallel
+            }
+            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                panic!("the app's logger failed");
+            }
+            let _ = lock(&tx).send(message);
+        })))
+        .unwrap();
+        log::info!(target: "bridge_log_test", "first");
+        log::info!(target: "bridge_log_test", "second");
+        let received = rx.recv_timeout(Duration::from_secs(10));
+        route_to(None).unwrap();
+        assert_eq!(received.as_deref(), Ok("second"));
+    }
+}

@@ -72,7 +72,7 @@ struct Inner {
     /// Upstream subscriptions shared by this client's local subscribers, kept across sessions.
     tracks: super::subscription::TrackRegistry,
     /// Subscriptions held now (bounded by `config.max_subscriptions`).
-    subscriptions: Arc<std::sync::atomic::AtomicUsize>,
+    subscriptions: Arc<tokio::sync::Semaphore>,
 }
 
 /// The namespaces and publishers a reconnect restores.
@@ -221,6 +221,9 @@ impl Client {
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, super::ConfigError> {
         let (url, scheme) = config.validate()?;
+        let max_subscriptions = config
+            .max_subscriptions
+            .min(tokio::sync::Semaphore::MAX_PERMITS);
         // Build the TLS configuration once now so bad CA input fails here, not at connect.
         super::tls::client_config(&config.tls)?;
         let (state, _) = watch::channel(ConnectionState::Disconnected);
@@ -237,7 +240,7 @@ impl Client {
                 closed: Default::default(),
                 intent: Default::default(),
                 tracks: Default::default(),
-                subscriptions: Default::default(),
+                subscriptions: Arc::new(tokio::sync::Semaphore::new(max_subscriptions)),
             }),
         })
     }
@@ -464,7 +467,7 @@ impl Client {
         &self.inner.tracks
     }
 
-    pub(crate) fn subscription_count(&self) -> &Arc<std::sync::atomic::AtomicUsize> {
+    pub(crate) fn subscription_slots(&self) -> &Arc<tokio::sync::Semaphore> {
         &self.inner.subscriptions
     }
 

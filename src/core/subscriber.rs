@@ -1,6 +1,6 @@
 //! Subscribing to a track and receiving its objects in order.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -80,26 +80,9 @@ pub struct Subscriber {
     runtime: tokio::runtime::Handle,
 }
 
-/// One of the client's `max_subscriptions` slots, held by a subscriber while it lives.
-pub(crate) struct SubscriptionPermit(Arc<AtomicUsize>);
-
-impl SubscriptionPermit {
-    /// Take a slot, or fail when all `max` are held.
-    pub(crate) fn acquire(count: &Arc<AtomicUsize>, max: usize) -> Result<Self, SubscribeError> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-                (held < max).then_some(held + 1)
-            })
-            .map_err(|_| SubscribeError::TooManySubscriptions { max })?;
-        Ok(Self(count.clone()))
-    }
-}
-
-impl Drop for SubscriptionPermit {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+/// One of the client's `max_subscriptions` slots, held by a subscriber while it lives (and
+/// given back when dropped).
+pub(crate) type SubscriptionPermit = tokio::sync::OwnedSemaphorePermit;
 
 impl Client {
     /// Subscribe to `track` in `namespace`. Returns once the relay has accepted the
@@ -122,10 +105,13 @@ impl Client {
             reason,
         })?;
         let live = self.live().ok_or(SubscribeError::NotConnected)?;
-        let permit = SubscriptionPermit::acquire(
-            self.subscription_count(),
-            self.config().max_subscriptions,
-        )?;
+        let permit = self
+            .subscription_slots()
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| SubscribeError::TooManySubscriptions {
+                max: self.config().max_subscriptions,
+            })?;
         let (shared, sink, objects) = join(self.tracks(), &live, namespace, track, options).await?;
         // The slot is given back when the subscriber leaves or the subscription ends.
         *lock(&sink.permit) = Some(permit);

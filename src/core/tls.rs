@@ -48,11 +48,11 @@ pub(crate) fn client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, Con
 }
 
 fn root_store(tls: &TlsConfig) -> Result<rustls::RootCertStore, ConfigError> {
-    let mut roots = rustls::RootCertStore::empty();
-    if tls.use_system_roots {
-        let (added, ignored) = roots.add_parsable_certificates(system_roots().iter().cloned());
-        log::debug!("trusting {added} system root certificates ({ignored} unparsable skipped)");
-    }
+    let mut roots = if tls.use_system_roots {
+        system_roots().clone()
+    } else {
+        rustls::RootCertStore::empty()
+    };
     for pem in &tls.extra_ca_pem {
         add_pem(&mut roots, pem)?;
     }
@@ -66,18 +66,21 @@ fn root_store(tls: &TlsConfig) -> Result<rustls::RootCertStore, ConfigError> {
     Ok(roots)
 }
 
-/// The system's root certificates, read from disk once per process (reading and parsing
-/// them costs tens of milliseconds, far more under valgrind, and every client and connect
-/// needs them). rustls-native-certs honours `SSL_CERT_FILE` and `SSL_CERT_DIR` as set when
-/// the first client is created.
-fn system_roots() -> &'static [CertificateDer<'static>] {
-    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+/// The system's root certificates, read from disk and parsed once per process (that costs
+/// tens of milliseconds, far more under valgrind, and every client and connect needs them,
+/// inside its connect timeout). rustls-native-certs honours `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` as set when the first client is created.
+fn system_roots() -> &'static rustls::RootCertStore {
+    static ROOTS: std::sync::OnceLock<rustls::RootCertStore> = std::sync::OnceLock::new();
     ROOTS.get_or_init(|| {
         let native = rustls_native_certs::load_native_certs();
         for err in &native.errors {
             log::debug!("skipping unreadable system certificate source: {err}");
         }
-        native.certs
+        let mut roots = rustls::RootCertStore::empty();
+        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        log::debug!("trusting {added} system root certificates ({ignored} unparsable skipped)");
+        roots
     })
 }
 
