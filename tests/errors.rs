@@ -361,3 +361,54 @@ async fn subscription_cap_refuses_one_more_and_frees_a_slot_on_close() {
         .await
         .expect("a closed subscription frees its slot");
 }
+
+/// Regression: a SUBSCRIBE whose namespace and track each passed the SDK's checks but whose
+/// full track name exceeded the wire's 4,096 bytes made the relay close the whole session
+/// ("session protocol error"), ending every other subscription of the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_full_track_name_is_refused_locally_and_the_session_survives() {
+    for scheme in SCHEMES {
+        let relay = relay();
+        let publisher_client = connect(&relay, scheme).await;
+        let subscriber_client = connect(&relay, scheme).await;
+        publisher_client.announce("names/ok").await.unwrap();
+        let publisher = publisher_client
+            .create_publisher("names/ok", "t", stream())
+            .unwrap();
+        let mut healthy = subscriber_client
+            .subscribe("names/ok", "t", sub())
+            .await
+            .unwrap();
+
+        let namespace = "n".repeat(4_000);
+        let track = "t".repeat(200);
+        let err = subscriber_client
+            .subscribe(&namespace, &track, sub())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SubscribeError::InvalidName { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(message.contains("4200 bytes"), "{message}");
+        assert!(message.contains("at most 4096"), "{message}");
+        assert!(
+            message.len() < 500,
+            "the name is cut in the message: {message}"
+        );
+        let err = publisher_client
+            .create_publisher("names/ok", &"t".repeat(4_090), stream())
+            .unwrap_err();
+        assert!(matches!(err, PublishError::InvalidName { .. }), "{err:?}");
+
+        // Nothing was sent: both sessions are up and the other subscription still receives.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(subscriber_client.is_connected(), "over {scheme}");
+        assert!(publisher_client.is_connected(), "over {scheme}");
+        publisher.publish(b"still flowing".to_vec()).unwrap();
+        let object = tokio::time::timeout(Duration::from_secs(5), healthy.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(object.payload.as_ref(), b"still flowing", "over {scheme}");
+    }
+}

@@ -63,9 +63,12 @@ fn to_cstring(message: &str) -> CString {
     CString::new(message.replace('\0', "?")).unwrap_or_default()
 }
 
+/// Record `err` as the thread's last error (and log it). Runs outside the body's
+/// `catch_unwind`, so it must not panic either: a panic here would cross `extern "C"` and
+/// abort the process. Logging is guarded too (a host's own `log` logger might panic).
 fn record(function: &str, err: &CError) {
     let text = format!("{function}: {}", err.message);
-    log::debug!("{text}");
+    let _ = catch_unwind(|| log::debug!("{text}"));
     LAST_ERROR.with(|last| *last.borrow_mut() = to_cstring(&text));
 }
 
@@ -75,7 +78,7 @@ fn panic_error(payload: Box<dyn std::any::Any + Send>) -> CError {
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into());
-    log::error!("panic caught at the C boundary: {detail}");
+    let _ = catch_unwind(|| log::error!("panic caught at the C boundary: {detail}"));
     CError::new(
         MoqResultCode::MOQ_ERROR_INTERNAL,
         format!("internal error (caught panic: {detail}); please report it"),

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use super::boundary::{self, str_arg, CError};
 use super::client::CLIENTS;
+use super::client_shared::ClientShared;
 use super::handles::Registry;
 use super::types::*;
 use crate::bridge::pump::{Delivery, Flow, Pump};
 use crate::bridge::sources::{Subscription, SubscriptionEvent};
-use crate::core::{catalog::catalog_or_skip, Client, Object, SubscriberOptions, TrackInfo};
+use crate::core::error::shown;
+use crate::core::{catalog::catalog_or_skip, Object, SubscriberOptions, TrackInfo};
 use crate::sync::lock;
 
 /// Objects pulled from the core per wake-up: one runtime round trip per batch.
@@ -77,9 +79,8 @@ pub unsafe extern "C" fn moq_subscribe(
         let shared = CLIENTS.get(client)?;
         let namespace = unsafe { str_arg(namespace_str, "namespace_str") }?;
         let track = unsafe { str_arg(track_name, "track_name") }?;
-        let core = shared.connected_core()?;
         start(
-            core,
+            &shared,
             namespace,
             track,
             Sink::Data(data_callback),
@@ -107,9 +108,8 @@ pub unsafe extern "C" fn moq_subscribe_catalog(
         let shared = CLIENTS.get(client)?;
         let namespace = unsafe { str_arg(namespace_str, "namespace_str") }?;
         let track = unsafe { str_arg(catalog_track_name, "catalog_track_name") }?;
-        let core = shared.connected_core()?;
         start(
-            core,
+            &shared,
             namespace,
             track,
             Sink::Catalog(callback),
@@ -119,17 +119,23 @@ pub unsafe extern "C" fn moq_subscribe_catalog(
 }
 
 fn start(
-    core: Client,
+    client: &ClientShared,
     namespace: &str,
     track: &str,
     sink: Sink,
     user_data: UserData,
 ) -> Result<*mut MoqSubscriber, CError> {
+    // Names are checked here, so a bad one is a NULL return now rather than a failure
+    // reported later by moq_subscriber_wait_ready.
+    crate::core::names::check_track(namespace, track).map_err(|(name, reason)| {
+        CError::of(crate::core::SubscribeError::InvalidName { name, reason })
+    })?;
+    let core = client.connected_core()?;
     let status = Arc::new(Shared {
         status: Mutex::new(Status::default()),
         changed: Condvar::new(),
     });
-    let label = format!("'{namespace}' / '{track}'");
+    let label = format!("'{}' / '{}'", shown(namespace), shown(track));
     let source = Subscription::open(
         core.clone(),
         namespace.to_string(),

@@ -29,8 +29,10 @@ pub struct TlsConfig {
     pub extra_ca_files: Vec<PathBuf>,
     /// SHA-256 fingerprints of accepted end-entity certificates. When non-empty, the relay's
     /// certificate is accepted if and only if its SHA-256 digest is in this list (like
-    /// WebTransport `serverCertificateHashes`); CA validation is not consulted. The handshake
-    /// signature is still verified.
+    /// WebTransport `serverCertificateHashes`). What pinned mode checks: the digest, and the
+    /// TLS 1.3 handshake signature (the relay holds the certificate's key). What it does not:
+    /// the CA chain, the host name and the validity period (an expired pinned certificate
+    /// is accepted; rotate pins when the relay's certificate changes).
     pub pinned_sha256: Vec<[u8; 32]>,
     /// DEVELOPMENT ONLY: accept any certificate, so anyone on the path can read and alter the
     /// session. Logged as a warning on every connect. Never enable in a shipped app.
@@ -174,6 +176,12 @@ impl ClientConfig {
                 });
             }
         }
+        if self.tls.danger_accept_any_certificate && !self.tls.pinned_sha256.is_empty() {
+            return Err(ConfigError::InvalidSetting {
+                name: "tls.danger_accept_any_certificate",
+                reason: "cannot be combined with pinned_sha256 (the pins would be ignored); remove one of them".into(),
+            });
+        }
         if self.max_subscriptions == 0 {
             return Err(ConfigError::InvalidSetting {
                 name: "max_subscriptions",
@@ -242,15 +250,20 @@ pub fn parse_url(text: &str) -> Result<(url::Url, Scheme), ConfigError> {
     Ok((url, scheme))
 }
 
-/// The URL as safe to show in messages and logs: scheme, host, port and path only.
+/// The URL as safe to show in messages and logs: scheme, host and port only. User info,
+/// query and path are left out: relays put credentials in each (Cloudflare-style
+/// `https://relay/<jwt>`); a path is shown as `/...`.
 pub fn redacted(url: &url::Url) -> String {
     let host = url.host_str().unwrap_or("");
+    let path = if url.path().trim_matches('/').is_empty() {
+        ""
+    } else {
+        "/..."
+    };
     match url.port() {
-        Some(port) => format!("{}://{}:{}{}", url.scheme(), host, port, url.path()),
-        None => format!("{}://{}{}", url.scheme(), host, url.path()),
+        Some(port) => format!("{}://{host}:{port}{path}", url.scheme()),
+        None => format!("{}://{host}{path}", url.scheme()),
     }
-    .trim_end_matches('/')
-    .to_string()
 }
 
 #[cfg(test)]
@@ -261,6 +274,17 @@ mod tests {
     fn accepts_both_schemes() {
         assert_eq!(parse_url("moqt://relay:4443").unwrap().1, Scheme::RawQuic);
         assert_eq!(parse_url("https://relay").unwrap().1, Scheme::WebTransport);
+    }
+
+    #[test]
+    fn pins_and_accept_any_certificate_together_are_a_config_error() {
+        let mut config = ClientConfig::new("moqt://relay:4443");
+        config.tls.pinned_sha256.push([0xAB; 32]);
+        config.tls.danger_accept_any_certificate = true;
+        let err = config.validate().unwrap_err();
+        assert!(err.to_string().contains("pinned_sha256"), "{err}");
+        config.tls.danger_accept_any_certificate = false;
+        assert!(config.validate().is_ok());
     }
 
     #[test]
@@ -287,13 +311,13 @@ mod tests {
     }
 
     #[test]
-    fn redaction_drops_credentials_and_query() {
-        let url = url::Url::parse("https://user:secret@relay:443/room?token=abc").unwrap();
-        let shown = redacted(&url);
-        assert!(
-            !shown.contains("secret") && !shown.contains("token"),
-            "{shown}"
-        );
+    fn redaction_drops_credentials_query_and_path() {
+        let url = url::Url::parse("https://user:secret@relay:4443/room?token=abc").unwrap();
+        assert_eq!(redacted(&url), "https://relay:4443/...");
+        let url = url::Url::parse("https://relay/eyJhbGciOiJFZERTQSJ9.payload.sig").unwrap();
+        assert_eq!(redacted(&url), "https://relay/...");
+        let url = url::Url::parse("moqt://relay:4443").unwrap();
+        assert_eq!(redacted(&url), "moqt://relay:4443");
     }
 
     #[test]

@@ -15,7 +15,9 @@ use tokio::task::JoinSet;
 use web_transport_quinn::quinn;
 
 use super::config::{redacted, ClientConfig, Scheme};
+use super::error::shown;
 use super::error::{AnnounceError, ConnectError, SubscribeError};
+use super::names::validate_namespace;
 use crate::sync::lock;
 
 /// How long `close()` waits for the relay to acknowledge the close before returning.
@@ -450,7 +452,10 @@ impl Client {
                 }
             };
             if let Err(err) = self.announce_on(live, &namespace, rebind).await {
-                log::warn!("could not announce '{namespace}' again after reconnecting: {err}");
+                log::warn!(
+                    "could not announce '{}' again after reconnecting: {err}",
+                    shown(&namespace)
+                );
             }
         }
         super::subscription::resubscribe_all(&self.inner.tracks, live);
@@ -560,7 +565,7 @@ impl Client {
         }
         before_serving();
         let _ = ready.send(());
-        log::debug!("announced namespace '{namespace}'");
+        log::debug!("announced namespace '{}'", shown(namespace));
         Ok(())
     }
 
@@ -600,23 +605,6 @@ impl Drop for Inner {
     }
 }
 
-/// Namespace syntax: non-empty `/`-separated fields, none empty.
-pub(crate) fn validate_namespace(namespace: &str) -> Result<(), String> {
-    if namespace.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if namespace.split('/').any(str::is_empty) {
-        return Err("fields between '/' must not be empty".into());
-    }
-    if namespace.split('/').count() > 32 {
-        return Err("at most 32 fields".into());
-    }
-    if namespace.len() > 4096 {
-        return Err("at most 4096 bytes".into());
-    }
-    Ok(())
-}
-
 fn announce_error(namespace: &str, err: SessionError, live: &Live) -> AnnounceError {
     let namespace = namespace.to_string();
     match err {
@@ -650,7 +638,7 @@ async fn serve_namespace(
             request = handle.subscribed(), if open => match request {
                 Ok(Some(subscribed)) => {
                     let tracks = tracks.clone();
-                    let track = subscribed.track_name.clone();
+                    let track = shown(&subscribed.track_name.to_string()).into_owned();
                     log::debug!("serving a subscription to track '{track}'");
                     serving.spawn(async move {
                         match moq_transport::session::Publisher::serve_subscribe(subscribed, tracks)
@@ -667,7 +655,10 @@ async fn serve_namespace(
             else => break,
         }
     }
-    log::debug!("announcement of '{}' ended", handle.namespace);
+    log::debug!(
+        "announcement of '{}' ended",
+        shown(&handle.namespace.to_string())
+    );
 }
 
 /// [`supervise`] behind a named type: the supervisor may reconnect, which opens a session,

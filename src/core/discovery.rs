@@ -188,10 +188,14 @@ async fn follow(client: WeakClient, hub: Weak<Hub>) {
                         let Some(hub) = hub.upgrade() else { return };
                         match event {
                             Ok(Some(WireEvent::Added(ns))) => {
-                                hub.publish(NamespaceEvent::Announced(path(&ns)))
+                                if let Some(ns) = path(&ns) {
+                                    hub.publish(NamespaceEvent::Announced(ns))
+                                }
                             }
                             Ok(Some(WireEvent::Removed(ns))) => {
-                                hub.publish(NamespaceEvent::Withdrawn(path(&ns)))
+                                if let Some(ns) = path(&ns) {
+                                    hub.publish(NamespaceEvent::Withdrawn(ns))
+                                }
                             }
                             Ok(None) | Err(_) => break,
                         }
@@ -214,19 +218,49 @@ async fn follow(client: WeakClient, hub: Weak<Hub>) {
     }
 }
 
-/// `/`-joined namespace fields, without the empty field an empty prefix contributes.
-fn path(namespace: &moq_transport::coding::TrackNamespace) -> String {
-    namespace
-        .to_utf8_path()
-        .split('/')
-        .filter(|field| !field.is_empty())
-        .collect::<Vec<_>>()
-        .join("/")
+/// The namespace as this library names namespaces: its fields joined by `/`. `None` (and
+/// logged) for one that has no such name: a field that is not UTF-8, or contains `/` or NUL,
+/// would alias another namespace (`["a/b"]` and `["a", "b"]` are both "a/b") or could not
+/// cross the C ABI, and could not be subscribed to by name anyway.
+fn path(namespace: &moq_transport::coding::TrackNamespace) -> Option<String> {
+    let mut fields = Vec::with_capacity(namespace.fields.len());
+    for field in &namespace.fields {
+        match std::str::from_utf8(&field.value) {
+            Ok(text) if !text.contains(['/', '\0']) => fields.push(text),
+            _ => {
+                let lossy = namespace.to_utf8_path();
+                log::debug!(
+                    "skipping announced namespace '{}': a field is not UTF-8 or contains '/' or NUL",
+                    super::error::shown(&lossy)
+                );
+                return None;
+            }
+        }
+    }
+    Some(fields.join("/"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::matches;
+    use super::{matches, path};
+    use moq_transport::coding::{TrackNamespace, TupleField};
+
+    fn namespace(fields: &[&[u8]]) -> TrackNamespace {
+        TrackNamespace {
+            fields: fields
+                .iter()
+                .map(|f| TupleField { value: f.to_vec() })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn namespaces_without_a_faithful_name_are_skipped_not_aliased() {
+        assert_eq!(path(&namespace(&[b"a", b"b"])).as_deref(), Some("a/b"));
+        assert_eq!(path(&namespace(&[b"a/b"])), None, "would alias [a, b]");
+        assert_eq!(path(&namespace(&[b"a\0b"])), None, "cannot cross the C ABI");
+        assert_eq!(path(&namespace(&[b"\xff"])), None, "not UTF-8");
+    }
 
     #[test]
     fn prefixes_match_whole_fields() {

@@ -5,6 +5,23 @@
 
 use std::time::Duration;
 
+/// Longest name (namespace, track) quoted in an error message or log line; longer ones are
+/// cut, so a hostile or mistaken 4,000-byte name does not flood logs.
+const SHOWN_NAME_MAX: usize = 128;
+
+/// `name` as quoted in messages: at most [`SHOWN_NAME_MAX`] bytes (cut at a character
+/// boundary, with the full length noted).
+pub(crate) fn shown(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.len() <= SHOWN_NAME_MAX {
+        return name.into();
+    }
+    let mut end = SHOWN_NAME_MAX;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &name[..end], name.len()).into()
+}
+
 /// The client configuration is invalid.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -115,7 +132,7 @@ pub enum AnnounceError {
     #[error("not connected; call connect() first")]
     NotConnected,
     /// The namespace is empty or malformed.
-    #[error("invalid namespace '{namespace}': {reason}")]
+    #[error("invalid namespace '{ns_}': {reason}", ns_ = shown(.namespace))]
     InvalidNamespace {
         /// The namespace given.
         namespace: String,
@@ -123,13 +140,13 @@ pub enum AnnounceError {
         reason: String,
     },
     /// This client, or another publisher on the relay, already announced the namespace.
-    #[error("namespace '{namespace}' is already announced (only one publisher per namespace); choose another namespace or close the other publisher")]
+    #[error("namespace '{ns_}' is already announced (only one publisher per namespace); choose another namespace or close the other publisher", ns_ = shown(.namespace))]
     Duplicate {
         /// The namespace.
         namespace: String,
     },
     /// The relay refused the announcement.
-    #[error("relay refused to announce '{namespace}': {reason}")]
+    #[error("relay refused to announce '{ns_}': {reason}", ns_ = shown(.namespace))]
     Refused {
         /// The namespace.
         namespace: String,
@@ -137,7 +154,7 @@ pub enum AnnounceError {
         reason: String,
     },
     /// The relay did not answer within the request timeout.
-    #[error("relay did not confirm the announcement of '{namespace}' within {after:?}")]
+    #[error("relay did not confirm the announcement of '{ns_}' within {after:?}", ns_ = shown(.namespace))]
     Timeout {
         /// The namespace.
         namespace: String,
@@ -153,7 +170,7 @@ pub enum PublishError {
     #[error("not connected; the session is closed or was lost")]
     NotConnected,
     /// The namespace or track name is empty or malformed.
-    #[error("invalid name '{name}': {reason}")]
+    #[error("invalid name '{name_}': {reason}", name_ = shown(.name))]
     InvalidName {
         /// The name given.
         name: String,
@@ -161,13 +178,13 @@ pub enum PublishError {
         reason: String,
     },
     /// The namespace was never announced by this client.
-    #[error("namespace '{namespace}' is not announced by this client; call announce() first")]
+    #[error("namespace '{ns_}' is not announced by this client; call announce() first", ns_ = shown(.namespace))]
     NotAnnounced {
         /// The namespace.
         namespace: String,
     },
     /// A publisher for this track already exists on this client.
-    #[error("track '{track}' in '{namespace}' already has a publisher on this client")]
+    #[error("track '{track_}' in '{ns_}' already has a publisher on this client", ns_ = shown(.namespace), track_ = shown(.track))]
     DuplicateTrack {
         /// The namespace.
         namespace: String,
@@ -208,7 +225,7 @@ pub enum SubscribeError {
     #[error("not connected; the session is closed or was lost")]
     NotConnected,
     /// The namespace or track name is empty or malformed.
-    #[error("invalid name '{name}': {reason}")]
+    #[error("invalid name '{name_}': {reason}", name_ = shown(.name))]
     InvalidName {
         /// The name given.
         name: String,
@@ -216,7 +233,7 @@ pub enum SubscribeError {
         reason: String,
     },
     /// No publisher offered the track within the rendezvous period.
-    #[error("track '{track}' in '{namespace}' not found: no publisher announced it within {waited:?}; check the names or raise the rendezvous timeout")]
+    #[error("track '{track_}' in '{ns_}' not found: no publisher announced it within {waited:?}; check the names or raise the rendezvous timeout", ns_ = shown(.namespace), track_ = shown(.track))]
     NotFound {
         /// The namespace.
         namespace: String,
@@ -227,7 +244,7 @@ pub enum SubscribeError {
     },
     /// The session's previous subscription to the track was still open in the transport
     /// after the request timeout (it normally drains within seconds of unsubscribing).
-    #[error("track '{track}' in '{namespace}' is still subscribed by this client's previous subscription; retry later")]
+    #[error("track '{track_}' in '{ns_}' is still subscribed by this client's previous subscription; retry later", ns_ = shown(.namespace), track_ = shown(.track))]
     AlreadySubscribed {
         /// The namespace.
         namespace: String,

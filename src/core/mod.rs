@@ -13,6 +13,7 @@ pub mod discovery;
 mod early_reader;
 pub mod error;
 mod in_runtime;
+pub mod names;
 pub mod publisher;
 mod queue;
 pub mod subscriber;

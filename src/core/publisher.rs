@@ -21,8 +21,9 @@ use bytes::Bytes;
 use moq_transport::data::ObjectStatus;
 use moq_transport::serve::{Datagram, DatagramsWriter, Subgroup, SubgroupWriter, SubgroupsWriter};
 
-use super::connection::{validate_namespace, Live, TrackNameGuard};
+use super::connection::{Live, TrackNameGuard};
 use super::error::PublishError;
+use super::names::check_track;
 use super::Client;
 use crate::sync::lock;
 
@@ -131,14 +132,8 @@ impl Client {
         track: &str,
         options: PublisherOptions,
     ) -> Result<Publisher, PublishError> {
-        validate_namespace(namespace).map_err(|reason| PublishError::InvalidName {
-            name: namespace.to_string(),
-            reason,
-        })?;
-        validate_track(track).map_err(|reason| PublishError::InvalidName {
-            name: track.to_string(),
-            reason,
-        })?;
+        check_track(namespace, track)
+            .map_err(|(name, reason)| PublishError::InvalidName { name, reason })?;
         let live = self.live().ok_or(PublishError::NotConnected)?;
         let (writer, name) = live.create_track(namespace, track)?;
         let writer = Writer::new(writer, options.delivery)?;
@@ -212,22 +207,11 @@ impl Shared {
             }
             Err(err) => log::warn!(
                 "publisher of '{}/{}' could not continue after reconnecting: {err}",
-                self.namespace,
-                self.track
+                super::error::shown(&self.namespace),
+                super::error::shown(&self.track)
             ),
         }
     }
-}
-
-/// Track-name syntax: non-empty, at most 4096 bytes.
-pub(crate) fn validate_track(track: &str) -> Result<(), String> {
-    if track.is_empty() {
-        return Err("must not be empty".into());
-    }
-    if track.len() > 4096 {
-        return Err("at most 4096 bytes".into());
-    }
-    Ok(())
 }
 
 impl Publisher {

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::connection::validate_namespace;
 use super::error::SubscribeError;
-use super::publisher::validate_track;
+use super::names::check_track;
 use super::queue::Queue;
 use super::subscription::{join, SharedTrack, Sink};
 use super::Client;
@@ -96,14 +95,8 @@ impl Client {
         track: &str,
         options: SubscriberOptions,
     ) -> Result<Subscriber, SubscribeError> {
-        validate_namespace(namespace).map_err(|reason| SubscribeError::InvalidName {
-            name: namespace.to_string(),
-            reason,
-        })?;
-        validate_track(track).map_err(|reason| SubscribeError::InvalidName {
-            name: track.to_string(),
-            reason,
-        })?;
+        check_track(namespace, track)
+            .map_err(|(name, reason)| SubscribeError::InvalidName { name, reason })?;
         let live = self.live().ok_or(SubscribeError::NotConnected)?;
         let permit = self
             .subscription_slots()

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use super::connection::Live;
 use super::early_reader::EarlyReader;
+use super::error::shown;
 use super::error::SubscribeError;
 use super::queue::{Pushed, Queue};
 use super::subscriber::{Object, SubscriberOptions};
@@ -255,12 +256,20 @@ pub(crate) fn resubscribe_all(registry: &TrackRegistry, live: &Arc<Live>) {
                         task,
                         live,
                     });
-                    log::info!("subscribed again to '{namespace}/{track}' after reconnecting");
+                    log::info!(
+                        "subscribed again to '{}/{}' after reconnecting",
+                        shown(&namespace),
+                        shown(&track)
+                    );
                 }
                 // Lost again: the next reconnect tries again.
                 Err(_) if live.is_lost() => {}
                 Err(err) => {
-                    log::warn!("could not subscribe again to '{namespace}/{track}': {err}");
+                    log::warn!(
+                        "could not subscribe again to '{}/{}': {err}",
+                        shown(&namespace),
+                        shown(&track)
+                    );
                     shared.fanout.finish(&Err(err));
                 }
             }

@@ -21,6 +21,8 @@ cc "${cflags[@]}" tests/c/test_capi.c -o "$out/test_capi_shared" \
   -L"$target" -lmoq_ffi -Wl,-rpath,"$target"
 cc "${cflags[@]}" tests/c/test_capi.c -o "$out/test_capi_static" \
   "$target/libmoq_ffi.a" $native_libs
+cc "${cflags[@]}" tests/c/closed_stderr.c -o "$out/closed_stderr" \
+  -L"$target" -lmoq_ffi -Wl,-rpath,"$target"
 # The README example must compile as written, found through the shipped pkg-config file.
 scripts/package-c "$out/prefix" debug >/dev/null
 sed -n '/^```c$/,/^```$/p' README.md | sed '1d;$d' > "$out/readme_example.c"
@@ -41,6 +43,8 @@ done
 export SSL_CERT_FILE="$MOQ_RELAY_CA_FILE"   # moq_client_create() trusts "system" roots
 export MOQ_TEST_RELAY_BIN="$target/moq-test-relay"   # for the cases that stop and restart a relay
 
+echo "--- logging into a closed stderr (EPIPE, SIGPIPE ignored) never aborts"
+"$out/closed_stderr"
 echo "--- C tests, shared library"
 MOQ_TEST_SCALE=10 "$out/test_capi_shared"
 echo "--- C tests, static library"

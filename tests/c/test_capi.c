@@ -395,6 +395,43 @@ static void test_subscribe_failure_is_visible(void) {
     moq_client_destroy(client);
 }
 
+/* Regression: each name passed the library's own checks, but the full track name (namespace
+ * fields + track, 4,200 bytes) broke the wire's 4,096-byte limit and the relay closed the
+ * whole session. Now refused at once, with the session and other subscriptions intact. */
+static void test_oversize_full_track_name_is_refused_and_the_session_survives(void) {
+    MoqClient *client = connected_client(moqt_url);
+    char ns[64];
+    unique_name(ns, sizeof ns, "names");
+    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
+    MoqPublisher *pub = moq_create_publisher(client, ns, "t");
+    DataLog log = {0};
+    log.expected_len = -1;
+    MoqSubscriber *healthy = moq_subscribe(client, ns, "t", on_data, &log);
+    CHECK_RESULT(moq_subscriber_wait_ready(healthy, 5000), MOQ_OK);
+
+    char long_ns[4091], long_track[201];
+    memset(long_ns, 'n', 4090);
+    long_ns[4000] = '\0';
+    memset(long_track, 't', 200);
+    long_track[200] = '\0';
+    MoqSubscriber *refused = moq_subscribe(client, long_ns, long_track, on_data, NULL);
+    CHECK(refused == NULL);
+    CHECK(strstr(moq_last_error(), "at most 4096") != NULL);
+    CHECK(strlen(moq_last_error()) < 600); /* the 4,000-byte name is cut in the message */
+    long_ns[4000] = 'n'; /* now 4,090 bytes: as a track of `ns`, over the limit too */
+    long_ns[4090] = '\0';
+    CHECK(moq_create_publisher(client, ns, long_ns) == NULL);
+    CHECK(strstr(moq_last_error(), "at most 4096") != NULL);
+
+    sleep_ms(300);
+    CHECK(moq_is_connected(client));
+    CHECK_RESULT(moq_publish_data(pub, (const uint8_t *)"ok", 2, MOQ_DELIVERY_STREAM), MOQ_OK);
+    CHECK(wait_for(&log.count, 1, 5000));
+    moq_subscriber_destroy(healthy);
+    moq_publisher_destroy(pub);
+    moq_client_destroy(client);
+}
+
 /* =============== catalog and announces =============== */
 
 typedef struct {
@@ -1609,6 +1646,8 @@ int main(int argc, char **argv) {
     run_case("eight_threads_publish_and_subscribe_on_one_client", test_eight_threads_publish_and_subscribe_on_one_client);
     run_case("hundred_connect_close_cycles_leave_fds_flat", test_hundred_connect_close_cycles_leave_fds_flat);
     run_case("set_reconnect_arguments", test_set_reconnect_arguments);
+    run_case("oversize_full_track_name_is_refused_and_the_session_survives",
+             test_oversize_full_track_name_is_refused_and_the_session_survives);
     run_case("reconnect_after_relay_restart_both_schemes", test_reconnect_after_relay_restart_both_schemes);
     /* The reentrancy contract; each case under a 30 s watchdog. */
     REENTRY_CASE(destroy_client_inside_connecting_callback);
