@@ -412,3 +412,59 @@ async fn an_oversize_full_track_name_is_refused_locally_and_the_session_survives
         assert_eq!(object.payload.as_ref(), b"still flowing", "over {scheme}");
     }
 }
+
+/// A relay accepts at most 65,536 request ids in one session and ends the whole session on
+/// the next one (TOO_MANY_REQUESTS): a waiting subscription's retries alone could spend that
+/// in an hour. The client stops at its budget with a typed error; the session carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_request_budget_is_a_typed_error_and_the_session_survives() {
+    let relay = relay();
+    let publisher_client = connect(&relay, "moqt").await;
+    publisher_client.announce("budget/ns").await.unwrap();
+    let publishers: Vec<_> = (0..3)
+        .map(|i| {
+            publisher_client
+                .create_publisher("budget/ns", &format!("t{i}"), stream())
+                .unwrap()
+        })
+        .collect();
+    let mut config = config(&relay, "moqt");
+    config.max_requests_per_session = 2;
+    let client = Client::new(config).unwrap();
+    client.connect().await.unwrap();
+    let mut first = client.subscribe("budget/ns", "t0", sub()).await.unwrap();
+    let _second = client.subscribe("budget/ns", "t1", sub()).await.unwrap();
+
+    let err = client
+        .subscribe("budget/ns", "t2", sub())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SubscribeError::SessionRequestsExhausted { limit: 2 }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("disconnect and connect again"),
+        "{err}"
+    );
+    let err = client.announce("budget/other").await.unwrap_err();
+    assert!(
+        matches!(err, AnnounceError::SessionRequestsExhausted { limit: 2 }),
+        "{err:?}"
+    );
+
+    assert!(client.is_connected());
+    publishers[0].publish(b"still flowing".to_vec()).unwrap();
+    let object = tokio::time::timeout(Duration::from_secs(5), first.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(object.payload.as_ref(), b"still flowing");
+
+    // A new session has a new budget.
+    drop(first);
+    client.close().await;
+    client.connect().await.unwrap();
+    client.subscribe("budget/ns", "t2", sub()).await.unwrap();
+}

@@ -31,11 +31,17 @@ impl Input<'_> {
         u32::from_le_bytes([self.byte(), self.byte(), self.byte(), self.byte()])
     }
 
-    /// Up to 24 raw bytes, NUL-terminated (an inner NUL ends the C string early).
+    /// Up to 24 raw bytes, NUL-terminated (an inner NUL ends the C string early); one time
+    /// in eight repeated up to ~6,000 bytes, so names reach the protocol's limits (4,096
+    /// bytes, 32 namespace fields).
     fn text(&mut self) -> CString {
         let len = usize::from(self.byte() % 25);
         let mut bytes: Vec<u8> = (0..len).map(|_| self.byte()).collect();
         bytes.retain(|&b| b != 0);
+        if self.byte() % 8 == 0 && !bytes.is_empty() {
+            let times = 1 + usize::from(self.byte()) * 6_000 / 256 / bytes.len();
+            bytes = bytes.repeat(times);
+        }
         CString::new(bytes).unwrap_or_default()
     }
 

@@ -93,6 +93,7 @@ impl Classify for AnnounceError {
             AnnounceError::Duplicate { .. } => ErrorKind::AlreadyExists,
             AnnounceError::Refused { .. } => ErrorKind::Refused,
             AnnounceError::Timeout { .. } => ErrorKind::Timeout,
+            AnnounceError::SessionRequestsExhausted { .. } => ErrorKind::LimitReached,
         }
     }
 }
@@ -127,9 +128,9 @@ impl Classify for SubscribeError {
             SubscribeError::Timeout { .. } => ErrorKind::Timeout,
             SubscribeError::PublisherLost { .. } => ErrorKind::PublisherLost,
             SubscribeError::ObjectTooLarge { .. } => ErrorKind::TooLarge,
-            SubscribeError::TooManySubscriptions { .. } | SubscribeError::SlowConsumer { .. } => {
-                ErrorKind::LimitReached
-            }
+            SubscribeError::TooManySubscriptions { .. }
+            | SubscribeError::SlowConsumer { .. }
+            | SubscribeError::SessionRequestsExhausted { .. } => ErrorKind::LimitReached,
         }
     }
 }

@@ -96,6 +96,13 @@ pub struct ClientConfig {
     /// Most subscriptions this client may hold at once (each costs a buffer and, per track,
     /// an upstream subscription); one more fails with `TooManySubscriptions`. Default 1,000.
     pub max_subscriptions: usize,
+    /// Most requests (SUBSCRIBE, including the retries of one waiting for its publisher,
+    /// PUBLISH_NAMESPACE, SUBSCRIBE_NAMESPACE) one session may send. A relay built on
+    /// moq-transport accepts at most 65,536 request ids per session and ends the whole
+    /// session on the next one (TOO_MANY_REQUESTS); past this budget the client refuses the
+    /// request instead, with `SessionRequestsExhausted`, and the session carries on (a new
+    /// session, after a disconnect and connect, has a new budget). Default 65,000.
+    pub max_requests_per_session: u64,
     /// Reconnect automatically after the session is lost. Default `None`: a lost session
     /// ends every publisher and subscription (state `Failed`).
     pub reconnect: Option<ReconnectPolicy>,
@@ -146,6 +153,7 @@ impl ClientConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_object_size: 16 * 1024 * 1024,
             max_subscriptions: 1000,
+            max_requests_per_session: 65_000,
             reconnect: None,
         }
     }
@@ -175,6 +183,13 @@ impl ClientConfig {
                     reason: "must not be shorter than reconnect.initial_delay".into(),
                 });
             }
+        }
+        if self.max_requests_per_session == 0 || self.max_requests_per_session > 65_536 {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_requests_per_session",
+                reason: "must be 1 to 65,536 (what a moq-transport relay accepts per session)"
+                    .into(),
+            });
         }
         if self.tls.danger_accept_any_certificate && !self.tls.pinned_sha256.is_empty() {
             return Err(ConfigError::InvalidSetting {

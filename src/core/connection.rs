@@ -110,6 +110,8 @@ pub(crate) struct LiveParts {
     pub(crate) early_readers: Arc<super::early_reader::PendingReaders>,
     /// Whether losing this session starts a reconnect (the client's policy, unless closed).
     pub(crate) reconnects: bool,
+    /// Requests sent on this session (see `ClientConfig::max_requests_per_session`).
+    requests: std::sync::atomic::AtomicU64,
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -174,6 +176,18 @@ impl Live {
             .create(name)
             .ok_or(super::PublishError::NotConnected)?;
         Ok((writer, guard))
+    }
+
+    /// Count one request against the session's budget; `Err(limit)` (and nothing counted)
+    /// once it is spent: the request must not be sent.
+    pub(crate) fn take_request(&self) -> Result<(), u64> {
+        let limit = self.config.max_requests_per_session;
+        self.requests
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |sent| {
+                (sent < limit).then_some(sent + 1)
+            })
+            .map(|_| ())
+            .map_err(|_| limit)
     }
 
     /// Largest datagram payload the path currently allows.
@@ -374,6 +388,7 @@ impl Client {
                 announced: Mutex::new(HashMap::new()),
                 early_readers,
                 reconnects: config.reconnect.is_some(),
+                requests: Default::default(),
                 supervisor: Mutex::new(None),
             },
             self.inner.runtime.clone(),
@@ -523,6 +538,8 @@ impl Client {
                 namespace: namespace.to_string(),
             });
         }
+        live.take_request()
+            .map_err(|limit| AnnounceError::SessionRequestsExhausted { limit })?;
         let track_namespace = TrackNamespace::from_utf8_path(namespace);
         // Dropping the request half makes unknown track names answer "not found" at once.
         let (writer, _request, reader) = Tracks::new(track_namespace.clone()).produce();

@@ -170,6 +170,13 @@ async fn follow(client: WeakClient, hub: Weak<Hub>) {
             return; // the client is gone
         }
         let live = client.upgrade().and_then(|c| c.live());
+        let live = live.filter(|live| match live.take_request() {
+            Ok(()) => true,
+            Err(limit) => {
+                log::warn!("namespace discovery not started: this session has sent {limit} requests (max_requests_per_session)");
+                false
+            }
+        });
         if let Some(live) = live {
             let mut subscriber = live.subscriber.clone();
             match subscriber

@@ -131,6 +131,14 @@ pub enum AnnounceError {
     /// The client is not connected; call connect() first.
     #[error("not connected; call connect() first")]
     NotConnected,
+    /// This session has sent as many requests as a relay accepts in one session (see
+    /// `ClientConfig::max_requests_per_session`); nothing was sent. Disconnect and connect
+    /// again for a new session.
+    #[error("this session has sent {limit} requests, as many as a relay accepts in one session (max_requests_per_session); nothing was sent: disconnect and connect again to continue")]
+    SessionRequestsExhausted {
+        /// The budget.
+        limit: u64,
+    },
     /// The namespace is empty or malformed.
     #[error("invalid namespace '{ns_}': {reason}", ns_ = shown(.namespace))]
     InvalidNamespace {
@@ -295,5 +303,13 @@ pub enum SubscribeError {
     TooManySubscriptions {
         /// The configured maximum.
         max: usize,
+    },
+    /// This session has sent as many requests as a relay accepts in one session (see
+    /// `ClientConfig::max_requests_per_session`); nothing was sent. Disconnect and connect
+    /// again for a new session.
+    #[error("this session has sent {limit} requests, as many as a relay accepts in one session (max_requests_per_session); nothing was sent: disconnect and connect again to continue")]
+    SessionRequestsExhausted {
+        /// The budget.
+        limit: u64,
     },
 }

@@ -384,6 +384,8 @@ async fn open(
             // The relay caps this at 30 s.
             params.set_rendezvous_timeout(remaining.as_millis().min(30_000) as u64);
         }
+        live.take_request()
+            .map_err(|limit| SubscribeError::SessionRequestsExhausted { limit })?;
         let mut subscriber = live.subscriber.clone();
         let bound = config.request_timeout + remaining;
         let attempt =
