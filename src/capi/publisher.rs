@@ -136,6 +136,8 @@ pub unsafe extern "C" fn moq_publish_data(
                 handle.mode
             )));
         }
+        // Before copying: an oversize object costs nothing.
+        handle.publisher.check_size(data_len).map_err(CError::of)?;
         let payload = if data_len == 0 {
             bytes::Bytes::new()
         } else {

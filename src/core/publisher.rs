@@ -225,6 +225,16 @@ impl Publisher {
         &self.shared.track
     }
 
+    /// Whether an object of `size` bytes may be published (`max_object_size`): for callers
+    /// that can refuse it before copying the payload.
+    pub fn check_size(&self, size: usize) -> Result<(), PublishError> {
+        let max = self.shared.max_object_size;
+        if size > max {
+            return Err(PublishError::ObjectTooLarge { size, max });
+        }
+        Ok(())
+    }
+
     /// The options it was created with.
     pub fn options(&self) -> PublisherOptions {
         self.shared.options
@@ -235,14 +245,8 @@ impl Publisher {
     /// session is lost, including while reconnecting.
     pub fn publish(&self, payload: impl Into<Bytes>) -> Result<ObjectLocation, PublishError> {
         let payload = payload.into();
+        self.check_size(payload.len())?;
         let shared = &*self.shared;
-        let max = shared.max_object_size;
-        if payload.len() > max {
-            return Err(PublishError::ObjectTooLarge {
-                size: payload.len(),
-                max,
-            });
-        }
         let mut binding = lock(&shared.binding);
         if binding.closed {
             return Err(PublishError::Closed);

@@ -432,6 +432,32 @@ static void test_oversize_full_track_name_is_refused_and_the_session_survives(vo
     moq_client_destroy(client);
 }
 
+/* An object over the configured maximum is MOQ_ERROR_BUFFER_TOO_SMALL, checked before the
+ * library reads (copies) the data: the second call passes a length far beyond its 16-byte
+ * buffer, and memcheck would report any read past it. The session carries on. */
+static void test_oversize_publish_is_refused_before_the_data_is_read(void) {
+    MoqClientConfig config;
+    memset(&config, 0, sizeof config);
+    config.struct_size = sizeof config;
+    config.max_object_size = 1024;
+    if (connect_timeout_ms) config.connect_timeout_ms = connect_timeout_ms;
+    MoqClient *client = moq_client_create_ex(&config);
+    CHECK_RESULT(moq_connect(client, moqt_url, NULL, NULL), MOQ_OK);
+    char ns[64];
+    unique_name(ns, sizeof ns, "oversize");
+    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
+    MoqPublisher *pub = moq_create_publisher(client, ns, "t");
+    static uint8_t big[1025];
+    CHECK_RESULT(moq_publish_data(pub, big, sizeof big, MOQ_DELIVERY_STREAM), MOQ_ERROR_BUFFER_TOO_SMALL);
+    uint8_t small[16] = {0};
+    CHECK_RESULT(moq_publish_data(pub, small, (size_t)1 << 40, MOQ_DELIVERY_STREAM), MOQ_ERROR_BUFFER_TOO_SMALL);
+    CHECK(strstr(moq_last_error(), "1024") != NULL);
+    CHECK_RESULT(moq_publish_data(pub, big, 1024, MOQ_DELIVERY_STREAM), MOQ_OK);
+    CHECK(moq_is_connected(client));
+    moq_publisher_destroy(pub);
+    moq_client_destroy(client);
+}
+
 /* =============== catalog and announces =============== */
 
 typedef struct {
@@ -1646,6 +1672,8 @@ int main(int argc, char **argv) {
     run_case("eight_threads_publish_and_subscribe_on_one_client", test_eight_threads_publish_and_subscribe_on_one_client);
     run_case("hundred_connect_close_cycles_leave_fds_flat", test_hundred_connect_close_cycles_leave_fds_flat);
     run_case("set_reconnect_arguments", test_set_reconnect_arguments);
+    run_case("oversize_publish_is_refused_before_the_data_is_read",
+             test_oversize_publish_is_refused_before_the_data_is_read);
     run_case("oversize_full_track_name_is_refused_and_the_session_survives",
              test_oversize_full_track_name_is_refused_and_the_session_survives);
     run_case("reconnect_after_relay_restart_both_schemes", test_reconnect_after_relay_restart_both_schemes);
