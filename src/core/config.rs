@@ -103,6 +103,10 @@ pub struct ClientConfig {
     /// request instead, with `SessionRequestsExhausted`, and the session carries on (a new
     /// session, after a disconnect and connect, has a new budget). Default 65,000.
     pub max_requests_per_session: u64,
+    /// Most namespaces discovery remembers as announced (what a new `watch_namespaces`
+    /// starts from). Announcements past it are ignored, with a warning, until some are
+    /// withdrawn: a peer announcing without end cannot grow the client. Default 10,000.
+    pub max_announced_namespaces: usize,
     /// Reconnect automatically after the session is lost. Default `None`: a lost session
     /// ends every publisher and subscription (state `Failed`).
     pub reconnect: Option<ReconnectPolicy>,
@@ -154,6 +158,7 @@ impl ClientConfig {
             max_object_size: 16 * 1024 * 1024,
             max_subscriptions: 1000,
             max_requests_per_session: 65_000,
+            max_announced_namespaces: 10_000,
             reconnect: None,
         }
     }
@@ -195,6 +200,12 @@ impl ClientConfig {
             return Err(ConfigError::InvalidSetting {
                 name: "tls.danger_accept_any_certificate",
                 reason: "cannot be combined with pinned_sha256 (the pins would be ignored); remove one of them".into(),
+            });
+        }
+        if self.max_announced_namespaces == 0 {
+            return Err(ConfigError::InvalidSetting {
+                name: "max_announced_namespaces",
+                reason: "must be greater than zero".into(),
             });
         }
         if self.max_subscriptions == 0 {

@@ -246,7 +246,7 @@ impl Client {
         Ok(Self {
             inner: Arc::new(Inner {
                 runtime,
-                hub: super::discovery::Hub::new(),
+                hub: super::discovery::Hub::new(config.max_announced_namespaces),
                 config,
                 url,
                 scheme,

@@ -5,13 +5,21 @@
 //! which filters by its own prefix. The hub follows connects and reconnects, remembers the
 //! namespaces currently announced (so a new watch starts with a snapshot) and reports them
 //! withdrawn when the session is lost.
+//!
+//! Memory is bounded whatever the peers announce and however slowly an app reads:
+//! - the hub remembers at most `ClientConfig::max_announced_namespaces`; announcements past
+//!   it are ignored (with a warning) until some are withdrawn;
+//! - a watch queues at most one pending change per namespace: changes the app has not read
+//!   yet are coalesced, so a namespace announced and withdrawn in between is not reported
+//!   at all, and what the app reads always converges on the announced set. A watch thus
+//!   holds at most the namespaces announced plus those it last reported announced.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 
 use moq_transport::coding::TrackNamespacePrefix;
 use moq_transport::session::NamespaceEvent as WireEvent;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use super::connection::{ConnectionState, WeakClient};
 use super::Client;
@@ -28,9 +36,10 @@ pub enum NamespaceEvent {
 
 /// Follows namespaces announced under a prefix, across connects: it starts delivering when
 /// the client connects (or at once if it is connected, beginning with those already
-/// announced) and resumes after a reconnect. Dropping it stops the watch.
+/// announced) and resumes after a reconnect. Changes not read yet are coalesced per
+/// namespace (see the module doc). Dropping it stops the watch.
 pub struct NamespaceWatch {
-    events: mpsc::UnboundedReceiver<NamespaceEvent>,
+    queue: Arc<WatchQueue>,
     hub: Arc<Hub>,
     id: u64,
 }
@@ -38,6 +47,7 @@ pub struct NamespaceWatch {
 /// One client's shared namespace subscription.
 pub(crate) struct Hub {
     state: Mutex<HubState>,
+    limit: usize,
 }
 
 #[derive(Default)]
@@ -46,12 +56,71 @@ struct HubState {
     watchers: Vec<Watcher>,
     next_id: u64,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Whether the "too many namespaces" warning was given since the set last had room.
+    warned_full: bool,
 }
 
 struct Watcher {
     id: u64,
     prefix: String,
-    events: mpsc::UnboundedSender<NamespaceEvent>,
+    queue: Arc<WatchQueue>,
+}
+
+/// A watch's unread changes, shared by the hub (writer) and the watch (reader).
+#[derive(Default)]
+struct WatchQueue {
+    pending: Mutex<Pending>,
+    ready: Notify,
+}
+
+/// Unread changes, at most one per namespace, in the order they first became unread.
+#[derive(Default)]
+struct Pending {
+    /// Announced, as far as the reader has been told.
+    reported: HashSet<String>,
+    /// Namespaces whose state differs from `reported`, with their place in `order`.
+    changed: HashMap<String, u64>,
+    order: BTreeMap<u64, String>,
+    next_seq: u64,
+    closed: bool,
+}
+
+impl Pending {
+    fn record(&mut self, namespace: &str, announced: bool) {
+        let differs = self.reported.contains(namespace) != announced;
+        match (self.changed.get(namespace).copied(), differs) {
+            // Back to what the reader knows: nothing to report.
+            (Some(seq), false) => {
+                self.changed.remove(namespace);
+                self.order.remove(&seq);
+            }
+            (None, true) => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.changed.insert(namespace.to_string(), seq);
+                self.order.insert(seq, namespace.to_string());
+            }
+            _ => {}
+        }
+    }
+
+    fn take(&mut self) -> Option<NamespaceEvent> {
+        let (_, namespace) = self.order.pop_first()?;
+        self.changed.remove(&namespace);
+        if self.reported.remove(&namespace) {
+            Some(NamespaceEvent::Withdrawn(namespace))
+        } else {
+            self.reported.insert(namespace.clone());
+            Some(NamespaceEvent::Announced(namespace))
+        }
+    }
+}
+
+impl WatchQueue {
+    fn record(&self, namespace: &str, announced: bool) {
+        lock(&self.pending).record(namespace, announced);
+        self.ready.notify_one();
+    }
 }
 
 fn matches(prefix: &str, namespace: &str) -> bool {
@@ -63,31 +132,47 @@ fn matches(prefix: &str, namespace: &str) -> bool {
 }
 
 impl Hub {
-    pub(crate) fn new() -> Arc<Self> {
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(HubState::default()),
+            limit,
         })
     }
 
     fn publish(&self, event: NamespaceEvent) {
         let mut state = lock(&self.state);
-        let namespace = match &event {
+        let (namespace, announced) = match &event {
             NamespaceEvent::Announced(ns) => {
-                if !state.known.insert(ns.clone()) {
+                if state.known.contains(ns) {
                     return;
                 }
-                ns.clone()
+                if state.known.len() >= self.limit {
+                    if !std::mem::replace(&mut state.warned_full, true) {
+                        log::warn!(
+                            "{} namespaces announced (max_announced_namespaces); ignoring further announcements until some are withdrawn",
+                            self.limit
+                        );
+                    }
+                    return;
+                }
+                state.known.insert(ns.clone());
+                (ns, true)
             }
             NamespaceEvent::Withdrawn(ns) => {
                 if !state.known.remove(ns) {
                     return;
                 }
-                ns.clone()
+                state.warned_full = false;
+                (ns, false)
             }
         };
-        state
+        for watcher in state
             .watchers
-            .retain(|w| !matches(&w.prefix, &namespace) || w.events.send(event.clone()).is_ok());
+            .iter()
+            .filter(|w| matches(&w.prefix, namespace))
+        {
+            watcher.queue.record(namespace, announced);
+        }
     }
 
     fn withdraw_all(&self) {
@@ -111,41 +196,51 @@ impl Client {
     /// Must be called inside a tokio runtime (the library runtime or any other).
     pub fn watch_namespaces(&self, prefix: &str) -> NamespaceWatch {
         let hub = self.hub();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let queue = Arc::new(WatchQueue::default());
         let prefix = prefix.trim_matches('/').to_string();
         let mut state = lock(&hub.state);
         for namespace in state.known.iter().filter(|ns| matches(&prefix, ns)) {
-            let _ = tx.send(NamespaceEvent::Announced(namespace.clone()));
+            queue.record(namespace, true);
         }
         let id = state.next_id;
         state.next_id += 1;
         state.watchers.push(Watcher {
             id,
             prefix,
-            events: tx,
+            queue: queue.clone(),
         });
         if state.task.is_none() {
             state.task = Some(tokio::spawn(follow(self.downgrade(), Arc::downgrade(&hub))));
         }
         drop(state);
-        NamespaceWatch {
-            events: rx,
-            hub,
-            id,
-        }
+        NamespaceWatch { queue, hub, id }
     }
 }
 
 impl NamespaceWatch {
-    /// The next event; `None` once the watch has stopped.
+    /// The next event; `None` once the watch has stopped and what it held has been read.
     pub async fn next(&mut self) -> Option<NamespaceEvent> {
-        self.events.recv().await
+        loop {
+            {
+                let mut pending = lock(&self.queue.pending);
+                if let Some(event) = pending.take() {
+                    return Some(event);
+                }
+                if pending.closed {
+                    return None;
+                }
+            }
+            // `notify_one` stores a permit when nobody waits, so a change recorded between
+            // the check above and this wait is not missed.
+            self.queue.ready.notified().await;
+        }
     }
 
-    /// Stop watching. Buffered events can still be read.
+    /// Stop watching. Changes already queued can still be read.
     pub fn close(&mut self) {
         lock(&self.hub.state).watchers.retain(|w| w.id != self.id);
-        self.events.close();
+        lock(&self.queue.pending).closed = true;
+        self.queue.ready.notify_one();
     }
 }
 
@@ -249,8 +344,9 @@ fn path(namespace: &moq_transport::coding::TrackNamespace) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{matches, path};
+    use super::{matches, path, Hub, NamespaceEvent, Pending, WatchQueue, Watcher};
     use moq_transport::coding::{TrackNamespace, TupleField};
+    use std::sync::Arc;
 
     fn namespace(fields: &[&[u8]]) -> TrackNamespace {
         TrackNamespace {
@@ -276,5 +372,71 @@ mod tests {
         assert!(matches("a/b", "a/b"));
         assert!(!matches("a", "ab/c"));
         assert!(!matches("a/b/c", "a/b"));
+    }
+
+    fn drain(pending: &mut Pending) -> Vec<NamespaceEvent> {
+        std::iter::from_fn(|| pending.take()).collect()
+    }
+
+    #[test]
+    fn unread_changes_coalesce_per_namespace_and_converge_on_the_announced_set() {
+        let mut pending = Pending::default();
+        pending.record("a", true);
+        pending.record("b", true);
+        pending.record("a", false); // announced and withdrawn unread: nothing to report
+        pending.record("c", true);
+        assert_eq!(
+            drain(&mut pending),
+            [
+                NamespaceEvent::Announced("b".into()),
+                NamespaceEvent::Announced("c".into())
+            ]
+        );
+        pending.record("b", false);
+        pending.record("b", true); // back to what the reader knows
+        pending.record("c", false);
+        assert_eq!(drain(&mut pending), [NamespaceEvent::Withdrawn("c".into())]);
+    }
+
+    #[test]
+    fn a_watch_that_never_reads_holds_one_change_per_namespace() {
+        let mut pending = Pending::default();
+        for round in 0..1000 {
+            for i in 0..10 {
+                pending.record(&format!("ns/{i}"), round % 2 == 0);
+                pending.record(&format!("flap/{round}"), true);
+                pending.record(&format!("flap/{round}"), false);
+            }
+        }
+        assert!(pending.changed.len() <= 10 && pending.order.len() <= 10);
+        assert!(
+            drain(&mut pending).is_empty(),
+            "1,000 rounds end where they began"
+        );
+    }
+
+    #[test]
+    fn announcements_past_the_limit_are_ignored_until_one_is_withdrawn() {
+        let hub = Hub::new(2);
+        let queue = Arc::new(WatchQueue::default());
+        super::lock(&hub.state).watchers.push(Watcher {
+            id: 0,
+            prefix: String::new(),
+            queue: queue.clone(),
+        });
+        for ns in ["a", "b", "c"] {
+            hub.publish(NamespaceEvent::Announced(ns.into()));
+        }
+        hub.publish(NamespaceEvent::Withdrawn("a".into()));
+        hub.publish(NamespaceEvent::Announced("d".into()));
+        let events = drain(&mut super::lock(&queue.pending));
+        assert_eq!(
+            events,
+            [
+                NamespaceEvent::Announced("b".into()),
+                NamespaceEvent::Announced("d".into())
+            ]
+        );
+        assert_eq!(super::lock(&hub.state).known.len(), 2);
     }
 }

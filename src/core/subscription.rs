@@ -184,6 +184,37 @@ impl Drop for Upstream {
 }
 
 impl SharedTrack {
+    /// Start reading a new upstream subscription on `live`.
+    fn start(self: &Arc<Self>, subscribe: Subscribe, reader: EarlyReader, live: Arc<Live>) {
+        let (installed, is_installed) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(run(
+            reader,
+            self.fanout.clone(),
+            live.clone(),
+            (Arc::downgrade(self), is_installed),
+        ));
+        *lock(&self.upstream) = Some(Upstream {
+            subscribe: Some(subscribe),
+            task,
+            live,
+        });
+        let _ = installed.send(());
+    }
+
+    /// Unsubscribe upstream now that its reads ended by themselves (the track ended, failed,
+    /// or sent an object over the limit), instead of when the last local subscriber lets
+    /// go: until then the relay would keep sending, and the transport keep receiving, data
+    /// nobody reads.
+    async fn release(&self, live: &Arc<Live>) {
+        let subscribe = lock(&self.upstream)
+            .as_mut()
+            .filter(|upstream| Arc::ptr_eq(&upstream.live, live))
+            .and_then(|upstream| upstream.subscribe.take());
+        if let (Some(subscribe), false) = (subscribe, live.is_lost()) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), subscribe.unsubscribe()).await;
+        }
+    }
+
     /// Unsubscribe upstream and wait (bounded) for the relay to acknowledge.
     pub(crate) async fn unsubscribe(&self) {
         let upstream = lock(&self.upstream).take();
@@ -250,12 +281,7 @@ pub(crate) fn resubscribe_all(registry: &TrackRegistry, live: &Arc<Live>) {
             match opened {
                 Ok((subscribe, reader)) => {
                     shared.fanout.resume();
-                    let task = tokio::spawn(run(reader, shared.fanout.clone(), live.clone()));
-                    *lock(&shared.upstream) = Some(Upstream {
-                        subscribe: Some(subscribe),
-                        task,
-                        live,
-                    });
+                    shared.start(subscribe, reader, live);
                     log::info!(
                         "subscribed again to '{}/{}' after reconnecting",
                         shown(&namespace),
@@ -317,24 +343,26 @@ pub(crate) async fn join(
     // The first sink is in before the reader task exists: the task ends as soon as it
     // finds no sink, and the relay may send an object with SUBSCRIBE_OK.
     fanout.admit(sink.clone(), queue.clone());
-    let task = tokio::spawn(run(reader, fanout.clone(), live.clone()));
     let shared = Arc::new(SharedTrack {
         namespace: namespace.to_string(),
         track: track.to_string(),
         options,
         fanout,
-        upstream: Mutex::new(Some(Upstream {
-            subscribe: Some(subscribe),
-            task,
-            live: live.clone(),
-        })),
+        upstream: Mutex::new(None),
     });
+    shared.start(subscribe, reader, live.clone());
     *lock(&slot.current) = Arc::downgrade(&shared);
     Ok((shared, sink, queue))
 }
 
-/// The reader task of one upstream subscription.
-async fn run(reader: EarlyReader, fanout: Arc<Fanout>, live: Arc<Live>) {
+/// The reader task of one upstream subscription. `owner` is the track it reads for, and a
+/// signal that the track holds this task's upstream (see [`SharedTrack::start`]).
+async fn run(
+    reader: EarlyReader,
+    fanout: Arc<Fanout>,
+    live: Arc<Live>,
+    owner: (Weak<SharedTrack>, tokio::sync::oneshot::Receiver<()>),
+) {
     let max = live.config.max_object_size;
     let outcome = tokio::select! {
         result = read_track(&reader, &fanout, max) => result,
@@ -348,6 +376,12 @@ async fn run(reader: EarlyReader, fanout: Arc<Fanout>, live: Arc<Live>) {
         log::info!("subscription ended: {err}");
     }
     fanout.finish(&outcome);
+    drop(reader);
+    let (track, installed) = owner;
+    let _ = installed.await;
+    if let Some(track) = track.upgrade() {
+        track.release(&live).await;
+    }
 }
 
 /// Whether the session is lost, or is about to be: a dying session can end a track's reads

@@ -11,13 +11,14 @@
 //! [`TestRelay::restart`] brings a new relay up on the same port with the same certificate.
 //!
 //! [`faults::FaultyLink`] sits between a client and the relay to delay, drop or black-hole
-//! traffic.
+//! traffic. [`hostile::HostilePeer`] is a MoQT peer that misbehaves on purpose.
 //!
 //! This crate is a dev-dependency only: the shipped `moq_ffi` library never links the relay.
 
 #![deny(missing_docs)]
 
 pub mod faults;
+pub mod hostile;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -121,9 +122,71 @@ pub struct TestRelay {
     running: Option<Running>,
 }
 
+/// A server on a thread of its own, with a current-thread runtime and a `LocalSet` (the relay
+/// is not `Send`). Stopping it drops the runtime, which aborts every task and closes the socket.
 struct Running {
     shutdown: tokio::sync::oneshot::Sender<()>,
     thread: JoinHandle<()>,
+}
+
+impl Running {
+    /// Build the server with `setup` inside the thread's runtime (a QUIC endpoint must be
+    /// created in the runtime that drives it; its error is returned here), then run `serve`
+    /// until it returns or the server is stopped.
+    fn start<T, S, F>(
+        name: &str,
+        setup: S,
+        serve: impl FnOnce(T) -> F + Send + 'static,
+    ) -> anyhow::Result<Self>
+    where
+        S: FnOnce() -> anyhow::Result<T> + Send + 'static,
+        F: std::future::Future<Output = ()> + 'static,
+    {
+        let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        let _ = ready_tx.send(Err(err.into()));
+                        return;
+                    }
+                };
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&runtime, async move {
+                    let server = match setup() {
+                        Ok(server) => {
+                            let _ = ready_tx.send(Ok(()));
+                            server
+                        }
+                        Err(err) => {
+                            let _ = ready_tx.send(Err(err));
+                            return;
+                        }
+                    };
+                    tokio::select! {
+                        _ = serve(server) => {}
+                        _ = shutdown_rx => {}
+                    }
+                });
+            })
+            .with_context(|| format!("spawn {name} thread"))?;
+        ready_rx
+            .recv()
+            .with_context(|| format!("{name} thread exited during start-up"))??;
+        Ok(Self { shutdown, thread })
+    }
+
+    /// Stop the server and wait for its thread.
+    fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.thread.join();
+    }
 }
 
 impl TestRelay {
@@ -142,67 +205,34 @@ impl TestRelay {
 
     fn spawn(identity: &Identity, socket: UdpSocket) -> anyhow::Result<Running> {
         let tls = identity.tls()?;
-        let tls_for_config = tls.clone();
-        let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
-        let thread = std::thread::Builder::new()
-            .name("moq-test-relay".into())
-            .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(err) => {
-                        let _ = ready_tx.send(Err(err.into()));
-                        return;
-                    }
-                };
-                let local = tokio::task::LocalSet::new();
-                local.block_on(&runtime, async move {
-                    // The endpoint must be created inside the runtime that drives it.
-                    let relay = quic::Endpoint::new(quic::Config::with_socket(socket, None, tls))
-                        .and_then(|endpoint| {
-                            RelayConfig {
-                                bind: None,
-                                endpoints: vec![endpoint],
-                                tls: tls_for_config.clone(),
-                                qlog_dir: None,
-                                mlog_dir: None,
-                                announce: None,
-                                node: None,
-                                coordinator: Arc::new(SingleRelayCoordinator),
-                                session: Default::default(),
-                                connection_tagger: None,
-                            }
-                            .build()
-                        });
-                    let relay = match relay {
-                        Ok(relay) => {
-                            let _ = ready_tx.send(Ok(()));
-                            relay
+        Running::start(
+            "moq-test-relay",
+            move || {
+                let tls_for_config = tls.clone();
+                quic::Endpoint::new(quic::Config::with_socket(socket, None, tls)).and_then(
+                    |endpoint| {
+                        RelayConfig {
+                            bind: None,
+                            endpoints: vec![endpoint],
+                            tls: tls_for_config,
+                            qlog_dir: None,
+                            mlog_dir: None,
+                            announce: None,
+                            node: None,
+                            coordinator: Arc::new(SingleRelayCoordinator),
+                            session: Default::default(),
+                            connection_tagger: None,
                         }
-                        Err(err) => {
-                            let _ = ready_tx.send(Err(err));
-                            return;
-                        }
-                    };
-                    tokio::select! {
-                        res = relay.run() => {
-                            if let Err(err) = res {
-                                eprintln!("moq-test-relay: relay stopped: {err:#}");
-                            }
-                        }
-                        _ = shutdown_rx => {}
-                    }
-                });
-                // Dropping the runtime here aborts every relay task and closes the socket.
-            })
-            .context("spawn relay thread")?;
-        ready_rx
-            .recv()
-            .context("relay thread exited during start-up")??;
-        Ok(Running { shutdown, thread })
+                        .build()
+                    },
+                )
+            },
+            |relay| async move {
+                if let Err(err) = relay.run().await {
+                    eprintln!("moq-test-relay: relay stopped: {err:#}");
+                }
+            },
+        )
     }
 
     /// The relay's raw-QUIC URL, `moqt://localhost:PORT`.
@@ -245,8 +275,7 @@ impl TestRelay {
     /// CONNECTION_CLOSE and the port stops answering. Idempotent.
     pub fn stop(&mut self) {
         if let Some(running) = self.running.take() {
-            let _ = running.shutdown.send(());
-            let _ = running.thread.join();
+            running.stop();
         }
     }
 

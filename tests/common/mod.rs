@@ -43,6 +43,15 @@ impl RelayProcess {
     /// Start `target/<profile>/moq-test-relay` (the test command builds it first:
     /// `cargo build -p moq-test-relay --bin moq-test-relay`) and wait until it is ready.
     pub fn start() -> Self {
+        Self::spawn(&[])
+    }
+
+    /// Start `moq-test-relay --hostile`: the hostile peer of `moq_test_relay::hostile`.
+    pub fn start_hostile() -> Self {
+        Self::spawn(&["--hostile"])
+    }
+
+    fn spawn(args: &[&str]) -> Self {
         use std::io::BufRead;
         let exe = std::env::current_exe().expect("test executable path");
         let binary = exe
@@ -57,6 +66,7 @@ impl RelayProcess {
             binary.display()
         );
         let mut child = std::process::Command::new(&binary)
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -173,4 +183,15 @@ pub fn api_config(relay: &impl Relay) -> moq_ffi::api::ClientConfig {
         danger_accept_any_certificate: false,
     });
     config
+}
+
+/// This process's resident memory, in MB.
+pub fn rss_mb() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: f64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|pages| pages.parse().ok())
+        .expect("resident pages in statm");
+    pages * 4096.0 / 1e6
 }

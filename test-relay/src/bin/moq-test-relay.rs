@@ -7,10 +7,17 @@
 //! `restart` (again on the same port, same certificate) answers `RESTARTED`.
 //! The relay runs until stdin closes or the process is terminated, so a parent that
 //! dies takes the relay with it.
+//!
+//! `moq-test-relay --hostile` runs [`moq_test_relay::hostile::HostilePeer`] instead (same
+//! output, no commands): a peer that misbehaves on purpose, for tests that measure the
+//! client's memory without the peer's.
 
 use std::io::{BufRead, Write};
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|arg| arg == "--hostile") {
+        return hostile();
+    }
     let mut relay = moq_test_relay::TestRelay::start()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "MOQ_RELAY_MOQT_URL={}", relay.moqt_url())?;
@@ -37,5 +44,28 @@ fn main() -> anyhow::Result<()> {
         out.flush()?;
     }
     drop(relay);
+    Ok(())
+}
+
+/// Run the hostile peer until stdin closes.
+fn hostile() -> anyhow::Result<()> {
+    let peer = moq_test_relay::hostile::HostilePeer::start()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "MOQ_RELAY_MOQT_URL={}", peer.moqt_url())?;
+    writeln!(
+        out,
+        "MOQ_RELAY_HTTPS_URL=https://localhost:{}",
+        peer.addr().port()
+    )?;
+    writeln!(out, "MOQ_RELAY_CA_FILE={}", peer.ca_path().display())?;
+    writeln!(out, "MOQ_RELAY_PORT={}", peer.addr().port())?;
+    writeln!(out, "READY")?;
+    out.flush()?;
+    for line in std::io::stdin().lock().lines() {
+        if line.is_err() {
+            break;
+        }
+    }
+    drop(peer);
     Ok(())
 }
