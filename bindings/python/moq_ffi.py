@@ -1891,7 +1891,7 @@ class ClientConfig:
     """
     Client configuration. Only `url` is required; every other field has a default.
 """
-    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 0, idle_timeout_ms:int = 5000, max_object_size:int = 16777216, max_subscriptions:int = 1000, subscription_buffer:int = 1024, overflow:typing.Optional[OverflowPolicy] = None, reconnect:typing.Optional[ReconnectPolicy] = None):
+    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 0, idle_timeout_ms:int = 5000, max_object_size:int = 16777216, max_subscriptions:int = 1000, subscription_buffer:int = 1024, subscription_buffer_bytes:int = 8388608, receive_window_bytes:int = 33554432, overflow:typing.Optional[OverflowPolicy] = None, reconnect:typing.Optional[ReconnectPolicy] = None):
         self.url = url
         if tls is _DEFAULT:
             self.tls = None
@@ -1905,6 +1905,8 @@ class ClientConfig:
         self.max_object_size = max_object_size
         self.max_subscriptions = max_subscriptions
         self.subscription_buffer = subscription_buffer
+        self.subscription_buffer_bytes = subscription_buffer_bytes
+        self.receive_window_bytes = receive_window_bytes
         self.overflow = overflow
         self.reconnect = reconnect
         
@@ -1912,7 +1914,7 @@ class ClientConfig:
 
     
     def __str__(self):
-        return "ClientConfig(url={}, tls={}, connect_timeout_ms={}, request_timeout_ms={}, rendezvous_timeout_ms={}, keep_alive_interval_ms={}, idle_timeout_ms={}, max_object_size={}, max_subscriptions={}, subscription_buffer={}, overflow={}, reconnect={})".format(self.url, self.tls, self.connect_timeout_ms, self.request_timeout_ms, self.rendezvous_timeout_ms, self.keep_alive_interval_ms, self.idle_timeout_ms, self.max_object_size, self.max_subscriptions, self.subscription_buffer, self.overflow, self.reconnect)
+        return "ClientConfig(url={}, tls={}, connect_timeout_ms={}, request_timeout_ms={}, rendezvous_timeout_ms={}, keep_alive_interval_ms={}, idle_timeout_ms={}, max_object_size={}, max_subscriptions={}, subscription_buffer={}, subscription_buffer_bytes={}, receive_window_bytes={}, overflow={}, reconnect={})".format(self.url, self.tls, self.connect_timeout_ms, self.request_timeout_ms, self.rendezvous_timeout_ms, self.keep_alive_interval_ms, self.idle_timeout_ms, self.max_object_size, self.max_subscriptions, self.subscription_buffer, self.subscription_buffer_bytes, self.receive_window_bytes, self.overflow, self.reconnect)
     def __eq__(self, other):
         if self.url != other.url:
             return False
@@ -1934,6 +1936,10 @@ class ClientConfig:
             return False
         if self.subscription_buffer != other.subscription_buffer:
             return False
+        if self.subscription_buffer_bytes != other.subscription_buffer_bytes:
+            return False
+        if self.receive_window_bytes != other.receive_window_bytes:
+            return False
         if self.overflow != other.overflow:
             return False
         if self.reconnect != other.reconnect:
@@ -1954,6 +1960,8 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
             max_object_size=_UniffiFfiConverterUInt64.read(buf),
             max_subscriptions=_UniffiFfiConverterUInt32.read(buf),
             subscription_buffer=_UniffiFfiConverterUInt32.read(buf),
+            subscription_buffer_bytes=_UniffiFfiConverterUInt64.read(buf),
+            receive_window_bytes=_UniffiFfiConverterUInt64.read(buf),
             overflow=_UniffiFfiConverterOptionalTypeOverflowPolicy.read(buf),
             reconnect=_UniffiFfiConverterOptionalTypeReconnectPolicy.read(buf),
         )
@@ -1970,6 +1978,8 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.max_object_size)
         _UniffiFfiConverterUInt32.check_lower(value.max_subscriptions)
         _UniffiFfiConverterUInt32.check_lower(value.subscription_buffer)
+        _UniffiFfiConverterUInt64.check_lower(value.subscription_buffer_bytes)
+        _UniffiFfiConverterUInt64.check_lower(value.receive_window_bytes)
         _UniffiFfiConverterOptionalTypeOverflowPolicy.check_lower(value.overflow)
         _UniffiFfiConverterOptionalTypeReconnectPolicy.check_lower(value.reconnect)
 
@@ -1985,6 +1995,8 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.max_object_size, buf)
         _UniffiFfiConverterUInt32.write(value.max_subscriptions, buf)
         _UniffiFfiConverterUInt32.write(value.subscription_buffer, buf)
+        _UniffiFfiConverterUInt64.write(value.subscription_buffer_bytes, buf)
+        _UniffiFfiConverterUInt64.write(value.receive_window_bytes, buf)
         _UniffiFfiConverterOptionalTypeOverflowPolicy.write(value.overflow, buf)
         _UniffiFfiConverterOptionalTypeReconnectPolicy.write(value.reconnect, buf)
 

@@ -67,9 +67,17 @@ pub struct ClientConfig {
     /// Most subscriptions the client may hold at once; one more fails with `LimitReached`.
     #[uniffi(default = 1000)]
     pub max_subscriptions: u32,
-    /// Objects each subscription buffers for a reader that falls behind (its memory bound).
+    /// Objects each subscription buffers for a reader that falls behind.
     #[uniffi(default = 1024)]
     pub subscription_buffer: u32,
+    /// Payload bytes each subscription buffers for a reader that falls behind, and bytes the
+    /// transport may receive for its track ahead of it (see the README's memory model).
+    #[uniffi(default = 8388608)]
+    pub subscription_buffer_bytes: u64,
+    /// Bytes the relay may send on the connection ahead of what the client has read (QUIC's
+    /// connection receive window; 64 KiB to 1 TiB).
+    #[uniffi(default = 33554432)]
+    pub receive_window_bytes: u64,
     /// What a subscription does when that buffer is full (none: `Backpressure`).
     #[uniffi(default)]
     pub overflow: Option<OverflowPolicy>,
@@ -161,6 +169,7 @@ impl ClientConfig {
         };
         config.max_object_size = usize::try_from(self.max_object_size).unwrap_or(usize::MAX);
         config.max_subscriptions = self.max_subscriptions as usize;
+        config.receive_window = self.receive_window_bytes;
         config.reconnect = self.reconnect.map(Into::into);
         Ok(config)
     }
@@ -169,6 +178,9 @@ impl ClientConfig {
     pub(crate) fn subscriber_options(&self) -> core::SubscriberOptions {
         core::SubscriberOptions {
             buffer: (self.subscription_buffer as usize).max(1),
+            buffer_bytes: usize::try_from(self.subscription_buffer_bytes)
+                .unwrap_or(usize::MAX)
+                .max(1),
             overflow: self.overflow.unwrap_or(OverflowPolicy::Backpressure).into(),
             ..core::SubscriberOptions::default()
         }
@@ -191,6 +203,8 @@ pub fn default_client_config(url: String) -> ClientConfig {
         max_object_size: core.max_object_size as u64,
         max_subscriptions: core.max_subscriptions as u32,
         subscription_buffer: core::SubscriberOptions::default().buffer as u32,
+        subscription_buffer_bytes: core::SubscriberOptions::default().buffer_bytes as u64,
+        receive_window_bytes: core.receive_window,
         overflow: None,
         reconnect: None,
         url: core.url,

@@ -107,6 +107,13 @@ pub struct ClientConfig {
     /// starts from). Announcements past it are ignored, with a warning, until some are
     /// withdrawn: a peer announcing without end cannot grow the client. Default 10,000.
     pub max_announced_namespaces: usize,
+    /// Bytes the relay may send on this connection ahead of what the client has read (QUIC's
+    /// connection receive window; each stream may take at most 1 MiB of it). With the
+    /// subscriptions' `buffer_bytes`, the bound on received data held in memory. A
+    /// subscription under `Backpressure` whose reader stops holds up to 1 MiB per open
+    /// group of its track here; once the whole window is held, the connection's other
+    /// tracks wait too, so keep it well above the open groups of a slow track. Default 32 MiB.
+    pub receive_window: u64,
     /// Reconnect automatically after the session is lost. Default `None`: a lost session
     /// ends every publisher and subscription (state `Failed`).
     pub reconnect: Option<ReconnectPolicy>,
@@ -159,6 +166,7 @@ impl ClientConfig {
             max_subscriptions: 1000,
             max_requests_per_session: 65_000,
             max_announced_namespaces: 10_000,
+            receive_window: DEFAULT_RECEIVE_WINDOW,
             reconnect: None,
         }
     }
@@ -200,6 +208,14 @@ impl ClientConfig {
             return Err(ConfigError::InvalidSetting {
                 name: "tls.danger_accept_any_certificate",
                 reason: "cannot be combined with pinned_sha256 (the pins would be ignored); remove one of them".into(),
+            });
+        }
+        if !(MIN_RECEIVE_WINDOW..=MAX_RECEIVE_WINDOW).contains(&self.receive_window) {
+            return Err(ConfigError::InvalidSetting {
+                name: "receive_window",
+                reason: format!(
+                    "must be between {MIN_RECEIVE_WINDOW} and {MAX_RECEIVE_WINDOW} bytes"
+                ),
             });
         }
         if self.max_announced_namespaces == 0 {
@@ -244,6 +260,16 @@ impl ClientConfig {
 }
 
 /// The default `idle_timeout`.
+/// Default [`ClientConfig::receive_window`].
+pub const DEFAULT_RECEIVE_WINDOW: u64 = 32 * 1024 * 1024;
+/// Smallest [`ClientConfig::receive_window`]: room for a few packets.
+const MIN_RECEIVE_WINDOW: u64 = 64 * 1024;
+/// Largest [`ClientConfig::receive_window`] (QUIC's variable-length integer limit is far
+/// higher; this keeps a typo from meaning "unbounded").
+const MAX_RECEIVE_WINDOW: u64 = 1 << 40;
+/// The most one QUIC stream may hold unread, within the connection's window.
+pub(crate) const STREAM_RECEIVE_WINDOW: u64 = 1024 * 1024;
+
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The keep-alive interval used when none is chosen (the faces' "0" or unset): a quarter of

@@ -1,5 +1,7 @@
 //! The bounded buffer between a subscription's reader and one local subscriber, with the
-//! subscriber's overflow policy applied when the subscriber falls behind.
+//! subscriber's overflow policy applied when the subscriber falls behind. Bounded in objects
+//! and in payload bytes: it is full at `capacity` objects, or when the next object would take
+//! it past `max_bytes` (an object larger than `max_bytes` still passes, alone).
 //!
 //! One producer (the track's reader task) and one consumer (the subscriber) per queue, so a
 //! stored `Notify` permit is enough to never miss a wake-up in either direction.
@@ -27,26 +29,49 @@ pub(crate) enum Pushed {
 
 struct State {
     items: VecDeque<Object>,
+    /// Payload bytes of `items`.
+    bytes: usize,
     closed: bool,
+}
+
+impl State {
+    fn has_room(&self, capacity: usize, max_bytes: usize, next: usize) -> bool {
+        self.items.is_empty()
+            || (self.items.len() < capacity && self.bytes.saturating_add(next) <= max_bytes)
+    }
+
+    fn push(&mut self, object: Object) {
+        self.bytes += object.payload.len();
+        self.items.push_back(object);
+    }
+
+    fn pop(&mut self) -> Option<Object> {
+        let object = self.items.pop_front()?;
+        self.bytes -= object.payload.len();
+        Some(object)
+    }
 }
 
 /// A bounded single-producer, single-consumer queue of objects.
 pub(crate) struct Queue {
     state: Mutex<State>,
     capacity: usize,
+    max_bytes: usize,
     overflow: Overflow,
     readable: Notify,
     writable: Notify,
 }
 
 impl Queue {
-    pub(crate) fn new(capacity: usize, overflow: Overflow) -> Self {
+    pub(crate) fn new(capacity: usize, max_bytes: usize, overflow: Overflow) -> Self {
         Self {
             state: Mutex::new(State {
                 items: VecDeque::new(),
+                bytes: 0,
                 closed: false,
             }),
             capacity: capacity.max(1),
+            max_bytes,
             overflow,
             readable: Notify::new(),
             writable: Notify::new(),
@@ -62,8 +87,9 @@ impl Queue {
                 if state.closed {
                     return Pushed::Closed;
                 }
-                if state.items.len() < self.capacity {
-                    state.items.push_back(object);
+                let size = object.payload.len();
+                if state.has_room(self.capacity, self.max_bytes, size) {
+                    state.push(object);
                     drop(state);
                     self.readable.notify_one();
                     return Pushed::Queued;
@@ -71,8 +97,10 @@ impl Queue {
                 match self.overflow {
                     Overflow::Backpressure => {}
                     Overflow::DropOldest => {
-                        state.items.pop_front();
-                        state.items.push_back(object);
+                        while !state.has_room(self.capacity, self.max_bytes, size) {
+                            state.pop();
+                        }
+                        state.push(object);
                         drop(state);
                         self.readable.notify_one();
                         return Pushed::ReplacedOldest;
@@ -92,7 +120,7 @@ impl Queue {
                 let mut state = lock(&self.state);
                 if !state.items.is_empty() {
                     let n = max.max(1).min(state.items.len());
-                    out.extend(state.items.drain(..n));
+                    out.extend((0..n).filter_map(|_| state.pop()));
                     drop(state);
                     self.writable.notify_one();
                     return n;
@@ -107,7 +135,7 @@ impl Queue {
 
     /// The next object if one is queued.
     pub(crate) fn try_pop(&self) -> Option<Object> {
-        let object = lock(&self.state).items.pop_front();
+        let object = lock(&self.state).pop();
         if object.is_some() {
             self.writable.notify_one();
         }
@@ -145,7 +173,7 @@ mod tests {
 
     #[tokio::test]
     async fn drop_oldest_keeps_the_newest_and_counts_the_rest() {
-        let queue = Queue::new(2, Overflow::DropOldest);
+        let queue = Queue::new(2, usize::MAX, Overflow::DropOldest);
         let mut replaced = 0;
         for i in 0..5 {
             if queue.push(object(i)).await == Pushed::ReplacedOldest {
@@ -160,7 +188,7 @@ mod tests {
 
     #[tokio::test]
     async fn end_policy_refuses_when_full() {
-        let queue = Queue::new(1, Overflow::End);
+        let queue = Queue::new(1, usize::MAX, Overflow::End);
         assert_eq!(queue.push(object(0)).await, Pushed::Queued);
         assert_eq!(queue.push(object(1)).await, Pushed::Overflowed);
         assert_eq!(queue.len(), 1);
@@ -168,7 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn backpressure_waits_for_room_and_loses_nothing() {
-        let queue = std::sync::Arc::new(Queue::new(1, Overflow::Backpressure));
+        let queue = std::sync::Arc::new(Queue::new(1, usize::MAX, Overflow::Backpressure));
         let producer = {
             let queue = queue.clone();
             tokio::spawn(async move {
@@ -186,7 +214,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_wakes_a_blocked_producer_and_drains_for_the_consumer() {
-        let queue = std::sync::Arc::new(Queue::new(1, Overflow::Backpressure));
+        let queue = std::sync::Arc::new(Queue::new(1, usize::MAX, Overflow::Backpressure));
         queue.push(object(0)).await;
         let blocked = {
             let queue = queue.clone();
@@ -198,5 +226,34 @@ mod tests {
         assert_eq!(queue.try_pop().map(|o| o.object_id), Some(0));
         let mut out = Vec::new();
         assert_eq!(queue.pop_many(&mut out, 1).await, 0);
+    }
+
+    fn sized(i: u64, len: usize) -> Object {
+        Object {
+            group_id: 0,
+            object_id: i,
+            payload: bytes::Bytes::from(vec![0; len]),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_byte_bound_fills_the_queue_before_the_object_count_does() {
+        let queue = Queue::new(100, 1000, Overflow::End);
+        assert_eq!(queue.push(sized(0, 600)).await, Pushed::Queued);
+        assert_eq!(queue.push(sized(1, 400)).await, Pushed::Queued);
+        assert_eq!(queue.push(sized(2, 1)).await, Pushed::Overflowed);
+        let mut out = Vec::new();
+        queue.pop_many(&mut out, 1).await;
+        assert_eq!(queue.push(sized(3, 600)).await, Pushed::Queued, "600 freed");
+    }
+
+    #[tokio::test]
+    async fn an_object_over_the_byte_bound_passes_alone() {
+        let queue = Queue::new(100, 1000, Overflow::DropOldest);
+        queue.push(sized(0, 10)).await;
+        assert_eq!(queue.push(sized(1, 5000)).await, Pushed::ReplacedOldest);
+        assert_eq!(queue.len(), 1);
+        assert_eq!(queue.try_pop().map(|o| o.object_id), Some(1));
+        assert_eq!(queue.push(sized(2, 5000)).await, Pushed::Queued);
     }
 }

@@ -28,8 +28,17 @@ pub struct Object {
 #[derive(Debug, Clone, Copy)]
 pub struct SubscriberOptions {
     /// Objects buffered between the network and the reader of this subscription: the bound
-    /// on the memory a reader that falls behind can hold. Default 1,024.
+    /// on the objects a reader that falls behind can hold. Default 1,024.
     pub buffer: usize,
+    /// Bytes of payload buffered for the reader of this subscription (the queue is full at
+    /// `buffer` objects or at this many bytes, whichever comes first; one larger object
+    /// passes alone), and separately the bytes the transport may receive for the track
+    /// ahead of it: together the bound on the memory a reader that falls behind can hold.
+    /// The second bound is what makes `Backpressure` reach the network: once it is spent,
+    /// the client stops reading the track's QUIC streams and flow control slows the sender.
+    /// Several local subscribers of one track share the first one's transport bound.
+    /// Default 8 MiB.
+    pub buffer_bytes: usize,
     /// What happens when the buffer is full. Default [`Overflow::Backpressure`].
     pub overflow: Overflow,
     /// Subscriber priority, 0 (highest) to 255. Default 128.
@@ -40,6 +49,7 @@ impl Default for SubscriberOptions {
     fn default() -> Self {
         Self {
             buffer: 1024,
+            buffer_bytes: 8 * 1024 * 1024,
             overflow: Overflow::Backpressure,
             priority: 128,
         }

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use moq_transport::coding::{KeyValuePairs, TrackNamespace};
 use moq_transport::message::PublishDoneCode;
-use moq_transport::serve::{ServeError, SubgroupObjectReader, Track, TrackReaderMode};
+use moq_transport::serve::{
+    ReceiveBudget, ServeError, SubgroupObjectReader, Track, TrackReaderMode,
+};
 use moq_transport::session::Subscribe;
 use tokio::sync::watch;
 
@@ -185,7 +187,7 @@ impl Drop for Upstream {
 
 impl SharedTrack {
     /// Start reading a new upstream subscription on `live`.
-    fn start(self: &Arc<Self>, subscribe: Subscribe, reader: EarlyReader, live: Arc<Live>) {
+    fn start(self: &Arc<Self>, subscribe: Subscribe, reader: TrackSource, live: Arc<Live>) {
         let (installed, is_installed) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(run(
             reader,
@@ -322,7 +324,11 @@ pub(crate) async fn join(
             .or_default()
             .clone()
     };
-    let queue = Arc::new(Queue::new(options.buffer, options.overflow));
+    let queue = Arc::new(Queue::new(
+        options.buffer,
+        options.buffer_bytes,
+        options.overflow,
+    ));
     let (active, _) = watch::channel(true);
     let sink = Arc::new(Sink {
         id: NEXT_SINK_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
@@ -355,10 +361,17 @@ pub(crate) async fn join(
     Ok((shared, sink, queue))
 }
 
+/// What an upstream subscription's reader task reads: the track, and the receive budget the
+/// transport reads it under.
+pub(crate) struct TrackSource {
+    reader: EarlyReader,
+    budget: Arc<ReceiveBudget>,
+}
+
 /// The reader task of one upstream subscription. `owner` is the track it reads for, and a
 /// signal that the track holds this task's upstream (see [`SharedTrack::start`]).
 async fn run(
-    reader: EarlyReader,
+    reader: TrackSource,
     fanout: Arc<Fanout>,
     live: Arc<Live>,
     owner: (Weak<SharedTrack>, tokio::sync::oneshot::Receiver<()>),
@@ -400,14 +413,17 @@ async fn open(
     namespace: &str,
     track: &str,
     options: SubscriberOptions,
-) -> Result<(Subscribe, EarlyReader), SubscribeError> {
+) -> Result<(Subscribe, TrackSource), SubscribeError> {
     let config = &live.config;
     let started = Instant::now();
     let deadline = started + config.rendezvous_timeout;
     let mut backoff = Duration::from_millis(20);
     loop {
-        let (writer, reader) =
-            Track::new(TrackNamespace::from_utf8_path(namespace), track).produce();
+        // The transport reads at most `buffer_bytes` of the track ahead of its reader task
+        // (vendor/moq-transport's receive budget), and drops each object once read.
+        let budget = Arc::new(ReceiveBudget::new(options.buffer_bytes));
+        let (writer, reader) = Track::new(TrackNamespace::from_utf8_path(namespace), track)
+            .produce_with_receive_budget(budget.clone());
         // Registered before SUBSCRIBE goes out, so the session takes the reader while the
         // first group is still the only one (see early_reader).
         let reader = live.early_readers.register(reader);
@@ -427,7 +443,7 @@ async fn open(
                 .await;
         let err = match attempt {
             Err(_) => return Err(SubscribeError::Timeout { after: bound }),
-            Ok(Ok(subscribe)) => return Ok((subscribe, reader)),
+            Ok(Ok(subscribe)) => return Ok((subscribe, TrackSource { reader, budget })),
             Ok(Err(err)) => err,
         };
         if live.is_lost() {
@@ -488,11 +504,15 @@ fn is_not_found_code(code: u64) -> bool {
 
 /// Read the track in order and hand each object to every local subscriber. Returns when the
 /// track ends, fails, or no local subscriber is left.
+/// Every wait on the transport's readers holds `budget.consumer_waits()`: while this task
+/// waits for data the transport reads beyond the budget (what it waits for may be queued
+/// behind streams holding the budget); while it waits on a full queue it does not.
 async fn read_track(
-    reader: &EarlyReader,
+    source: &TrackSource,
     fanout: &Fanout,
     max: usize,
 ) -> Result<(), SubscribeError> {
+    let TrackSource { reader, budget } = source;
     let lost = |err: ServeError| match err {
         // TRACK_ENDED / SUBSCRIPTION_ENDED: the publisher finished normally.
         ServeError::Done | ServeError::Cancel => Ok(()),
@@ -506,13 +526,13 @@ async fn read_track(
             reason: other.to_string(),
         }),
     };
-    let mode = match reader.mode().await {
+    let mode = match waiting(budget, reader.mode()).await {
         Ok(mode) => mode,
         Err(err) => return lost(err),
     };
     match mode {
         TrackReaderMode::Subgroups(mut groups) => loop {
-            let group = match groups.next().await {
+            let group = match waiting(budget, groups.next()).await {
                 Ok(Some(group)) => group,
                 Ok(None) => return Ok(()),
                 Err(err) => return lost(err),
@@ -521,9 +541,10 @@ async fn read_track(
             log::trace!("group {group_id} opened at object {}", group.pos());
             let mut group = group;
             loop {
-                match group.next().await {
+                match waiting(budget, group.next()).await {
                     Ok(Some(object)) => {
-                        let payload = read_object(object_checked(&object, max)?, object).await;
+                        let object_id = object_checked(&object, max)?;
+                        let payload = waiting(budget, read_object(object_id, object)).await;
                         let payload = match payload {
                             Ok(payload) => payload,
                             Err(err) => {
@@ -574,6 +595,12 @@ async fn read_track(
             reason: "publisher uses single-stream track mode, which is not supported".into(),
         }),
     }
+}
+
+/// Await `wait` as the track's consumer waiting for data (see [`read_track`]).
+async fn waiting<T>(budget: &ReceiveBudget, wait: impl std::future::Future<Output = T>) -> T {
+    let _waiting = budget.consumer_waits();
+    wait.await
 }
 
 /// Reject an object whose announced size exceeds the limit before reading it.

@@ -33,6 +33,13 @@ fn transport_config(config: &ClientConfig) -> Result<quinn::TransportConfig, Con
     // 100 each, for bursts of short groups and many published tracks).
     transport.max_concurrent_uni_streams(1_000u32.into());
     transport.max_concurrent_bidi_streams(1_000u32.into());
+    // Flow control: bounded (quinn's connection window is unbounded by default), so a reader
+    // that stops (subscription receive budgets) makes the relay stop sending.
+    let window = |bytes: u64| quinn::VarInt::from_u64(bytes).unwrap_or(quinn::VarInt::MAX);
+    transport.receive_window(window(config.receive_window));
+    transport.stream_receive_window(window(
+        super::config::STREAM_RECEIVE_WINDOW.min(config.receive_window),
+    ));
     Ok(transport)
 }
 

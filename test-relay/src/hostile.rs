@@ -367,19 +367,43 @@ async fn flood(request: &mut SubscribedNamespace) -> anyhow::Result<()> {
             .map(|i| TrackNamespace::from_utf8_path(&format!("flood/{round}/{i}")))
             .collect();
         for name in &names {
-            request.namespace(name)?;
+            paced(|| request.namespace(name)).await?;
         }
         tokio::task::yield_now().await;
         for name in &names {
-            request.namespace_done(name)?;
+            // A refused NAMESPACE_DONE has already forgotten the namespace: announce it
+            // again (the client ignores a repeat) before retrying.
+            let mut refused = false;
+            paced(|| {
+                if std::mem::take(&mut refused) {
+                    let _ = request.namespace(name);
+                }
+                let sent = request.namespace_done(name);
+                refused = matches!(sent, Err(ServeError::Cancel));
+                sent
+            })
+            .await?;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     for name in names_at_the_limits() {
-        request.namespace(&name)?;
+        paced(|| request.namespace(&name)).await?;
     }
-    request.namespace(&TrackNamespace::from_utf8_path(FLOOD_DONE))?;
+    paced(|| request.namespace(&TrackNamespace::from_utf8_path(FLOOD_DONE))).await?;
     Ok(())
+}
+
+/// Send one message of the flood. moq-transport queues a request's responses in a bounded
+/// channel and refuses (`Cancel`) when it is full, which a loaded machine reaches: wait for
+/// room then, for up to 10 s.
+async fn paced(mut send: impl FnMut() -> Result<(), ServeError>) -> Result<(), ServeError> {
+    for _ in 0..2_000 {
+        match send() {
+            Err(ServeError::Cancel) => tokio::time::sleep(Duration::from_millis(5)).await,
+            done => return done,
+        }
+    }
+    send()
 }
 
 /// Namespaces exactly at the wire's limits (moq-transport's decoder accepts them): 32 fields,

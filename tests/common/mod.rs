@@ -37,6 +37,7 @@ pub struct RelayProcess {
     moqt_url: String,
     https_url: String,
     ca_pem: String,
+    ca_file: std::path::PathBuf,
 }
 
 impl RelayProcess {
@@ -88,13 +89,20 @@ impl RelayProcess {
                 .cloned()
                 .unwrap_or_else(|| panic!("relay printed no {key}"))
         };
-        let ca_pem = std::fs::read_to_string(value("MOQ_RELAY_CA_FILE")).expect("relay CA file");
+        let ca_file = std::path::PathBuf::from(value("MOQ_RELAY_CA_FILE"));
+        let ca_pem = std::fs::read_to_string(&ca_file).expect("relay CA file");
         Self {
             child,
             moqt_url: value("MOQ_RELAY_MOQT_URL"),
             https_url: value("MOQ_RELAY_HTTPS_URL"),
             ca_pem,
+            ca_file,
         }
+    }
+
+    /// The file holding the relay's CA certificate.
+    pub fn ca_file(&self) -> &std::path::Path {
+        &self.ca_file
     }
 }
 

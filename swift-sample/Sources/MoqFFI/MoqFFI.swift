@@ -2981,9 +2981,19 @@ public struct ClientConfig: Equatable, Hashable {
      */
     public var maxSubscriptions: UInt32
     /**
-     * Objects each subscription buffers for a reader that falls behind (its memory bound).
+     * Objects each subscription buffers for a reader that falls behind.
      */
     public var subscriptionBuffer: UInt32
+    /**
+     * Payload bytes each subscription buffers for a reader that falls behind, and bytes the
+     * transport may receive for its track ahead of it (see the README's memory model).
+     */
+    public var subscriptionBufferBytes: UInt64
+    /**
+     * Bytes the relay may send on the connection ahead of what the client has read (QUIC's
+     * connection receive window; 64 KiB to 1 TiB).
+     */
+    public var receiveWindowBytes: UInt64
     /**
      * What a subscription does when that buffer is full (none: `Backpressure`).
      */
@@ -3026,8 +3036,16 @@ public struct ClientConfig: Equatable, Hashable {
          * Most subscriptions the client may hold at once; one more fails with `LimitReached`.
          */maxSubscriptions: UInt32 = UInt32(1000), 
         /**
-         * Objects each subscription buffers for a reader that falls behind (its memory bound).
+         * Objects each subscription buffers for a reader that falls behind.
          */subscriptionBuffer: UInt32 = UInt32(1024), 
+        /**
+         * Payload bytes each subscription buffers for a reader that falls behind, and bytes the
+         * transport may receive for its track ahead of it (see the README's memory model).
+         */subscriptionBufferBytes: UInt64 = UInt64(8388608), 
+        /**
+         * Bytes the relay may send on the connection ahead of what the client has read (QUIC's
+         * connection receive window; 64 KiB to 1 TiB).
+         */receiveWindowBytes: UInt64 = UInt64(33554432), 
         /**
          * What a subscription does when that buffer is full (none: `Backpressure`).
          */overflow: OverflowPolicy? = nil, 
@@ -3045,6 +3063,8 @@ public struct ClientConfig: Equatable, Hashable {
         self.maxObjectSize = maxObjectSize
         self.maxSubscriptions = maxSubscriptions
         self.subscriptionBuffer = subscriptionBuffer
+        self.subscriptionBufferBytes = subscriptionBufferBytes
+        self.receiveWindowBytes = receiveWindowBytes
         self.overflow = overflow
         self.reconnect = reconnect
     }
@@ -3075,6 +3095,8 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
                 maxObjectSize: FfiConverterUInt64.read(from: &buf), 
                 maxSubscriptions: FfiConverterUInt32.read(from: &buf), 
                 subscriptionBuffer: FfiConverterUInt32.read(from: &buf), 
+                subscriptionBufferBytes: FfiConverterUInt64.read(from: &buf), 
+                receiveWindowBytes: FfiConverterUInt64.read(from: &buf), 
                 overflow: FfiConverterOptionTypeOverflowPolicy.read(from: &buf), 
                 reconnect: FfiConverterOptionTypeReconnectPolicy.read(from: &buf)
         )
@@ -3091,6 +3113,8 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.maxObjectSize, into: &buf)
         FfiConverterUInt32.write(value.maxSubscriptions, into: &buf)
         FfiConverterUInt32.write(value.subscriptionBuffer, into: &buf)
+        FfiConverterUInt64.write(value.subscriptionBufferBytes, into: &buf)
+        FfiConverterUInt64.write(value.receiveWindowBytes, into: &buf)
         FfiConverterOptionTypeOverflowPolicy.write(value.overflow, into: &buf)
         FfiConverterOptionTypeReconnectPolicy.write(value.reconnect, into: &buf)
     }

@@ -5387,9 +5387,21 @@ data class ClientConfig (
     var `maxSubscriptions`: kotlin.UInt = 1000u 
     , 
     /**
-     * Objects each subscription buffers for a reader that falls behind (its memory bound).
+     * Objects each subscription buffers for a reader that falls behind.
      */
     var `subscriptionBuffer`: kotlin.UInt = 1024u 
+    , 
+    /**
+     * Payload bytes each subscription buffers for a reader that falls behind, and bytes the
+     * transport may receive for its track ahead of it (see the README's memory model).
+     */
+    var `subscriptionBufferBytes`: kotlin.ULong = 8388608uL 
+    , 
+    /**
+     * Bytes the relay may send on the connection ahead of what the client has read (QUIC's
+     * connection receive window; 64 KiB to 1 TiB).
+     */
+    var `receiveWindowBytes`: kotlin.ULong = 33554432uL 
     , 
     /**
      * What a subscription does when that buffer is full (none: `Backpressure`).
@@ -5427,6 +5439,8 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.read(buf),
             FfiConverterUInt.read(buf),
             FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
             FfiConverterOptionalTypeOverflowPolicy.read(buf),
             FfiConverterOptionalTypeReconnectPolicy.read(buf),
         )
@@ -5443,6 +5457,8 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.allocationSize(value.`maxObjectSize`) +
             FfiConverterUInt.allocationSize(value.`maxSubscriptions`) +
             FfiConverterUInt.allocationSize(value.`subscriptionBuffer`) +
+            FfiConverterULong.allocationSize(value.`subscriptionBufferBytes`) +
+            FfiConverterULong.allocationSize(value.`receiveWindowBytes`) +
             FfiConverterOptionalTypeOverflowPolicy.allocationSize(value.`overflow`) +
             FfiConverterOptionalTypeReconnectPolicy.allocationSize(value.`reconnect`)
     )
@@ -5458,6 +5474,8 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.write(value.`maxObjectSize`, buf)
             FfiConverterUInt.write(value.`maxSubscriptions`, buf)
             FfiConverterUInt.write(value.`subscriptionBuffer`, buf)
+            FfiConverterULong.write(value.`subscriptionBufferBytes`, buf)
+            FfiConverterULong.write(value.`receiveWindowBytes`, buf)
             FfiConverterOptionalTypeOverflowPolicy.write(value.`overflow`, buf)
             FfiConverterOptionalTypeReconnectPolicy.write(value.`reconnect`, buf)
     }
