@@ -66,7 +66,10 @@ impl Classify for ConfigError {
 
 impl Classify for CatalogError {
     fn kind(&self) -> ErrorKind {
-        ErrorKind::InvalidArgument
+        match self {
+            CatalogError::Malformed { .. } => ErrorKind::InvalidArgument,
+            CatalogError::TooLarge { .. } => ErrorKind::LimitReached,
+        }
     }
 }
 

@@ -32,6 +32,13 @@ pub struct TrackInfo {
     pub language: Option<String>,
 }
 
+/// The largest catalog object parsed, in bytes: a catalog describes a broadcast's tracks, a
+/// few kilobytes even with initialization data; a larger object is refused unread.
+pub const MAX_CATALOG_BYTES: usize = 1024 * 1024;
+/// The most tracks a catalog may list: the parser stops at the next one, so a catalog cannot
+/// expand into more memory than this many track descriptions.
+pub const MAX_CATALOG_TRACKS: usize = 1024;
+
 /// Why a catalog object could not be used.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum CatalogError {
@@ -39,6 +46,12 @@ pub enum CatalogError {
     #[error("malformed catalog: {reason}")]
     Malformed {
         /// The parser's message.
+        reason: String,
+    },
+    /// Over [`MAX_CATALOG_BYTES`] or [`MAX_CATALOG_TRACKS`].
+    #[error("catalog over the limit: {reason}; catalogs are read up to {MAX_CATALOG_BYTES} bytes and {MAX_CATALOG_TRACKS} tracks")]
+    TooLarge {
+        /// Which limit, and by how much.
         reason: String,
     },
 }
@@ -84,6 +97,7 @@ struct WireTrack {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct WireCatalog {
+    #[serde(deserialize_with = "at_most_max_tracks")]
     tracks: Vec<WireTrack>,
     #[serde(default)]
     common_track_fields: Option<CommonFields>,
@@ -98,16 +112,62 @@ struct CommonFields {
     flat: Params,
 }
 
+/// The message that marks a catalog over [`MAX_CATALOG_TRACKS`] in serde's error.
+const TOO_MANY_TRACKS: &str = "more tracks than the limit";
+
+/// Deserialize the track list, failing at track `MAX_CATALOG_TRACKS + 1` instead of
+/// materializing however many the object lists.
+fn at_most_max_tracks<'de, D>(deserializer: D) -> Result<Vec<WireTrack>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Bounded;
+    impl<'de> serde::de::Visitor<'de> for Bounded {
+        type Value = Vec<WireTrack>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "a list of at most {MAX_CATALOG_TRACKS} tracks")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut tracks = Vec::new();
+            while let Some(track) = seq.next_element::<WireTrack>()? {
+                if tracks.len() == MAX_CATALOG_TRACKS {
+                    return Err(serde::de::Error::custom(TOO_MANY_TRACKS));
+                }
+                tracks.push(track);
+            }
+            Ok(tracks)
+        }
+    }
+    deserializer.deserialize_seq(Bounded)
+}
+
 fn clamp(value: Option<u64>) -> u32 {
     value.map(|v| v.min(u32::MAX as u64) as u32).unwrap_or(0)
 }
 
 /// Parse one catalog object into its track list.
 pub fn parse_catalog(json: &[u8]) -> Result<Vec<TrackInfo>, CatalogError> {
-    let catalog: WireCatalog =
-        serde_json::from_slice(json).map_err(|err| CatalogError::Malformed {
-            reason: err.to_string(),
-        })?;
+    if json.len() > MAX_CATALOG_BYTES {
+        return Err(CatalogError::TooLarge {
+            reason: format!("{} bytes", json.len()),
+        });
+    }
+    let catalog: WireCatalog = serde_json::from_slice(json).map_err(|err| {
+        if err.to_string().starts_with(TOO_MANY_TRACKS) {
+            CatalogError::TooLarge {
+                reason: format!("more than {MAX_CATALOG_TRACKS} tracks"),
+            }
+        } else {
+            CatalogError::Malformed {
+                reason: err.to_string(),
+            }
+        }
+    })?;
     let common = catalog.common_track_fields.unwrap_or_default();
     let common = common.selection_params.unwrap_or_default().or(&common.flat);
     catalog
@@ -211,5 +271,31 @@ mod tests {
         ] {
             assert!(parse_catalog(bad).is_err());
         }
+    }
+
+    #[test]
+    fn a_catalog_over_the_limits_is_a_typed_error_not_a_million_tracks() {
+        let track = r#"{"name":"t"},"#;
+        let many = format!(
+            r#"{{"tracks":[{}{{"name":"last"}}]}}"#,
+            track.repeat(MAX_CATALOG_TRACKS)
+        );
+        assert!(many.len() < MAX_CATALOG_BYTES);
+        assert!(matches!(
+            parse_catalog(many.as_bytes()),
+            Err(CatalogError::TooLarge { .. })
+        ));
+        let at_limit = format!(
+            r#"{{"tracks":[{}{{"name":"last"}}]}}"#,
+            track.repeat(MAX_CATALOG_TRACKS - 1)
+        );
+        assert_eq!(
+            parse_catalog(at_limit.as_bytes()).unwrap().len(),
+            MAX_CATALOG_TRACKS
+        );
+        let huge = vec![b' '; MAX_CATALOG_BYTES + 1];
+        let err = parse_catalog(&huge).unwrap_err();
+        assert!(matches!(err, CatalogError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("1048577 bytes"), "{err}");
     }
 }

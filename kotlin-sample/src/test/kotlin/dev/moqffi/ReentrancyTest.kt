@@ -155,6 +155,51 @@ class ReentrancyTest {
         }
     }
 
+    /** On its first batch, awaits `unsubscribe()` right there, blocking the listener's thread. */
+    class AwaitsUnsubscribeOnFirstBatch : ObjectListener {
+        lateinit var subscriber: Subscriber
+        val calls = AtomicInteger()
+        val returned = CountDownLatch(1)
+        val error = AtomicReference<Throwable?>(null)
+
+        override fun onObjects(objects: List<ReceivedObject>) {
+            if (calls.incrementAndGet() == 1) {
+                try {
+                    runBlocking { subscriber.unsubscribe() }
+                } catch (t: Throwable) {
+                    error.set(t)
+                }
+                returned.countDown()
+            }
+        }
+
+        override fun onEnd(error: String?) {}
+    }
+
+    @Test
+    fun `unsubscribe awaited on the listener's own thread returns at once`() = runBlocking {
+        connect(relay.config()).use { client ->
+            val ns = relay.unique("reenter-await-unsub")
+            client.announce(ns)
+            client.createPublisher(ns, "t", null).use { publisher ->
+                val listener = AwaitsUnsubscribeOnFirstBatch()
+                listener.subscriber = client.subscribeWithListener(ns, "t", listener)
+                publisher.publish("1".encodeToByteArray())
+                assertTrue(
+                    listener.returned.await(10, TimeUnit.SECONDS),
+                    "unsubscribe() awaited inside the listener did not return in 10 s (a self-join)"
+                )
+                assertNull(listener.error.get())
+                assertFalse(listener.subscriber.isActive())
+                repeat(5) { publisher.publish("after-$it".encodeToByteArray()) }
+                delay(500)
+                assertEquals(1, listener.calls.get(), "the listener was called after unsubscribe() returned")
+                listener.subscriber.close()
+            }
+            client.disconnect()
+        }
+    }
+
     class DisconnectsWhenConnected(private val client: Client) : ConnectionListener {
         val states: MutableList<ConnectionState> = Collections.synchronizedList(mutableListOf())
         val error = AtomicReference<Throwable?>(null)
