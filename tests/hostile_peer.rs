@@ -359,11 +359,15 @@ async fn a_seeded_sequence_of_misbehaviours_leaves_the_client_working() {
     assert_bounded("a seeded sequence", before);
 }
 
-/// Pins a bug: a subscription whose reads ended by themselves (here on an object over the
+/// Pins two bugs. A subscription whose reads ended by themselves (here on an object over the
 /// limit) kept its upstream SUBSCRIBE until the app dropped its handle, so the transport
 /// went on receiving the 8 MiB object nobody would read (+10 MB resident), and subscribing to
 /// the track again spun on "previous subscription still draining" for the whole request
-/// timeout.
+/// timeout. Then, with receive budgets: when the transport had spent the budget on that
+/// object before the reader dropped it, its read of the next chunk waited for a budget nobody
+/// would release, the stream never drained, and the second subscribe failed with
+/// `AlreadySubscribed` (seen once, in a clean-clone run on a loaded machine; the reader task
+/// now closes its budget when it ends). A budget smaller than the object makes the race likelier.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ended_subscription_releases_its_upstream_while_the_app_still_holds_it() {
     let _alone = ALONE.lock().await;
@@ -371,8 +375,12 @@ async fn an_ended_subscription_releases_its_upstream_while_the_app_still_holds_i
     let client = connect(config(&peer)).await;
     let mut ticks = good(&client).await;
     let before = rss_mb();
+    let small_budget = moq_ffi::core::SubscriberOptions {
+        buffer_bytes: 1024 * 1024,
+        ..sub()
+    };
     let mut held = client
-        .subscribe(tracks::HOSTILE, tracks::OVERSIZE, sub())
+        .subscribe(tracks::HOSTILE, tracks::OVERSIZE, small_budget)
         .await
         .expect("subscribe");
     // Not read: the app holds the handle while the peer sends.
@@ -380,7 +388,7 @@ async fn an_ended_subscription_releases_its_upstream_while_the_app_still_holds_i
     assert_bounded("an ended subscription held unread", before);
     let started = Instant::now();
     let mut again = client
-        .subscribe(tracks::HOSTILE, tracks::OVERSIZE, sub())
+        .subscribe(tracks::HOSTILE, tracks::OVERSIZE, small_budget)
         .await
         .expect("subscribe again while the first handle is held");
     assert!(

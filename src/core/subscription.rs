@@ -368,6 +368,15 @@ pub(crate) struct TrackSource {
     budget: Arc<ReceiveBudget>,
 }
 
+impl Drop for TrackSource {
+    /// The reader task is gone (ended or aborted): reads of the track's streams blocked on
+    /// its budget must not wait for it forever (the stream would never drain, and the
+    /// transport would keep the subscription, refusing a new one as a duplicate).
+    fn drop(&mut self) {
+        self.budget.close();
+    }
+}
+
 /// The reader task of one upstream subscription. `owner` is the track it reads for, and a
 /// signal that the track holds this task's upstream (see [`SharedTrack::start`]).
 async fn run(
@@ -512,7 +521,7 @@ async fn read_track(
     fanout: &Fanout,
     max: usize,
 ) -> Result<(), SubscribeError> {
-    let TrackSource { reader, budget } = source;
+    let (reader, budget) = (&source.reader, &source.budget);
     let lost = |err: ServeError| match err {
         // TRACK_ENDED / SUBSCRIPTION_ENDED: the publisher finished normally.
         ServeError::Done | ServeError::Cancel => Ok(()),

@@ -86,9 +86,16 @@ impl ReceiveBudget {
         };
         match self.bytes.acquire_many(take as u32).await {
             Ok(permit) => permit.forget(),
-            Err(_) => return want, // never closed; read on rather than stall
+            Err(_) => return want, // closed: the consumer is gone, read on (see `close`)
         }
         take
+    }
+
+    /// The consumer is gone: stop limiting, so reads blocked on the budget go on and find the
+    /// track closed (its streams then end) instead of waiting forever.
+    pub fn close(&self) {
+        self.bytes.close();
+        self.starving.notify_waiters();
     }
 
     /// Return `bytes` taken from the budget.
@@ -175,5 +182,20 @@ mod tests {
         assert!(waiting.await.unwrap() >= 1);
         let _waits = budget.consumer_waits();
         assert!(budget.consumer_waiting());
+    }
+
+    #[tokio::test]
+    async fn a_closed_budget_no_longer_blocks() {
+        let budget = Arc::new(ReceiveBudget::new(10));
+        assert_eq!(budget.reserve(10).await, 10);
+        let blocked = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.reserve(10).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!blocked.is_finished());
+        budget.close();
+        assert_eq!(blocked.await.unwrap(), 10);
+        assert_eq!(budget.reserve(5).await, 5);
     }
 }
