@@ -162,11 +162,16 @@ async fn a_flood_of_streams_leaves_the_session_up_and_memory_bounded() {
         .subscribe(tracks::HOSTILE, tracks::STREAM_FLOOD, sub())
         .await
         .expect("subscribe");
-    // Read until the peer has nothing more to send (quiet for a second).
+    // Read every group; a generous bound per object (not a quiet period, which a loaded
+    // machine can produce mid-flood).
     let mut received = 0u64;
     let mut last_group = None;
-    while let Ok(next) = tokio::time::timeout(Duration::from_secs(1), flood.next()).await {
-        let object = next.expect("no error").expect("not ended");
+    while received < hostile::FLOOD_STREAMS {
+        let object = tokio::time::timeout(Duration::from_secs(20), flood.next())
+            .await
+            .unwrap_or_else(|_| panic!("group {received} of the flood did not arrive"))
+            .expect("no error")
+            .expect("not ended");
         assert_eq!(object.payload.as_ref(), &[0xf1; 100][..]);
         assert_eq!(object.group_id, last_group.map_or(0, |last| last + 1));
         last_group = Some(object.group_id);
@@ -175,11 +180,6 @@ async fn a_flood_of_streams_leaves_the_session_up_and_memory_bounded() {
     eprintln!(
         "stream flood: {received} of {} groups delivered",
         hostile::FLOOD_STREAMS
-    );
-    assert_eq!(
-        received,
-        hostile::FLOOD_STREAMS,
-        "reliable delivery lost groups"
     );
     assert!(client.is_connected());
     still_flowing(&mut ticks, "after a flood of streams").await;
@@ -322,7 +322,8 @@ async fn a_seeded_sequence_of_misbehaviours_leaves_the_client_working() {
     };
     let peer = RelayProcess::start_hostile();
     let mut config = config(&peer);
-    config.request_timeout = Duration::from_secs(1);
+    // Long enough for a loaded machine; the silent track waits it out each time it is drawn.
+    config.request_timeout = Duration::from_secs(3);
     config.rendezvous_timeout = Duration::from_millis(200);
     let client = connect(config).await;
     let mut ticks = good(&client).await;
