@@ -127,6 +127,15 @@ static int unknown_selected_cases(void) {
 /* Watchdog: a case run with a time limit that is still running when the limit passes fails
  * loudly and ends the program (a hung case can neither be joined nor skipped). One thread
  * serves every case; it starts with the first limited case. */
+/* MOQ_TEST_WAIT_FACTOR: how much slower than native the run is (valgrind: several times). */
+static int g_wait_factor = 1;
+
+/* A timeout for something expected to happen: generous slack, scaled for slow runs. Never a
+ * speed measurement. */
+static long slack_ms(long ms) {
+    return ms * g_wait_factor;
+}
+
 static atomic_llong g_watchdog_deadline; /* now_ms() value; 0: no case is being watched */
 static const char *_Atomic g_watchdog_case;
 static atomic_int g_watchdog_limit_s;
@@ -158,7 +167,7 @@ static void watchdog_arm(const char *name, int limit_s) {
     }
     atomic_store(&g_watchdog_case, name);
     atomic_store(&g_watchdog_limit_s, limit_s);
-    atomic_store(&g_watchdog_deadline, (long long)now_ms() + 1000LL * limit_s);
+    atomic_store(&g_watchdog_deadline, (long long)now_ms() + 1000LL * limit_s * g_wait_factor);
 }
 
 /* Run a selected case; with limit_s > 0 under the watchdog. */
@@ -191,9 +200,9 @@ static void signal_event(atomic_int *counter) {
     atomic_fetch_add(counter, 1);
 }
 
-/* Wait until *counter >= target or timeout; returns whether reached. */
+/* Wait until *counter >= target or slack_ms(timeout_ms); returns whether reached. */
 static int wait_for(atomic_int *counter, int target, long timeout_ms) {
-    double end = now_ms() + timeout_ms;
+    double end = now_ms() + slack_ms(timeout_ms);
     while (atomic_load(counter) < target) {
         if (now_ms() > end) return 0;
         sleep_ms(2);

@@ -57,7 +57,8 @@ if command -v valgrind >/dev/null; then
   # the asm initialise the tag, so every QUIC packet would be a false positive).
   # The lifecycle stress cases run 20 iterations here (1,000 destroy races and 100
   # connect/close cycles above).
-  MOQ_TEST_SCALE=2 MOQ_TEST_STRESS_ITERATIONS=20 \
+  # MOQ_TEST_WAIT_FACTOR scales every "expected to happen within" timeout and the watchdog.
+  MOQ_TEST_SCALE=2 MOQ_TEST_STRESS_ITERATIONS=20 MOQ_TEST_WAIT_FACTOR=4 \
     valgrind --error-exitcode=99 --leak-check=full --undef-value-errors=no \
     --errors-for-leak-kinds=definite --show-leak-kinds=definite \
     --suppressions=tests/c/valgrind.supp \
@@ -79,8 +80,9 @@ if command -v valgrind >/dev/null; then
     eight_threads_publish_and_subscribe_on_one_client)
   # --read-inline-info=no: the suppressions match real (mangled) function names, and
   # --num-callers=40 reaches the tokio frames they key on. A TLS handshake takes seconds under
-  # helgrind, hence the longer connect timeout.
-  MOQ_TEST_SCALE=2 MOQ_TEST_STRESS_ITERATIONS=5 MOQ_TEST_CONNECT_TIMEOUT_MS=60000 \
+  # helgrind, hence the longer connect timeout and wait factor (a subscribe once took over 5 s
+  # on a loaded clean-clone run).
+  MOQ_TEST_SCALE=2 MOQ_TEST_STRESS_ITERATIONS=5 MOQ_TEST_CONNECT_TIMEOUT_MS=60000 MOQ_TEST_WAIT_FACTOR=8 \
     valgrind --tool=helgrind --error-exitcode=1 --read-inline-info=no --num-callers=40 \
     --suppressions=tests/c/helgrind.supp \
     "$out/test_capi_shared" "${helgrind_cases[@]}" 2>&1 | tee "$out/helgrind.log"

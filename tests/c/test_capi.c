@@ -322,7 +322,7 @@ static void pubsub(const char *url, MoqDeliveryMode mode, int count, int len, in
     MoqSubscriber *sub = moq_subscribe(sub_client, ns, "data", on_data, &log);
     CHECK(sub != NULL);
     CHECK(moq_is_subscribed(sub));
-    CHECK_RESULT(moq_subscriber_wait_ready(sub, 5000), MOQ_OK);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
     unsigned char buf[2048];
     for (int i = 0; i < count; i++) {
         fill(buf, len, i);
@@ -368,7 +368,7 @@ static void test_zero_length_objects(void) {
     DataLog log = {0};
     log.expected_len = 0;
     MoqSubscriber *sub = moq_subscribe(client, ns, "t", on_data, &log);
-    CHECK_RESULT(moq_subscriber_wait_ready(sub, 5000), MOQ_OK);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
     for (int i = 0; i < 5; i++) CHECK_RESULT(moq_publish_data(pub, NULL, 0, MOQ_DELIVERY_STREAM), MOQ_OK);
     CHECK(wait_for(&log.count, 5, 5000));
     CHECK(atomic_load(&log.bytes) == 0 && atomic_load(&log.content_errors) == 0);
@@ -407,7 +407,7 @@ static void test_oversize_full_track_name_is_refused_and_the_session_survives(vo
     DataLog log = {0};
     log.expected_len = -1;
     MoqSubscriber *healthy = moq_subscribe(client, ns, "t", on_data, &log);
-    CHECK_RESULT(moq_subscriber_wait_ready(healthy, 5000), MOQ_OK);
+    CHECK_RESULT(moq_subscriber_wait_ready(healthy, slack_ms(5000)), MOQ_OK);
 
     char long_ns[4091], long_track[201];
     memset(long_ns, 'n', 4090);
@@ -498,7 +498,7 @@ static void test_catalog_subscription(void) {
     MoqPublisher *pub = moq_create_publisher(pub_client, ns, "catalog");
     CatalogLog log = {0};
     MoqSubscriber *sub = moq_subscribe_catalog(sub_client, ns, "catalog", on_catalog, &log);
-    CHECK_RESULT(moq_subscriber_wait_ready(sub, 5000), MOQ_OK);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
     const char *broken = "{\"tracks\": [ oops";
     const char *catalog = catalog_json;
     CHECK_RESULT(moq_publish_data(pub, (const uint8_t *)broken, strlen(broken), MOQ_DELIVERY_STREAM), MOQ_OK);
@@ -561,7 +561,7 @@ static void test_unsubscribe_while_callbacks_in_flight(void) {
         DataLog log = {0};
         log.expected_len = -1;
         MoqSubscriber *sub = moq_subscribe(client, ns, "t", on_data, &log);
-        CHECK_RESULT(moq_subscriber_wait_ready(sub, 5000), MOQ_OK);
+        CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
         for (int i = 0; i < 50; i++) moq_free_str(moq_publish_data(pub, (const uint8_t *)"0123456789", 10, MOQ_DELIVERY_STREAM).message);
         wait_for(&log.count, 1 + round % 20, 2000);
         if (round % 2 == 0) {
@@ -632,10 +632,10 @@ static void test_reentrant_calls_from_callbacks(void) {
     DataLog echo_log = {0};
     echo_log.expected_len = -1;
     MoqSubscriber *echo_sub = moq_subscribe(client, ns, "echo", on_data, &echo_log);
-    CHECK_RESULT(moq_subscriber_wait_ready(echo_sub, 5000), MOQ_OK);
+    CHECK_RESULT(moq_subscriber_wait_ready(echo_sub, slack_ms(5000)), MOQ_OK);
     r.self = moq_subscribe(client, ns, "in", on_data_reentrant, &r);
     ANNOTATE_HAPPENS_BEFORE(&r.self); /* the callback reads it only after the publishes below */
-    CHECK_RESULT(moq_subscriber_wait_ready(r.self, 5000), MOQ_OK);
+    CHECK_RESULT(moq_subscriber_wait_ready(r.self, slack_ms(5000)), MOQ_OK);
     for (int i = 0; i < 10; i++) CHECK_RESULT(moq_publish_data(pub, (const uint8_t *)"ping", 4, MOQ_DELIVERY_STREAM), MOQ_OK);
     CHECK(wait_for(&r.unsubscribed_inside, 1, 5000));
     sleep_ms(100);
@@ -660,7 +660,7 @@ static void test_destroy_in_every_order(void) {
         DataLog log = {0};
         log.expected_len = -1;
         MoqSubscriber *sub = moq_subscribe(client, ns, "t", on_data, &log);
-        CHECK_RESULT(moq_subscriber_wait_ready(sub, 5000), MOQ_OK);
+        CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
         moq_free_str(moq_publish_data(pub, (const uint8_t *)"x", 1, MOQ_DELIVERY_STREAM).message);
         switch (order) {
         case 0: moq_client_destroy(client); moq_publisher_destroy(pub); moq_subscriber_destroy(sub); break;
@@ -711,7 +711,7 @@ static void test_several_threads_publishing(void) {
     DataLog log = {0};
     log.expected_len = -1;
     MoqSubscriber *sub = moq_subscribe(client, ns, "shared", on_data, &log);
-    CHECK_RESULT(moq_subscriber_wait_ready(sub, 5000), MOQ_OK);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
     atomic_int failures = 0;
     pthread_t threads[THREADS];
     PublishJob jobs[THREADS];
@@ -821,7 +821,7 @@ static void test_destroy_from_another_thread_while_callbacks_in_flight_1000_time
         MoqPublisher *pub = moq_create_publisher(pub_client, ns, track);
         MoqSubscriber *sub = moq_subscribe(sub_client, ns, track, on_data_race, log);
         CHECK(pub != NULL && sub != NULL);
-        CHECK_RESULT(moq_subscriber_wait_ready(sub, 5000), MOQ_OK);
+        CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
         if (atomic_load(&g_checks_failed) != failures_before) {
             moq_subscriber_destroy(sub);
             moq_publisher_destroy(pub);
@@ -939,7 +939,7 @@ typedef struct {
 static void *publish_and_subscribe_thread(void *arg) {
     MtJob *job = arg;
     job->sub = moq_subscribe(job->client, job->ns, job->subscribe_track, on_tagged, job->log);
-    MoqResult ready = moq_subscriber_wait_ready(job->sub, 10000);
+    MoqResult ready = moq_subscriber_wait_ready(job->sub, slack_ms(10000));
     if (job->sub == NULL || ready.code != MOQ_OK) {
         fprintf(stderr, "  thread %u: subscription not ready: %s\n", job->id,
                 ready.message ? ready.message : moq_last_error());
@@ -1212,7 +1212,7 @@ static void reconnect_after_relay_restart(int https) {
     ResumeLog log = {0};
     MoqSubscriber *sub = moq_subscribe(sub_client, ns, "t", on_resumed_data, &log);
     CHECK(sub != NULL);
-    CHECK_RESULT(moq_subscriber_wait_ready(sub, 5000), MOQ_OK);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
     unsigned char buf[64];
     for (int i = 0; i < 10; i++) {
         fill(buf, 64, i);
@@ -1532,8 +1532,8 @@ static void teardown_inside_subscription_callback(Action action, int catalog) {
     r->sub = catalog ? moq_subscribe_catalog(r->client, ns, "catalog", on_catalog_reentry, r)
                      : moq_subscribe(r->client, ns, "catalog", on_data_reentry, r);
     CHECK(pub != NULL && witness_sub != NULL && r->sub != NULL);
-    CHECK_RESULT(moq_subscriber_wait_ready(witness_sub, 5000), MOQ_OK);
-    CHECK_RESULT(moq_subscriber_wait_ready(r->sub, 5000), MOQ_OK);
+    CHECK_RESULT(moq_subscriber_wait_ready(witness_sub, slack_ms(5000)), MOQ_OK);
+    CHECK_RESULT(moq_subscriber_wait_ready(r->sub, slack_ms(5000)), MOQ_OK);
     publish_catalog(pub);
     CHECK(wait_for(&r->acted, 1, 10000));
     for (int i = 0; i < 3; i++) publish_catalog(pub);
@@ -1646,6 +1646,8 @@ int main(int argc, char **argv) {
     ca_file = env_or_die("MOQ_RELAY_CA_FILE");
     if (getenv("MOQ_TEST_SCALE")) scale = atoi(getenv("MOQ_TEST_SCALE"));
     if (getenv("MOQ_TEST_STRESS_ITERATIONS")) stress_cap = atoi(getenv("MOQ_TEST_STRESS_ITERATIONS"));
+    if (getenv("MOQ_TEST_WAIT_FACTOR")) g_wait_factor = atoi(getenv("MOQ_TEST_WAIT_FACTOR"));
+    if (g_wait_factor < 1) g_wait_factor = 1;
     if (getenv("MOQ_TEST_CONNECT_TIMEOUT_MS")) connect_timeout_ms = (uint32_t)atol(getenv("MOQ_TEST_CONNECT_TIMEOUT_MS"));
     select_cases(argc, argv);
     main_thread = pthread_self();
