@@ -124,6 +124,7 @@ def main():
     parser.add_argument("--python", required=True, help="python with moq_ffi installed")
     parser.add_argument("--libdir", required=True, help="directory of libmoq_ffi.so (Kotlin)")
     parser.add_argument("--no-kotlin", action="store_true")
+    parser.add_argument("--no-swift", action="store_true")
     parser.add_argument("--out", required=True)
     parser.add_argument("--soak-seconds", type=int, default=60)
     args = parser.parse_args()
@@ -139,6 +140,8 @@ def main():
     ]
     if not args.no_kotlin:
         paths.append(("kotlin", "Kotlin (batch Flow)", [f"{ROOT}/bench/kotlin.sh", args.libdir]))
+    if not args.no_swift:
+        paths.append(("swift", "Swift (batch pull)", [f"{ROOT}/bench/swift.sh", args.libdir]))
     workloads = [list(w) for w in WORKLOADS_FULL]
     for w in workloads:
         if args.smoke:
@@ -284,7 +287,7 @@ def render(args, paths, workloads, results, memory, soak, failures, runs):
         check("C ABI added p50 latency, us", added, "<= 20", added <= 20)
     # Both batch-pull forms are judged on the batch target: records (next_batch) and packed.
     for pkey, target in (("py-batch", 0.8), ("py-packed", 0.8), ("py-listener", 0.5),
-                         ("kotlin", 0.5)):
+                         ("kotlin", 0.5), ("swift", 0.5)):
         if ("small", pkey) in medians:
             r = ratio(medians[("small", pkey)], medians[("small", "core")], True)
             check(f"{pkey} / core objects/s (100 B)", r, f">= {target}",

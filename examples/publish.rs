@@ -73,7 +73,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 tokio::time::sleep(wait).await;
             }
         }
-        publisher.publish(payload(index, size))?;
+        // Waits while the queue toward the network is full (max_queued_bytes).
+        publisher
+            .publish_when_ready(payload(index, size), None)
+            .await?;
     }
     writeln!(out, "PUBLISHED {count}")?;
     out.flush()?;

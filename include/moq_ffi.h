@@ -393,11 +393,16 @@ struct MoqPublisher *moq_create_publisher_ex(struct MoqClient *client,
 
 /**
  * Publish one object (`data_len` bytes; `data` may be NULL only when `data_len` is 0).
- * Non-blocking. `delivery_mode` must match the publisher's mode. In STREAM mode each call
- * is one object delivered reliably, in order, once to every established subscriber.
+ * `delivery_mode` must match the publisher's mode. In STREAM mode each call is one object
+ * delivered reliably, in order, once to every established subscriber.
+ * Returns at once, unless 16 MiB of published objects already wait for a network slower
+ * than the publisher (STREAM mode): then it waits for room, like a blocking socket write,
+ * at most the client's request timeout (10 s by default), and fails with
+ * `MOQ_ERROR_TIMEOUT` without publishing; inside a callback it fails at once instead.
  * Errors: NULL publisher, NULL data with a length, bad or mismatched mode:
  * `MOQ_ERROR_INVALID_ARGUMENT`; session lost: `MOQ_ERROR_NOT_CONNECTED`; larger than the
- * maximum object size or a datagram: `MOQ_ERROR_BUFFER_TOO_SMALL`. Thread-safe.
+ * maximum object size or a datagram: `MOQ_ERROR_BUFFER_TOO_SMALL`; queue full (above):
+ * `MOQ_ERROR_TIMEOUT`. Thread-safe.
  *
  * # Safety
  * `data` must be NULL or valid for `data_len` bytes.

@@ -642,3 +642,35 @@ def test_reconnect_after_the_relay_restarts(scheme):
         run(main())
     finally:
         own.stop()
+
+
+def test_publish_async_through_a_small_queue_delivers_everything_in_order(relay):
+    """publish_async waits while max_queued_bytes wait for the network; nothing is lost."""
+
+    async def main():
+        assert moq_ffi.PublisherOptions(delivery=moq_ffi.DeliveryMode.STREAM).max_queued_bytes == 16 * 1024 * 1024
+        client = await connected(relay)
+        ns = unique("queue")
+        await client.announce(ns)
+        options = moq_ffi.PublisherOptions(delivery=moq_ffi.DeliveryMode.STREAM, max_queued_bytes=256 * 1024)
+        publisher = client.create_publisher(ns, "t", options)
+        subscriber = await client.subscribe(ns, "t")
+        count, size = 200, 100_000  # 20 MB through a 256 KiB queue
+        received = []
+
+        async def read():
+            while len(received) < count:
+                received.extend(await subscriber.next_batch(64))
+
+        reader = asyncio.ensure_future(read())
+        peak = 0
+        for i in range(count):
+            location = await publisher.publish_async(payload(i, size))
+            assert location.object_id == i
+            peak = max(peak, publisher.queued_bytes())
+        await asyncio.wait_for(reader, 60)
+        assert [o.payload for o in received] == [payload(i, size) for i in range(count)]
+        assert peak <= 256 * 1024 + size
+        await client.disconnect()
+
+    run(main())

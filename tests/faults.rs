@@ -195,7 +195,9 @@ async fn relay_killed_mid_burst_gives_typed_errors_and_no_hang() {
             let started = Instant::now();
             let mut i = 0usize;
             loop {
-                match publisher.publish(payload(i, 1000)) {
+                // Waiting whenever the queue toward the network is full (the relay's death
+                // stalls the network before the session is known to be lost).
+                match publisher.publish_when_ready(payload(i, 1000), None).await {
                     Ok(_) => i += 1,
                     Err(err) => return (i, err, started.elapsed()),
                 }

@@ -47,9 +47,12 @@ async fn burst(scheme: &str, count: usize, size: usize) {
         .subscribe("bench/burst", "data", sub())
         .await
         .unwrap();
-    // The subscription is established: publish as fast as possible.
+    // The subscription is established: publish as fast as the publisher's queue allows.
     for i in 0..count {
-        publisher.publish(payload(i, size)).unwrap();
+        publisher
+            .publish_when_ready(payload(i, size), None)
+            .await
+            .unwrap();
     }
     let got = receive_all(&mut sub, count, Duration::from_secs(60)).await;
     if got.len() != count {

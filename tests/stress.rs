@@ -63,6 +63,7 @@ async fn unsubscribe_from_another_thread_during_callbacks_1000_times_never_calls
                 delivery: api::DeliveryMode::Stream,
                 priority: 128,
                 max_group_objects: group_objects,
+                ..Default::default()
             }),
         )
         .unwrap();

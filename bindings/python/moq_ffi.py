@@ -589,11 +589,15 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_publisher_new_group() != 42934:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_moq_ffi_checksum_method_publisher_publish() != 62741:
+    if lib.uniffi_moq_ffi_checksum_method_publisher_publish() != 44337:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_moq_ffi_checksum_method_publisher_publish_many() != 41985:
+    if lib.uniffi_moq_ffi_checksum_method_publisher_publish_async() != 62741:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_moq_ffi_checksum_method_publisher_publish_many() != 38320:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_publisher_publish_packed() != 26570:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_moq_ffi_checksum_method_publisher_queued_bytes() != 25762:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_publisher_track() != 57438:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -745,12 +749,18 @@ _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_new_group.restype = ctypes.c
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_publish.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_publish.restype = ctypes.c_uint16
+_UniffiLib.uniffi_moq_ffi_checksum_method_publisher_publish_async.argtypes = (
+)
+_UniffiLib.uniffi_moq_ffi_checksum_method_publisher_publish_async.restype = ctypes.c_uint16
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_publish_many.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_publish_many.restype = ctypes.c_uint16
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_publish_packed.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_publish_packed.restype = ctypes.c_uint16
+_UniffiLib.uniffi_moq_ffi_checksum_method_publisher_queued_bytes.argtypes = (
+)
+_UniffiLib.uniffi_moq_ffi_checksum_method_publisher_queued_bytes.restype = ctypes.c_uint16
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_track.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_track.restype = ctypes.c_uint16
@@ -968,6 +978,11 @@ _UniffiLib.uniffi_moq_ffi_fn_method_publisher_publish.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_moq_ffi_fn_method_publisher_publish.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_moq_ffi_fn_method_publisher_publish_async.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_moq_ffi_fn_method_publisher_publish_async.restype = ctypes.c_uint64
 _UniffiLib.uniffi_moq_ffi_fn_method_publisher_publish_many.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -981,6 +996,11 @@ _UniffiLib.uniffi_moq_ffi_fn_method_publisher_publish_packed.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_moq_ffi_fn_method_publisher_publish_packed.restype = None
+_UniffiLib.uniffi_moq_ffi_fn_method_publisher_queued_bytes.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_moq_ffi_fn_method_publisher_queued_bytes.restype = ctypes.c_uint64
 _UniffiLib.uniffi_moq_ffi_fn_method_publisher_track.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -2171,22 +2191,25 @@ class PublisherOptions:
     """
     Publisher settings.
 """
-    def __init__(self, *, delivery:DeliveryMode, priority:int = 128, max_group_objects:int = 65536):
+    def __init__(self, *, delivery:DeliveryMode, priority:int = 128, max_group_objects:int = 65536, max_queued_bytes:int = 16777216):
         self.delivery = delivery
         self.priority = priority
         self.max_group_objects = max_group_objects
+        self.max_queued_bytes = max_queued_bytes
         
         
 
     
     def __str__(self):
-        return "PublisherOptions(delivery={}, priority={}, max_group_objects={})".format(self.delivery, self.priority, self.max_group_objects)
+        return "PublisherOptions(delivery={}, priority={}, max_group_objects={}, max_queued_bytes={})".format(self.delivery, self.priority, self.max_group_objects, self.max_queued_bytes)
     def __eq__(self, other):
         if self.delivery != other.delivery:
             return False
         if self.priority != other.priority:
             return False
         if self.max_group_objects != other.max_group_objects:
+            return False
+        if self.max_queued_bytes != other.max_queued_bytes:
             return False
         return True
 
@@ -2197,6 +2220,7 @@ class _UniffiFfiConverterTypePublisherOptions(_UniffiConverterRustBuffer):
             delivery=_UniffiFfiConverterTypeDeliveryMode.read(buf),
             priority=_UniffiFfiConverterUInt8.read(buf),
             max_group_objects=_UniffiFfiConverterUInt64.read(buf),
+            max_queued_bytes=_UniffiFfiConverterUInt64.read(buf),
         )
 
     @staticmethod
@@ -2204,12 +2228,14 @@ class _UniffiFfiConverterTypePublisherOptions(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypeDeliveryMode.check_lower(value.delivery)
         _UniffiFfiConverterUInt8.check_lower(value.priority)
         _UniffiFfiConverterUInt64.check_lower(value.max_group_objects)
+        _UniffiFfiConverterUInt64.check_lower(value.max_queued_bytes)
 
     @staticmethod
     def write(value, buf):
         _UniffiFfiConverterTypeDeliveryMode.write(value.delivery, buf)
         _UniffiFfiConverterUInt8.write(value.priority, buf)
         _UniffiFfiConverterUInt64.write(value.max_group_objects, buf)
+        _UniffiFfiConverterUInt64.write(value.max_queued_bytes, buf)
 
 @dataclass
 class ReceivedObject:
@@ -2734,6 +2760,22 @@ class MoqError:  # type: ignore
         def __repr__(self):
             return "MoqError.TooLarge({})".format(str(self))
     _UniffiTempMoqError.TooLarge = TooLarge # type: ignore
+    class WouldBlock(_UniffiTempMoqError):
+        """
+        The publisher's queue toward the network stayed full (`max_queued_bytes`): the network
+        or relay is slower than the publisher. Nothing was published; publish again later or
+        use `publish_async`.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "MoqError.WouldBlock({})".format(str(self))
+    _UniffiTempMoqError.WouldBlock = WouldBlock # type: ignore
     class LimitReached(_UniffiTempMoqError):
         """
         A configured limit was reached (e.g. `max_subscriptions`); release something first.
@@ -2851,22 +2893,26 @@ class _UniffiFfiConverterTypeMoqError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 10:
-            return MoqError.LimitReached(
+            return MoqError.WouldBlock(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 11:
-            return MoqError.PublisherLost(
+            return MoqError.LimitReached(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 12:
-            return MoqError.Closed(
+            return MoqError.PublisherLost(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 13:
-            return MoqError.WrongThread(
+            return MoqError.Closed(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 14:
+            return MoqError.WrongThread(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 15:
             return MoqError.Internal(
                 _UniffiFfiConverterString.read(buf),
             )
@@ -2899,6 +2945,9 @@ class _UniffiFfiConverterTypeMoqError(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, MoqError.TooLarge):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, MoqError.WouldBlock):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, MoqError.LimitReached):
@@ -2946,20 +2995,23 @@ class _UniffiFfiConverterTypeMoqError(_UniffiConverterRustBuffer):
         if isinstance(value, MoqError.TooLarge):
             buf.write_i32(9)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.LimitReached):
+        if isinstance(value, MoqError.WouldBlock):
             buf.write_i32(10)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.PublisherLost):
+        if isinstance(value, MoqError.LimitReached):
             buf.write_i32(11)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.Closed):
+        if isinstance(value, MoqError.PublisherLost):
             buf.write_i32(12)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.WrongThread):
+        if isinstance(value, MoqError.Closed):
             buf.write_i32(13)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.Internal):
+        if isinstance(value, MoqError.WrongThread):
             buf.write_i32(14)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, MoqError.Internal):
+            buf.write_i32(15)
             _UniffiFfiConverterString.write(value.reason, buf)
 
 class _UniffiFfiConverterSequenceTypeTrackInfo(_UniffiConverterRustBuffer):
@@ -3206,14 +3258,24 @@ class PublisherProtocol(typing.Protocol):
         raise NotImplementedError
     def publish(self, payload: bytes) -> ObjectLocation:
         """
-        Publish one object. Non-blocking (queued and sent by the library runtime).
+        Publish one object: queued and sent by the library runtime. Returns at once unless
+        `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
+        at most the client's request timeout, and fails with `WouldBlock` (nothing published);
+        inside a listener it fails at once instead of waiting. `publish_async` waits without
+        blocking a thread.
+"""
+        raise NotImplementedError
+    async def publish_async(self, payload: bytes) -> ObjectLocation:
+        """
+        Publish one object, first waiting (as long as it takes, without blocking a thread)
+        while `max_queued_bytes` wait for the network. Cancelling the call publishes nothing.
 """
         raise NotImplementedError
     def publish_many(self, payloads: typing.List[bytes]) -> None:
         """
-        Publish several objects in order with one call (fewer FFI crossings). On an error,
-        the objects before the failing one were published and the rest were not; the error
-        message says how many.
+        Publish several objects in order with one call (fewer FFI crossings); each waits for
+        room like `publish`. On an error, the objects before the failing one were published
+        and the rest were not; the error message says how many.
 """
         raise NotImplementedError
     def publish_packed(self, payloads: bytes,lengths: bytes) -> None:
@@ -3223,6 +3285,11 @@ class PublisherProtocol(typing.Protocol):
         and the lengths add up to `payloads`' size). One buffer crosses the language boundary
         instead of one per object, and the objects share it without copies. Errors like
         `publish_many`; a malformed `lengths` is `InvalidArgument` and publishes nothing.
+"""
+        raise NotImplementedError
+    def queued_bytes(self, ) -> int:
+        """
+        Bytes published and not yet handed to the network (stream mode).
 """
         raise NotImplementedError
     def track(self, ) -> str:
@@ -3321,7 +3388,11 @@ class Publisher(PublisherProtocol):
         return _uniffi_lift_return(_uniffi_ffi_result)
     def publish(self, payload: bytes) -> ObjectLocation:
         """
-        Publish one object. Non-blocking (queued and sent by the library runtime).
+        Publish one object: queued and sent by the library runtime. Returns at once unless
+        `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
+        at most the client's request timeout, and fails with `WouldBlock` (nothing published);
+        inside a listener it fails at once instead of waiting. `publish_async` waits without
+        blocking a thread.
 """
         
         _UniffiFfiConverterBytes.check_lower(payload)
@@ -3337,11 +3408,32 @@ class Publisher(PublisherProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    async def publish_async(self, payload: bytes) -> ObjectLocation:
+        """
+        Publish one object, first waiting (as long as it takes, without blocking a thread)
+        while `max_queued_bytes` wait for the network. Cancelling the call publishes nothing.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(payload)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(payload),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeObjectLocation.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeMoqError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_moq_ffi_fn_method_publisher_publish_async(*_uniffi_lowered_args),
+            _UniffiLib.ffi_moq_ffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_moq_ffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_moq_ffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
     def publish_many(self, payloads: typing.List[bytes]) -> None:
         """
-        Publish several objects in order with one call (fewer FFI crossings). On an error,
-        the objects before the failing one were published and the rest were not; the error
-        message says how many.
+        Publish several objects in order with one call (fewer FFI crossings); each waits for
+        room like `publish`. On an error, the objects before the failing one were published
+        and the rest were not; the error message says how many.
 """
         
         _UniffiFfiConverterSequenceBytes.check_lower(payloads)
@@ -3379,6 +3471,21 @@ class Publisher(PublisherProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_moq_ffi_fn_method_publisher_publish_packed,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def queued_bytes(self, ) -> int:
+        """
+        Bytes published and not yet handed to the network (stream mode).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_moq_ffi_fn_method_publisher_queued_bytes,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)

@@ -46,10 +46,11 @@ async fn open(path: &Path, args: &Args, datagram: bool) -> (Publish, Receive, Cl
 }
 
 impl Publish {
-    fn publish(&self, payload: Bytes) {
+    /// Publish; the core waits while its queue toward the network is full (max_queued_bytes).
+    async fn publish(&self, payload: Bytes) {
         match self {
             Publish::Core(p) => {
-                if let Err(err) = p.publish(payload) {
+                if let Err(err) = p.publish_when_ready(payload, None).await {
                     fail(format!("publish: {err}"));
                 }
             }
@@ -84,7 +85,7 @@ pub async fn burst(path: &Path, args: &Args) -> Value {
     let cpu = cpu_time();
     let started = Instant::now();
     for payload in payloads {
-        publish.publish(payload);
+        publish.publish(payload).await;
     }
     for expected in 0..args.count as u64 {
         match tokio::time::timeout(Duration::from_secs(30), receive.recv()).await {
@@ -128,7 +129,7 @@ pub async fn paced(path: &Path, args: &Args, datagram: bool) -> Value {
     let started = tokio::time::Instant::now();
     for i in 0..count {
         tokio::time::sleep_until(started + Duration::from_millis(i as u64)).await;
-        publish.publish(stamped(i, args.size));
+        publish.publish(stamped(i, args.size)).await;
     }
     let mut latencies = receiver.await.unwrap_or_else(|_| fail("receiver panicked"));
     drop(publish);

@@ -64,6 +64,14 @@ pub enum MoqError {
         /// Sizes involved.
         reason: String,
     },
+    /// The publisher's queue toward the network stayed full (`max_queued_bytes`): the network
+    /// or relay is slower than the publisher. Nothing was published; publish again later or
+    /// use `publish_async`.
+    #[error("{reason}")]
+    WouldBlock {
+        /// How much waits and the limit.
+        reason: String,
+    },
     /// A configured limit was reached (e.g. `max_subscriptions`); release something first.
     #[error("{reason}")]
     LimitReached {
@@ -110,6 +118,7 @@ impl MoqError {
             | MoqError::AlreadyExists { reason }
             | MoqError::Refused { reason }
             | MoqError::TooLarge { reason }
+            | MoqError::WouldBlock { reason }
             | MoqError::LimitReached { reason }
             | MoqError::PublisherLost { reason }
             | MoqError::Closed { reason }
@@ -135,6 +144,7 @@ impl MoqError {
             ErrorKind::AlreadyExists => MoqError::AlreadyExists { reason },
             ErrorKind::Refused => MoqError::Refused { reason },
             ErrorKind::TooLarge => MoqError::TooLarge { reason },
+            ErrorKind::WouldBlock => MoqError::WouldBlock { reason },
             ErrorKind::LimitReached => MoqError::LimitReached { reason },
             ErrorKind::PublisherLost => MoqError::PublisherLost { reason },
             ErrorKind::Closed => MoqError::Closed { reason },

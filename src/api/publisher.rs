@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::records::ObjectLocation;
 use super::MoqError;
+use crate::bridge::publish::publish_blocking;
 use crate::core;
 
 /// Publishes objects on one track. Thread-safe. `finish()` (or destroying the object) ends
@@ -24,23 +25,33 @@ impl Publisher {
 
 #[uniffi::export]
 impl Publisher {
-    /// Publish one object. Non-blocking (queued and sent by the library runtime).
+    /// Publish one object: queued and sent by the library runtime. Returns at once unless
+    /// `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
+    /// at most the client's request timeout, and fails with `WouldBlock` (nothing published);
+    /// inside a listener it fails at once instead of waiting. `publish_async` waits without
+    /// blocking a thread.
     pub fn publish(&self, payload: Vec<u8>) -> Result<ObjectLocation, MoqError> {
-        let location = self.core.publish(payload)?;
-        Ok(ObjectLocation {
-            group_id: location.group_id,
-            object_id: location.object_id,
-        })
+        Ok(location(publish_blocking(&self.core, payload)?))
     }
 
-    /// Publish several objects in order with one call (fewer FFI crossings). On an error,
-    /// the objects before the failing one were published and the rest were not; the error
-    /// message says how many.
+    /// Publish one object, first waiting (as long as it takes, without blocking a thread)
+    /// while `max_queued_bytes` wait for the network. Cancelling the call publishes nothing.
+    pub async fn publish_async(&self, payload: Vec<u8>) -> Result<ObjectLocation, MoqError> {
+        Ok(location(self.core.publish_when_ready(payload, None).await?))
+    }
+
+    /// Bytes published and not yet handed to the network (stream mode).
+    pub fn queued_bytes(&self) -> u64 {
+        self.core.queued_bytes() as u64
+    }
+
+    /// Publish several objects in order with one call (fewer FFI crossings); each waits for
+    /// room like `publish`. On an error, the objects before the failing one were published
+    /// and the rest were not; the error message says how many.
     pub fn publish_many(&self, payloads: Vec<Vec<u8>>) -> Result<(), MoqError> {
         let count = payloads.len();
         for (index, payload) in payloads.into_iter().enumerate() {
-            self.core
-                .publish(payload)
+            publish_blocking(&self.core, payload)
                 .map_err(|err| partly_published(err.into(), index, count))?;
         }
         Ok(())
@@ -56,8 +67,7 @@ impl Publisher {
         let count = ranges.len();
         let payloads = Bytes::from(payloads);
         for (index, range) in ranges.into_iter().enumerate() {
-            self.core
-                .publish(payloads.slice(range))
+            publish_blocking(&self.core, payloads.slice(range))
                 .map_err(|err| partly_published(err.into(), index, count))?;
         }
         Ok(())
@@ -86,6 +96,13 @@ impl Publisher {
     /// The track name.
     pub fn track(&self) -> String {
         self.core.track().to_string()
+    }
+}
+
+fn location(location: core::ObjectLocation) -> ObjectLocation {
+    ObjectLocation {
+        group_id: location.group_id,
+        object_id: location.object_id,
     }
 }
 

@@ -231,6 +231,12 @@ pub struct PublisherOptions {
     /// Objects per group before a new group starts automatically.
     #[uniffi(default = 65536)]
     pub max_group_objects: u64,
+    /// Stream mode: the most payload bytes published and not yet handed to the network (a
+    /// network slower than the publisher). When full, `publish` waits for room up to the
+    /// client's request timeout, then fails with `WouldBlock`; `publish_async` waits as long
+    /// as it takes. Default 16 MiB.
+    #[uniffi(default = 16777216)]
+    pub max_queued_bytes: u64,
 }
 
 impl Default for PublisherOptions {
@@ -243,6 +249,7 @@ impl Default for PublisherOptions {
             },
             priority: core.priority,
             max_group_objects: core.max_group_objects,
+            max_queued_bytes: core.max_queued_bytes as u64,
         }
     }
 }
@@ -256,6 +263,7 @@ impl PublisherOptions {
             },
             priority: self.priority,
             max_group_objects: self.max_group_objects.max(1),
+            max_queued_bytes: usize::try_from(self.max_queued_bytes).unwrap_or(usize::MAX),
             ..core::PublisherOptions::default()
         }
     }

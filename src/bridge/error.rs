@@ -30,6 +30,8 @@ pub(crate) enum ErrorKind {
     Refused,
     /// Larger than the configured maximum (or a datagram).
     TooLarge,
+    /// The publisher's queue toward the network is full.
+    WouldBlock,
     /// A configured limit was reached.
     LimitReached,
     /// The publisher went away.
@@ -112,6 +114,7 @@ impl Classify for PublishError {
             PublishError::ObjectTooLarge { .. } | PublishError::DatagramTooLarge { .. } => {
                 ErrorKind::TooLarge
             }
+            PublishError::WouldBlock { .. } => ErrorKind::WouldBlock,
             PublishError::Closed => ErrorKind::Closed,
             PublishError::TrackClosed { .. } => ErrorKind::Internal,
         }

@@ -1,7 +1,7 @@
 //! What the two foreign faces ([`crate::api`] for UniFFI, [`crate::capi`] for C) share,
 //! written once: the runtime they run the core on, the [`pump`] that delivers to foreign
-//! callbacks (with its [`gate`]), the [`log`] router, and the [`error`] classification each
-//! face maps from.
+//! callbacks (with its [`gate`]), the [`log`] router, the [`error`] classification each
+//! face maps from, and the blocking [`publish`] both faces' synchronous calls use.
 //!
 //! The contract both faces build on (see README "Behaviour worth knowing"):
 //! - foreign code is never called while a library lock is held;
@@ -16,6 +16,7 @@
 pub(crate) mod error;
 pub(crate) mod gate;
 pub(crate) mod log;
+pub(crate) mod publish;
 pub(crate) mod pump;
 pub mod runtime;
 pub(crate) mod sources;

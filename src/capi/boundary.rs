@@ -50,7 +50,7 @@ fn code(kind: ErrorKind) -> MoqResultCode {
         | ErrorKind::Refused
         | ErrorKind::PublisherLost => MOQ_ERROR_CONNECTION_FAILED,
         ErrorKind::NotConnected => MOQ_ERROR_NOT_CONNECTED,
-        ErrorKind::Timeout | ErrorKind::NotFound => MOQ_ERROR_TIMEOUT,
+        ErrorKind::Timeout | ErrorKind::NotFound | ErrorKind::WouldBlock => MOQ_ERROR_TIMEOUT,
         ErrorKind::TooLarge => MOQ_ERROR_BUFFER_TOO_SMALL,
         // No legacy code means "limit reached"; the message names the limit.
         ErrorKind::LimitReached | ErrorKind::WrongThread => MOQ_ERROR_UNSUPPORTED,

@@ -7,6 +7,7 @@ use super::boundary::{self, str_arg, CError};
 use super::client::CLIENTS;
 use super::handles::Registry;
 use super::types::*;
+use crate::bridge::publish::publish_blocking;
 use crate::core::{DeliveryMode, Publisher, PublisherOptions};
 
 /// The live `MoqPublisher` handles.
@@ -107,11 +108,16 @@ unsafe fn create(
 }
 
 /// Publish one object (`data_len` bytes; `data` may be NULL only when `data_len` is 0).
-/// Non-blocking. `delivery_mode` must match the publisher's mode. In STREAM mode each call
-/// is one object delivered reliably, in order, once to every established subscriber.
+/// `delivery_mode` must match the publisher's mode. In STREAM mode each call is one object
+/// delivered reliably, in order, once to every established subscriber.
+/// Returns at once, unless 16 MiB of published objects already wait for a network slower
+/// than the publisher (STREAM mode): then it waits for room, like a blocking socket write,
+/// at most the client's request timeout (10 s by default), and fails with
+/// `MOQ_ERROR_TIMEOUT` without publishing; inside a callback it fails at once instead.
 /// Errors: NULL publisher, NULL data with a length, bad or mismatched mode:
 /// `MOQ_ERROR_INVALID_ARGUMENT`; session lost: `MOQ_ERROR_NOT_CONNECTED`; larger than the
-/// maximum object size or a datagram: `MOQ_ERROR_BUFFER_TOO_SMALL`. Thread-safe.
+/// maximum object size or a datagram: `MOQ_ERROR_BUFFER_TOO_SMALL`; queue full (above):
+/// `MOQ_ERROR_TIMEOUT`. Thread-safe.
 ///
 /// # Safety
 /// `data` must be NULL or valid for `data_len` bytes.
@@ -145,9 +151,7 @@ pub unsafe extern "C" fn moq_publish_data(
             // the caller's buffer is only valid during the call.
             bytes::Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(data, data_len) })
         };
-        handle
-            .publisher
-            .publish(payload)
+        publish_blocking(&handle.publisher, payload)
             .map(|_| ())
             .map_err(CError::of)
     })

@@ -215,6 +215,19 @@ pub enum PublishError {
         /// The largest datagram payload the path allows.
         max: usize,
     },
+    /// Published objects wait for a network slower than the publisher, at its limits
+    /// (`max_queued_bytes`, or 512 new groups); nothing was published.
+    #[error("{queued} bytes in {groups} new groups already wait to be sent (limits: max_queued_bytes {max}, {max_groups} groups): the network or relay is slower than the publisher; publish again once there is room (the waiting form of publish does), publish less, or raise max_queued_bytes")]
+    WouldBlock {
+        /// Bytes published and not yet handed to QUIC.
+        queued: usize,
+        /// Groups whose first object is not yet handed to QUIC.
+        groups: usize,
+        /// The publisher's `max_queued_bytes`.
+        max: usize,
+        /// The most groups that may wait.
+        max_groups: usize,
+    },
     /// The publisher was closed.
     #[error("publisher is closed")]
     Closed,

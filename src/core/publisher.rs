@@ -14,12 +14,29 @@
 //! groups, then follow new ones), so long groups keep every hop safe.
 //! Bounding groups keeps the per-group memory the publisher and relay retain for late
 //! joiners bounded too.
+//!
+//! # A network slower than the publisher
+//! In `Stream` mode the bytes published but not yet handed to QUIC are bounded by
+//! [`PublisherOptions::max_queued_bytes`] (QUIC then holds at most its send window, quinn's
+//! default 10 MB per connection, of unacknowledged data), and so are the new groups waiting
+//! for their first object to go out (512: moq-transport ends a subscription whose reader falls
+//! 1,024 groups behind, which a burst of short groups did to the publisher's own upstream).
+//! When the queue is full, [`Publisher::publish`] returns [`PublishError::WouldBlock`] and
+//! publishes nothing;
+//! [`Publisher::publish_when_ready`] waits for room instead. Objects count only while the
+//! relay subscribes to the track: with no subscriber nothing is queued toward the network
+//! (what is kept for late joiners is bounded by the group limits below). `Datagram` mode
+//! never queues: QUIC drops the oldest unsent datagram instead.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use moq_transport::data::ObjectStatus;
-use moq_transport::serve::{Datagram, DatagramsWriter, Subgroup, SubgroupWriter, SubgroupsWriter};
+use moq_transport::serve::{
+    Datagram, DatagramsWriter, SendBudget, SendBudgetFull, Subgroup, SubgroupWriter,
+    SubgroupsWriter, MAX_QUEUED_SUBGROUPS,
+};
 
 use super::connection::{Live, TrackNameGuard};
 use super::error::PublishError;
@@ -51,7 +68,15 @@ pub struct PublisherOptions {
     pub max_group_objects: u64,
     /// A group is closed once it holds this many payload bytes. Default 64 MiB.
     pub max_group_bytes: u64,
+    /// `Stream` mode: the most payload bytes published and not yet handed to QUIC (a slow
+    /// network or relay); beyond it `publish` returns [`PublishError::WouldBlock`]. An object
+    /// is accepted while the queue is below the limit, so the queue holds at most this plus
+    /// one object. Default 16 MiB.
+    pub max_queued_bytes: usize,
 }
+
+/// Default [`PublisherOptions::max_queued_bytes`].
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
 impl Default for PublisherOptions {
     fn default() -> Self {
@@ -60,6 +85,7 @@ impl Default for PublisherOptions {
             priority: 128,
             max_group_objects: 65_536,
             max_group_bytes: 64 * 1024 * 1024,
+            max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
         }
     }
 }
@@ -92,6 +118,10 @@ pub(crate) struct Shared {
     track: String,
     options: PublisherOptions,
     max_object_size: usize,
+    /// The client's `request_timeout`: how long blocking faces wait for room.
+    request_timeout: Duration,
+    /// `Stream` mode: bytes published and not yet handed to QUIC, across sessions.
+    send_budget: Arc<SendBudget>,
     binding: Mutex<Binding>,
 }
 
@@ -135,13 +165,16 @@ impl Client {
         check_track(namespace, track)
             .map_err(|(name, reason)| PublishError::InvalidName { name, reason })?;
         let live = self.live().ok_or(PublishError::NotConnected)?;
+        let send_budget = SendBudget::new(options.max_queued_bytes, MAX_QUEUED_SUBGROUPS);
         let (writer, name) = live.create_track(namespace, track)?;
-        let writer = Writer::new(writer, options.delivery)?;
+        let writer = Writer::new(writer, options.delivery, &send_budget)?;
         let shared = Arc::new(Shared {
             namespace: namespace.to_string(),
             track: track.to_string(),
             options,
             max_object_size: self.config().max_object_size,
+            request_timeout: self.config().request_timeout,
+            send_budget,
             binding: Mutex::new(Binding {
                 live,
                 writer: Some(writer),
@@ -158,6 +191,15 @@ impl Client {
     }
 }
 
+fn would_block(full: SendBudgetFull) -> PublishError {
+    PublishError::WouldBlock {
+        queued: full.queued,
+        groups: full.groups,
+        max: full.capacity,
+        max_groups: full.max_groups,
+    }
+}
+
 fn track_closed(err: moq_transport::serve::ServeError) -> PublishError {
     PublishError::TrackClosed {
         reason: err.to_string(),
@@ -168,10 +210,14 @@ impl Writer {
     fn new(
         track: moq_transport::serve::TrackWriter,
         delivery: DeliveryMode,
+        send_budget: &Arc<SendBudget>,
     ) -> Result<Self, PublishError> {
         Ok(match delivery {
             DeliveryMode::Stream => Writer::Stream {
-                groups: track.subgroups().map_err(track_closed)?,
+                groups: {
+                    track.set_send_budget(send_budget.clone());
+                    track.subgroups().map_err(track_closed)?
+                },
                 current: None,
             },
             DeliveryMode::Datagram => Writer::Datagram {
@@ -199,7 +245,10 @@ impl Shared {
         binding._name = None;
         let created = live
             .create_track(&self.namespace, &self.track)
-            .and_then(|(writer, name)| Ok((Writer::new(writer, self.options.delivery)?, name)));
+            .and_then(|(writer, name)| {
+                let writer = Writer::new(writer, self.options.delivery, &self.send_budget)?;
+                Ok((writer, name))
+            });
         match created {
             Ok((writer, name)) => {
                 binding.writer = Some(writer);
@@ -242,7 +291,8 @@ impl Publisher {
 
     /// Publish one object. Non-blocking: the object is queued for every subscriber and sent
     /// by the library runtime. Fails with `NotConnected` (the object is not sent) while the
-    /// session is lost, including while reconnecting.
+    /// session is lost, including while reconnecting, and with `WouldBlock` (nothing
+    /// published) while `max_queued_bytes` wait for the network.
     pub fn publish(&self, payload: impl Into<Bytes>) -> Result<ObjectLocation, PublishError> {
         let payload = payload.into();
         self.check_size(payload.len())?;
@@ -262,6 +312,11 @@ impl Publisher {
         } = &mut *binding;
         match writer.as_mut().ok_or(PublishError::NotConnected)? {
             Writer::Stream { groups, current } => {
+                // First, so that a full queue has no side effect.
+                let charge = shared
+                    .send_budget
+                    .try_charge(payload.len(), current.is_none())
+                    .map_err(would_block)?;
                 if current.is_none() {
                     let writer = groups
                         .create(Subgroup {
@@ -284,7 +339,10 @@ impl Publisher {
                 };
                 group.objects += 1;
                 group.bytes += payload.len() as u64;
-                group.writer.write(payload).map_err(track_closed)?;
+                group
+                    .writer
+                    .write_charged_object(payload, charge)
+                    .map_err(track_closed)?;
                 if group.objects >= shared.options.max_group_objects
                     || group.bytes >= shared.options.max_group_bytes
                 {
@@ -323,6 +381,52 @@ impl Publisher {
                 Ok(location)
             }
         }
+    }
+
+    /// [`Self::publish`], first waiting while the queue toward the network is full: at most
+    /// `timeout` (then `WouldBlock`), or as long as it takes with `None`. Cancel-safe: a
+    /// dropped future publishes nothing.
+    pub async fn publish_when_ready(
+        &self,
+        payload: impl Into<Bytes>,
+        timeout: Option<Duration>,
+    ) -> Result<ObjectLocation, PublishError> {
+        let payload = payload.into();
+        let deadline = timeout.map(|timeout| tokio::time::Instant::now() + timeout);
+        loop {
+            match self.publish(payload.clone()) {
+                Err(err @ PublishError::WouldBlock { .. }) => {
+                    let room = self.shared.send_budget.ready(self.next_starts_group());
+                    match deadline {
+                        None => room.await,
+                        Some(deadline) => {
+                            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                                return Err(err);
+                            }
+                        }
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether the next object starts a group (`Stream` mode).
+    fn next_starts_group(&self) -> bool {
+        matches!(
+            lock(&self.shared.binding).writer,
+            Some(Writer::Stream { current: None, .. })
+        )
+    }
+
+    /// The client's `request_timeout`: how long a blocking publish waits for room.
+    pub fn request_timeout(&self) -> Duration {
+        self.shared.request_timeout
+    }
+
+    /// Bytes published and not yet handed to QUIC (`Stream` mode; see `max_queued_bytes`).
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.send_budget.queued()
     }
 
     /// End the current group; the next object starts a new one (for example at a key frame).

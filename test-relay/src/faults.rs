@@ -1,5 +1,5 @@
-//! A UDP forwarder between one client and the relay that can delay, drop a share of, or
-//! black-hole the traffic (test-only fault injection).
+//! A UDP forwarder between one client and the relay that can delay, drop a share of,
+//! black-hole, or rate-limit the traffic (test-only fault injection).
 //!
 //! The client connects to [`FaultyLink::addr`] instead of the relay; datagrams from the
 //! client go to the relay from the link's own upstream socket, and the relay's answers go
@@ -25,6 +25,8 @@ struct Faults {
     delay_us: AtomicU64,
     /// Drop everything.
     black_hole: AtomicBool,
+    /// Client-to-relay rate limit, bytes per second; 0: none.
+    upstream_rate: AtomicU64,
     forwarded: AtomicU64,
     dropped: AtomicU64,
 }
@@ -107,6 +109,15 @@ impl FaultyLink {
         self.faults.black_hole.store(on, Ordering::Relaxed);
     }
 
+    /// Limit the client-to-relay direction to `bytes_per_s` (`None`: no limit), as a slow
+    /// uplink does: datagrams leave at that rate, and what arrives meanwhile waits in the
+    /// link's socket buffer, or is dropped once that is full.
+    pub fn set_upstream_rate(&self, bytes_per_s: Option<u64>) {
+        self.faults
+            .upstream_rate
+            .store(bytes_per_s.unwrap_or(0), Ordering::Relaxed);
+    }
+
     /// Datagrams forwarded and dropped so far, both directions.
     pub fn counts(&self) -> (u64, u64) {
         (
@@ -155,6 +166,8 @@ async fn forward_up(
     rng: &Arc<Mutex<u64>>,
 ) {
     let mut buf = vec![0u8; 65_536];
+    // When the previous datagram finished leaving under the rate limit.
+    let mut free_at = tokio::time::Instant::now();
     loop {
         let Ok((len, source)) = from.recv_from(&mut buf).await else {
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -163,6 +176,13 @@ async fn forward_up(
         *client.lock().unwrap_or_else(|e| e.into_inner()) = Some(source);
         if !admit(faults, rng) {
             continue;
+        }
+        let rate = faults.upstream_rate.load(Ordering::Relaxed);
+        if rate > 0 {
+            // Not receiving while this one waits: the socket buffer is the link's queue.
+            free_at = free_at.max(tokio::time::Instant::now());
+            tokio::time::sleep_until(free_at).await;
+            free_at += Duration::from_secs_f64(len as f64 / rate as f64);
         }
         send(to, None, &buf[..len], faults).await;
     }

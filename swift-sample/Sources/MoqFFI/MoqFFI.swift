@@ -2384,14 +2384,24 @@ public protocol PublisherProtocol: AnyObject, Sendable {
     func newGroup() throws 
     
     /**
-     * Publish one object. Non-blocking (queued and sent by the library runtime).
+     * Publish one object: queued and sent by the library runtime. Returns at once unless
+     * `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
+     * at most the client's request timeout, and fails with `WouldBlock` (nothing published);
+     * inside a listener it fails at once instead of waiting. `publish_async` waits without
+     * blocking a thread.
      */
     func publish(payload: Data) throws  -> ObjectLocation
     
     /**
-     * Publish several objects in order with one call (fewer FFI crossings). On an error,
-     * the objects before the failing one were published and the rest were not; the error
-     * message says how many.
+     * Publish one object, first waiting (as long as it takes, without blocking a thread)
+     * while `max_queued_bytes` wait for the network. Cancelling the call publishes nothing.
+     */
+    func publishAsync(payload: Data) async throws  -> ObjectLocation
+    
+    /**
+     * Publish several objects in order with one call (fewer FFI crossings); each waits for
+     * room like `publish`. On an error, the objects before the failing one were published
+     * and the rest were not; the error message says how many.
      */
     func publishMany(payloads: [Data]) throws 
     
@@ -2403,6 +2413,11 @@ public protocol PublisherProtocol: AnyObject, Sendable {
      * `publish_many`; a malformed `lengths` is `InvalidArgument` and publishes nothing.
      */
     func publishPacked(payloads: Data, lengths: Data) throws 
+    
+    /**
+     * Bytes published and not yet handed to the network (stream mode).
+     */
+    func queuedBytes()  -> UInt64
     
     /**
      * The track name.
@@ -2514,7 +2529,11 @@ open func newGroup()throws   {try rustCallWithError(FfiConverterTypeMoqError_lif
 }
     
     /**
-     * Publish one object. Non-blocking (queued and sent by the library runtime).
+     * Publish one object: queued and sent by the library runtime. Returns at once unless
+     * `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
+     * at most the client's request timeout, and fails with `WouldBlock` (nothing published);
+     * inside a listener it fails at once instead of waiting. `publish_async` waits without
+     * blocking a thread.
      */
 open func publish(payload: Data)throws  -> ObjectLocation  {
     return try  FfiConverterTypeObjectLocation_lift(try rustCallWithError(FfiConverterTypeMoqError_lift) {
@@ -2527,9 +2546,29 @@ open func publish(payload: Data)throws  -> ObjectLocation  {
 }
     
     /**
-     * Publish several objects in order with one call (fewer FFI crossings). On an error,
-     * the objects before the failing one were published and the rest were not; the error
-     * message says how many.
+     * Publish one object, first waiting (as long as it takes, without blocking a thread)
+     * while `max_queued_bytes` wait for the network. Cancelling the call publishes nothing.
+     */
+open func publishAsync(payload: Data)async throws  -> ObjectLocation  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_moq_ffi_fn_method_publisher_publish_async(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(payload)
+                )
+            },
+            pollFunc: ffi_moq_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_moq_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_moq_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypeObjectLocation_lift,
+            errorHandler: FfiConverterTypeMoqError_lift
+        )
+}
+    
+    /**
+     * Publish several objects in order with one call (fewer FFI crossings); each waits for
+     * room like `publish`. On an error, the objects before the failing one were published
+     * and the rest were not; the error message says how many.
      */
 open func publishMany(payloads: [Data])throws   {try rustCallWithError(FfiConverterTypeMoqError_lift) {
         uniffiCallStatus in
@@ -2555,6 +2594,18 @@ open func publishPacked(payloads: Data, lengths: Data)throws   {try rustCallWith
         FfiConverterData.lower(lengths),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Bytes published and not yet handed to the network (stream mode).
+     */
+open func queuedBytes() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_moq_ffi_fn_method_publisher_queued_bytes(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -3298,6 +3349,13 @@ public struct PublisherOptions: Equatable, Hashable {
      * Objects per group before a new group starts automatically.
      */
     public var maxGroupObjects: UInt64
+    /**
+     * Stream mode: the most payload bytes published and not yet handed to the network (a
+     * network slower than the publisher). When full, `publish` waits for room up to the
+     * client's request timeout, then fails with `WouldBlock`; `publish_async` waits as long
+     * as it takes. Default 16 MiB.
+     */
+    public var maxQueuedBytes: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3310,10 +3368,17 @@ public struct PublisherOptions: Equatable, Hashable {
          */priority: UInt8 = UInt8(128), 
         /**
          * Objects per group before a new group starts automatically.
-         */maxGroupObjects: UInt64 = UInt64(65536)) {
+         */maxGroupObjects: UInt64 = UInt64(65536), 
+        /**
+         * Stream mode: the most payload bytes published and not yet handed to the network (a
+         * network slower than the publisher). When full, `publish` waits for room up to the
+         * client's request timeout, then fails with `WouldBlock`; `publish_async` waits as long
+         * as it takes. Default 16 MiB.
+         */maxQueuedBytes: UInt64 = UInt64(16777216)) {
         self.delivery = delivery
         self.priority = priority
         self.maxGroupObjects = maxGroupObjects
+        self.maxQueuedBytes = maxQueuedBytes
     }
 
     
@@ -3334,7 +3399,8 @@ public struct FfiConverterTypePublisherOptions: FfiConverterRustBuffer {
             try PublisherOptions(
                 delivery: FfiConverterTypeDeliveryMode.read(from: &buf), 
                 priority: FfiConverterUInt8.read(from: &buf), 
-                maxGroupObjects: FfiConverterUInt64.read(from: &buf)
+                maxGroupObjects: FfiConverterUInt64.read(from: &buf), 
+                maxQueuedBytes: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -3342,6 +3408,7 @@ public struct FfiConverterTypePublisherOptions: FfiConverterRustBuffer {
         FfiConverterTypeDeliveryMode.write(value.delivery, into: &buf)
         FfiConverterUInt8.write(value.priority, into: &buf)
         FfiConverterUInt64.write(value.maxGroupObjects, into: &buf)
+        FfiConverterUInt64.write(value.maxQueuedBytes, into: &buf)
     }
 }
 
@@ -4220,6 +4287,16 @@ enum MoqError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */reason: String
     )
     /**
+     * The publisher's queue toward the network stayed full (`max_queued_bytes`): the network
+     * or relay is slower than the publisher. Nothing was published; publish again later or
+     * use `publish_async`.
+     */
+    case WouldBlock(
+        /**
+         * How much waits and the limit.
+         */reason: String
+    )
+    /**
      * A configured limit was reached (e.g. `max_subscriptions`); release something first.
      */
     case LimitReached(
@@ -4327,19 +4404,22 @@ public struct FfiConverterTypeMoqError: FfiConverterRustBuffer {
         case 9: return .TooLarge(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 10: return .LimitReached(
+        case 10: return .WouldBlock(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .PublisherLost(
+        case 11: return .LimitReached(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 12: return .Closed(
+        case 12: return .PublisherLost(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 13: return .WrongThread(
+        case 13: return .Closed(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 14: return .Internal(
+        case 14: return .WrongThread(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 15: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -4399,28 +4479,33 @@ public struct FfiConverterTypeMoqError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .LimitReached(reason):
+        case let .WouldBlock(reason):
             writeInt(&buf, Int32(10))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .PublisherLost(reason):
+        case let .LimitReached(reason):
             writeInt(&buf, Int32(11))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Closed(reason):
+        case let .PublisherLost(reason):
             writeInt(&buf, Int32(12))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .WrongThread(reason):
+        case let .Closed(reason):
             writeInt(&buf, Int32(13))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Internal(reason):
+        case let .WrongThread(reason):
             writeInt(&buf, Int32(14))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Internal(reason):
+            writeInt(&buf, Int32(15))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -4999,13 +5084,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_publisher_new_group() != 42934) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_publisher_publish() != 62741) {
+    if (uniffi_moq_ffi_checksum_method_publisher_publish() != 44337) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_publisher_publish_many() != 41985) {
+    if (uniffi_moq_ffi_checksum_method_publisher_publish_async() != 62741) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_publisher_publish_many() != 38320) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_publisher_publish_packed() != 26570) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_publisher_queued_bytes() != 25762) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_publisher_track() != 57438) {

@@ -589,6 +589,11 @@ void uniffi_moq_ffi_fn_method_publisher_new_group(uint64_t ptr, RustCallStatus *
 RustBuffer uniffi_moq_ffi_fn_method_publisher_publish(uint64_t ptr, RustBuffer payload, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_PUBLISH_ASYNC
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_PUBLISH_ASYNC
+uint64_t uniffi_moq_ffi_fn_method_publisher_publish_async(uint64_t ptr, RustBuffer payload
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_PUBLISH_MANY
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_PUBLISH_MANY
 void uniffi_moq_ffi_fn_method_publisher_publish_many(uint64_t ptr, RustBuffer payloads, RustCallStatus *_Nonnull out_status
@@ -597,6 +602,11 @@ void uniffi_moq_ffi_fn_method_publisher_publish_many(uint64_t ptr, RustBuffer pa
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_PUBLISH_PACKED
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_PUBLISH_PACKED
 void uniffi_moq_ffi_fn_method_publisher_publish_packed(uint64_t ptr, RustBuffer payloads, RustBuffer lengths, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_QUEUED_BYTES
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_QUEUED_BYTES
+uint64_t uniffi_moq_ffi_fn_method_publisher_queued_bytes(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_TRACK
@@ -1147,6 +1157,12 @@ uint16_t uniffi_moq_ffi_checksum_method_publisher_publish(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH_ASYNC
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH_ASYNC
+uint16_t uniffi_moq_ffi_checksum_method_publisher_publish_async(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH_MANY
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH_MANY
 uint16_t uniffi_moq_ffi_checksum_method_publisher_publish_many(void
@@ -1156,6 +1172,12 @@ uint16_t uniffi_moq_ffi_checksum_method_publisher_publish_many(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH_PACKED
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH_PACKED
 uint16_t uniffi_moq_ffi_checksum_method_publisher_publish_packed(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_QUEUED_BYTES
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_QUEUED_BYTES
+uint16_t uniffi_moq_ffi_checksum_method_publisher_queued_bytes(void
     
 );
 #endif

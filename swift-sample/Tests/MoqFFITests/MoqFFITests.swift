@@ -70,6 +70,42 @@ final class MoqFFITests: XCTestCase {
         await client.disconnect()
     }
 
+    func testPublishAsyncThroughASmallQueueWaitsForRoomAndLosesNothing() async throws {
+        XCTAssertEqual(PublisherOptions(delivery: .stream).maxQueuedBytes, 16 * 1024 * 1024)
+        let client = try Client(config: try config())
+        try await client.connect()
+        let ns = unique("queue")
+        try await client.announce(namespace: ns)
+        let options = PublisherOptions(delivery: .stream, maxQueuedBytes: 256 * 1024)
+        let publisher = try client.createPublisher(namespace: ns, track: "t", options: options)
+        let subscriber = try await client.subscribe(namespace: ns, track: "t")
+        let size = 100_000
+        func object(_ index: Int) -> Data {
+            var data = Data(count: size)
+            data.withUnsafeMutableBytes { $0.storeBytes(of: UInt32(index).littleEndian, as: UInt32.self) }
+            return data
+        }
+        // 20 MB through a 256 KiB queue.
+        let reader = Task { () throws -> [Data] in
+            var got: [Data] = []
+            for try await received in subscriber.objects() {
+                got.append(received.payload)
+                if got.count == 200 { break }
+            }
+            return got
+        }
+        var peak: UInt64 = 0
+        for index in 0..<200 {
+            let location = try await publisher.publishAsync(payload: object(index))
+            XCTAssertEqual(location.objectId, UInt64(index))
+            peak = max(peak, publisher.queuedBytes())
+        }
+        let got = try await reader.value
+        XCTAssertEqual(got, (0..<200).map(object))
+        XCTAssertLessThanOrEqual(peak, UInt64(256 * 1024 + size))
+        await client.disconnect()
+    }
+
     func testPackedPublishAndReceiveAreByteExact() async throws {
         let client = try Client(config: try config())
         try await client.connect()

@@ -868,9 +868,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_moq_ffi_checksum_method_publisher_publish(
     ): Int
+    external fun uniffi_moq_ffi_checksum_method_publisher_publish_async(
+    ): Int
     external fun uniffi_moq_ffi_checksum_method_publisher_publish_many(
     ): Int
     external fun uniffi_moq_ffi_checksum_method_publisher_publish_packed(
+    ): Int
+    external fun uniffi_moq_ffi_checksum_method_publisher_queued_bytes(
     ): Int
     external fun uniffi_moq_ffi_checksum_method_publisher_track(
     ): Int
@@ -1021,10 +1025,14 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_moq_ffi_fn_method_publisher_publish(`ptr`: Long,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_moq_ffi_fn_method_publisher_publish_async(`ptr`: Long,`payload`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_moq_ffi_fn_method_publisher_publish_many(`ptr`: Long,`payloads`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_moq_ffi_fn_method_publisher_publish_packed(`ptr`: Long,`payloads`: RustBuffer.ByValue,`lengths`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_moq_ffi_fn_method_publisher_queued_bytes(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_moq_ffi_fn_method_publisher_track(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_moq_ffi_fn_clone_subscriber(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1275,13 +1283,19 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_moq_ffi_checksum_method_publisher_new_group() and 0xFFFF) != 42934) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_moq_ffi_checksum_method_publisher_publish() and 0xFFFF) != 62741) {
+    if ((lib.uniffi_moq_ffi_checksum_method_publisher_publish() and 0xFFFF) != 44337) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_moq_ffi_checksum_method_publisher_publish_many() and 0xFFFF) != 41985) {
+    if ((lib.uniffi_moq_ffi_checksum_method_publisher_publish_async() and 0xFFFF) != 62741) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_moq_ffi_checksum_method_publisher_publish_many() and 0xFFFF) != 38320) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_publisher_publish_packed() and 0xFFFF) != 26570) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_moq_ffi_checksum_method_publisher_queued_bytes() and 0xFFFF) != 25762) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_publisher_track() and 0xFFFF) != 57438) {
@@ -4524,14 +4538,24 @@ public interface PublisherInterface {
     fun `newGroup`()
     
     /**
-     * Publish one object. Non-blocking (queued and sent by the library runtime).
+     * Publish one object: queued and sent by the library runtime. Returns at once unless
+     * `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
+     * at most the client's request timeout, and fails with `WouldBlock` (nothing published);
+     * inside a listener it fails at once instead of waiting. `publish_async` waits without
+     * blocking a thread.
      */
     fun `publish`(`payload`: kotlin.ByteArray): ObjectLocation
     
     /**
-     * Publish several objects in order with one call (fewer FFI crossings). On an error,
-     * the objects before the failing one were published and the rest were not; the error
-     * message says how many.
+     * Publish one object, first waiting (as long as it takes, without blocking a thread)
+     * while `max_queued_bytes` wait for the network. Cancelling the call publishes nothing.
+     */
+    suspend fun `publishAsync`(`payload`: kotlin.ByteArray): ObjectLocation
+    
+    /**
+     * Publish several objects in order with one call (fewer FFI crossings); each waits for
+     * room like `publish`. On an error, the objects before the failing one were published
+     * and the rest were not; the error message says how many.
      */
     fun `publishMany`(`payloads`: List<kotlin.ByteArray>)
     
@@ -4543,6 +4567,11 @@ public interface PublisherInterface {
      * `publish_many`; a malformed `lengths` is `InvalidArgument` and publishes nothing.
      */
     fun `publishPacked`(`payloads`: kotlin.ByteArray, `lengths`: kotlin.ByteArray)
+    
+    /**
+     * Bytes published and not yet handed to the network (stream mode).
+     */
+    fun `queuedBytes`(): kotlin.ULong
     
     /**
      * The track name.
@@ -4722,7 +4751,11 @@ open class Publisher: Disposable, AutoCloseable, PublisherInterface
 
     
     /**
-     * Publish one object. Non-blocking (queued and sent by the library runtime).
+     * Publish one object: queued and sent by the library runtime. Returns at once unless
+     * `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
+     * at most the client's request timeout, and fails with `WouldBlock` (nothing published);
+     * inside a listener it fails at once instead of waiting. `publish_async` waits without
+     * blocking a thread.
      */
     @Throws(MoqException::class)override fun `publish`(`payload`: kotlin.ByteArray): ObjectLocation {
             return FfiConverterTypeObjectLocation.lift(
@@ -4740,9 +4773,35 @@ open class Publisher: Disposable, AutoCloseable, PublisherInterface
 
     
     /**
-     * Publish several objects in order with one call (fewer FFI crossings). On an error,
-     * the objects before the failing one were published and the rest were not; the error
-     * message says how many.
+     * Publish one object, first waiting (as long as it takes, without blocking a thread)
+     * while `max_queued_bytes` wait for the network. Cancelling the call publishes nothing.
+     */
+    @Throws(MoqException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `publishAsync`(`payload`: kotlin.ByteArray) : ObjectLocation {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_moq_ffi_fn_method_publisher_publish_async(
+                uniffiHandle,
+                
+        FfiConverterByteArray.lower(`payload`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_moq_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_moq_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_moq_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterTypeObjectLocation.lift(it) },
+        // Error FFI converter
+        MoqException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * Publish several objects in order with one call (fewer FFI crossings); each waits for
+     * room like `publish`. On an error, the objects before the failing one were published
+     * and the rest were not; the error message says how many.
      */
     @Throws(MoqException::class)override fun `publishMany`(`payloads`: List<kotlin.ByteArray>)
         = 
@@ -4777,6 +4836,22 @@ open class Publisher: Disposable, AutoCloseable, PublisherInterface
 }
     }
     
+    
+
+    
+    /**
+     * Bytes published and not yet handed to the network (stream mode).
+     */override fun `queuedBytes`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_moq_ffi_fn_method_publisher_queued_bytes(
+        it,
+        _status)
+}
+    }
+    )
+    }
     
 
     
@@ -5602,6 +5677,14 @@ data class PublisherOptions (
      * Objects per group before a new group starts automatically.
      */
     var `maxGroupObjects`: kotlin.ULong = 65536uL 
+    , 
+    /**
+     * Stream mode: the most payload bytes published and not yet handed to the network (a
+     * network slower than the publisher). When full, `publish` waits for room up to the
+     * client's request timeout, then fails with `WouldBlock`; `publish_async` waits as long
+     * as it takes. Default 16 MiB.
+     */
+    var `maxQueuedBytes`: kotlin.ULong = 16777216uL 
     
 ){
     
@@ -5621,19 +5704,22 @@ public object FfiConverterTypePublisherOptions: FfiConverterRustBuffer<Publisher
             FfiConverterTypeDeliveryMode.read(buf),
             FfiConverterUByte.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
         )
     }
 
     override fun allocationSize(value: PublisherOptions) = (
             FfiConverterTypeDeliveryMode.allocationSize(value.`delivery`) +
             FfiConverterUByte.allocationSize(value.`priority`) +
-            FfiConverterULong.allocationSize(value.`maxGroupObjects`)
+            FfiConverterULong.allocationSize(value.`maxGroupObjects`) +
+            FfiConverterULong.allocationSize(value.`maxQueuedBytes`)
     )
 
     override fun write(value: PublisherOptions, buf: ByteBuffer) {
             FfiConverterTypeDeliveryMode.write(value.`delivery`, buf)
             FfiConverterUByte.write(value.`priority`, buf)
             FfiConverterULong.write(value.`maxGroupObjects`, buf)
+            FfiConverterULong.write(value.`maxQueuedBytes`, buf)
     }
 }
 
@@ -6293,6 +6379,22 @@ sealed class MoqException: kotlin.Exception() {
     }
     
     /**
+     * The publisher's queue toward the network stayed full (`max_queued_bytes`): the network
+     * or relay is slower than the publisher. Nothing was published; publish again later or
+     * use `publish_async`.
+     */
+    class WouldBlock(
+        
+        /**
+         * How much waits and the limit.
+         */
+        val `reason`: kotlin.String
+        ) : MoqException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
      * A configured limit was reached (e.g. `max_subscriptions`); release something first.
      */
     class LimitReached(
@@ -6418,19 +6520,22 @@ public object FfiConverterTypeMoqError : FfiConverterRustBuffer<MoqException> {
             9 -> MoqException.TooLarge(
                 FfiConverterString.read(buf),
                 )
-            10 -> MoqException.LimitReached(
+            10 -> MoqException.WouldBlock(
                 FfiConverterString.read(buf),
                 )
-            11 -> MoqException.PublisherLost(
+            11 -> MoqException.LimitReached(
                 FfiConverterString.read(buf),
                 )
-            12 -> MoqException.Closed(
+            12 -> MoqException.PublisherLost(
                 FfiConverterString.read(buf),
                 )
-            13 -> MoqException.WrongThread(
+            13 -> MoqException.Closed(
                 FfiConverterString.read(buf),
                 )
-            14 -> MoqException.Internal(
+            14 -> MoqException.WrongThread(
+                FfiConverterString.read(buf),
+                )
+            15 -> MoqException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -6480,6 +6585,11 @@ public object FfiConverterTypeMoqError : FfiConverterRustBuffer<MoqException> {
                 + FfiConverterString.allocationSize(value.`reason`)
             )
             is MoqException.TooLarge -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is MoqException.WouldBlock -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
@@ -6559,28 +6669,33 @@ public object FfiConverterTypeMoqError : FfiConverterRustBuffer<MoqException> {
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.LimitReached -> {
+            is MoqException.WouldBlock -> {
                 buf.putInt(10)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.PublisherLost -> {
+            is MoqException.LimitReached -> {
                 buf.putInt(11)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.Closed -> {
+            is MoqException.PublisherLost -> {
                 buf.putInt(12)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.WrongThread -> {
+            is MoqException.Closed -> {
                 buf.putInt(13)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.Internal -> {
+            is MoqException.WrongThread -> {
                 buf.putInt(14)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is MoqException.Internal -> {
+                buf.putInt(15)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }

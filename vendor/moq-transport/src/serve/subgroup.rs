@@ -63,6 +63,8 @@ struct SubgroupsState {
     template_claimed: bool,
     next_sequence: usize,
     closed: Result<(), ServeError>,
+    // moq-ffi patch: the publisher's send budget, if any (see `SendBudget`).
+    send_budget: Option<Arc<super::SendBudget>>,
 }
 
 pub(crate) const MAX_PENDING_SUBGROUPS: usize = 1024;
@@ -135,6 +137,7 @@ impl Default for SubgroupsState {
             template_claimed: false,
             next_sequence: 0,
             closed: Ok(()),
+            send_budget: None,
         }
     }
 }
@@ -286,6 +289,11 @@ impl SubgroupsWriter {
             subgroup_id,
             priority,
         })
+    }
+
+    /// moq-ffi patch: the send budget the track's objects are charged to.
+    pub(crate) fn set_send_budget(&mut self, budget: Option<Arc<super::SendBudget>>) {
+        self.state.lock().into_mut_closed().send_budget = budget;
     }
 
     /// Create a new subgroup with the given parameters, inserting it into the track.
@@ -502,6 +510,11 @@ impl SubgroupsReader {
             }
             .await; // Try again when the state changes
         }
+    }
+
+    /// moq-ffi patch: the publisher's send budget, if the track has one.
+    pub(crate) fn send_budget(&self) -> Option<Arc<super::SendBudget>> {
+        self.state.lock().send_budget.clone()
     }
 
     #[cfg(test)]
@@ -777,6 +790,24 @@ impl SubgroupWriter {
     /// Create the next object ID with the given payload.
     pub fn write(&mut self, payload: bytes::Bytes) -> Result<(), ServeError> {
         let mut object = self.create(payload.len(), None)?;
+        object.write(payload)?;
+        Ok(())
+    }
+
+    /// moq-ffi patch: [`Self::write`] an object charged to the track's send budget; the
+    /// charge returns when a session has sent the object, a subscription skipped it, or the
+    /// object is dropped (see [`super::SendBudget`]).
+    pub fn write_charged_object(
+        &mut self,
+        payload: bytes::Bytes,
+        charge: Option<super::SendCharge>,
+    ) -> Result<(), ServeError> {
+        let mut object = self.create(payload.len(), None)?;
+        if charge.is_some() {
+            if let Some(mut state) = object.state.lock_mut() {
+                state.send_charge = charge;
+            }
+        }
         object.write(payload)?;
         Ok(())
     }
@@ -1073,6 +1104,10 @@ struct SubgroupObjectState {
     // while the reader waited for it), returned when the chunk is taken or the object dropped.
     budget: Option<Arc<super::ReceiveBudget>>,
     charged: Vec<usize>,
+
+    // moq-ffi patch: what the object took from its publisher's send budget, returned when a
+    // session has sent it (`SubgroupObjectReader::sent`) or when the object is dropped.
+    send_charge: Option<super::SendCharge>,
 }
 
 impl Default for SubgroupObjectState {
@@ -1082,6 +1117,7 @@ impl Default for SubgroupObjectState {
             closed: Ok(()),
             budget: None,
             charged: Vec::new(),
+            send_charge: None,
         }
     }
 }
@@ -1236,6 +1272,16 @@ impl SubgroupObjectReader {
         }
     }
 
+    /// moq-ffi patch: a session handed this object to QUIC (or will never send it on this
+    /// subscription): its send charge, if any, returns to the budget.
+    pub(crate) fn sent(&self) {
+        if self.state.lock().send_charge.is_none() {
+            return;
+        }
+        let charge = self.state.lock().into_mut_closed().send_charge.take();
+        drop(charge); // after the object's lock is released
+    }
+
     pub async fn read_all(&mut self) -> Result<Bytes, ServeError> {
         let mut chunks = Vec::new();
         while let Some(chunk) = self.read().await? {
@@ -1267,6 +1313,37 @@ mod tests {
             priority: 128,
         }
         .produce()
+    }
+
+    /// moq-ffi patch: an object's send charge returns when a session reports it sent (once,
+    /// whichever reader does), or when the object is dropped unsent.
+    #[tokio::test]
+    async fn send_charges_return_when_sent_or_dropped() {
+        let budget = super::super::SendBudget::new(1 << 20, 8);
+        let _serving = budget.serving();
+        let (mut writer, mut reader) = subgroup();
+        let mut other = reader.clone();
+        let charge = budget.try_charge(5, true).unwrap();
+        writer
+            .write_charged_object(Bytes::from_static(b"hello"), charge)
+            .unwrap();
+        let charge = budget.try_charge(6, false).unwrap();
+        writer
+            .write_charged_object(Bytes::from_static(b"world!"), charge)
+            .unwrap();
+        assert_eq!(budget.queued(), 11);
+
+        let first = reader.next().await.unwrap().unwrap();
+        assert_eq!(budget.queued(), 11, "reading is not sending");
+        first.sent();
+        assert_eq!(budget.queued(), 6);
+        // Another subscription sending the same object returns nothing twice.
+        other.next().await.unwrap().unwrap().sent();
+        assert_eq!(budget.queued(), 6);
+
+        // The second object is never reported sent: it returns when the subgroup is gone.
+        drop((writer, reader, other, first));
+        assert_eq!(budget.queued(), 0);
     }
 
     fn subgroups() -> (SubgroupsWriter, SubgroupsReader) {

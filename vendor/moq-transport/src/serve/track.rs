@@ -19,8 +19,8 @@
 use crate::watch::State;
 
 use super::{
-    Datagrams, DatagramsReader, DatagramsWriter, ObjectsWriter, ReceiveBudget, ServeError, Stream,
-    StreamReader, StreamWriter, Subgroups, SubgroupsReader, SubgroupsWriter,
+    Datagrams, DatagramsReader, DatagramsWriter, ObjectsWriter, ReceiveBudget, SendBudget,
+    ServeError, Stream, StreamReader, StreamWriter, Subgroups, SubgroupsReader, SubgroupsWriter,
 };
 use crate::coding::{Location, TrackName, TrackNamespace};
 use crate::message::TrackExtensions;
@@ -42,6 +42,8 @@ pub(crate) struct TrackControl {
     largest_group: Mutex<Option<u64>>,
     // moq-ffi patch: the subscriber's receive budget, if any.
     receive_budget: Option<Arc<ReceiveBudget>>,
+    // moq-ffi patch: the publisher's send budget, if any (set before `subgroups()`).
+    send_budget: Mutex<Option<Arc<SendBudget>>>,
 }
 
 impl TrackControl {
@@ -227,6 +229,16 @@ impl TrackWriter {
         )
     }
 
+    /// moq-ffi patch: charge this track's subgroup objects to `budget` (see [`SendBudget`]):
+    /// call before [`Self::subgroups`].
+    pub fn set_send_budget(&self, budget: Arc<SendBudget>) {
+        *self
+            .control
+            .send_budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(budget);
+    }
+
     /// Create a new stream with the given priority, inserting it into the track.
     pub fn stream(self, priority: u8) -> Result<StreamWriter, ServeError> {
         // Create new StreamWriter/StreamReader pair
@@ -259,6 +271,13 @@ impl TrackWriter {
         }
         .produce();
         writer.receive_budget = self.control.receive_budget.clone();
+        writer.set_send_budget(
+            self.control
+                .send_budget
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        );
 
         // Lock state to modify it
         let mut state = self.state.lock_mut().ok_or_else(|| {

@@ -745,6 +745,9 @@ impl ObjectForwarder {
         delivery_filter: DeliveryFilter,
     ) -> Result<(), SessionError> {
         let lag_watcher = subgroups.lag_watcher();
+        // moq-ffi patch: while this subscription is served, the publisher's objects are
+        // charged to its send budget (if it has one) until sent.
+        let _serving = subgroups.send_budget().map(|budget| budget.serving());
         let mut tasks = FuturesUnordered::new();
         let mut acknowledgements = FuturesUnordered::new();
         let mut done: Option<Result<(), ServeError>> = None;
@@ -863,6 +866,7 @@ impl ObjectForwarder {
                     subgroup_reader.group_id,
                     subgroup_object_reader.object_id
                 );
+                subgroup_object_reader.sent(); // moq-ffi patch: never sent here
                 filtered_prefix = true;
                 continue;
             }
@@ -963,6 +967,7 @@ impl ObjectForwarder {
             if delivery_filter.allows(subgroup_reader.group_id, subgroup_object_reader.object_id) {
                 return Ok(Some(subgroup_object_reader));
             }
+            subgroup_object_reader.sent(); // moq-ffi patch: never sent here
 
             tracing::trace!(
                 "[PUBLISHER] serve_subgroup: filtered object group_id={}, object_id={}",
@@ -1144,6 +1149,8 @@ impl ObjectForwarder {
                 return Err(ServeError::Size.into());
             }
 
+            // moq-ffi patch: handed to QUIC; its send charge returns to the budget.
+            subgroup_object_reader.sent();
             object_count += 1;
         }
 

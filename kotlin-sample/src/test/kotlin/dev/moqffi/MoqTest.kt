@@ -1,6 +1,7 @@
 // The Kotlin package against a real relay (the moq-test-relay binary).
 package dev.moqffi
 
+import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.take
@@ -122,6 +123,30 @@ class MoqTest {
                 objects.forEachIndexed { i, obj -> assertEquals(i, index(obj.payload)) }
                 publisher.close()
             }
+        }
+    }
+
+    @Test
+    fun `publishAsync through a small queue waits for room and loses nothing`() = runBlocking {
+        assertEquals(16uL * 1024u * 1024u, PublisherOptions(delivery = DeliveryMode.STREAM).maxQueuedBytes)
+        connect(config()).use { client ->
+            val ns = unique("queue")
+            client.announce(ns)
+            val options = PublisherOptions(delivery = DeliveryMode.STREAM, maxQueuedBytes = 256uL * 1024u)
+            val publisher = client.createPublisher(ns, "t", options)
+            val subscriber = client.subscribe(ns, "t")
+            // 20 MB through a 256 KiB queue.
+            val received = async(Dispatchers.Default) { subscriber.objects().take(200).toList() }
+            var peak = 0uL
+            for (i in 0 until 200) {
+                val location = publisher.publishAsync(payload(i, 100_000))
+                assertEquals(i.toULong(), location.objectId)
+                peak = maxOf(peak, publisher.queuedBytes())
+            }
+            val objects = withTimeout(60_000) { received.await() }
+            objects.forEachIndexed { i, obj -> assertArrayEquals(payload(i, 100_000), obj.payload) }
+            assertTrue(peak <= 256uL * 1024u + 100_000u, "queue peaked at $peak bytes")
+            publisher.close()
         }
     }
 
