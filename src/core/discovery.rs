@@ -1,10 +1,16 @@
 //! Discovery of namespaces announced by others (SUBSCRIBE_NAMESPACE).
 //!
-//! A session may hold only one SUBSCRIBE_NAMESPACE per overlapping prefix, so each client
-//! runs one hub: a single subscription to every namespace, shared by all watches, each of
-//! which filters by its own prefix. The hub follows connects and reconnects, remembers the
-//! namespaces currently announced (so a new watch starts with a snapshot) and reports them
-//! withdrawn when the session is lost.
+//! Each client runs one hub, shared by all its watches: it holds one SUBSCRIBE_NAMESPACE per
+//! prefix the watches need (the broadest of overlapping ones: a session may not hold two
+//! overlapping prefixes), so the relay sends only namespaces some watch asked for. Each watch
+//! filters by its own prefix. The hub follows connects and reconnects, remembers the
+//! namespaces currently announced under its prefixes (so a new watch starts with a snapshot)
+//! and reports them withdrawn when the session is lost.
+//!
+//! The prefixes follow the watches: a watch whose prefix no subscription covers adds one; a
+//! subscription stays while any watch is under it. A new watch broader than a held prefix
+//! replaces it, so the watches under the old prefix see its namespaces withdrawn and announced
+//! again (coalesced away if they had not read them yet).
 //!
 //! Memory is bounded whatever the peers announce and however slowly an app reads:
 //! - the hub remembers at most `ClientConfig::max_announced_namespaces`; announcements past
@@ -16,12 +22,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use moq_transport::coding::TrackNamespacePrefix;
 use moq_transport::session::NamespaceEvent as WireEvent;
 use tokio::sync::Notify;
+use tokio_util::task::AbortOnDropHandle;
 
-use super::connection::{ConnectionState, WeakClient};
+use super::connection::{ConnectionState, Live, WeakClient};
 use super::Client;
 use crate::sync::lock;
 
@@ -44,10 +52,13 @@ pub struct NamespaceWatch {
     id: u64,
 }
 
-/// One client's shared namespace subscription.
+/// One client's shared namespace subscriptions.
 pub(crate) struct Hub {
     state: Mutex<HubState>,
     limit: usize,
+    /// Woken when a watch starts or stops, so the hub task re-plans its prefixes. Its own
+    /// `Arc`: the task waits on it without holding the hub.
+    watches_changed: Arc<Notify>,
 }
 
 #[derive(Default)]
@@ -136,7 +147,15 @@ impl Hub {
         Arc::new(Self {
             state: Mutex::new(HubState::default()),
             limit,
+            watches_changed: Arc::new(Notify::new()),
         })
+    }
+
+    /// The prefixes watched now (each once).
+    fn watched(&self) -> Vec<String> {
+        let state = lock(&self.state);
+        let prefixes: BTreeSet<&String> = state.watchers.iter().map(|w| &w.prefix).collect();
+        prefixes.into_iter().cloned().collect()
     }
 
     fn publish(&self, event: NamespaceEvent) {
@@ -176,7 +195,17 @@ impl Hub {
     }
 
     fn withdraw_all(&self) {
-        let known: Vec<String> = lock(&self.state).known.iter().cloned().collect();
+        self.withdraw_under("");
+    }
+
+    /// Report withdrawn every namespace known under `prefix` (its subscription ended).
+    fn withdraw_under(&self, prefix: &str) {
+        let known: Vec<String> = lock(&self.state)
+            .known
+            .iter()
+            .filter(|ns| matches(prefix, ns))
+            .cloned()
+            .collect();
         for namespace in known {
             self.publish(NamespaceEvent::Withdrawn(namespace));
         }
@@ -210,9 +239,14 @@ impl Client {
             queue: queue.clone(),
         });
         if state.task.is_none() {
-            state.task = Some(tokio::spawn(follow(self.downgrade(), Arc::downgrade(&hub))));
+            state.task = Some(tokio::spawn(follow(
+                self.downgrade(),
+                Arc::downgrade(&hub),
+                hub.watches_changed.clone(),
+            )));
         }
         drop(state);
+        hub.watches_changed.notify_one();
         NamespaceWatch { queue, hub, id }
     }
 }
@@ -239,6 +273,7 @@ impl NamespaceWatch {
     /// Stop watching. Changes already queued can still be read.
     pub fn close(&mut self) {
         lock(&self.hub.state).watchers.retain(|w| w.id != self.id);
+        self.hub.watches_changed.notify_one();
         lock(&self.queue.pending).closed = true;
         self.queue.ready.notify_one();
     }
@@ -250,9 +285,9 @@ impl Drop for NamespaceWatch {
     }
 }
 
-/// The hub task: subscribe to every namespace on each new session. Holds the client weakly
-/// so watches never keep a dropped client's session alive.
-async fn follow(client: WeakClient, hub: Weak<Hub>) {
+/// The hub task: on each new session, hold the subscriptions the watches need. Holds the
+/// client and the hub weakly so watches never keep a dropped client's session alive.
+async fn follow(client: WeakClient, hub: Weak<Hub>, watches_changed: Arc<Notify>) {
     let Some(mut state) = client.upgrade().map(|c| c.state_watch()) else {
         return;
     };
@@ -264,51 +299,12 @@ async fn follow(client: WeakClient, hub: Weak<Hub>) {
         {
             return; // the client is gone
         }
-        let live = client.upgrade().and_then(|c| c.live());
-        let live = live.filter(|live| match live.take_request() {
-            Ok(()) => true,
-            Err(limit) => {
-                log::warn!("namespace discovery not started: this session has sent {limit} requests (max_requests_per_session)");
-                false
-            }
-        });
-        if let Some(live) = live {
-            let mut subscriber = live.subscriber.clone();
-            match subscriber
-                .subscribe_namespace(TrackNamespacePrefix::new(), Default::default())
-                .await
-            {
-                Ok(handle) => {
-                    let lost = live.wait_lost();
-                    drop(live);
-                    tokio::pin!(lost);
-                    loop {
-                        let event = tokio::select! {
-                            event = handle.next() => event,
-                            _ = &mut lost => break,
-                        };
-                        let Some(hub) = hub.upgrade() else { return };
-                        match event {
-                            Ok(Some(WireEvent::Added(ns))) => {
-                                if let Some(ns) = path(&ns) {
-                                    hub.publish(NamespaceEvent::Announced(ns))
-                                }
-                            }
-                            Ok(Some(WireEvent::Removed(ns))) => {
-                                if let Some(ns) = path(&ns) {
-                                    hub.publish(NamespaceEvent::Withdrawn(ns))
-                                }
-                            }
-                            Ok(None) | Err(_) => break,
-                        }
-                    }
-                }
-                Err(err) => log::warn!("namespace discovery refused: {err}"),
-            }
+        if let Some(live) = client.upgrade().and_then(|c| c.live()) {
+            follow_session(live, &hub, &watches_changed).await;
         }
-        if let Some(hub) = hub.upgrade() {
-            hub.withdraw_all();
-        }
+        let Some(strong) = hub.upgrade() else { return };
+        strong.withdraw_all();
+        drop(strong);
         // Wait for this session to end before subscribing on the next one.
         if state
             .wait_for(|s| *s != ConnectionState::Connected)
@@ -316,6 +312,139 @@ async fn follow(client: WeakClient, hub: Weak<Hub>) {
             .is_err()
         {
             return;
+        }
+    }
+}
+
+/// Hold one subscription per planned prefix on `live`'s session until it is lost (or the hub
+/// is gone), re-planning whenever a watch starts or stops.
+async fn follow_session(live: Arc<Live>, hub: &Weak<Hub>, watches_changed: &Notify) {
+    let lost = live.wait_lost();
+    let live = Arc::downgrade(&live);
+    tokio::pin!(lost);
+    let mut held: BTreeMap<String, AbortOnDropHandle<()>> = BTreeMap::new();
+    loop {
+        let Some(watched) = hub.upgrade().map(|hub| hub.watched()) else {
+            return;
+        };
+        let current: BTreeSet<String> = held.keys().cloned().collect();
+        let planned = plan(&current, &watched);
+        for prefix in current.difference(&planned) {
+            if let Some(task) = held.remove(prefix) {
+                task.abort();
+                let _ = task.await; // its subscription is gone before an overlapping one starts
+            }
+            if let Some(hub) = hub.upgrade() {
+                hub.withdraw_under(prefix);
+            }
+        }
+        for prefix in planned.difference(&current) {
+            let task = tokio::spawn(hold_prefix(live.clone(), prefix.clone(), hub.clone()));
+            held.insert(prefix.clone(), AbortOnDropHandle::new(task));
+        }
+        tokio::select! {
+            _ = watches_changed.notified() => {}
+            _ = &mut lost => return,
+        }
+    }
+}
+
+/// The prefixes to hold, given those `held` now and those `watched`: a held prefix stays
+/// while a watch is under it; each watched prefix under none of those is covered by the
+/// broadest new prefix over it; a held prefix under a new one goes (a session may not hold
+/// overlapping prefixes). Prefixes that cannot name a namespace are left out.
+fn plan(held: &BTreeSet<String>, watched: &[String]) -> BTreeSet<String> {
+    let watched: Vec<&String> = watched
+        .iter()
+        .filter(|prefix| prefix.is_empty() || super::names::validate_namespace(prefix).is_ok())
+        .collect();
+    let mut keep: BTreeSet<String> = held
+        .iter()
+        .filter(|h| watched.iter().any(|p| matches(h, p)))
+        .cloned()
+        .collect();
+    let mut uncovered: Vec<&String> = watched
+        .into_iter()
+        .filter(|p| !keep.iter().any(|k| matches(k, p)))
+        .collect();
+    // Broader first: a prefix is shorter than every prefix under it.
+    uncovered.sort_by_key(|p| p.len());
+    let mut new: BTreeSet<String> = BTreeSet::new();
+    for prefix in uncovered {
+        if !new.iter().any(|n| matches(n, prefix)) {
+            new.insert(prefix.clone());
+        }
+    }
+    keep.retain(|k| !new.iter().any(|n| matches(n, k)));
+    keep.extend(new);
+    keep
+}
+
+/// How often a refused SUBSCRIBE_NAMESPACE is tried again: the relay refuses a prefix that
+/// overlaps one whose subscription this client has just ended, until it has seen that end.
+const SUBSCRIBE_ATTEMPTS: u32 = 6;
+
+/// Subscribe to `prefix` and report what the relay announces under it, until the relay ends
+/// the subscription or the task is aborted.
+async fn hold_prefix(live: Weak<Live>, prefix: String, hub: Weak<Hub>) {
+    let mut retry = Duration::from_millis(50);
+    let mut attempt = 1;
+    let handle = loop {
+        let Some(subscriber) = live.upgrade().and_then(|live| match live.take_request() {
+            Ok(()) => Some(live.subscriber.clone()),
+            Err(limit) => {
+                log::warn!("namespace discovery under '{}' not started: this session has sent {limit} requests (max_requests_per_session)", super::error::shown(&prefix));
+                None
+            }
+        }) else {
+            return;
+        };
+        let mut subscriber = subscriber;
+        match subscriber
+            .subscribe_namespace(
+                TrackNamespacePrefix::from_utf8_path(&prefix),
+                Default::default(),
+            )
+            .await
+        {
+            Ok(handle) => break handle,
+            Err(err) if attempt < SUBSCRIBE_ATTEMPTS => {
+                log::debug!(
+                    "namespace discovery under '{}' refused ({err}); trying again",
+                    super::error::shown(&prefix)
+                );
+                tokio::time::sleep(retry).await;
+                retry *= 2;
+                attempt += 1;
+            }
+            Err(err) => {
+                log::warn!(
+                    "namespace discovery under '{}' refused: {err}",
+                    super::error::shown(&prefix)
+                );
+                return;
+            }
+        }
+    };
+    loop {
+        let event = handle.next().await;
+        let Some(hub) = hub.upgrade() else { return };
+        match event {
+            Ok(Some(WireEvent::Added(ns))) => {
+                if let Some(ns) = path(&ns) {
+                    hub.publish(NamespaceEvent::Announced(ns))
+                }
+            }
+            Ok(Some(WireEvent::Removed(ns))) => {
+                if let Some(ns) = path(&ns) {
+                    hub.publish(NamespaceEvent::Withdrawn(ns))
+                }
+            }
+            Ok(None) | Err(_) => {
+                // The relay ended it: what it reported is no longer followed.
+                hub.withdraw_under(&prefix);
+                return;
+            }
         }
     }
 }
@@ -344,8 +473,9 @@ fn path(namespace: &moq_transport::coding::TrackNamespace) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{matches, path, Hub, NamespaceEvent, Pending, WatchQueue, Watcher};
+    use super::{matches, path, plan, Hub, NamespaceEvent, Pending, WatchQueue, Watcher};
     use moq_transport::coding::{TrackNamespace, TupleField};
+    use std::collections::BTreeSet;
     use std::sync::Arc;
 
     fn namespace(fields: &[&[u8]]) -> TrackNamespace {
@@ -363,6 +493,25 @@ mod tests {
         assert_eq!(path(&namespace(&[b"a/b"])), None, "would alias [a, b]");
         assert_eq!(path(&namespace(&[b"a\0b"])), None, "cannot cross the C ABI");
         assert_eq!(path(&namespace(&[b"\xff"])), None, "not UTF-8");
+    }
+
+    #[test]
+    fn the_hub_holds_the_broadest_of_overlapping_prefixes_and_what_is_still_needed() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let watched = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let none = set(&[]);
+        assert_eq!(
+            plan(&none, &watched(&["a/b", "a", "c", "ab"])),
+            set(&["a", "ab", "c"])
+        );
+        // A broader watch replaces a held prefix; a held one stays while a watch is under it.
+        assert_eq!(plan(&set(&["a/b"]), &watched(&["a/b", "a"])), set(&["a"]));
+        assert_eq!(plan(&set(&["a"]), &watched(&["a/b"])), set(&["a"]));
+        assert_eq!(plan(&set(&["a", "c"]), &watched(&["c/d"])), set(&["c"]));
+        assert_eq!(plan(&set(&["a"]), &watched(&["", "a"])), set(&[""]));
+        assert_eq!(plan(&set(&["x"]), &watched(&[])), none);
+        // A prefix no namespace can have (33 fields) is not sent.
+        assert_eq!(plan(&none, &watched(&[&["f"; 33].join("/")])), none);
     }
 
     #[test]
