@@ -589,7 +589,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_publisher_new_group() != 42934:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_moq_ffi_checksum_method_publisher_publish() != 44337:
+    if lib.uniffi_moq_ffi_checksum_method_publisher_publish() != 9314:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_publisher_publish_async() != 62741:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -3260,9 +3260,9 @@ class PublisherProtocol(typing.Protocol):
         """
         Publish one object: queued and sent by the library runtime. Returns at once unless
         `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
-        at most the client's request timeout, and fails with `WouldBlock` (nothing published);
-        inside a listener it fails at once instead of waiting. `publish_async` waits without
-        blocking a thread.
+        at most the client's request timeout, and fails with `WouldBlock` (nothing published).
+        Inside a listener it waits too, pausing that listener's deliveries meanwhile (the queue
+        drains on the library runtime). `publish_async` waits without blocking a thread.
 """
         raise NotImplementedError
     async def publish_async(self, payload: bytes) -> ObjectLocation:
@@ -3390,9 +3390,9 @@ class Publisher(PublisherProtocol):
         """
         Publish one object: queued and sent by the library runtime. Returns at once unless
         `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
-        at most the client's request timeout, and fails with `WouldBlock` (nothing published);
-        inside a listener it fails at once instead of waiting. `publish_async` waits without
-        blocking a thread.
+        at most the client's request timeout, and fails with `WouldBlock` (nothing published).
+        Inside a listener it waits too, pausing that listener's deliveries meanwhile (the queue
+        drains on the library runtime). `publish_async` waits without blocking a thread.
 """
         
         _UniffiFfiConverterBytes.check_lower(payload)

@@ -27,9 +27,9 @@ impl Publisher {
 impl Publisher {
     /// Publish one object: queued and sent by the library runtime. Returns at once unless
     /// `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
-    /// at most the client's request timeout, and fails with `WouldBlock` (nothing published);
-    /// inside a listener it fails at once instead of waiting. `publish_async` waits without
-    /// blocking a thread.
+    /// at most the client's request timeout, and fails with `WouldBlock` (nothing published).
+    /// Inside a listener it waits too, pausing that listener's deliveries meanwhile (the queue
+    /// drains on the library runtime). `publish_async` waits without blocking a thread.
     pub fn publish(&self, payload: Vec<u8>) -> Result<ObjectLocation, MoqError> {
         Ok(location(publish_blocking(&self.core, payload)?))
     }

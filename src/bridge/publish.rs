@@ -3,8 +3,10 @@
 //! A C `moq_publish_data` or a UniFFI `publish` is a plain function call on the app's thread.
 //! When the publisher's queue toward the network is full (`max_queued_bytes`) it waits for
 //! room, at most the client's `request_timeout`, as a blocking socket write would; then it
-//! fails with `WouldBlock` and publishes nothing. On a library thread (inside a listener) it
-//! never waits: it fails at once, so a callback cannot stall the runtime that drains the queue.
+//! fails with `WouldBlock` and publishes nothing. On a library runtime thread it never waits
+//! (it fails at once), so nothing can stall the runtime that drains the queue. Callbacks run
+//! on delivery threads outside the runtime: there it waits like anywhere, pausing only that
+//! registration's deliveries.
 
 use bytes::Bytes;
 

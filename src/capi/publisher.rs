@@ -113,7 +113,8 @@ unsafe fn create(
 /// Returns at once, unless 16 MiB of published objects already wait for a network slower
 /// than the publisher (STREAM mode): then it waits for room, like a blocking socket write,
 /// at most the client's request timeout (10 s by default), and fails with
-/// `MOQ_ERROR_TIMEOUT` without publishing; inside a callback it fails at once instead.
+/// `MOQ_ERROR_TIMEOUT` without publishing (inside a callback it waits too, pausing that
+/// callback's deliveries meanwhile).
 /// Errors: NULL publisher, NULL data with a length, bad or mismatched mode:
 /// `MOQ_ERROR_INVALID_ARGUMENT`; session lost: `MOQ_ERROR_NOT_CONNECTED`; larger than the
 /// maximum object size or a datagram: `MOQ_ERROR_BUFFER_TOO_SMALL`; queue full (above):

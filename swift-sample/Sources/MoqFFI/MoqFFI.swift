@@ -2386,9 +2386,9 @@ public protocol PublisherProtocol: AnyObject, Sendable {
     /**
      * Publish one object: queued and sent by the library runtime. Returns at once unless
      * `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
-     * at most the client's request timeout, and fails with `WouldBlock` (nothing published);
-     * inside a listener it fails at once instead of waiting. `publish_async` waits without
-     * blocking a thread.
+     * at most the client's request timeout, and fails with `WouldBlock` (nothing published).
+     * Inside a listener it waits too, pausing that listener's deliveries meanwhile (the queue
+     * drains on the library runtime). `publish_async` waits without blocking a thread.
      */
     func publish(payload: Data) throws  -> ObjectLocation
     
@@ -2531,9 +2531,9 @@ open func newGroup()throws   {try rustCallWithError(FfiConverterTypeMoqError_lif
     /**
      * Publish one object: queued and sent by the library runtime. Returns at once unless
      * `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
-     * at most the client's request timeout, and fails with `WouldBlock` (nothing published);
-     * inside a listener it fails at once instead of waiting. `publish_async` waits without
-     * blocking a thread.
+     * at most the client's request timeout, and fails with `WouldBlock` (nothing published).
+     * Inside a listener it waits too, pausing that listener's deliveries meanwhile (the queue
+     * drains on the library runtime). `publish_async` waits without blocking a thread.
      */
 open func publish(payload: Data)throws  -> ObjectLocation  {
     return try  FfiConverterTypeObjectLocation_lift(try rustCallWithError(FfiConverterTypeMoqError_lift) {
@@ -5084,7 +5084,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_publisher_new_group() != 42934) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_publisher_publish() != 44337) {
+    if (uniffi_moq_ffi_checksum_method_publisher_publish() != 9314) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_publisher_publish_async() != 62741) {

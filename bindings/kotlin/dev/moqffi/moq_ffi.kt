@@ -1283,7 +1283,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_moq_ffi_checksum_method_publisher_new_group() and 0xFFFF) != 42934) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_moq_ffi_checksum_method_publisher_publish() and 0xFFFF) != 44337) {
+    if ((lib.uniffi_moq_ffi_checksum_method_publisher_publish() and 0xFFFF) != 9314) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_publisher_publish_async() and 0xFFFF) != 62741) {
@@ -4540,9 +4540,9 @@ public interface PublisherInterface {
     /**
      * Publish one object: queued and sent by the library runtime. Returns at once unless
      * `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
-     * at most the client's request timeout, and fails with `WouldBlock` (nothing published);
-     * inside a listener it fails at once instead of waiting. `publish_async` waits without
-     * blocking a thread.
+     * at most the client's request timeout, and fails with `WouldBlock` (nothing published).
+     * Inside a listener it waits too, pausing that listener's deliveries meanwhile (the queue
+     * drains on the library runtime). `publish_async` waits without blocking a thread.
      */
     fun `publish`(`payload`: kotlin.ByteArray): ObjectLocation
     
@@ -4753,9 +4753,9 @@ open class Publisher: Disposable, AutoCloseable, PublisherInterface
     /**
      * Publish one object: queued and sent by the library runtime. Returns at once unless
      * `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
-     * at most the client's request timeout, and fails with `WouldBlock` (nothing published);
-     * inside a listener it fails at once instead of waiting. `publish_async` waits without
-     * blocking a thread.
+     * at most the client's request timeout, and fails with `WouldBlock` (nothing published).
+     * Inside a listener it waits too, pausing that listener's deliveries meanwhile (the queue
+     * drains on the library runtime). `publish_async` waits without blocking a thread.
      */
     @Throws(MoqException::class)override fun `publish`(`payload`: kotlin.ByteArray): ObjectLocation {
             return FfiConverterTypeObjectLocation.lift(
