@@ -161,8 +161,8 @@ async fn datagram_mode_delivers_intact_objects_both_schemes() {
         };
         let publisher = client.create_publisher("dg", "t", options).unwrap();
         let mut sub = client.subscribe("dg", "t", sub()).await.unwrap();
-        // Paced: datagrams are lossy by design, and a publisher faster than the path
-        // replaces unsent ones.
+        // Paced: datagrams are lossy by design, and a publisher more than 64 datagrams
+        // ahead of a hop loses the oldest.
         for i in 0..200 {
             publisher.publish(payload(i, 200)).unwrap();
             tokio::time::sleep(Duration::from_millis(2)).await;

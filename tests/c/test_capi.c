@@ -334,8 +334,11 @@ static void pubsub(const char *url, MoqDeliveryMode mode, int count, int len, in
         CHECK(atomic_load(&log.count) == count);
         CHECK(atomic_load(&log.order_errors) == 0);
     } else {
-        wait_for(&log.count, count, 2000);
-        /* Lossy by design; on an idle loopback most arrive (under valgrind, far fewer). */
+        wait_for(&log.count, count, slack_ms(2000));
+        /* Lossy by design, but each hop keeps a window of recent datagrams (vendor/README.md),
+         * so on loopback only a hop stalled for more than that window loses any; under
+         * valgrind far fewer arrive. */
+        printf("  %s: %d of %d datagrams\n", url, atomic_load(&log.count), count);
         CHECK(atomic_load(&log.count) >= (scale >= 10 ? count * 3 / 4 : 1));
     }
     CHECK(atomic_load(&log.content_errors) == 0);

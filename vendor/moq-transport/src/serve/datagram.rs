@@ -2,7 +2,7 @@
 // SPDX-FileCopyrightText: 2023-2024 Luke Curley and contributors
 // SPDX-License-Identifier: MIT OR Apache-2.0
 
-use std::{fmt, sync::Arc};
+use std::{collections::VecDeque, fmt, sync::Arc};
 
 use crate::{data, watch::State};
 
@@ -23,9 +23,15 @@ impl Datagrams {
     }
 }
 
+/// How many of the most recent datagrams a track keeps for readers that fall behind
+/// (patched: upstream keeps only the latest, so a reader scheduled a few milliseconds late
+/// lost every datagram written meanwhile). A reader more than this far behind skips to the
+/// oldest one kept. Datagrams fit one QUIC packet, so this holds well under 100 KB per track.
+pub const DATAGRAM_WINDOW: usize = 64;
+
 struct DatagramsState {
-    // The latest datagram
-    latest: Option<Datagram>,
+    // The most recent datagrams, oldest first; the last has number `epoch`.
+    recent: VecDeque<Datagram>,
 
     // The greatest Object location observed, independent of arrival order.
     largest: Option<(u64, u64)>,
@@ -40,7 +46,7 @@ struct DatagramsState {
 impl Default for DatagramsState {
     fn default() -> Self {
         Self {
-            latest: None,
+            recent: VecDeque::with_capacity(DATAGRAM_WINDOW),
             largest: None,
             epoch: 0,
             closed: Ok(()),
@@ -69,7 +75,10 @@ impl DatagramsWriter {
                     .map_or(location, |largest| largest.max(location)),
             );
         }
-        state.latest = Some(datagram);
+        if state.recent.len() == DATAGRAM_WINDOW {
+            state.recent.pop_front();
+        }
+        state.recent.push_back(datagram);
         state.epoch += 1;
 
         Ok(())
@@ -86,12 +95,24 @@ impl DatagramsWriter {
     }
 }
 
-#[derive(Clone)]
 pub struct DatagramsReader {
     state: State<DatagramsState>,
     pub track: Arc<Track>,
 
     epoch: u64,
+}
+
+/// A clone starts at the latest datagram (as upstream's did), not at the original's place in
+/// the window: a subscription that starts late is not handed a burst of old datagrams.
+impl Clone for DatagramsReader {
+    fn clone(&self) -> Self {
+        let epoch = self.state.lock().epoch;
+        Self {
+            state: self.state.clone(),
+            track: self.track.clone(),
+            epoch: self.epoch.max(epoch.saturating_sub(1)),
+        }
+    }
 }
 
 impl DatagramsReader {
@@ -108,8 +129,11 @@ impl DatagramsReader {
             {
                 let state = self.state.lock();
                 if self.epoch < state.epoch {
-                    self.epoch = state.epoch;
-                    return Ok(state.latest.clone());
+                    // The next unread datagram, or the oldest kept if that one is gone.
+                    let oldest = state.epoch - state.recent.len() as u64 + 1;
+                    let next = (self.epoch + 1).max(oldest);
+                    self.epoch = next;
+                    return Ok(state.recent.get((next - oldest) as usize).cloned());
                 }
 
                 state.closed.clone()?;
@@ -194,7 +218,48 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn latest_delivery_and_largest_location_are_independent() {
+    async fn a_reader_behind_the_writer_gets_every_datagram_within_the_window() {
+        let track = Arc::new(Track::new(
+            crate::coding::TrackNamespace::from_utf8_path("test"),
+            "datagram",
+        ));
+        let (mut writer, mut reader) = Datagrams { track }.produce();
+        for i in 0..10 {
+            writer.write(datagram(i, 0)).unwrap();
+        }
+        for i in 0..10 {
+            assert_eq!(reader.read().await.unwrap().unwrap().group_id, i);
+        }
+        // A clone (a subscription starting late) starts at the latest, not at the
+        // original's place in the window.
+        writer.write(datagram(10, 0)).unwrap();
+        writer.write(datagram(11, 0)).unwrap();
+        let mut clone = reader.clone();
+        assert_eq!(clone.read().await.unwrap().unwrap().group_id, 11);
+        assert_eq!(reader.read().await.unwrap().unwrap().group_id, 10);
+        assert_eq!(reader.read().await.unwrap().unwrap().group_id, 11);
+    }
+
+    #[tokio::test]
+    async fn a_reader_further_behind_than_the_window_skips_to_the_oldest_kept() {
+        let track = Arc::new(Track::new(
+            crate::coding::TrackNamespace::from_utf8_path("test"),
+            "datagram",
+        ));
+        let (mut writer, mut reader) = Datagrams { track }.produce();
+        let written = DATAGRAM_WINDOW as u64 + 36;
+        for i in 0..written {
+            writer.write(datagram(i, 0)).unwrap();
+        }
+        for i in 36..written {
+            assert_eq!(reader.read().await.unwrap().unwrap().group_id, i);
+        }
+        drop(writer);
+        assert!(reader.read().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn delivery_order_and_largest_location_are_independent() {
         let track = Arc::new(Track::new(
             crate::coding::TrackNamespace::from_utf8_path("test"),
             "datagram",
@@ -203,6 +268,9 @@ mod tests {
         writer.write(datagram(2, 0)).unwrap();
         writer.write(datagram(1, 9)).unwrap();
 
+        // Delivered in the order written (patched: upstream delivered only the latest).
+        let delivered = reader.read().await.unwrap().unwrap();
+        assert_eq!((delivered.group_id, delivered.object_id), (2, 0));
         let delivered = reader.read().await.unwrap().unwrap();
         assert_eq!((delivered.group_id, delivered.object_id), (1, 9));
         assert_eq!(reader.latest(), Some((2, 0)));
