@@ -29,6 +29,7 @@ mkdir -p "$work/lib"
     rm -rf "$work/pkg/Package.swift" "$work/pkg/Sources" "$work/pkg/Tests"
     cp -a "$root/swift-sample/Package.swift" "$root/swift-sample/Sources" "$root/swift-sample/Tests" "$work/pkg/"
     cp "$libdir/libmoq_ffi.so" "$work/lib/"
+    ln -sf libmoq_ffi.so "$work/lib/libmoq_ffi.so.1"   # the SONAME build.rs gives it
     chroot "$chroot_dir" env HOME=/root bash -c "cd $inside/pkg && swift build -c $config --product MoqBench \
       -Xlinker -L$inside/lib -Xlinker -rpath -Xlinker $inside/lib" </dev/null >&2
     touch "$program"

@@ -20,6 +20,7 @@ mkdir -p "$work/pkg" "$work/lib"
 rm -rf "$work/pkg/Package.swift" "$work/pkg/Sources" "$work/pkg/Tests"
 cp -a swift-sample/Package.swift swift-sample/Sources swift-sample/Tests "$work/pkg/"
 cp "$target/debug/libmoq_ffi.so" "$work/lib/"
+ln -sf libmoq_ffi.so "$work/lib/libmoq_ffi.so.1"   # the SONAME build.rs gives it
 
 # The relay reads its commands (`restart`, for the reconnect test) from a FIFO the tests
 # can reach inside the chroot; this script holds the FIFO open so the relay never sees EOF.

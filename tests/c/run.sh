@@ -13,6 +13,8 @@ mkdir -p "$out"
 cargo build -p moq-ffi --lib -q
 cargo build -p moq-test-relay --bin moq-test-relay -q
 
+# build.rs gives the library the SONAME libmoq_ffi.so.1: programs linked here load that name.
+ln -sf libmoq_ffi.so "$target/libmoq_ffi.so.1"
 cflags=(-std=c11 -Wall -Wextra -Werror -pthread -g -I"$root/include" -I"$root/tests/c")
 native_libs=$(cargo rustc -p moq-ffi --lib -q -- --print native-static-libs 2>&1 \
   | sed -n 's/.*native-static-libs: //p' | tail -1)
@@ -23,12 +25,31 @@ cc "${cflags[@]}" tests/c/test_capi.c -o "$out/test_capi_static" \
   "$target/libmoq_ffi.a" $native_libs
 cc "${cflags[@]}" tests/c/closed_stderr.c -o "$out/closed_stderr" \
   -L"$target" -lmoq_ffi -Wl,-rpath,"$target"
-# The README example must compile as written, found through the shipped pkg-config file.
-scripts/package-c "$out/prefix" debug >/dev/null
+
+# The C SDK as installed (scripts/package-c): the README example must build as written with
+# pkg-config, and with CMake's find_package against both imported targets; each runs below.
+prefix="$out/prefix"
+rm -rf "$prefix" "$out/cmake-build"
+scripts/package-c "$prefix" debug >/dev/null
 sed -n '/^```c$/,/^```$/p' README.md | sed '1d;$d' > "$out/readme_example.c"
 # shellcheck disable=SC2046
-cc -std=c11 -Wall -Wextra -Werror "$out/readme_example.c" -o "$out/readme_example" \
-  $(PKG_CONFIG_PATH="$out/prefix/lib/pkgconfig" pkg-config --cflags --libs moq_ffi)
+cc -std=c11 -Wall -Wextra -Werror "$out/readme_example.c" -o "$out/readme_pkgconfig" \
+  $(PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs moq_ffi) \
+  -Wl,-rpath,"$prefix/lib"
+cmake -S tests/c/install -B "$out/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" \
+  -DEXAMPLE="$out/readme_example.c" >/dev/null
+cmake --build "$out/cmake-build" >/dev/null
+dynamic() { readelf -d "$1" | sed -n "s/.*($2).*\\[\\(.*\\)\\]/\\1/p" | tr '\n' ' '; }
+expect() { [ "$2" = "$3" ] || { echo "$1: expected '$3', found '$2'" >&2; exit 1; }; }
+expect "installed library's SONAME" "$(dynamic "$prefix/lib/libmoq_ffi.so.1" SONAME)" "libmoq_ffi.so.1 "
+for program in readme_pkgconfig cmake-build/readme_shared cmake-build/readme_static; do
+  libs=$(dynamic "$out/$program" NEEDED)
+  moq=$(grep -o 'libmoq_ffi[^ ]*' <<<"$libs" || true)
+  case "$program" in
+    *static) expect "$program: shared moq_ffi needed" "$moq" "" ;;
+    *) expect "$program: shared moq_ffi needed" "$moq" libmoq_ffi.so.1 ;;
+  esac
+done
 
 # Start the relay; it lives as long as its stdin (our fd 3) stays open.
 coproc RELAY { exec "$target/moq-test-relay"; }
@@ -42,6 +63,13 @@ while IFS= read -r line <&"${RELAY[0]}"; do
 done
 export SSL_CERT_FILE="$MOQ_RELAY_CA_FILE"   # moq_client_create() trusts "system" roots
 export MOQ_TEST_RELAY_BIN="$target/moq-test-relay"   # for the cases that stop and restart a relay
+
+echo "--- the README example, installed SDK: pkg-config, CMake shared, CMake static"
+for program in "$out/readme_pkgconfig" "$out/cmake-build/readme_shared" "$out/cmake-build/readme_static"; do
+  "$program" "$MOQ_RELAY_MOQT_URL" > "$out/readme.out"
+  grep -qx "received 5 bytes: hello" "$out/readme.out"
+  echo "  $(basename "$program"): $(cat "$out/readme.out")"
+done
 
 echo "--- logging into a closed stderr (EPIPE, SIGPIPE ignored) never aborts"
 "$out/closed_stderr"
