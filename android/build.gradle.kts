@@ -6,13 +6,13 @@ plugins {
 }
 
 android {
-    namespace = "dev.moqffi"
+    namespace = "dev.moqkit"
     compileSdk = 35
     defaultConfig { minSdk = 24 }
     sourceSets["main"].apply {
         // The generated bindings and the idiomatic layer shared with the JVM package.
         java.srcDirs("../bindings/kotlin", "../kotlin-sample/src/main/kotlin")
-        // libmoq_ffi.so per ABI, produced by ../scripts/build-android.
+        // libmoqkit.so per ABI, produced by ../scripts/build-android.
         jniLibs.srcDirs("src/main/jniLibs")
     }
     compileOptions {

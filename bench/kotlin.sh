@@ -16,7 +16,7 @@ pom="$root/kotlin-sample/pom.xml"
 target="$root/kotlin-sample/target"
 classes="$target/classes"
 classpath_file="$target/bench-classpath.txt"
-main_class="$classes/dev/moqffi/sample/BenchKt.class"
+main_class="$classes/dev/moqkit/sample/BenchKt.class"
 
 mkdir -p "$target"
 (
@@ -32,6 +32,8 @@ mkdir -p "$target"
   fi
 ) 9>"$target/.bench-build.lock"
 
-# jna.library.path is how pom.xml points JNA (and so the UniFFI bindings) at the native library.
-exec java -Djna.library.path="$libdir" -cp "$classes:$(cat "$classpath_file")" \
-  dev.moqffi.sample.BenchKt "$@"
+# The bindings load exactly <libdir>'s library (UniFFI's override), not the copy the build put
+# into the classes directory (a jar user's path), which may be another profile's.
+exec java -Duniffi.component.moq_ffi.libraryOverride="$libdir/libmoq_ffi.so" \
+  -cp "$classes:$(cat "$classpath_file")" \
+  dev.moqkit.sample.BenchKt "$@"

@@ -121,7 +121,7 @@ def main():
     parser.add_argument("--bench", required=True, help="the Rust bench binary")
     parser.add_argument("--relay", required=True)
     parser.add_argument("--c-bench", required=True)
-    parser.add_argument("--python", required=True, help="python with moq_ffi installed")
+    parser.add_argument("--python", required=True, help="python with moqkit installed")
     parser.add_argument("--libdir", required=True, help="directory of libmoq_ffi.so (Kotlin)")
     parser.add_argument("--no-kotlin", action="store_true")
     parser.add_argument("--no-swift", action="store_true")

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-import moq_ffi
+import moqkit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,8 +33,8 @@ class Relay:
         return self.moqt_url if scheme == "moqt" else self.https_url
 
     def config(self, scheme="moqt", **overrides):
-        config = moq_ffi.default_client_config(self.url(scheme))
-        config.tls = moq_ffi.TlsOptions(
+        config = moqkit.default_client_config(self.url(scheme))
+        config.tls = moqkit.TlsOptions(
             use_system_roots=False,
             extra_ca_pem=[],
             extra_ca_files=[self.ca_file],

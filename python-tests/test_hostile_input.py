@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-import moq_ffi
+import moqkit
 from test_moq import connected, unique
 
 
@@ -16,7 +16,7 @@ def test_an_oversize_full_track_name_is_invalid_argument_and_the_session_survive
         await client.announce(ns)
         publisher = client.create_publisher(ns, "t", None)
         healthy = await client.subscribe(ns, "t")
-        with pytest.raises(moq_ffi.MoqError.InvalidArgument) as refused:
+        with pytest.raises(moqkit.MoqError.InvalidArgument) as refused:
             await client.subscribe("n" * 4000, "t" * 200)
         assert "at most 4096" in str(refused.value)
         assert len(str(refused.value)) < 500, "the 4,000-byte name is cut in the message"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import moq_ffi
+import moqkit
 
 _names = itertools.count()
 
@@ -28,12 +28,12 @@ def run(coro):
 
 
 async def connected(relay, scheme="moqt", **overrides):
-    client = moq_ffi.Client(relay.config(scheme, **overrides))
+    client = moqkit.Client(relay.config(scheme, **overrides))
     await client.connect()
     return client
 
 
-class Collector(moq_ffi.ObjectListener):
+class Collector(moqkit.ObjectListener):
     def __init__(self):
         self.objects = []
         self.ended = threading.Event()
@@ -63,9 +63,9 @@ def test_connect_over_both_schemes(relay, scheme):
     async def main():
         client = await connected(relay, scheme)
         assert client.is_connected()
-        assert client.state() == moq_ffi.ConnectionState.CONNECTED
+        assert client.state() == moqkit.ConnectionState.CONNECTED
         await client.disconnect()
-        assert client.state() == moq_ffi.ConnectionState.DISCONNECTED
+        assert client.state() == moqkit.ConnectionState.DISCONNECTED
 
     run(main())
 
@@ -138,7 +138,7 @@ def test_packed_publish_and_receive_are_byte_exact(relay, scheme):
         ns = unique("packed")
         await pub_client.announce(ns)
         # Small groups, so the batches span several groups and the ids are checked.
-        options = moq_ffi.PublisherOptions(delivery=moq_ffi.DeliveryMode.STREAM, priority=0,
+        options = moqkit.PublisherOptions(delivery=moqkit.DeliveryMode.STREAM, priority=0,
                                            max_group_objects=7)
         publisher = pub_client.create_publisher(ns, "t", options)
         packed_sub = await sub_client.subscribe(ns, "t")
@@ -226,7 +226,7 @@ def test_malformed_packed_lengths_are_rejected_and_publish_nothing(relay):
         for payloads, lengths in [(b"abcd", b"\x04\x00\x00"),       # not 4 bytes per length
                                   (b"abcd", four + four),              # longer than the buffer
                                   (b"abcdef", four)]:                  # shorter than the buffer
-            with pytest.raises(moq_ffi.MoqError.InvalidArgument) as info:
+            with pytest.raises(moqkit.MoqError.InvalidArgument) as info:
                 publisher.publish_packed(payloads, lengths)
             assert "publish_packed" in str(info.value)
         with pytest.raises(TypeError):
@@ -248,7 +248,7 @@ def test_publish_many_error_says_how_many_were_published(relay):
         await client.announce(ns)
         publisher = client.create_publisher(ns, "t", None)
         subscriber = await client.subscribe(ns, "t")
-        with pytest.raises(moq_ffi.MoqError.TooLarge) as info:
+        with pytest.raises(moqkit.MoqError.TooLarge) as info:
             publisher.publish_many([b"a", b"b", bytes(1001), b"d"])
         assert "object 2 of 4 was not published" in str(info.value)
         got = [(await subscriber.next()).payload for _ in range(2)]
@@ -277,39 +277,39 @@ def test_async_for_iterates_until_the_track_ends(relay):
 
 
 def test_bad_url_is_a_readable_invalid_argument(relay):
-    with pytest.raises(moq_ffi.MoqError.InvalidArgument) as info:
-        moq_ffi.Client(moq_ffi.default_client_config("http://localhost:1"))
+    with pytest.raises(moqkit.MoqError.InvalidArgument) as info:
+        moqkit.Client(moqkit.default_client_config("http://localhost:1"))
     assert "unsupported URL scheme 'http'" in str(info.value)
     assert "moqt://" in str(info.value)
 
 
 def test_untrusted_certificate_is_a_tls_error(relay):
     async def main():
-        config = moq_ffi.default_client_config(relay.moqt_url)
-        config.tls = moq_ffi.TlsOptions(
+        config = moqkit.default_client_config(relay.moqt_url)
+        config.tls = moqkit.TlsOptions(
             use_system_roots=False, extra_ca_pem=[], extra_ca_files=[],
             pinned_sha256=[], danger_accept_any_certificate=False,
         )
-        client = moq_ffi.Client(config)
-        with pytest.raises(moq_ffi.MoqError.Tls) as info:
+        client = moqkit.Client(config)
+        with pytest.raises(moqkit.MoqError.Tls) as info:
             await client.connect()
         assert "TLS handshake" in str(info.value) and "CA" in str(info.value)
-        assert client.state() == moq_ffi.ConnectionState.FAILED
+        assert client.state() == moqkit.ConnectionState.FAILED
 
     run(main())
 
 
 def test_not_connected_and_unknown_track_are_typed(relay):
     async def main():
-        client = moq_ffi.Client(relay.config(rendezvous_timeout_ms=300))
-        with pytest.raises(moq_ffi.MoqError.NotConnected) as info:
+        client = moqkit.Client(relay.config(rendezvous_timeout_ms=300))
+        with pytest.raises(moqkit.MoqError.NotConnected) as info:
             await client.announce("x")
         assert "connect" in str(info.value)
         await client.connect()
-        with pytest.raises(moq_ffi.MoqError.NotFound) as info:
+        with pytest.raises(moqkit.MoqError.NotFound) as info:
             await client.subscribe(unique("nobody"), "t")
         assert "not found" in str(info.value)
-        with pytest.raises(moq_ffi.MoqError.InvalidArgument):
+        with pytest.raises(moqkit.MoqError.InvalidArgument):
             client.create_publisher("never-announced", "t", None)
         await client.disconnect()
 
@@ -324,7 +324,7 @@ def test_subscription_cap_is_a_limit_reached_error(relay):
         publishers = [pub.create_publisher(ns, t, None) for t in ("a", "b")]
         client = await connected(relay, max_subscriptions=1)
         first = await client.subscribe(ns, "a")
-        with pytest.raises(moq_ffi.MoqError.LimitReached) as info:
+        with pytest.raises(moqkit.MoqError.LimitReached) as info:
             await client.subscribe(ns, "b")
         assert "max_subscriptions" in str(info.value)
         await first.unsubscribe()
@@ -345,7 +345,7 @@ def test_drop_oldest_keeps_the_newest_and_counts_discards(relay):
         await pub.announce(ns)
         publisher = pub.create_publisher(ns, "t", None)
         client = await connected(relay, subscription_buffer=5,
-                                 overflow=moq_ffi.OverflowPolicy.DROP_OLDEST)
+                                 overflow=moqkit.OverflowPolicy.DROP_OLDEST)
         subscriber = await client.subscribe(ns, "t")
         publisher.publish_many([payload(i) for i in range(100)])
         deadline = time.time() + 10
@@ -383,7 +383,7 @@ def test_unsubscribe_stops_delivery(relay):
     run(main())
 
 
-class Raising(moq_ffi.ObjectListener):
+class Raising(moqkit.ObjectListener):
     def __init__(self):
         self.calls = 0
 
@@ -453,7 +453,7 @@ def test_closing_everything_leaves_no_running_tasks_or_threads(relay):
     assert thread_count() <= baseline
 
 
-class NamespaceSink(moq_ffi.NamespaceListener):
+class NamespaceSink(moqkit.NamespaceListener):
     def __init__(self):
         self.announced = []
 
@@ -465,7 +465,7 @@ class NamespaceSink(moq_ffi.NamespaceListener):
 
 
 def test_namespace_discovery_and_catalog(relay):
-    class Catalogs(moq_ffi.CatalogListener):
+    class Catalogs(moqkit.CatalogListener):
         def __init__(self):
             self.catalogs = []
 
@@ -501,7 +501,7 @@ def test_namespace_discovery_and_catalog(relay):
 
 
 def test_log_level_and_foreign_logger(relay):
-    class Sink(moq_ffi.Logger):
+    class Sink(moqkit.Logger):
         def __init__(self):
             self.records = []
 
@@ -509,8 +509,8 @@ def test_log_level_and_foreign_logger(relay):
             self.records.append((level, target, message))
 
     sink = Sink()
-    moq_ffi.set_logger(sink)
-    moq_ffi.set_log_level(moq_ffi.LogLevel.INFO)
+    moqkit.set_logger(sink)
+    moqkit.set_log_level(moqkit.LogLevel.INFO)
 
     async def main():
         client = await connected(relay)
@@ -520,12 +520,12 @@ def test_log_level_and_foreign_logger(relay):
     deadline = time.time() + 5
     while not any("connected to" in r[2] for r in sink.records) and time.time() < deadline:
         time.sleep(0.01)
-    moq_ffi.set_logger(None)
-    moq_ffi.set_log_level(moq_ffi.LogLevel.WARN)
+    moqkit.set_logger(None)
+    moqkit.set_log_level(moqkit.LogLevel.WARN)
     assert any("connected to" in message for _, _, message in sink.records)
 
 
-class SelfUnsubscribing(moq_ffi.ObjectListener):
+class SelfUnsubscribing(moqkit.ObjectListener):
     def __init__(self):
         self.subscriber = None
         self.calls = 0
@@ -560,7 +560,7 @@ def test_unsubscribe_from_inside_the_listener_does_not_deadlock(relay):
     run(main())
 
 
-class StateLog(moq_ffi.ConnectionListener):
+class StateLog(moqkit.ConnectionListener):
     def __init__(self):
         self.states = []
         self.lock = threading.Lock()
@@ -584,7 +584,7 @@ def test_reconnect_after_the_relay_restarts(scheme):
     own = Relay()  # this test stops and restarts its relay
 
     async def main():
-        policy = moq_ffi.ReconnectPolicy(initial_delay_ms=100, max_delay_ms=400, max_attempts=0)
+        policy = moqkit.ReconnectPolicy(initial_delay_ms=100, max_delay_ms=400, max_attempts=0)
         settings = dict(reconnect=policy, rendezvous_timeout_ms=10000, connect_timeout_ms=2000)
         pub = await connected(own, scheme, **settings)
         sub_client = await connected(own, scheme, **settings)
@@ -600,20 +600,20 @@ def test_reconnect_after_the_relay_restarts(scheme):
         assert [o.payload for o in before] == [payload(i) for i in range(10)]
 
         own.command("stop", "STOPPED")
-        await wait_state(pub, moq_ffi.ConnectionState.CONNECTING, 5)
-        await wait_state(sub_client, moq_ffi.ConnectionState.CONNECTING, 5)
-        with pytest.raises(moq_ffi.MoqError.NotConnected):
+        await wait_state(pub, moqkit.ConnectionState.CONNECTING, 5)
+        await wait_state(sub_client, moqkit.ConnectionState.CONNECTING, 5)
+        with pytest.raises(moqkit.MoqError.NotConnected):
             publisher.publish(payload(99))
         own.command("restart", "RESTARTED")
-        await wait_state(pub, moq_ffi.ConnectionState.CONNECTED, 15)
-        await wait_state(sub_client, moq_ffi.ConnectionState.CONNECTED, 15)
+        await wait_state(pub, moqkit.ConnectionState.CONNECTED, 15)
+        await wait_state(sub_client, moqkit.ConnectionState.CONNECTED, 15)
 
         async def publish_steadily():
             i = 1000
             while True:
                 try:
                     publisher.publish(payload(i))
-                except moq_ffi.MoqError.NotConnected:
+                except moqkit.MoqError.NotConnected:
                     pass
                 i += 1
                 await asyncio.sleep(0.005)
@@ -630,7 +630,7 @@ def test_reconnect_after_the_relay_restarts(scheme):
         assert indices == sorted(set(indices)), "in order, no duplicates"
         assert all(o.payload == payload(i) for o, i in zip(after, indices))
         assert after[0].group_id > before[-1].group_id
-        C = moq_ffi.ConnectionState
+        C = moqkit.ConnectionState
         with log.lock:
             states = list(log.states)
         assert states[:1] == [C.CONNECTED] and C.CONNECTING in states and states[-1] == C.CONNECTED
@@ -648,11 +648,11 @@ def test_publish_async_through_a_small_queue_delivers_everything_in_order(relay)
     """publish_async waits while max_queued_bytes wait for the network; nothing is lost."""
 
     async def main():
-        assert moq_ffi.PublisherOptions(delivery=moq_ffi.DeliveryMode.STREAM).max_queued_bytes == 16 * 1024 * 1024
+        assert moqkit.PublisherOptions(delivery=moqkit.DeliveryMode.STREAM).max_queued_bytes == 16 * 1024 * 1024
         client = await connected(relay)
         ns = unique("queue")
         await client.announce(ns)
-        options = moq_ffi.PublisherOptions(delivery=moq_ffi.DeliveryMode.STREAM, max_queued_bytes=256 * 1024)
+        options = moqkit.PublisherOptions(delivery=moqkit.DeliveryMode.STREAM, max_queued_bytes=256 * 1024)
         publisher = client.create_publisher(ns, "t", options)
         subscriber = await client.subscribe(ns, "t")
         count, size = 200, 100_000  # 20 MB through a 256 KiB queue

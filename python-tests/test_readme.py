@@ -24,9 +24,9 @@ def test_exit_right_after_an_async_call_does_not_abort(relay):
     # interpreter finalized was killed by CPython mid-unwind ("FATAL: exception not
     # rethrown", SIGABRT) in about 1 of 7 runs.
     script = (
-        "import asyncio, os, moq_ffi\n"
+        "import asyncio, os, moqkit\n"
         "async def main():\n"
-        "    c = moq_ffi.Client(moq_ffi.default_client_config(os.environ['MOQ_RELAY_URL']))\n"
+        "    c = moqkit.Client(moqkit.default_client_config(os.environ['MOQ_RELAY_URL']))\n"
         "    await c.connect()\n"
         "    await c.disconnect()\n"
         "asyncio.run(main())\n"

@@ -13,11 +13,11 @@ import time
 
 import pytest
 
-import moq_ffi
+import moqkit
 from test_moq import connected, unique
 
 WATCHDOG_SECONDS = 60
-C = moq_ffi.ConnectionState
+C = moqkit.ConnectionState
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +53,7 @@ async def wait_event(event, timeout):
 # 1. Async unsubscribe from inside the subscription's own listener.
 
 
-class UnsubscribesOnFirstBatch(moq_ffi.ObjectListener):
+class UnsubscribesOnFirstBatch(moqkit.ObjectListener):
     """On its first batch, schedules `unsubscribe()` on the test's event loop and returns at
     once (it runs on a library thread and must not block on the loop)."""
 
@@ -122,7 +122,7 @@ def blocking_disconnect(client, loop):
     return None
 
 
-class DisconnectsWhenConnected(moq_ffi.ConnectionListener):
+class DisconnectsWhenConnected(moqkit.ConnectionListener):
     def __init__(self, client, loop):
         self.client = client
         self.loop = loop
@@ -151,7 +151,7 @@ def test_disconnect_from_inside_a_state_observer(relay):
     run(main())
 
 
-class DisconnectsOnAnnounced(moq_ffi.NamespaceListener):
+class DisconnectsOnAnnounced(moqkit.NamespaceListener):
     def __init__(self, client, loop, namespace):
         self.client = client
         self.loop = loop
@@ -189,7 +189,7 @@ def test_disconnect_from_inside_a_namespace_watcher(relay):
 # 3. A logger that raises once keeps receiving later records.
 
 
-class RaisesOnce(moq_ffi.Logger):
+class RaisesOnce(moqkit.Logger):
     def __init__(self):
         self.lock = threading.Lock()
         self.records = []
@@ -212,8 +212,8 @@ def test_a_logger_that_raises_keeps_receiving_records(relay):
         await client.disconnect()
 
     logger = RaisesOnce()
-    moq_ffi.set_logger(logger)
-    moq_ffi.set_log_level(moq_ffi.LogLevel.DEBUG)
+    moqkit.set_logger(logger)
+    moqkit.set_log_level(moqkit.LogLevel.DEBUG)
     try:
         run(cycle())
         deadline = time.time() + 5
@@ -226,9 +226,9 @@ def test_a_logger_that_raises_keeps_receiving_records(relay):
             time.sleep(0.01)
         assert logger.count() > 1, "no log record arrived after the logger raised once"
     finally:
-        moq_ffi.set_logger(None)
+        moqkit.set_logger(None)
         # There is no getter for the level: back to the library default (as test_moq does).
-        moq_ffi.set_log_level(moq_ffi.LogLevel.WARN)
+        moqkit.set_log_level(moqkit.LogLevel.WARN)
 
 
 # 4. A cancelled connect leaves the client able to connect.
@@ -236,7 +236,7 @@ def test_a_logger_that_raises_keeps_receiving_records(relay):
 
 def test_a_cancelled_connect_can_be_retried(relay):
     async def main():
-        client = moq_ffi.Client(relay.config())
+        client = moqkit.Client(relay.config())
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(client.connect(), 0.001)
         deadline = time.time() + 5
@@ -264,7 +264,7 @@ def test_a_connect_cancelled_midway_can_be_retried():
     own = Relay()  # this test stops and restarts its relay
 
     async def main():
-        client = moq_ffi.Client(own.config(connect_timeout_ms=20000))
+        client = moqkit.Client(own.config(connect_timeout_ms=20000))
         own.command("stop", "STOPPED")
         connecting = asyncio.ensure_future(client.connect())
         await asyncio.sleep(0.3)
@@ -293,4 +293,4 @@ def test_a_connect_cancelled_midway_can_be_retried():
 
 def test_the_config_record_defaults_equal_default_client_config():
     url = "moqt://relay.example:4443"
-    assert moq_ffi.ClientConfig(url=url) == moq_ffi.default_client_config(url)
+    assert moqkit.ClientConfig(url=url) == moqkit.default_client_config(url)

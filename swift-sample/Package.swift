@@ -2,33 +2,33 @@
 // The Swift package of moq-ffi: the generated UniFFI bindings plus an idiomatic layer
 // (AsyncSequence of objects), a sample executable, a benchmark program and XCTest tests.
 //
-// The native library: on Apple platforms MoqFFI.xcframework, built by
+// The native library: on Apple platforms MoqKit.xcframework, built by
 // ../scripts/build-xcframework on a Mac with Xcode (iOS device, iOS simulator, macOS); on
 // Linux the system library libmoq_ffi (`cargo build -p moq-ffi --lib`), its directory passed
 // with `-Xlinker -L<dir>` (see README.md).
 import PackageDescription
 
 #if os(Linux)
-let native: Target = .systemLibrary(name: "moq_ffiFFI", path: "Sources/moq_ffiFFI")
+let native: Target = .systemLibrary(name: "moqkitFFI", path: "Sources/moqkitFFI")
 #else
-let native: Target = .binaryTarget(name: "moq_ffiFFI", path: "MoqFFI.xcframework")
+let native: Target = .binaryTarget(name: "moqkitFFI", path: "MoqKit.xcframework")
 #endif
 
 let package = Package(
-    name: "MoqFFI",
+    name: "MoqKit",
     platforms: [.iOS(.v15), .macOS(.v12)],
     products: [
-        .library(name: "MoqFFI", targets: ["MoqFFI"]),
+        .library(name: "MoqKit", targets: ["MoqKit"]),
         .executable(name: "MoqSample", targets: ["MoqSample"]),
         .executable(name: "MoqBench", targets: ["MoqBench"]),
     ],
     targets: [
-        // C module `moq_ffiFFI`: the generated header and the native library.
+        // C module `moqkitFFI`: the generated header and the native library.
         native,
-        .target(name: "MoqFFI", dependencies: ["moq_ffiFFI"], path: "Sources/MoqFFI"),
-        .executableTarget(name: "MoqSample", dependencies: ["MoqFFI"], path: "Sources/MoqSample"),
+        .target(name: "MoqKit", dependencies: ["moqkitFFI"], path: "Sources/MoqKit"),
+        .executableTarget(name: "MoqSample", dependencies: ["MoqKit"], path: "Sources/MoqSample"),
         // The benchmark path program (bench/README.md), run by ../bench/swift.sh.
-        .executableTarget(name: "MoqBench", dependencies: ["MoqFFI"], path: "Sources/MoqBench"),
-        .testTarget(name: "MoqFFITests", dependencies: ["MoqFFI"], path: "Tests/MoqFFITests"),
+        .executableTarget(name: "MoqBench", dependencies: ["MoqKit"], path: "Sources/MoqBench"),
+        .testTarget(name: "MoqKitTests", dependencies: ["MoqKit"], path: "Tests/MoqKitTests"),
     ]
 )

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 
-import moq_ffi
+import moqkit
 
 PUBLISH_ROUNDS = 10
 
@@ -25,8 +25,8 @@ def fail(message):
 
 
 def config():
-    c = moq_ffi.default_client_config(os.environ["MOQ_RELAY_MOQT_URL"])
-    c.tls = moq_ffi.TlsOptions(use_system_roots=False, extra_ca_pem=[],
+    c = moqkit.default_client_config(os.environ["MOQ_RELAY_MOQT_URL"])
+    c.tls = moqkit.TlsOptions(use_system_roots=False, extra_ca_pem=[],
                                extra_ca_files=[os.environ["MOQ_RELAY_CA_FILE"]],
                                pinned_sha256=[], danger_accept_any_certificate=False)
     return c
@@ -57,7 +57,7 @@ def percentile_us(sorted_ns, p):
     return sorted_ns[int(rank) - 1] / 1e3
 
 
-class Collector(moq_ffi.ObjectListener):
+class Collector(moqkit.ObjectListener):
     """Listener variant: payloads handed over from the library's delivery thread."""
 
     def __init__(self, on_payload):
@@ -118,11 +118,11 @@ class Receiver:
 
 
 async def pair(namespace, delivery):
-    pub, sub = moq_ffi.Client(config()), moq_ffi.Client(config())
+    pub, sub = moqkit.Client(config()), moqkit.Client(config())
     await pub.connect()
     await sub.connect()
     await pub.announce(namespace)
-    options = moq_ffi.PublisherOptions(delivery=delivery)
+    options = moqkit.PublisherOptions(delivery=delivery)
     return pub, sub, pub.create_publisher(namespace, "t", options)
 
 
@@ -134,7 +134,7 @@ async def close(publisher, receiver, *clients):
 
 
 async def burst(variant, namespace, count, size):
-    pub, sub, publisher = await pair(namespace, moq_ffi.DeliveryMode.STREAM)
+    pub, sub, publisher = await pair(namespace, moqkit.DeliveryMode.STREAM)
     state = {"next": 0, "done_at": None}
     done = threading.Event()
 
@@ -167,7 +167,7 @@ async def burst(variant, namespace, count, size):
 
 
 async def paced(variant, namespace, count, size, datagram):
-    delivery = moq_ffi.DeliveryMode.DATAGRAM if datagram else moq_ffi.DeliveryMode.STREAM
+    delivery = moqkit.DeliveryMode.DATAGRAM if datagram else moqkit.DeliveryMode.STREAM
     pub, sub, publisher = await pair(namespace, delivery)
     latencies = []
     last = threading.Event()
@@ -201,7 +201,7 @@ async def paced(variant, namespace, count, size, datagram):
 
 
 async def publish_calls(namespace, count, size):
-    client = moq_ffi.Client(config())
+    client = moqkit.Client(config())
     await client.connect()
     await client.announce(namespace)
     publisher = client.create_publisher(namespace, "t", None)

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Kotlin/JVM: compile the generated bindings + idiomatic layer with Maven (fetching its own
-# dependencies) and run the JUnit suite against the test relay, then run the sample app.
+# Kotlin/JVM: `mvn verify` packages dev.moqkit:moqkit as a user gets it (the jar carrying the
+# native library, plus sources and javadoc jars; Maven fetches its own dependencies) and runs
+# the JUnit suite against that jar and the test relay; then the sample app runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 target="${CARGO_TARGET_DIR:-$root/target}/debug"
 cargo build -q -p moq-ffi --lib
 cargo build -q -p moq-test-relay --bin moq-test-relay
-mvn -B -ntp -f kotlin-sample/pom.xml -Dmoq.lib.dir="$target" test | grep -vE "^\[INFO\] (Download|---|$)"
+mvn -B -ntp -f kotlin-sample/pom.xml -Dmoq.lib.dir="$target" clean verify | grep -vE "^\[INFO\] (Download|---|$)"
 
 # The sample, as the README runs it, against a relay started here.
 coproc RELAY { exec "$target/moq-test-relay"; }
@@ -15,6 +16,18 @@ trap 'kill $RELAY_PID 2>/dev/null || true' EXIT
 while IFS= read -r line <&"${RELAY[0]}"; do
   case "$line" in READY) break ;; MOQ_RELAY_*=*) export "${line?}" ;; esac
 done
+# What a user downloads: the jar with the native library, and the sources and javadoc jars.
+python3 - kotlin-sample/target <<'PY'
+import os, sys, zipfile
+jars = sys.argv[1]
+expect = {"moqkit-0.1.0.jar": "linux-x86-64/libmoqkit.so",
+          "moqkit-0.1.0-sources.jar": "dev/moqkit/moq_ffi.kt",
+          "moqkit-0.1.0-javadoc.jar": "index.html"}
+for jar, entry in expect.items():
+    names = zipfile.ZipFile(os.path.join(jars, jar)).namelist()
+    assert entry in names, f"{jar} has no {entry}"
+    print(f"packaged {jar}: {os.path.getsize(os.path.join(jars, jar)):,} bytes, {len(names)} entries")
+PY
 output=$(mvn -B -q -f kotlin-sample/pom.xml -Dmoq.lib.dir="$target" exec:java \
   -Dexec.args="$MOQ_RELAY_MOQT_URL $MOQ_RELAY_CA_FILE")
 echo "$output"

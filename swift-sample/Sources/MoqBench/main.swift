@@ -1,4 +1,4 @@
-// Benchmark path program for the Swift layer (the generated bindings + MoqFFI+Async.swift).
+// Benchmark path program for the Swift layer (the generated bindings + MoqKit+Async.swift).
 // Usage: MoqBench <burst|paced|datagram|publish> <count> <size>; run it through bench/swift.sh.
 // Environment: MOQ_RELAY_MOQT_URL (raw-QUIC relay URL), MOQ_RELAY_CA_FILE (the only CA trusted).
 // Prints exactly one `RESULT {json}` line on stdout (everything else goes to stderr) and exits
@@ -8,7 +8,7 @@
 // in ns of this process's monotonic clock (LE u64); the rest zero.
 import Dispatch
 import Foundation
-import MoqFFI
+import MoqKit
 
 #if canImport(Glibc)
 import Glibc

@@ -1,7 +1,7 @@
 // Sample: connect to a relay, publish a few objects and print what a subscriber receives.
 // Usage: swift run MoqSample <relay-url> [ca-file]
 import Foundation
-import MoqFFI
+import MoqKit
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {

@@ -1,5 +1,5 @@
 // The Kotlin package against a real relay (the moq-test-relay binary).
-package dev.moqffi
+package dev.moqkit
 
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.async
@@ -47,6 +47,19 @@ class MoqTest {
     fun stopRelay() {
         relay.outputStream.close()
         relay.waitFor()
+    }
+
+    @Test
+    fun `the bindings and the native library come from the packaged jar, with no library path set`() {
+        assertEquals(null, System.getProperty("jna.library.path"))
+        assertEquals(null, System.getProperty("uniffi.component.moq_ffi.libraryOverride"))
+        val classes = Client::class.java.protectionDomain.codeSource.location.path
+        assertTrue(classes.endsWith("moqkit-0.1.0.jar"), "bindings loaded from $classes")
+        val native = Client::class.java.classLoader.getResource("linux-x86-64/libmoqkit.so")
+        assertTrue(native.toString().startsWith("jar:file:") && native.toString().contains("moqkit-0.1.0.jar!"),
+            "native library resource: $native")
+        // The library is loaded (from that resource, as nothing else names it) and works.
+        Client(config()).use { assertEquals(ConnectionState.DISCONNECTED, it.state()) }
     }
 
     private fun url(scheme: String) =

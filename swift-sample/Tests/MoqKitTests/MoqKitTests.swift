@@ -2,9 +2,9 @@
 // export MOQ_RELAY_MOQT_URL, MOQ_RELAY_HTTPS_URL and MOQ_RELAY_CA_FILE from its output.
 import Foundation
 import XCTest
-@testable import MoqFFI
+@testable import MoqKit
 
-final class MoqFFITests: XCTestCase {
+final class MoqKitTests: XCTestCase {
     var env: [String: String] { ProcessInfo.processInfo.environment }
 
     func config(_ scheme: String = "moqt") throws -> ClientConfig {

@@ -7,8 +7,8 @@ import Foundation
 // Depending on the consumer's build setup, the low-level FFI code
 // might be in a separate module, or it might be compiled inline into
 // this module. This is a bit of light hackery to work with both.
-#if canImport(moq_ffiFFI)
-import moq_ffiFFI
+#if canImport(moqkitFFI)
+import moqkitFFI
 #endif
 
 fileprivate extension RustBuffer {

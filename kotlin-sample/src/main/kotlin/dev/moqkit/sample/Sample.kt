@@ -1,10 +1,10 @@
 // Sample: connect to a relay, publish a few objects on a track and print what a subscriber
 // receives. Usage: Sample <relay-url> [ca-file]
-package dev.moqffi.sample
+package dev.moqkit.sample
 
-import dev.moqffi.clientConfig
-import dev.moqffi.connect
-import dev.moqffi.objects
+import dev.moqkit.clientConfig
+import dev.moqkit.connect
+import dev.moqkit.objects
 import kotlinx.coroutines.async
 import kotlinx.coroutines.flow.take
 import kotlinx.coroutines.flow.toList

@@ -1,4 +1,4 @@
-// Benchmark path program for the Kotlin layer (dev.moqffi: generated bindings + Moq.kt).
+// Benchmark path program for the Kotlin layer (dev.moqkit: generated bindings + Moq.kt).
 // Usage: BenchKt <burst|paced|datagram|publish> <count> <size>; run it through bench/kotlin.sh.
 // Environment: MOQ_RELAY_MOQT_URL (raw-QUIC relay URL), MOQ_RELAY_CA_FILE (the only CA trusted).
 // Prints exactly one `RESULT {json}` line on stdout (everything else goes to stderr) and exits
@@ -6,23 +6,23 @@
 //
 // Payload layout: bytes [0..8) object index (LE u64); for paced/datagram [8..16) the send time
 // in ns of this JVM's monotonic clock, System.nanoTime() (LE u64); the rest zero.
-package dev.moqffi.sample
+package dev.moqkit.sample
 
 import com.sun.jna.Library
 import com.sun.jna.Native
 import com.sun.jna.Platform
-import dev.moqffi.Client
-import dev.moqffi.ClientConfig
-import dev.moqffi.DeliveryMode
-import dev.moqffi.MoqException
-import dev.moqffi.Publisher
-import dev.moqffi.PublisherOptions
-import dev.moqffi.ReceivedObject
-import dev.moqffi.Subscriber
-import dev.moqffi.batches
-import dev.moqffi.clientConfig
-import dev.moqffi.connect
-import dev.moqffi.reason
+import dev.moqkit.Client
+import dev.moqkit.ClientConfig
+import dev.moqkit.DeliveryMode
+import dev.moqkit.MoqException
+import dev.moqkit.Publisher
+import dev.moqkit.PublisherOptions
+import dev.moqkit.ReceivedObject
+import dev.moqkit.Subscriber
+import dev.moqkit.batches
+import dev.moqkit.clientConfig
+import dev.moqkit.connect
+import dev.moqkit.reason
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.Job

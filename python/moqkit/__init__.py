@@ -1,4 +1,4 @@
-"""moq_ffi: Media over QUIC (IETF MoQT draft-18) for Python.
+"""moqkit: Media over QUIC (IETF MoQT draft-18) for Python.
 
 The generated UniFFI bindings (``Client``, ``Publisher``, ``Subscriber``, ``MoqError`` ...)
 plus small helpers:
@@ -16,10 +16,10 @@ plus small helpers:
 import collections as _collections
 import struct as _struct
 
-from .moq_ffi import *  # noqa: F401,F403  (the generated bindings)
-from .moq_ffi import PackedObjects as _PackedObjects
-from .moq_ffi import Publisher as _Publisher
-from .moq_ffi import Subscriber as _Subscriber
+from ._native import *  # noqa: F401,F403  (the generated bindings)
+from ._native import PackedObjects as _PackedObjects
+from ._native import Publisher as _Publisher
+from ._native import Subscriber as _Subscriber
 
 _INDEX_ENTRY = _struct.Struct("<QQI")  # group id, object id, payload length (PackedObjects.index)
 
@@ -169,7 +169,7 @@ import importlib as _importlib
 import threading as _threading
 import time as _time
 
-_generated = _importlib.import_module(__name__ + ".moq_ffi.moq_ffi")
+_generated = _importlib.import_module(__name__ + "._native.moq_ffi")
 _inflight_lock = _threading.Lock()
 _inflight = [0]
 

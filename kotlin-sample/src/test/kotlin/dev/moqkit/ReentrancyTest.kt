@@ -2,7 +2,7 @@
 // inside its own callbacks (listeners, state observers, namespace watchers, the logger) and
 // cancelling a suspended call must neither deadlock nor leave the library in a wrong state.
 // Every test has a timeout on a separate thread, so a deadlock fails instead of hanging.
-package dev.moqffi
+package dev.moqkit
 
 import kotlinx.coroutines.CoroutineScope
 import kotlinx.coroutines.Dispatchers

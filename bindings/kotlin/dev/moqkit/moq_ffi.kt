@@ -3,7 +3,7 @@
 
 @file:Suppress("NAME_SHADOWING")
 
-package dev.moqffi
+package dev.moqkit
 
 // Common helper code.
 //
@@ -399,7 +399,7 @@ private fun findLibraryName(componentName: String): String {
     if (libOverride != null) {
         return libOverride
     }
-    return "moq_ffi"
+    return "moqkit"
 }
 
 // Define FFI callback types

@@ -1,5 +1,5 @@
 // Idiomatic Kotlin over the generated bindings: Flows for subscriptions, helpers for config.
-package dev.moqffi
+package dev.moqkit
 
 import kotlinx.coroutines.NonCancellable
 import kotlinx.coroutines.flow.Flow

@@ -1,0 +1,39 @@
+"""``python -m moqkit`` (and the ``moqkit`` console script) as installed from the wheel."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+
+def run(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "moqkit", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_version_names_the_package_and_the_library():
+    result = run("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "moqkit 0.1.0 (moq_ffi 0.1.0)"
+
+
+def test_the_console_script_is_installed_beside_the_interpreter():
+    script = os.path.join(os.path.dirname(sys.executable), "moqkit")
+    assert shutil.which(script), f"no {script}"
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("moqkit 0.1.0"), result
+
+
+def test_selftest_publishes_and_receives_through_the_relay_both_schemes(relay):
+    for scheme in ("moqt", "https"):
+        result = run("selftest", relay.url(scheme), "--ca", relay.ca_file, "--count", "20")
+        assert result.returncode == 0, result.stderr
+        assert "published 20 objects and received each intact and in order" in result.stdout
+        assert result.stdout.strip().endswith("self-test passed")
+
+
+def test_selftest_against_an_untrusted_relay_fails_with_the_tls_error(relay):
+    result = run("selftest", relay.url("moqt"))  # no --ca: the relay's CA is not trusted
+    assert result.returncode == 1
+    assert "self-test failed: " in result.stderr
+    assert "UnknownIssuer" in result.stderr and "trust the relay's CA" in result.stderr
