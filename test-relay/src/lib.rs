@@ -192,8 +192,15 @@ impl Running {
 impl TestRelay {
     /// Start a relay on `127.0.0.1` with an ephemeral port and a fresh self-signed certificate.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_on_port(0)
+    }
+
+    /// Start a relay on `127.0.0.1:port` (0: an ephemeral port) with a fresh self-signed
+    /// certificate for `localhost` and `127.0.0.1`.
+    pub fn start_on_port(port: u16) -> anyhow::Result<Self> {
         let identity = Identity::generate()?;
-        let socket = UdpSocket::bind("127.0.0.1:0").context("bind relay socket")?;
+        let socket = UdpSocket::bind(("127.0.0.1", port))
+            .with_context(|| format!("bind relay socket 127.0.0.1:{port}"))?;
         let addr = socket.local_addr()?;
         let running = Self::spawn(&identity, socket)?;
         Ok(Self {

@@ -1,0 +1,51 @@
+//! `moqkit discover`: the namespaces announced on a relay, as they come and go.
+
+use moq_ffi::core::NamespaceEvent;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    relay: crate::connect::Relay,
+    /// Only namespaces under this prefix (whole `/`-separated fields; default: all).
+    #[arg(long, default_value = "", value_name = "NAMESPACE")]
+    prefix: String,
+    /// Exit after this many announcements (default: until interrupted).
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// One JSON object per line: {"event": "announced" | "withdrawn", "namespace": ...}.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let client = args.relay.connect().await?;
+    let mut watch = client.watch_namespaces(&args.prefix);
+    eprintln!(
+        "watching namespaces under '{}' on {}",
+        args.prefix, args.relay.url
+    );
+    let mut announced = 0u64;
+    while args.count.is_none_or(|count| announced < count) {
+        let Some(event) = watch.next().await else {
+            break;
+        };
+        let (kind, namespace) = match event {
+            NamespaceEvent::Announced(namespace) => {
+                announced += 1;
+                ("announced", namespace)
+            }
+            NamespaceEvent::Withdrawn(namespace) => ("withdrawn", namespace),
+        };
+        if args.json {
+            println!(
+                "{}",
+                serde_json::json!({ "event": kind, "namespace": namespace })
+            );
+        } else {
+            println!("{kind} {namespace}");
+        }
+    }
+    watch.close();
+    client.close().await;
+    Ok(())
+}

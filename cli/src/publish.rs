@@ -1,0 +1,131 @@
+//! `moqkit pub`: stdin's lines, or a file's chunks, as the objects of a track.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use moq_ffi::core::{DeliveryMode, PublisherOptions};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    target: crate::connect::Track,
+    /// Publish this file's chunks instead of stdin's lines.
+    #[arg(long, value_name = "PATH")]
+    file: Option<std::path::PathBuf>,
+    /// With --file: the size of each object, in bytes.
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
+    chunk_size: usize,
+    /// At most this many objects per second (0: as fast as the network takes them).
+    #[arg(long, default_value_t = 0.0, value_name = "N")]
+    rate: f64,
+    /// Datagram delivery (lossy; each object must fit one datagram) instead of streams.
+    #[arg(long)]
+    datagram: bool,
+    /// Start a new group after this many objects.
+    #[arg(long, default_value_t = PublisherOptions::default().max_group_objects, value_name = "N")]
+    group_objects: u64,
+    /// After the input ends, keep the track up this long so subscribers and the relay
+    /// receive the last objects, in milliseconds.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    linger_ms: u64,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.chunk_size == 0 {
+        anyhow::bail!("--chunk-size must be at least 1");
+    }
+    let client = args.target.relay.connect().await?;
+    client.announce(&args.target.namespace).await?;
+    let options = PublisherOptions {
+        delivery: if args.datagram {
+            DeliveryMode::Datagram
+        } else {
+            DeliveryMode::Stream
+        },
+        max_group_objects: args.group_objects.max(1),
+        ..PublisherOptions::default()
+    };
+    let publisher = client.create_publisher(&args.target.namespace, &args.target.track, options)?;
+    eprintln!(
+        "publishing {}/{} on {} ({})",
+        args.target.namespace,
+        args.target.track,
+        args.target.relay.url,
+        if args.file.is_some() {
+            "file chunks"
+        } else {
+            "one object per stdin line"
+        }
+    );
+    let mut input = Input::open(&args).await?;
+    let interval = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
+    let mut next_at = tokio::time::Instant::now();
+    let mut count = 0u64;
+    while let Some(object) = input.next().await? {
+        if let Some(interval) = interval {
+            tokio::time::sleep_until(next_at).await;
+            next_at += interval;
+        }
+        // Waits while the queue toward the network is full (reliable mode loses nothing).
+        publisher.publish_when_ready(object, None).await?;
+        count += 1;
+    }
+    // Everything queued reaches QUIC before the linger starts.
+    while publisher.queued_bytes() > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!("published {count} objects");
+    tokio::time::sleep(Duration::from_millis(args.linger_ms)).await;
+    publisher.close();
+    client.close().await;
+    Ok(())
+}
+
+/// The objects to publish: stdin's lines (without their line ending) or a file's chunks.
+enum Input {
+    Lines(BufReader<tokio::io::Stdin>),
+    Chunks(Box<dyn AsyncRead + Unpin + Send>, usize),
+}
+
+impl Input {
+    async fn open(args: &Args) -> anyhow::Result<Self> {
+        Ok(match &args.file {
+            Some(path) => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .with_context(|| format!("open {}", path.display()))?;
+                Input::Chunks(Box::new(file), args.chunk_size)
+            }
+            None => Input::Lines(BufReader::new(tokio::io::stdin())),
+        })
+    }
+
+    async fn next(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
+        match self {
+            Input::Lines(stdin) => {
+                // Bytes, not text: a line need not be UTF-8.
+                let mut line = Vec::new();
+                if stdin.read_until(b'\n', &mut line).await? == 0 {
+                    return Ok(None);
+                }
+                if line.last() == Some(&b'\n') {
+                    line.pop();
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                }
+                Ok(Some(line))
+            }
+            Input::Chunks(file, size) => {
+                let mut chunk = Vec::with_capacity(*size);
+                // A short read is not the end: fill the chunk unless the file ends.
+                (&mut **file)
+                    .take(*size as u64)
+                    .read_to_end(&mut chunk)
+                    .await?;
+                Ok((!chunk.is_empty()).then_some(chunk))
+            }
+        }
+    }
+}

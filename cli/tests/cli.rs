@@ -1,0 +1,389 @@
+//! The `moqkit` binary against the relay it starts itself (`moqkit relay --port 0`), as a
+//! shell user would run it: separate processes, trust through `--ca` or `--pin`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const MOQKIT: &str = env!("CARGO_BIN_EXE_moqkit");
+
+/// A generous bound for "should happen": a behaviour check, not a speed measurement.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// `moqkit relay --port 0`, killed on drop.
+struct Relay {
+    child: Child,
+    moqt_url: String,
+    https_url: String,
+    ca_file: String,
+    sha256: String,
+}
+
+impl Relay {
+    fn start() -> Relay {
+        let mut child = Command::new(MOQKIT)
+            .args(["relay", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moqkit relay");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut value = |key: &str| {
+            let line = lines.next().expect("relay output").expect("relay line");
+            line.strip_prefix(&format!("{key}="))
+                .unwrap_or_else(|| panic!("expected {key}=..., got {line}"))
+                .to_string()
+        };
+        Relay {
+            moqt_url: value("MOQ_RELAY_MOQT_URL"),
+            https_url: value("MOQ_RELAY_HTTPS_URL"),
+            ca_file: value("MOQ_RELAY_CA_FILE"),
+            sha256: value("MOQ_RELAY_SHA256"),
+            child,
+        }
+    }
+
+    fn url(&self, scheme: &str) -> &str {
+        if scheme == "moqt" {
+            &self.moqt_url
+        } else {
+            &self.https_url
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn moqkit(args: &[&str]) -> Command {
+    let mut command = Command::new(MOQKIT);
+    command.args(args);
+    command
+}
+
+/// Spawn with piped stdout and stderr (and stdin when asked).
+fn spawn(mut command: Command, stdin: bool) -> Child {
+    command
+        .stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn moqkit")
+}
+
+/// Lines of a child's stderr on a channel (read on a thread of its own).
+fn stderr_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Wait for a stderr line starting with `prefix`; panics with what was seen otherwise.
+fn wait_for_line(lines: &mpsc::Receiver<String>, prefix: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.starts_with(prefix) => return,
+            Ok(line) => seen.push(line),
+            Err(_) => break,
+        }
+    }
+    panic!("no stderr line starting with {prefix:?}; saw {seen:?}");
+}
+
+/// Wait for the child to exit (killing it after PATIENCE) and return its stdout.
+fn finish(mut child: Child) -> (std::process::ExitStatus, Vec<u8>) {
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = stdout.read_to_end(&mut out);
+        out
+    });
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("moqkit did not exit within {PATIENCE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status, reader.join().unwrap())
+}
+
+#[test]
+fn stdin_lines_arrive_in_order_as_json_lines_with_their_ids_both_schemes() {
+    let relay = Relay::start();
+    for scheme in ["moqt", "https"] {
+        let url = relay.url(scheme);
+        let namespace = unique("cli/lines");
+        let mut sub = spawn(
+            moqkit(&[
+                "sub",
+                url,
+                &namespace,
+                "chat",
+                "--ca",
+                &relay.ca_file,
+                "--count",
+                "3",
+                "--json",
+            ]),
+            false,
+        );
+        let sub_log = stderr_lines(sub.stderr.take().unwrap());
+        let mut publisher = spawn(
+            moqkit(&[
+                "pub",
+                url,
+                &namespace,
+                "chat",
+                "--ca",
+                &relay.ca_file,
+                "--linger-ms",
+                "200",
+            ]),
+            true,
+        );
+        let pub_log = stderr_lines(publisher.stderr.take().unwrap());
+        wait_for_line(&pub_log, "publishing ");
+        // The subscription is accepted once the publisher is there: every line written
+        // after that reaches it.
+        wait_for_line(&sub_log, "subscribed to ");
+        let mut stdin = publisher.stdin.take().unwrap();
+        stdin
+            .write_all(b"hello\nnot \xff utf-8\r\nthird\n")
+            .unwrap();
+        drop(stdin);
+
+        let (status, out) = finish(sub);
+        assert!(status.success(), "{scheme}: sub exited with {status}");
+        let records: Vec<serde_json::Value> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(records.len(), 3, "{scheme}: {records:?}");
+        assert_eq!(records[0]["text"], "hello");
+        assert_eq!(records[0]["size"], 5);
+        assert_eq!(records[1]["base64"], "bm90IP8gdXRmLTg="); // "not \xff utf-8", CR LF removed
+        assert_eq!(records[2]["text"], "third");
+        let ids: Vec<(u64, u64)> = records
+            .iter()
+            .map(|r| {
+                (
+                    r["group_id"].as_u64().unwrap(),
+                    r["object_id"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert!(
+            ids.windows(2).all(|pair| pair[0] < pair[1]),
+            "{scheme}: ids {ids:?}"
+        );
+
+        let (status, _) = finish(publisher);
+        assert!(status.success(), "{scheme}: pub exited with {status}");
+        assert!(pub_log.try_iter().any(|line| line == "published 3 objects"));
+    }
+}
+
+#[test]
+fn a_file_published_in_chunks_arrives_byte_exact_with_raw() {
+    let relay = Relay::start();
+    let namespace = unique("cli/file");
+    let content: Vec<u8> = (0..100_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let dir = tempfile_dir();
+    let path = dir.join("input.bin");
+    std::fs::write(&path, &content).unwrap();
+
+    let mut sub = spawn(
+        moqkit(&[
+            "sub",
+            &relay.moqt_url,
+            &namespace,
+            "file",
+            "--ca",
+            &relay.ca_file,
+            "--count",
+            "25",
+            "--raw",
+        ]),
+        false,
+    );
+    let sub_log = stderr_lines(sub.stderr.take().unwrap());
+    // The subscriber waits for the publisher (the relay's rendezvous), which then publishes
+    // the whole file as one group: a subscription joining mid-group gets it from its start.
+    let publisher = spawn(
+        moqkit(&[
+            "pub",
+            &relay.moqt_url,
+            &namespace,
+            "file",
+            "--ca",
+            &relay.ca_file,
+            "--file",
+            path.to_str().unwrap(),
+            "--chunk-size",
+            "4096",
+        ]),
+        false,
+    );
+    let (status, out) = finish(sub);
+    let log: Vec<String> = sub_log.try_iter().collect();
+    assert!(status.success(), "sub exited with {status}: {log:?}");
+    assert_eq!(out.len(), content.len());
+    assert!(out == content, "the received bytes differ from the file");
+    let (status, _) = finish(publisher);
+    assert!(status.success(), "pub exited with {status}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn discover_prints_a_namespace_when_it_is_announced() {
+    let relay = Relay::start();
+    let prefix = unique("cli-discover");
+    let mut discover = spawn(
+        moqkit(&[
+            "discover",
+            &relay.moqt_url,
+            "--ca",
+            &relay.ca_file,
+            "--prefix",
+            &prefix,
+            "--count",
+            "1",
+            "--json",
+        ]),
+        false,
+    );
+    let discover_log = stderr_lines(discover.stderr.take().unwrap());
+    wait_for_line(&discover_log, "watching namespaces");
+    let namespace = format!("{prefix}/room");
+    let mut publisher = spawn(
+        moqkit(&[
+            "pub",
+            &relay.moqt_url,
+            &namespace,
+            "t",
+            "--ca",
+            &relay.ca_file,
+            "--linger-ms",
+            "0",
+        ]),
+        true,
+    );
+    let (status, out) = finish(discover);
+    assert!(status.success(), "discover exited with {status}");
+    let record: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        record,
+        serde_json::json!({"event": "announced", "namespace": namespace})
+    );
+    drop(publisher.stdin.take());
+    assert!(finish(publisher).0.success());
+}
+
+#[test]
+fn trust_comes_from_ca_or_pin_and_an_untrusted_relay_is_a_clear_error() {
+    let relay = Relay::start();
+    // --count 0: connect, then exit at once.
+    let connect = |extra: &[&str]| {
+        let mut args = vec!["discover", relay.moqt_url.as_str(), "--count", "0"];
+        args.extend_from_slice(extra);
+        moqkit(&args).output().unwrap()
+    };
+    assert!(connect(&["--ca", &relay.ca_file]).status.success());
+    assert!(connect(&["--pin", &relay.sha256]).status.success());
+
+    let untrusted = connect(&[]);
+    assert_eq!(untrusted.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(
+        message.contains("UnknownIssuer") && message.contains("trust the relay's CA"),
+        "{message}"
+    );
+
+    let wrong_pin = connect(&["--pin", &"ab".repeat(32)]);
+    assert_eq!(wrong_pin.status.code(), Some(1));
+    let bad_pin = connect(&["--pin", "not-hex"]);
+    assert_eq!(bad_pin.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad_pin.stderr).contains("fingerprint"));
+}
+
+#[test]
+fn rate_paces_the_objects() {
+    let relay = Relay::start();
+    let namespace = unique("cli/rate");
+    let started = Instant::now();
+    let mut publisher = spawn(
+        moqkit(&[
+            "pub",
+            &relay.moqt_url,
+            &namespace,
+            "t",
+            "--ca",
+            &relay.ca_file,
+            "--rate",
+            "20",
+            "--linger-ms",
+            "0",
+        ]),
+        true,
+    );
+    let mut stdin = publisher.stdin.take().unwrap();
+    stdin.write_all("x\n".repeat(11).as_bytes()).unwrap();
+    drop(stdin);
+    let (status, _) = finish(publisher);
+    assert!(status.success());
+    // 11 objects at 20 per second: at least 10 intervals of 50 ms (a lower bound only).
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_2_and_version_prints() {
+    let usage = moqkit(&["sub", "moqt://localhost:1"]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    let version = moqkit(&["--version"]).output().unwrap();
+    assert!(version.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        "moqkit 0.1.0"
+    );
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(unique("moqkit-cli-test"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
