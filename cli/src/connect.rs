@@ -24,12 +24,21 @@ pub struct Relay {
 impl Relay {
     /// Connect to the relay; the error says what failed and what to check.
     pub async fn connect(&self) -> anyhow::Result<Client> {
+        self.connect_with(|_| {}).await
+    }
+
+    /// [`Relay::connect`], with a command's own settings applied to the configuration.
+    pub async fn connect_with(
+        &self,
+        adjust: impl FnOnce(&mut ClientConfig),
+    ) -> anyhow::Result<Client> {
         let mut config = ClientConfig::new(self.url.clone());
         config.tls.extra_ca_files = self.ca.clone();
         for pin in &self.pin {
             config.tls.pinned_sha256.push(parse_fingerprint(pin)?);
         }
         config.connect_timeout = Duration::from_millis(self.connect_timeout_ms);
+        adjust(&mut config);
         let client = Client::new(config)?;
         // The error names the relay (its path redacted) and what to check.
         client.connect().await?;

@@ -1,5 +1,7 @@
 //! `moqkit discover`: the namespaces announced on a relay, as they come and go.
 
+use std::io::Write;
+
 use moq_ffi::core::NamespaceEvent;
 
 #[derive(clap::Args)]
@@ -25,6 +27,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.prefix, args.relay.url
     );
     let mut announced = 0u64;
+    let mut stdout = std::io::stdout();
     while args.count.is_none_or(|count| announced < count) {
         let Some(event) = watch.next().await else {
             break;
@@ -36,13 +39,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             NamespaceEvent::Withdrawn(namespace) => ("withdrawn", namespace),
         };
-        if args.json {
-            println!(
-                "{}",
-                serde_json::json!({ "event": kind, "namespace": namespace })
-            );
+        let line = if args.json {
+            serde_json::json!({ "event": kind, "namespace": namespace }).to_string()
         } else {
-            println!("{kind} {namespace}");
+            format!("{kind} {namespace}")
+        };
+        match writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+            Ok(()) => {}
+            // The reader went away (`moqkit discover ... | head -1`): done, not an error.
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => break,
+            Err(err) => return Err(err.into()),
         }
     }
     watch.close();

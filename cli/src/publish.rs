@@ -13,12 +13,13 @@ pub struct Args {
     /// Publish this file's chunks instead of stdin's lines.
     #[arg(long, value_name = "PATH")]
     file: Option<std::path::PathBuf>,
-    /// With --file: the size of each object, in bytes.
-    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES")]
-    chunk_size: usize,
+    /// With --file: the size of each object, in bytes (at most 64 MiB).
+    #[arg(long, default_value_t = 64 * 1024, value_name = "BYTES",
+          value_parser = clap::value_parser!(u64).range(1..=64 * 1024 * 1024))]
+    chunk_size: u64,
     /// At most this many objects per second (0: as fast as the network takes them).
-    #[arg(long, default_value_t = 0.0, value_name = "N")]
-    rate: f64,
+    #[arg(long, default_value = "0", value_name = "N", value_parser = interval)]
+    rate: Duration,
     /// Datagram delivery (lossy; each object must fit one datagram) instead of streams.
     #[arg(long)]
     datagram: bool,
@@ -32,9 +33,6 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    if args.chunk_size == 0 {
-        anyhow::bail!("--chunk-size must be at least 1");
-    }
     let client = args.target.relay.connect().await?;
     client.announce(&args.target.namespace).await?;
     let options = PublisherOptions {
@@ -59,13 +57,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     );
     let mut input = Input::open(&args).await?;
-    let interval = (args.rate > 0.0).then(|| Duration::from_secs_f64(1.0 / args.rate));
     let mut next_at = tokio::time::Instant::now();
     let mut count = 0u64;
     while let Some(object) = input.next().await? {
-        if let Some(interval) = interval {
+        if !args.rate.is_zero() {
+            // No catching up after a stall (slow input, a full queue): at most the rate.
             tokio::time::sleep_until(next_at).await;
-            next_at += interval;
+            next_at = next_at.max(tokio::time::Instant::now()) + args.rate;
         }
         // Waits while the queue toward the network is full (reliable mode loses nothing).
         publisher.publish_when_ready(object, None).await?;
@@ -76,16 +74,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     eprintln!("published {count} objects");
+    // The track stays up (a subscription joining now still gets the open group), then ends,
+    // and the session stays a moment longer so the end reaches the relay.
     tokio::time::sleep(Duration::from_millis(args.linger_ms)).await;
     publisher.close();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     client.close().await;
     Ok(())
+}
+
+/// `--rate N` as the interval between objects; zero (from 0) means no pacing.
+fn interval(text: &str) -> Result<Duration, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number"))?;
+    if rate == 0.0 {
+        return Ok(Duration::ZERO);
+    }
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err("the rate must be 0 (no pacing) or a positive number".into());
+    }
+    Duration::try_from_secs_f64(1.0 / rate)
+        .map_err(|_| format!("a rate of {rate} objects per second is too slow to pace"))
 }
 
 /// The objects to publish: stdin's lines (without their line ending) or a file's chunks.
 enum Input {
     Lines(BufReader<tokio::io::Stdin>),
-    Chunks(Box<dyn AsyncRead + Unpin + Send>, usize),
+    Chunks(Box<dyn AsyncRead + Unpin + Send>, u64),
 }
 
 impl Input {
@@ -118,12 +134,9 @@ impl Input {
                 Ok(Some(line))
             }
             Input::Chunks(file, size) => {
-                let mut chunk = Vec::with_capacity(*size);
+                let mut chunk = Vec::new();
                 // A short read is not the end: fill the chunk unless the file ends.
-                (&mut **file)
-                    .take(*size as u64)
-                    .read_to_end(&mut chunk)
-                    .await?;
+                (&mut **file).take(*size).read_to_end(&mut chunk).await?;
                 Ok((!chunk.is_empty()).then_some(chunk))
             }
         }

@@ -1,5 +1,7 @@
 //! `moqkit sub`: a track's objects to stdout.
 
+use std::time::Duration;
+
 use base64::Engine;
 use moq_ffi::core::{Object, SubscriberOptions};
 use tokio::io::AsyncWriteExt;
@@ -19,10 +21,17 @@ pub struct Args {
     /// default writes each payload followed by a newline.
     #[arg(long)]
     raw: bool,
+    /// How long to wait for a publisher of the track to appear, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    wait_ms: u64,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let client = args.target.relay.connect().await?;
+    let client = args
+        .target
+        .relay
+        .connect_with(|config| config.rendezvous_timeout = Duration::from_millis(args.wait_ms))
+        .await?;
     let mut subscriber = client
         .subscribe(
             &args.target.namespace,
@@ -41,9 +50,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             eprintln!("the track ended after {received} objects");
             break;
         };
-        stdout.write_all(&format(&object, &args)).await?;
-        stdout.flush().await?;
-        received += 1;
+        let written = match stdout.write_all(&format(&object, &args)).await {
+            Ok(()) => stdout.flush().await,
+            Err(err) => Err(err),
+        };
+        match written {
+            Ok(()) => received += 1,
+            // The reader went away (`moqkit sub ... | head -1`): done, not an error.
+            Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => break,
+            Err(err) => return Err(err.into()),
+        }
     }
     client.close().await;
     Ok(())

@@ -23,26 +23,32 @@ struct Relay {
 
 impl Relay {
     fn start() -> Relay {
-        let mut child = Command::new(MOQKIT)
+        let child = Command::new(MOQKIT)
             .args(["relay", "--port", "0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start moqkit relay");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // Killed on drop from here on, even if reading its output panics.
+        let mut relay = Relay {
+            child,
+            moqt_url: String::new(),
+            https_url: String::new(),
+            ca_file: String::new(),
+            sha256: String::new(),
+        };
+        let mut lines = BufReader::new(relay.child.stdout.take().unwrap()).lines();
         let mut value = |key: &str| {
             let line = lines.next().expect("relay output").expect("relay line");
             line.strip_prefix(&format!("{key}="))
                 .unwrap_or_else(|| panic!("expected {key}=..., got {line}"))
                 .to_string()
         };
-        Relay {
-            moqt_url: value("MOQ_RELAY_MOQT_URL"),
-            https_url: value("MOQ_RELAY_HTTPS_URL"),
-            ca_file: value("MOQ_RELAY_CA_FILE"),
-            sha256: value("MOQ_RELAY_SHA256"),
-            child,
-        }
+        relay.moqt_url = value("MOQ_RELAY_MOQT_URL");
+        relay.https_url = value("MOQ_RELAY_HTTPS_URL");
+        relay.ca_file = value("MOQ_RELAY_CA_FILE");
+        relay.sha256 = value("MOQ_RELAY_SHA256");
+        relay
     }
 
     fn url(&self, scheme: &str) -> &str {
@@ -113,6 +119,14 @@ fn wait_for_line(lines: &mpsc::Receiver<String>, prefix: &str) {
     panic!("no stderr line starting with {prefix:?}; saw {seen:?}");
 }
 
+/// `moqkit <args>` spawned, with its stderr lines, once one of them starts with `ready`.
+fn start(args: &[&str], stdin: bool, ready: &str) -> (Child, mpsc::Receiver<String>) {
+    let mut child = spawn(moqkit(args), stdin);
+    let log = stderr_lines(child.stderr.take().unwrap());
+    wait_for_line(&log, ready);
+    (child, log)
+}
+
 /// Wait for the child to exit (killing it after PATIENCE) and return its stdout.
 fn finish(mut child: Child) -> (std::process::ExitStatus, Vec<u8>) {
     let mut stdout = child.stdout.take().unwrap();
@@ -141,23 +155,8 @@ fn stdin_lines_arrive_in_order_as_json_lines_with_their_ids_both_schemes() {
     for scheme in ["moqt", "https"] {
         let url = relay.url(scheme);
         let namespace = unique("cli/lines");
-        let mut sub = spawn(
-            moqkit(&[
-                "sub",
-                url,
-                &namespace,
-                "chat",
-                "--ca",
-                &relay.ca_file,
-                "--count",
-                "3",
-                "--json",
-            ]),
-            false,
-        );
-        let sub_log = stderr_lines(sub.stderr.take().unwrap());
-        let mut publisher = spawn(
-            moqkit(&[
+        let (mut publisher, pub_log) = start(
+            &[
                 "pub",
                 url,
                 &namespace,
@@ -166,14 +165,23 @@ fn stdin_lines_arrive_in_order_as_json_lines_with_their_ids_both_schemes() {
                 &relay.ca_file,
                 "--linger-ms",
                 "200",
-            ]),
+            ],
             true,
+            "publishing ",
         );
-        let pub_log = stderr_lines(publisher.stderr.take().unwrap());
-        wait_for_line(&pub_log, "publishing ");
-        // The subscription is accepted once the publisher is there: every line written
-        // after that reaches it.
-        wait_for_line(&sub_log, "subscribed to ");
+        // Once the relay accepted the subscription, every line written reaches it.
+        let sub_args = [
+            "sub",
+            url,
+            &namespace,
+            "chat",
+            "--ca",
+            &relay.ca_file,
+            "--count",
+            "3",
+            "--json",
+        ];
+        let (sub, _sub_log) = start(&sub_args, false, "subscribed to ");
         let mut stdin = publisher.stdin.take().unwrap();
         stdin
             .write_all(b"hello\nnot \xff utf-8\r\nthird\n")
@@ -206,9 +214,9 @@ fn stdin_lines_arrive_in_order_as_json_lines_with_their_ids_both_schemes() {
             "{scheme}: ids {ids:?}"
         );
 
+        wait_for_line(&pub_log, "published 3 objects");
         let (status, _) = finish(publisher);
         assert!(status.success(), "{scheme}: pub exited with {status}");
-        assert!(pub_log.try_iter().any(|line| line == "published 3 objects"));
     }
 }
 
@@ -223,6 +231,27 @@ fn a_file_published_in_chunks_arrives_byte_exact_with_raw() {
     let path = dir.join("input.bin");
     std::fs::write(&path, &content).unwrap();
 
+    // The whole file is published (one open group) before anyone subscribes: a subscription
+    // joining while the track is up gets the group from its start.
+    let file = path.to_str().unwrap();
+    let (mut publisher, _pub_log) = start(
+        &[
+            "pub",
+            &relay.moqt_url,
+            &namespace,
+            "file",
+            "--ca",
+            &relay.ca_file,
+            "--file",
+            file,
+            "--chunk-size",
+            "4096",
+            "--linger-ms",
+            "60000",
+        ],
+        false,
+        "published 25 objects",
+    );
     let mut sub = spawn(
         moqkit(&[
             "sub",
@@ -238,39 +267,62 @@ fn a_file_published_in_chunks_arrives_byte_exact_with_raw() {
         false,
     );
     let sub_log = stderr_lines(sub.stderr.take().unwrap());
-    // The subscriber waits for the publisher (the relay's rendezvous), which then publishes
-    // the whole file as one group: a subscription joining mid-group gets it from its start.
-    let publisher = spawn(
-        moqkit(&[
-            "pub",
-            &relay.moqt_url,
-            &namespace,
-            "file",
-            "--ca",
-            &relay.ca_file,
-            "--file",
-            path.to_str().unwrap(),
-            "--chunk-size",
-            "4096",
-        ]),
-        false,
-    );
     let (status, out) = finish(sub);
     let log: Vec<String> = sub_log.try_iter().collect();
     assert!(status.success(), "sub exited with {status}: {log:?}");
     assert_eq!(out.len(), content.len());
     assert!(out == content, "the received bytes differ from the file");
-    let (status, _) = finish(publisher);
-    assert!(status.success(), "pub exited with {status}");
+    let _ = publisher.kill();
+    let _ = publisher.wait();
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn sub_without_a_count_exits_when_the_publisher_ends_its_track() {
+    let relay = Relay::start();
+    let namespace = unique("cli/end");
+    let (mut publisher, _pub_log) = start(
+        &[
+            "pub",
+            &relay.moqt_url,
+            &namespace,
+            "t",
+            "--ca",
+            &relay.ca_file,
+            "--linger-ms",
+            "0",
+        ],
+        true,
+        "publishing ",
+    );
+    let (sub, sub_log) = start(
+        &[
+            "sub",
+            &relay.moqt_url,
+            &namespace,
+            "t",
+            "--ca",
+            &relay.ca_file,
+        ],
+        false,
+        "subscribed to ",
+    );
+    let mut stdin = publisher.stdin.take().unwrap();
+    stdin.write_all(b"one\ntwo\n").unwrap();
+    drop(stdin);
+    let (status, out) = finish(sub);
+    assert!(status.success(), "sub exited with {status}");
+    assert_eq!(out, b"one\ntwo\n");
+    wait_for_line(&sub_log, "the track ended after 2 objects");
+    assert!(finish(publisher).0.success());
 }
 
 #[test]
 fn discover_prints_a_namespace_when_it_is_announced() {
     let relay = Relay::start();
     let prefix = unique("cli-discover");
-    let mut discover = spawn(
-        moqkit(&[
+    let (discover, _discover_log) = start(
+        &[
             "discover",
             &relay.moqt_url,
             "--ca",
@@ -280,11 +332,10 @@ fn discover_prints_a_namespace_when_it_is_announced() {
             "--count",
             "1",
             "--json",
-        ]),
+        ],
         false,
+        "watching namespaces",
     );
-    let discover_log = stderr_lines(discover.stderr.take().unwrap());
-    wait_for_line(&discover_log, "watching namespaces");
     let namespace = format!("{prefix}/room");
     let mut publisher = spawn(
         moqkit(&[
@@ -374,6 +425,22 @@ fn rate_paces_the_objects() {
 fn usage_errors_exit_with_2_and_version_prints() {
     let usage = moqkit(&["sub", "moqt://localhost:1"]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
+    for bad in [
+        ["--rate", "-1"],
+        ["--rate", "1e-300"],
+        ["--rate", "fast"],
+        ["--chunk-size", "0"],
+    ] {
+        let mut args = vec!["pub", "moqt://localhost:1", "ns", "t"];
+        args.extend_from_slice(&bad);
+        let output = moqkit(&args).output().unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     let version = moqkit(&["--version"]).output().unwrap();
     assert!(version.status.success());
     assert_eq!(

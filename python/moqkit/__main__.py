@@ -57,6 +57,13 @@ async def _selftest(args):
         await client.disconnect()
 
 
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m moqkit", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="store_true", help="print the package and library versions")
@@ -67,8 +74,8 @@ def main(argv=None):
                           help="trust this PEM CA certificate too (repeatable)")
     selftest.add_argument("--pin", action="append", default=[], metavar="SHA256",
                           help="trust a certificate with this SHA-256 fingerprint (hex; repeatable)")
-    selftest.add_argument("--count", type=int, default=5, help="objects to send (default 5)")
-    selftest.add_argument("--timeout-ms", type=int, default=5000,
+    selftest.add_argument("--count", type=_positive, default=5, help="objects to send (default 5)")
+    selftest.add_argument("--timeout-ms", type=_positive, default=5000,
                           help="connect and per-object timeout (default 5000)")
     args = parser.parse_args(argv)
     if args.version:
@@ -81,7 +88,7 @@ def main(argv=None):
         asyncio.run(_selftest(args))
     except (MoqError, RuntimeError, asyncio.TimeoutError) as error:
         kind = type(error).__name__ if not isinstance(error, asyncio.TimeoutError) else "Timeout"
-        print(f"self-test failed: {kind}: {error or 'no object within the timeout'}", file=sys.stderr)
+        print(f"self-test failed: {kind}: {str(error) or 'no answer within the timeout'}", file=sys.stderr)
         return 1
     print("self-test passed")
     return 0

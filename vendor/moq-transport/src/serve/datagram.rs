@@ -26,7 +26,8 @@ impl Datagrams {
 /// How many of the most recent datagrams a track keeps for readers that fall behind
 /// (patched: upstream keeps only the latest, so a reader scheduled a few milliseconds late
 /// lost every datagram written meanwhile). A reader more than this far behind skips to the
-/// oldest one kept. Datagrams fit one QUIC packet, so this holds well under 100 KB per track.
+/// oldest one kept. Datagrams fit one QUIC packet, and a received payload is copied out of
+/// its packet's receive buffer ([`Datagram::from_data`]), so this holds under 100 KB per track.
 pub const DATAGRAM_WINDOW: usize = 64;
 
 struct DatagramsState {
@@ -181,7 +182,12 @@ impl Datagram {
             priority: datagram.publisher_priority.unwrap_or(default_priority),
             status: datagram.status.unwrap_or(data::ObjectStatus::NormalObject),
             end_of_group: datagram.datagram_type.end_of_group(),
-            payload: datagram.payload.unwrap_or_default(),
+            // Patched: an owned copy (about a packet), not a slice that would keep the whole
+            // receive buffer alive while the window holds it.
+            payload: datagram
+                .payload
+                .map(|payload| bytes::Bytes::copy_from_slice(&payload))
+                .unwrap_or_default(),
             extension_headers: datagram.extension_headers.unwrap_or_default(),
         }
     }
