@@ -127,6 +127,66 @@ fn start(args: &[&str], stdin: bool, ready: &str) -> (Child, mpsc::Receiver<Stri
     (child, log)
 }
 
+/// A `moqkit pub` reading stdin and a `moqkit sub` the relay has accepted for its track,
+/// each with its stderr lines (kept read: a closed stderr would fail the process's logging).
+struct PubSub {
+    publisher: Child,
+    _pub_log: mpsc::Receiver<String>,
+    sub: Child,
+    sub_log: mpsc::Receiver<String>,
+}
+
+fn publisher_and_subscriber(relay: &Relay, track: &str) -> PubSub {
+    let namespace = unique("cli/track");
+    let (publisher, _pub_log) = start(
+        &[
+            "pub",
+            &relay.moqt_url,
+            &namespace,
+            track,
+            "--ca",
+            &relay.ca_file,
+            "--linger-ms",
+            "0",
+        ],
+        true,
+        "publishing ",
+    );
+    let (sub, sub_log) = start(
+        &[
+            "sub",
+            &relay.moqt_url,
+            &namespace,
+            track,
+            "--ca",
+            &relay.ca_file,
+        ],
+        false,
+        "subscribed to ",
+    );
+    PubSub {
+        publisher,
+        _pub_log,
+        sub,
+        sub_log,
+    }
+}
+
+/// Wait for the child to exit, killing it (and failing) after PATIENCE.
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("moqkit did not exit within {PATIENCE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Wait for the child to exit (killing it after PATIENCE) and return its stdout.
 fn finish(mut child: Child) -> (std::process::ExitStatus, Vec<u8>) {
     let mut stdout = child.stdout.take().unwrap();
@@ -135,17 +195,7 @@ fn finish(mut child: Child) -> (std::process::ExitStatus, Vec<u8>) {
         let _ = stdout.read_to_end(&mut out);
         out
     });
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("moqkit did not exit within {PATIENCE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut child);
     (status, reader.join().unwrap())
 }
 
@@ -280,33 +330,12 @@ fn a_file_published_in_chunks_arrives_byte_exact_with_raw() {
 #[test]
 fn sub_without_a_count_exits_when_the_publisher_ends_its_track() {
     let relay = Relay::start();
-    let namespace = unique("cli/end");
-    let (mut publisher, _pub_log) = start(
-        &[
-            "pub",
-            &relay.moqt_url,
-            &namespace,
-            "t",
-            "--ca",
-            &relay.ca_file,
-            "--linger-ms",
-            "0",
-        ],
-        true,
-        "publishing ",
-    );
-    let (sub, sub_log) = start(
-        &[
-            "sub",
-            &relay.moqt_url,
-            &namespace,
-            "t",
-            "--ca",
-            &relay.ca_file,
-        ],
-        false,
-        "subscribed to ",
-    );
+    let PubSub {
+        mut publisher,
+        sub,
+        sub_log,
+        ..
+    } = publisher_and_subscriber(&relay, "t");
     let mut stdin = publisher.stdin.take().unwrap();
     stdin.write_all(b"one\ntwo\n").unwrap();
     drop(stdin);
@@ -419,6 +448,52 @@ fn rate_paces_the_objects() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn sub_gives_up_after_wait_ms_when_nobody_publishes_the_track() {
+    let relay = Relay::start();
+    let namespace = unique("cli/nobody");
+    let args = [
+        "sub",
+        &relay.moqt_url,
+        &namespace,
+        "t",
+        "--ca",
+        &relay.ca_file,
+        "--wait-ms",
+        "300",
+    ];
+    let output = moqkit(&args).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("not found") && message.contains("rendezvous"),
+        "{message}"
+    );
+}
+
+#[test]
+fn sub_into_a_closed_pipe_stops_quietly() {
+    let relay = Relay::start();
+    let PubSub {
+        mut publisher,
+        mut sub,
+        sub_log,
+        ..
+    } = publisher_and_subscriber(&relay, "t");
+    drop(sub.stdout.take()); // the reader goes away (`moqkit sub ... | head -0`)
+    let mut stdin = publisher.stdin.take().unwrap();
+    stdin.write_all(b"one\ntwo\n").unwrap();
+    let status = wait_exit(&mut sub);
+    assert!(status.success(), "sub exited with {status}");
+    let log: Vec<String> = sub_log.try_iter().collect();
+    assert!(
+        !log.iter().any(|line| line.contains("moqkit:")),
+        "an error was printed: {log:?}"
+    );
+    drop(stdin);
+    assert!(finish(publisher).0.success());
 }
 
 #[test]
