@@ -72,13 +72,20 @@ static void on_state(void *user_data, MoqConnectionState state) {
 
 static uint32_t connect_timeout_ms; /* MOQ_TEST_CONNECT_TIMEOUT_MS; 0: the library default */
 
-/* A client as moq_client_create() makes it, with MOQ_TEST_CONNECT_TIMEOUT_MS applied if set. */
+/* A client as moq_client_create() makes it, with MOQ_TEST_CONNECT_TIMEOUT_MS applied if set, and
+ * under valgrind (MOQ_TEST_WAIT_FACTOR > 1) the library's request and rendezvous timeouts (10 s,
+ * 5 s) scaled like the test's own waits: a loaded helgrind run once took over 6 s for a
+ * publisher's announce to reach a waiting subscriber. */
 static MoqClient *new_client(void) {
-    if (connect_timeout_ms == 0) return moq_client_create();
+    if (connect_timeout_ms == 0 && g_wait_factor <= 1) return moq_client_create();
     MoqClientConfig config;
     memset(&config, 0, sizeof config);
     config.struct_size = sizeof config;
     config.connect_timeout_ms = connect_timeout_ms;
+    if (g_wait_factor > 1) {
+        config.request_timeout_ms = (uint32_t)slack_ms(10000);
+        config.rendezvous_timeout_ms = (uint32_t)slack_ms(5000);
+    }
     return moq_client_create_ex(&config);
 }
 
