@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 target="${CARGO_TARGET_DIR:-$root/target}"
-cargo build -q -p moq-test-relay --bin moq-test-relay
+scripts/build-workspace
 
 # The build tools, from PyPI (ziglang provides the zig linker maturin uses to target glibc 2.17).
 tools="$target/wheel-tools"

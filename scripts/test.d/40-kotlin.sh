@@ -6,8 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 target="${CARGO_TARGET_DIR:-$root/target}/debug"
-cargo build -q -p moq-ffi --lib
-cargo build -q -p moq-test-relay --bin moq-test-relay
+scripts/build-workspace
 mvn -B -ntp -f kotlin-sample/pom.xml -Dmoq.lib.dir="$target" clean verify | grep -vE "^\[INFO\] (Download|---|$)"
 
 # The sample, as the README runs it, against a relay started here.

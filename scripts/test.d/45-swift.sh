@@ -10,8 +10,7 @@ chroot_dir="${MOQ_SWIFT_CHROOT:-/var/cache/moq-ffi/swift-trixie}"
 started=$(date +%s)
 scripts/swift-toolchain "$chroot_dir"
 echo "swift toolchain ready in $(( $(date +%s) - started )) s"
-cargo build -q -p moq-ffi --lib
-cargo build -q -p moq-test-relay --bin moq-test-relay
+scripts/build-workspace
 
 # The package, the library and the relay's CA inside the chroot (its paths are its own).
 # The package's .build stays between runs (SwiftPM rebuilds what changed).

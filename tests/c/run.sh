@@ -10,14 +10,14 @@ target="${CARGO_TARGET_DIR:-$root/target}/debug"
 out="$target/c-tests"
 mkdir -p "$out"
 
-cargo build -p moq-ffi --lib -q
-cargo build -p moq-test-relay --bin moq-test-relay -q
+scripts/build-workspace
 
 # build.rs gives the library the SONAME libmoq_ffi.so.1: programs linked here load that name.
 ln -sf libmoq_ffi.so "$target/libmoq_ffi.so.1"
 cflags=(-std=c11 -Wall -Wextra -Werror -pthread -g -I"$root/include" -I"$root/tests/c")
-native_libs=$(cargo rustc -p moq-ffi --lib -q -- --print native-static-libs 2>&1 \
-  | sed -n 's/.*native-static-libs: //p' | tail -1)
+# The static library links with the system libraries the installed pkg-config file names, so
+# this build checks that list (rustc's --print native-static-libs gives it).
+native_libs=$(sed -n 's/^Libs.private: //p' packaging/c/moq_ffi.pc.in)
 
 cc "${cflags[@]}" tests/c/test_capi.c -o "$out/test_capi_shared" \
   -L"$target" -lmoq_ffi -Wl,-rpath,"$target"
