@@ -29,3 +29,16 @@ def test_selftest_against_an_untrusted_relay_fails_with_the_tls_error(relay):
     assert result.returncode == 1
     assert "self-test failed: " in result.stderr
     assert "UnknownIssuer" in result.stderr and "trust the relay's CA" in result.stderr
+
+
+def test_selftest_trusts_a_pinned_fingerprint_and_refuses_a_wrong_one(relay):
+    pin = relay.env["MOQ_RELAY_SHA256"]
+    result = run("selftest", relay.url("moqt"), "--pin", pin, "--count", "5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("self-test passed")
+
+    wrong = ("0" if pin[0] != "0" else "1") + pin[1:]
+    result = run("selftest", relay.url("moqt"), "--pin", wrong)
+    assert result.returncode == 1
+    assert "self-test failed: " in result.stderr
+    assert "TLS handshake" in result.stderr and "fingerprint" in result.stderr

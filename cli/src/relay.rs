@@ -13,21 +13,15 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let relay = moq_test_relay::TestRelay::start_on_port(args.port)?;
-    let fingerprint: String = moq_ffi::core::certificate_sha256(relay.cert_der())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
     let mut out = std::io::stdout().lock();
-    writeln!(out, "MOQ_RELAY_MOQT_URL={}", relay.moqt_url())?;
-    writeln!(out, "MOQ_RELAY_HTTPS_URL={}", relay.https_url())?;
-    writeln!(out, "MOQ_RELAY_CA_FILE={}", relay.ca_path().display())?;
-    writeln!(out, "MOQ_RELAY_SHA256={fingerprint}")?;
+    write!(out, "{}", relay.environment())?;
     out.flush()?;
     drop(out);
     eprintln!(
-        "relay running; try: moqkit sub {} demo chat --ca {}   (or --pin {fingerprint})",
+        "relay running; try: moqkit sub {} demo chat --ca {}   (or --pin {})",
         relay.moqt_url(),
-        relay.ca_path().display()
+        relay.ca_path().display(),
+        relay.sha256_hex()
     );
     interrupted().await?;
     drop(relay);

@@ -37,13 +37,17 @@ impl Relay {
             ca_file: String::new(),
             sha256: String::new(),
         };
-        let mut lines = BufReader::new(relay.child.stdout.take().unwrap()).lines();
-        let mut value = |key: &str| {
-            let line = lines.next().expect("relay output").expect("relay line");
-            line.strip_prefix(&format!("{key}="))
-                .unwrap_or_else(|| panic!("expected {key}=..., got {line}"))
-                .to_string()
-        };
+        // Its output: KEY=VALUE lines, MOQ_RELAY_PORT last.
+        let mut values = std::collections::HashMap::new();
+        for line in BufReader::new(relay.child.stdout.take().unwrap()).lines() {
+            let line = line.expect("relay output");
+            let (key, value) = line.split_once('=').expect("KEY=VALUE");
+            values.insert(key.to_string(), value.to_string());
+            if key == "MOQ_RELAY_PORT" {
+                break;
+            }
+        }
+        let value = |key: &str| values.get(key).cloned().expect(key);
         relay.moqt_url = value("MOQ_RELAY_MOQT_URL");
         relay.https_url = value("MOQ_RELAY_HTTPS_URL");
         relay.ca_file = value("MOQ_RELAY_CA_FILE");
@@ -131,45 +135,63 @@ fn start(args: &[&str], stdin: bool, ready: &str) -> (Child, mpsc::Receiver<Stri
 /// each with its stderr lines (kept read: a closed stderr would fail the process's logging).
 struct PubSub {
     publisher: Child,
-    _pub_log: mpsc::Receiver<String>,
+    pub_log: mpsc::Receiver<String>,
     sub: Child,
     sub_log: mpsc::Receiver<String>,
 }
 
-fn publisher_and_subscriber(relay: &Relay, track: &str) -> PubSub {
+/// `pub_options` and `sub_options` are added to each command line.
+fn publisher_and_subscriber(
+    relay: &Relay,
+    track: &str,
+    pub_options: &[&str],
+    sub_options: &[&str],
+) -> PubSub {
     let namespace = unique("cli/track");
-    let (publisher, _pub_log) = start(
-        &[
-            "pub",
-            &relay.moqt_url,
-            &namespace,
-            track,
-            "--ca",
-            &relay.ca_file,
-            "--linger-ms",
-            "0",
-        ],
-        true,
-        "publishing ",
-    );
-    let (sub, sub_log) = start(
-        &[
-            "sub",
-            &relay.moqt_url,
-            &namespace,
-            track,
-            "--ca",
-            &relay.ca_file,
-        ],
-        false,
-        "subscribed to ",
-    );
+    let mut pub_args = vec![
+        "pub",
+        &relay.moqt_url,
+        &namespace,
+        track,
+        "--ca",
+        &relay.ca_file,
+        "--linger-ms",
+        "0",
+    ];
+    pub_args.extend_from_slice(pub_options);
+    let (publisher, pub_log) = start(&pub_args, true, "publishing ");
+    let mut sub_args = vec![
+        "sub",
+        &relay.moqt_url,
+        &namespace,
+        track,
+        "--ca",
+        &relay.ca_file,
+    ];
+    sub_args.extend_from_slice(sub_options);
+    let (sub, sub_log) = start(&sub_args, false, "subscribed to ");
     PubSub {
         publisher,
-        _pub_log,
+        pub_log,
         sub,
         sub_log,
     }
+}
+
+/// `moqkit pub` on NAMESPACE (track `t`, reading stdin), spawned without waiting: it
+/// announces NAMESPACE as it starts.
+fn announcing_publisher(relay: &Relay, namespace: &str) -> Child {
+    let args = [
+        "pub",
+        &relay.moqt_url,
+        namespace,
+        "t",
+        "--ca",
+        &relay.ca_file,
+        "--linger-ms",
+        "0",
+    ];
+    spawn(moqkit(&args), true)
 }
 
 /// Wait for the child to exit, killing it (and failing) after PATIENCE.
@@ -335,7 +357,7 @@ fn sub_without_a_count_exits_when_the_publisher_ends_its_track() {
         sub,
         sub_log,
         ..
-    } = publisher_and_subscriber(&relay, "t");
+    } = publisher_and_subscriber(&relay, "t", &[], &[]);
     let mut stdin = publisher.stdin.take().unwrap();
     stdin.write_all(b"one\ntwo\n").unwrap();
     drop(stdin);
@@ -366,19 +388,7 @@ fn discover_prints_a_namespace_when_it_is_announced() {
         "watching namespaces",
     );
     let namespace = format!("{prefix}/room");
-    let mut publisher = spawn(
-        moqkit(&[
-            "pub",
-            &relay.moqt_url,
-            &namespace,
-            "t",
-            "--ca",
-            &relay.ca_file,
-            "--linger-ms",
-            "0",
-        ]),
-        true,
-    );
+    let mut publisher = announcing_publisher(&relay, &namespace);
     let (status, out) = finish(discover);
     assert!(status.success(), "discover exited with {status}");
     let record: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -451,6 +461,70 @@ fn rate_paces_the_objects() {
 }
 
 #[test]
+fn datagram_lines_arrive_and_a_line_too_big_for_a_datagram_is_a_clear_error() {
+    let relay = Relay::start();
+    // Datagrams are lossy: a line goes out every 20 ms until the subscriber has its three.
+    let PubSub {
+        mut publisher,
+        pub_log,
+        sub: mut subscriber,
+        sub_log: _sub_log,
+    } = publisher_and_subscriber(&relay, "d", &["--datagram"], &["--count", "3", "--json"]);
+    let mut stdin = publisher.stdin.take().unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut sent = 0u32;
+    while subscriber.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        writeln!(stdin, "line {sent}").unwrap();
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(stdin);
+    let (status, out) = finish(subscriber);
+    assert!(status.success(), "sub exited with {status}");
+    let numbers: Vec<u32> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            let text = record["text"].as_str().unwrap().to_string();
+            text.strip_prefix("line ").unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(numbers.len(), 3, "{numbers:?}");
+    let mut distinct = numbers.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(
+        distinct.len() == 3 && numbers.iter().all(|n| *n < sent),
+        "{numbers:?} of {sent} sent"
+    );
+    assert!(wait_exit(&mut publisher).success());
+    drop(pub_log);
+
+    // A line bigger than a datagram: the publisher stops with the core's error (the size
+    // check needs no subscriber).
+    let namespace = unique("cli/datagram");
+    let pub_args = [
+        "pub",
+        &relay.moqt_url,
+        &namespace,
+        "d",
+        "--ca",
+        &relay.ca_file,
+        "--datagram",
+    ];
+    let (mut publisher, pub_log) = start(&pub_args, true, "publishing ");
+    let mut stdin = publisher.stdin.take().unwrap();
+    stdin.write_all(&[b'x'; 2000]).unwrap();
+    stdin.write_all(b"\n").unwrap();
+    wait_for_line(
+        &pub_log,
+        "moqkit: object of 2000 bytes does not fit in a datagram",
+    );
+    assert_eq!(wait_exit(&mut publisher).code(), Some(1));
+}
+
+#[test]
 fn sub_gives_up_after_wait_ms_when_nobody_publishes_the_track() {
     let relay = Relay::start();
     let namespace = unique("cli/nobody");
@@ -481,18 +555,45 @@ fn sub_into_a_closed_pipe_stops_quietly() {
         mut sub,
         sub_log,
         ..
-    } = publisher_and_subscriber(&relay, "t");
+    } = publisher_and_subscriber(&relay, "t", &[], &[]);
     drop(sub.stdout.take()); // the reader goes away (`moqkit sub ... | head -0`)
     let mut stdin = publisher.stdin.take().unwrap();
     stdin.write_all(b"one\ntwo\n").unwrap();
     let status = wait_exit(&mut sub);
     assert!(status.success(), "sub exited with {status}");
-    let log: Vec<String> = sub_log.try_iter().collect();
+    let log: Vec<String> = sub_log.iter().collect(); // to the end of its stderr
     assert!(
         !log.iter().any(|line| line.contains("moqkit:")),
         "an error was printed: {log:?}"
     );
     drop(stdin);
+    assert!(finish(publisher).0.success());
+}
+
+#[test]
+fn discover_into_a_closed_pipe_stops_quietly() {
+    let relay = Relay::start();
+    let prefix = unique("cli-discover-pipe");
+    let discover_args = [
+        "discover",
+        &relay.moqt_url,
+        "--ca",
+        &relay.ca_file,
+        "--prefix",
+        &prefix,
+    ];
+    let (mut discover, discover_log) = start(&discover_args, false, "watching namespaces");
+    drop(discover.stdout.take()); // `moqkit discover ... | head -0`
+    let namespace = format!("{prefix}/room");
+    let mut publisher = announcing_publisher(&relay, &namespace);
+    let status = wait_exit(&mut discover);
+    assert!(status.success(), "discover exited with {status}");
+    let log: Vec<String> = discover_log.iter().collect();
+    assert!(
+        !log.iter().any(|line| line.contains("moqkit:")),
+        "an error was printed: {log:?}"
+    );
+    drop(publisher.stdin.take());
     assert!(finish(publisher).0.success());
 }
 

@@ -273,6 +273,30 @@ impl TestRelay {
         self.identity.cert.as_ref()
     }
 
+    /// The certificate's SHA-256 fingerprint in lowercase hex (what a client pins).
+    pub fn sha256_hex(&self) -> String {
+        use sha2::Digest;
+        sha2::Sha256::digest(self.cert_der())
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    }
+
+    /// Where the relay is and how to trust it, one `KEY=VALUE` line each (what `moq-test-relay`
+    /// and `moqkit relay` print): `MOQ_RELAY_MOQT_URL`, `MOQ_RELAY_HTTPS_URL`,
+    /// `MOQ_RELAY_CA_FILE`, `MOQ_RELAY_SHA256`, `MOQ_RELAY_PORT`.
+    pub fn environment(&self) -> String {
+        format!(
+            "MOQ_RELAY_MOQT_URL={}\nMOQ_RELAY_HTTPS_URL={}\nMOQ_RELAY_CA_FILE={}\n\
+             MOQ_RELAY_SHA256={}\nMOQ_RELAY_PORT={}\n",
+            self.moqt_url(),
+            self.https_url(),
+            self.ca_path().display(),
+            self.sha256_hex(),
+            self.addr.port()
+        )
+    }
+
     /// Whether the relay is currently running.
     pub fn is_running(&self) -> bool {
         self.running.is_some()

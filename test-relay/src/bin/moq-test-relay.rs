@@ -1,7 +1,8 @@
 //! Starts the in-process test relay and prints where it is, for the Python, Kotlin and C suites.
 //!
 //! Output (one `KEY=VALUE` per line, then `READY`):
-//! `MOQ_RELAY_MOQT_URL`, `MOQ_RELAY_HTTPS_URL`, `MOQ_RELAY_CA_FILE`, `MOQ_RELAY_PORT`.
+//! `MOQ_RELAY_MOQT_URL`, `MOQ_RELAY_HTTPS_URL`, `MOQ_RELAY_CA_FILE`, `MOQ_RELAY_SHA256`,
+//! `MOQ_RELAY_PORT` ([`moq_test_relay::TestRelay::environment`]).
 //! Commands on stdin, one per line, each answered with one line once done:
 //! `stop` (the relay stops abruptly, as a crashed relay would) answers `STOPPED`;
 //! `restart` (again on the same port, same certificate) answers `RESTARTED`.
@@ -9,7 +10,7 @@
 //! dies takes the relay with it.
 //!
 //! `moq-test-relay --hostile` runs [`moq_test_relay::hostile::HostilePeer`] instead (same
-//! output, no commands): a peer that misbehaves on purpose, for tests that measure the
+//! output without `MOQ_RELAY_SHA256`, no commands): a peer that misbehaves on purpose, for tests that measure the
 //! client's memory without the peer's.
 
 use std::io::{BufRead, Write};
@@ -20,10 +21,7 @@ fn main() -> anyhow::Result<()> {
     }
     let mut relay = moq_test_relay::TestRelay::start()?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "MOQ_RELAY_MOQT_URL={}", relay.moqt_url())?;
-    writeln!(out, "MOQ_RELAY_HTTPS_URL={}", relay.https_url())?;
-    writeln!(out, "MOQ_RELAY_CA_FILE={}", relay.ca_path().display())?;
-    writeln!(out, "MOQ_RELAY_PORT={}", relay.addr().port())?;
+    write!(out, "{}", relay.environment())?;
     writeln!(out, "READY")?;
     out.flush()?;
     // Block until the parent closes our stdin (or kills us), obeying commands meanwhile.
