@@ -55,6 +55,14 @@ impl Relay {
         relay
     }
 
+    /// `COMMAND URL REST... --ca CA_FILE` for a client command on the raw-QUIC URL.
+    fn client_args<'a>(&'a self, command: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![command, self.moqt_url.as_str()];
+        args.extend_from_slice(rest);
+        args.extend_from_slice(&["--ca", &self.ca_file]);
+        args
+    }
+
     fn url(&self, scheme: &str) -> &str {
         if scheme == "moqt" {
             &self.moqt_url
@@ -148,26 +156,10 @@ fn publisher_and_subscriber(
     sub_options: &[&str],
 ) -> PubSub {
     let namespace = unique("cli/track");
-    let mut pub_args = vec![
-        "pub",
-        &relay.moqt_url,
-        &namespace,
-        track,
-        "--ca",
-        &relay.ca_file,
-        "--linger-ms",
-        "0",
-    ];
+    let mut pub_args = relay.client_args("pub", &[&namespace, track, "--linger-ms", "0"]);
     pub_args.extend_from_slice(pub_options);
     let (publisher, pub_log) = start(&pub_args, true, "publishing ");
-    let mut sub_args = vec![
-        "sub",
-        &relay.moqt_url,
-        &namespace,
-        track,
-        "--ca",
-        &relay.ca_file,
-    ];
+    let mut sub_args = relay.client_args("sub", &[&namespace, track]);
     sub_args.extend_from_slice(sub_options);
     let (sub, sub_log) = start(&sub_args, false, "subscribed to ");
     PubSub {
@@ -181,17 +173,19 @@ fn publisher_and_subscriber(
 /// `moqkit pub` on NAMESPACE (track `t`, reading stdin), spawned without waiting: it
 /// announces NAMESPACE as it starts.
 fn announcing_publisher(relay: &Relay, namespace: &str) -> Child {
-    let args = [
-        "pub",
-        &relay.moqt_url,
-        namespace,
-        "t",
-        "--ca",
-        &relay.ca_file,
-        "--linger-ms",
-        "0",
-    ];
+    let args = relay.client_args("pub", &[namespace, "t", "--linger-ms", "0"]);
     spawn(moqkit(&args), true)
+}
+
+/// The child exits with status 0 and prints no error (its stderr read to the end).
+fn exits_quietly(child: &mut Child, log: mpsc::Receiver<String>) {
+    let status = wait_exit(child);
+    assert!(status.success(), "exited with {status}");
+    let log: Vec<String> = log.iter().collect();
+    assert!(
+        !log.iter().any(|line| line.contains("moqkit:")),
+        "an error was printed: {log:?}"
+    );
 }
 
 /// Wait for the child to exit, killing it (and failing) after PATIENCE.
@@ -504,15 +498,7 @@ fn datagram_lines_arrive_and_a_line_too_big_for_a_datagram_is_a_clear_error() {
     // A line bigger than a datagram: the publisher stops with the core's error (the size
     // check needs no subscriber).
     let namespace = unique("cli/datagram");
-    let pub_args = [
-        "pub",
-        &relay.moqt_url,
-        &namespace,
-        "d",
-        "--ca",
-        &relay.ca_file,
-        "--datagram",
-    ];
+    let pub_args = relay.client_args("pub", &[&namespace, "d", "--datagram"]);
     let (mut publisher, pub_log) = start(&pub_args, true, "publishing ");
     let mut stdin = publisher.stdin.take().unwrap();
     stdin.write_all(&[b'x'; 2000]).unwrap();
@@ -528,16 +514,7 @@ fn datagram_lines_arrive_and_a_line_too_big_for_a_datagram_is_a_clear_error() {
 fn sub_gives_up_after_wait_ms_when_nobody_publishes_the_track() {
     let relay = Relay::start();
     let namespace = unique("cli/nobody");
-    let args = [
-        "sub",
-        &relay.moqt_url,
-        &namespace,
-        "t",
-        "--ca",
-        &relay.ca_file,
-        "--wait-ms",
-        "300",
-    ];
+    let args = relay.client_args("sub", &[&namespace, "t", "--wait-ms", "300"]);
     let output = moqkit(&args).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let message = String::from_utf8_lossy(&output.stderr);
@@ -559,13 +536,7 @@ fn sub_into_a_closed_pipe_stops_quietly() {
     drop(sub.stdout.take()); // the reader goes away (`moqkit sub ... | head -0`)
     let mut stdin = publisher.stdin.take().unwrap();
     stdin.write_all(b"one\ntwo\n").unwrap();
-    let status = wait_exit(&mut sub);
-    assert!(status.success(), "sub exited with {status}");
-    let log: Vec<String> = sub_log.iter().collect(); // to the end of its stderr
-    assert!(
-        !log.iter().any(|line| line.contains("moqkit:")),
-        "an error was printed: {log:?}"
-    );
+    exits_quietly(&mut sub, sub_log);
     drop(stdin);
     assert!(finish(publisher).0.success());
 }
@@ -574,25 +545,12 @@ fn sub_into_a_closed_pipe_stops_quietly() {
 fn discover_into_a_closed_pipe_stops_quietly() {
     let relay = Relay::start();
     let prefix = unique("cli-discover-pipe");
-    let discover_args = [
-        "discover",
-        &relay.moqt_url,
-        "--ca",
-        &relay.ca_file,
-        "--prefix",
-        &prefix,
-    ];
+    let discover_args = relay.client_args("discover", &["--prefix", &prefix]);
     let (mut discover, discover_log) = start(&discover_args, false, "watching namespaces");
     drop(discover.stdout.take()); // `moqkit discover ... | head -0`
     let namespace = format!("{prefix}/room");
     let mut publisher = announcing_publisher(&relay, &namespace);
-    let status = wait_exit(&mut discover);
-    assert!(status.success(), "discover exited with {status}");
-    let log: Vec<String> = discover_log.iter().collect();
-    assert!(
-        !log.iter().any(|line| line.contains("moqkit:")),
-        "an error was printed: {log:?}"
-    );
+    exits_quietly(&mut discover, discover_log);
     drop(publisher.stdin.take());
     assert!(finish(publisher).0.success());
 }
