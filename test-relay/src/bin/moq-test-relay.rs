@@ -9,9 +9,9 @@
 //! The relay runs until stdin closes or the process is terminated, so a parent that
 //! dies takes the relay with it.
 //!
-//! `moq-test-relay --hostile` runs [`moq_test_relay::hostile::HostilePeer`] instead (same
-//! output without `MOQ_RELAY_SHA256`, no commands): a peer that misbehaves on purpose, for tests that measure the
-//! client's memory without the peer's.
+//! `moq-test-relay --hostile` runs [`moq_test_relay::hostile::HostilePeer`] instead (the same
+//! lines without `MOQ_RELAY_SHA256`, no commands): a peer that misbehaves on purpose, for tests
+//! that measure the client's memory without the peer's.
 
 use std::io::{BufRead, Write};
 
