@@ -12,6 +12,7 @@ pub mod connection;
 pub mod discovery;
 mod early_reader;
 pub mod error;
+mod group_order;
 mod in_runtime;
 pub mod names;
 pub mod publisher;

@@ -23,6 +23,7 @@ use super::connection::Live;
 use super::early_reader::EarlyReader;
 use super::error::shown;
 use super::error::SubscribeError;
+use super::group_order::GroupOrder;
 use super::queue::{Pushed, Queue};
 use super::subscriber::{Object, SubscriberOptions};
 use crate::sync::lock;
@@ -540,43 +541,46 @@ async fn read_track(
         Err(err) => return lost(err),
     };
     match mode {
-        TrackReaderMode::Subgroups(mut groups) => loop {
-            let group = match waiting(budget, groups.next()).await {
-                Ok(Some(group)) => group,
-                Ok(None) => return Ok(()),
-                Err(err) => return lost(err),
-            };
-            let group_id = group.group_id;
-            log::trace!("group {group_id} opened at object {}", group.pos());
-            let mut group = group;
+        TrackReaderMode::Subgroups(groups) => {
+            let mut groups = GroupOrder::new(groups);
             loop {
-                match waiting(budget, group.next()).await {
-                    Ok(Some(object)) => {
-                        let object_id = object_checked(&object, max)?;
-                        let payload = waiting(budget, read_object(object_id, object)).await;
-                        let payload = match payload {
-                            Ok(payload) => payload,
-                            Err(err) => {
-                                log::debug!("object in group {group_id} incomplete: {err}");
-                                break;
+                let group = match waiting(budget, groups.next()).await {
+                    Ok(Some(group)) => group,
+                    Ok(None) => return Ok(()),
+                    Err(err) => return lost(err),
+                };
+                let group_id = group.group_id;
+                log::trace!("group {group_id} opened at object {}", group.pos());
+                let mut group = group;
+                loop {
+                    match waiting(budget, group.next()).await {
+                        Ok(Some(object)) => {
+                            let object_id = object_checked(&object, max)?;
+                            let payload = waiting(budget, read_object(object_id, object)).await;
+                            let payload = match payload {
+                                Ok(payload) => payload,
+                                Err(err) => {
+                                    log::debug!("object in group {group_id} incomplete: {err}");
+                                    break;
+                                }
+                            };
+                            if !fanout.send(payload.with_group(group_id)).await {
+                                return Ok(()); // every local subscriber went away
                             }
-                        };
-                        if !fanout.send(payload.with_group(group_id)).await {
-                            return Ok(()); // every local subscriber went away
                         }
-                    }
-                    Ok(None) => {
-                        log::trace!("group {group_id} complete");
-                        break;
-                    }
-                    Err(err) => {
-                        // A group cut short (reset stream): move on to the next group.
-                        log::debug!("group {group_id} ended early: {err}");
-                        break;
+                        Ok(None) => {
+                            log::trace!("group {group_id} complete");
+                            break;
+                        }
+                        Err(err) => {
+                            // A group cut short (reset stream): move on to the next group.
+                            log::debug!("group {group_id} ended early: {err}");
+                            break;
+                        }
                     }
                 }
             }
-        },
+        }
         TrackReaderMode::Datagrams(mut datagrams) => loop {
             match datagrams.read().await {
                 Ok(Some(datagram)) => {

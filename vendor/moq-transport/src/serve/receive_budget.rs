@@ -1,6 +1,7 @@
 // moq-ffi patch (see vendor/README.md): a subscriber's byte budget for received data.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::{Notify, Semaphore};
 
@@ -24,6 +25,10 @@ pub struct ReceiveBudget {
     waiting: AtomicUsize,
     /// Woken when a consumer starts waiting.
     starving: Notify,
+    /// Held while a stream waits for room to create its subgroup (`SubgroupRoom`),
+    /// so streams create theirs in the order they came (tokio's mutex queues its
+    /// waiters first come, first served).
+    creating: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The most a session reads from a stream at once under a budget.
@@ -47,6 +52,7 @@ impl ReceiveBudget {
             capacity,
             waiting: AtomicUsize::new(0),
             starving: Notify::new(),
+            creating: Arc::default(),
         }
     }
 
@@ -69,6 +75,16 @@ impl ReceiveBudget {
     }
 
     /// Resolves at the next [`Self::consumer_waits`]; enable it before checking.
+    /// the consumer is gone (see [`Self::close`]).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.bytes.is_closed()
+    }
+
+    /// The turn to create the track's next subgroup (see `SubgroupRoom`).
+    pub(crate) async fn creating(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.creating.clone().lock_owned().await
+    }
+
     pub(crate) fn starving(&self) -> tokio::sync::futures::Notified<'_> {
         self.starving.notified()
     }

@@ -180,6 +180,9 @@ impl SessionError {
                 return true;
             }
         }
+        // moq-ffi patch: a STOP_SENDING or RESET_STREAM whose code is outside
+        // WebTransport's range (quinn stops a receive stream dropped unread with
+        // code 0) ends that stream, not the session.
         #[cfg(any(not(target_arch = "wasm32"), target_os = "wasi"))]
         {
             matches!(
@@ -187,9 +190,11 @@ impl SessionError {
                 Self::WebTransport(
                     web_transport::Error::Write(
                         web_transport::quinn::WriteError::Stopped(_)
+                            | web_transport::quinn::WriteError::InvalidStopped(_)
                             | web_transport::quinn::WriteError::ClosedStream
                     ) | web_transport::Error::Read(
                         web_transport::quinn::ReadError::Reset(_)
+                            | web_transport::quinn::ReadError::InvalidReset(_)
                             | web_transport::quinn::ReadError::ClosedStream
                     )
                 )

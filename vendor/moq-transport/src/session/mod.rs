@@ -11,6 +11,7 @@ mod fetch_validation;
 #[cfg(test)]
 mod logging;
 mod name_registry;
+mod open_order; // moq-ffi patch
 mod publish_namespace;
 mod publish_received;
 mod published;

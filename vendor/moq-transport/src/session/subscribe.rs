@@ -645,6 +645,15 @@ impl SubscribeRecv {
         self.error(err)
     }
 
+    /// moq-ffi patch: what to wait on before creating another subgroup, for a
+    /// track with a receive budget that already has subgroups.
+    pub(super) fn subgroup_room(&self) -> Option<serve::SubgroupRoom> {
+        match &self.writer {
+            Some(TrackWriterMode::Subgroups(subgroups)) => subgroups.room(),
+            _ => None,
+        }
+    }
+
     pub fn subgroup(
         &mut self,
         header: data::SubgroupHeader,

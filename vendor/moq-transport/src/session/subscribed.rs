@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::stream::FuturesUnordered;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 
 #[cfg(test)]
 use super::transport as web_transport;
@@ -19,6 +19,7 @@ use crate::serve::{ServeError, TrackReaderMode};
 use crate::watch::{State, StateWeak};
 use crate::{data, message, serve};
 
+use super::open_order::{OpenOrder, Ticket};
 use super::{DeliveryError, DeliveryFilter, Publisher, SessionError, SubscribeInfo, Writer};
 
 // This file defines Publisher handling of inbound Subscriptions
@@ -751,6 +752,8 @@ impl ObjectForwarder {
         let mut tasks = FuturesUnordered::new();
         let mut acknowledgements = FuturesUnordered::new();
         let mut done: Option<Result<(), ServeError>> = None;
+        // moq-ffi patch: streams open in the order subgroups are taken (open_order.rs).
+        let open_order = Arc::new(OpenOrder::default());
         // A subgroup that could not be sent means the peer did not receive
         // Objects this subscription promised. Reporting `Ok` there would let
         // callers treat a silent delivery failure as a successful transfer.
@@ -783,6 +786,7 @@ impl ObjectForwarder {
                 },
                 res = subgroups.next(), if done.is_none() && tasks.len() < MAX_CONCURRENT_SUBGROUPS => match res {
                     Ok(Some(subgroup)) => {
+                        let ticket = open_order.ticket();
                         let publisher = self.publisher.clone();
                         let state = self.state.clone();
                         let info = subgroup.info.clone();
@@ -791,7 +795,7 @@ impl ObjectForwarder {
                         let stream_count = self.stream_count.clone();
 
                         tasks.push(async move {
-                            let res = Self::serve_subgroup(track_alias, subgroup, publisher, state, stream_count, mlog, delivery_filter).await;
+                            let res = Self::serve_subgroup(track_alias, subgroup, ticket, publisher, state, stream_count, mlog, delivery_filter).await;
                             if let Err(err) = &res {
                                 if Subscribed::is_expected_serve_shutdown(err) {
                                     tracing::debug!(subgroup_info = ?info, error = %super::LogSafe(err.to_string().as_bytes()), "stopped serving subgroup");
@@ -838,9 +842,11 @@ impl ObjectForwarder {
         }
     }
 
+    #[allow(clippy::too_many_arguments)] // moq-ffi patch: the opening turn
     async fn serve_subgroup(
         track_alias: u64,
         mut subgroup_reader: serve::SubgroupReader,
+        ticket: Ticket,
         mut publisher: Publisher,
         state: State<ObjectForwarderState>,
         stream_count: StreamCount,
@@ -857,7 +863,18 @@ impl ObjectForwarder {
         let metadata = subgroup_reader.metadata();
         let mut filtered_prefix = false;
         let first_object = loop {
-            let Some(subgroup_object_reader) = subgroup_reader.next().await? else {
+            // moq-ffi patch: a subgroup whose first object is not there yet holds
+            // back no other while it waits (open_order.rs).
+            let next = match subgroup_reader.next().now_or_never() {
+                Some(next) => next,
+                None => {
+                    ticket.park();
+                    let next = subgroup_reader.next().await;
+                    ticket.unpark();
+                    next
+                }
+            };
+            let Some(subgroup_object_reader) = next? else {
                 return Ok(None);
             };
             if !delivery_filter.allows(subgroup_reader.group_id, subgroup_object_reader.object_id) {
@@ -887,6 +904,9 @@ impl ObjectForwarder {
             subgroup_id: Some(subgroup_reader.subgroup_id),
             publisher_priority: subgroup_reader.priority,
         };
+        // moq-ffi patch: after every earlier subgroup of this subscription opened its
+        // stream and wrote its first object's header (open_order.rs).
+        ticket.turn().await;
         let mut send_stream = publisher.open_uni().await?;
         tracing::trace!("[PUBLISHER] serve_subgroup: opened unidirectional stream");
 
@@ -909,6 +929,7 @@ impl ObjectForwarder {
                 header,
                 subgroup_reader,
                 first_object,
+                Some(ticket),
                 &mut output,
                 state,
                 mlog,
@@ -979,10 +1000,12 @@ impl ObjectForwarder {
         Ok(None)
     }
 
+    #[allow(clippy::too_many_arguments)] // moq-ffi patch: the opening turn
     async fn serve_subgroup_objects(
         header: data::SubgroupHeader,
         mut subgroup_reader: serve::SubgroupReader,
         first_object: serve::SubgroupObjectReader,
+        mut turn: Option<Ticket>,
         output: &mut SubgroupOutput,
         state: State<ObjectForwarderState>,
         mlog: Option<Arc<Mutex<mlog::MlogWriter>>>,
@@ -1110,6 +1133,9 @@ impl ObjectForwarder {
                     }
                 }
             }
+            // moq-ffi patch: the receiver creates its subgroup once it has read this
+            // far, so the next subgroup's stream may start now (open_order.rs).
+            turn.take();
             output.begin_object(subgroup_object_reader.size);
 
             let mut chunks_sent = 0;
@@ -1191,6 +1217,7 @@ impl ObjectForwarder {
                 header,
                 subgroup_reader,
                 first_object,
+                None,
                 &mut output,
                 state,
                 None,
@@ -2481,6 +2508,7 @@ mod tests {
         let send = ObjectForwarder::serve_subgroup(
             42,
             source_reader,
+            Arc::new(OpenOrder::default()).ticket(),
             forwarder.publisher.clone(),
             forwarder.state.clone(),
             forwarder.stream_count.clone(),
@@ -2578,6 +2606,7 @@ mod tests {
             let send = ObjectForwarder::serve_subgroup(
                 42,
                 source_reader,
+                Arc::new(OpenOrder::default()).ticket(),
                 forwarder.publisher.clone(),
                 forwarder.state.clone(),
                 forwarder.stream_count.clone(),
@@ -2652,6 +2681,7 @@ mod tests {
         let send = ObjectForwarder::serve_subgroup(
             42,
             source_reader,
+            Arc::new(OpenOrder::default()).ticket(),
             forwarder.publisher.clone(),
             forwarder.state.clone(),
             forwarder.stream_count.clone(),

@@ -2287,6 +2287,20 @@ impl Subscriber {
         .unwrap_or(Ok(None))
     }
 
+    /// moq-ffi patch: for a subscription with a receive budget, what to wait
+    /// on before creating another of its subgroups (`serve::SubgroupRoom`).
+    fn subgroup_room(&self, origin: TrackOrigin) -> Option<serve::SubgroupRoom> {
+        match origin {
+            TrackOrigin::Subscribe(subscribe_id) => self
+                .subscribes
+                .lock()
+                .ok()?
+                .get(&subscribe_id)?
+                .subgroup_room(),
+            TrackOrigin::Publish(_) => None,
+        }
+    }
+
     /// Open the subgroup writer for whichever subscription owns this alias.
     fn open_subgroup_writer(
         &self,
@@ -2647,7 +2661,14 @@ impl Subscriber {
                     subgroup_header.subgroup_id = Some(current_object_id);
                 }
 
+                // moq-ffi patch: a budgeted track's reader may hold only so many
+                // subgroups it has not taken; this stream waits unread until then.
+                let turn = match self.subgroup_room(origin) {
+                    Some(room) => Some(room.wait().await),
+                    None => None,
+                };
                 subgroup.set(self.open_subgroup_writer(origin, &subgroup_header)?);
+                drop(turn);
             }
 
             // Log subgroup object parsed/received

@@ -371,12 +371,31 @@ impl<T: web_transport_trait::RecvStream> RecvOps for T {
 /// An owned receive stream, preserving backend-owned payload chunks.
 pub struct RecvStream {
     inner: Mutex<Box<dyn RecvOps>>,
+    /// moq-ffi patch: the stream reached its end, failed, or was stopped.
+    ended: bool,
+}
+
+/// moq-ffi patch: the STOP_SENDING code of a receive stream dropped before its end.
+///
+/// Dropped as is, quinn stops it with code 0, which is outside WebTransport's
+/// range: web-transport-quinn reports it to the sender as `InvalidStopped`,
+/// and moq-transport 0.17 (a relay built on it included) closed the whole
+/// session for it. So a stream dropped early is stopped with CANCELLED.
+const DROPPED_STREAM_CODE: u32 = crate::data::DataStreamResetCode::Cancelled as u32;
+
+impl Drop for RecvStream {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.inner.get_mut().stop(DROPPED_STREAM_CODE);
+        }
+    }
 }
 
 impl RecvStream {
     fn new<T: web_transport_trait::RecvStream + 'static>(stream: T) -> Self {
         Self {
             inner: Mutex::new(Box::new(stream)),
+            ended: false,
         }
     }
 
@@ -384,7 +403,10 @@ impl RecvStream {
         if max == 0 {
             return Ok(Some(Bytes::new()));
         }
-        let chunk = self.inner.get_mut().read_chunk(max).await?;
+        let chunk = self.inner.get_mut().read_chunk(max).await;
+        // moq-ffi patch: at its end or after an error there is nothing to stop.
+        self.ended |= !matches!(chunk, Ok(Some(_)));
+        let chunk = chunk?;
         if chunk.as_ref().is_some_and(|chunk| chunk.len() > max) {
             return Err(Error::InvalidReadSize);
         }
@@ -404,6 +426,7 @@ impl RecvStream {
     }
 
     pub fn stop(&mut self, code: u32) {
+        self.ended = true;
         self.inner.get_mut().stop(code);
     }
 }

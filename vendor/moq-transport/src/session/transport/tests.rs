@@ -374,6 +374,29 @@ async fn cancelled_read_preserves_payload_chunks_and_fin() {
     assert_eq!(&received, b"abcdef");
 }
 
+/// moq-ffi patch: a receive stream dropped before its end is stopped with
+/// CANCELLED. Dropped as is, quinn stops it with 0, outside WebTransport's
+/// range, and a peer on moq-transport 0.17 closed the session for it (a
+/// client unsubscribing mid-group ended its session with the relay).
+#[tokio::test]
+async fn a_receive_stream_dropped_early_is_stopped_with_cancelled_not_zero() {
+    let cancelled = crate::data::DataStreamResetCode::Cancelled as u32;
+    let (_send, recv) = pipe(2);
+    let stopped = recv.stopped.subscribe();
+    drop(super::RecvStream::new(recv));
+    assert_eq!(*stopped.borrow(), Some(cancelled));
+
+    // Read to its end, there is nothing left to stop.
+    let (send, recv) = pipe(2);
+    let stopped = recv.stopped.subscribe();
+    let mut send = SendStream::new(send);
+    let mut recv = super::RecvStream::new(recv);
+    send.finish().unwrap();
+    assert!(recv.read(2).await.unwrap().is_none());
+    drop(recv);
+    assert_ne!(*stopped.borrow(), Some(cancelled));
+}
+
 #[tokio::test]
 async fn independent_backend_carries_raw_setup_metadata_and_fetch_payload() {
     use crate::{
@@ -541,8 +564,16 @@ fn native_close_and_closed_stream_compatibility() {
     ] {
         assert!(!SessionError::WebTransport(err).is_session_fatal());
     }
+    // moq-ffi patch: a code outside WebTransport's range ends that stream only
+    // (quinn stops a receive stream dropped unread with code 0).
     let invalid = SessionError::WebTransport(Error::new(quinn::ReadError::InvalidReset(
         VarInt::from_u32(42),
     )));
-    assert!(invalid.is_session_fatal());
+    assert!(invalid.is_stream_error());
+    assert!(!invalid.is_session_fatal());
+    let invalid = SessionError::WebTransport(Error::new(quinn::WriteError::InvalidStopped(
+        VarInt::from_u32(0),
+    )));
+    assert!(invalid.is_stream_error());
+    assert!(!invalid.is_session_fatal());
 }
