@@ -575,6 +575,13 @@ impl SubgroupsReader {
         self.initial = initial;
     }
 
+    /// moq-ffi patch: start following the track now, as the first `next` would:
+    /// from here on nothing this reader has not read is dropped for lack of a
+    /// reader (the newest-8 window of an unclaimed track).
+    pub(crate) fn claim(&mut self) {
+        self.register();
+    }
+
     pub async fn next(&mut self) -> Result<Option<SubgroupReader>, ServeError> {
         self.register();
 

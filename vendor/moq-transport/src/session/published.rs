@@ -176,7 +176,7 @@ impl Published {
             end_group_id: None,
         };
 
-        let result = match forwarder.serve(track, delivery_filter).await {
+        let result = match forwarder.serve(track, None, delivery_filter).await {
             Err(SessionError::Serve(ServeError::Cancel)) => Ok(()),
             res => res,
         };

@@ -246,12 +246,16 @@ impl ObjectForwarder {
     pub(super) async fn serve(
         &mut self,
         track: serve::TrackReader,
+        claimed: Option<TrackReaderMode>,
         delivery_filter: DeliveryFilter,
     ) -> Result<(), SessionError> {
-        let mode = tokio::select! {
-            biased;
-            result = self.closed() => { result?; return Ok(()) },
-            result = track.mode() => result?,
+        let mode = match claimed {
+            Some(mode) => mode,
+            None => tokio::select! {
+                biased;
+                result = self.closed() => { result?; return Ok(()) },
+                result = track.mode() => result?,
+            },
         };
         match mode {
             TrackReaderMode::Stream(_stream) => Err(SessionError::Serve(
@@ -577,6 +581,21 @@ impl Subscribed {
             .track = Some(track.clone());
         self.forwarder
             .prepare_subscribe_ok(largest_location, deadline)?;
+        // moq-ffi patch: follow the track before SUBSCRIBE_OK goes out. Until its
+        // first reader reads, a track keeps only its newest 8 subgroups, and the
+        // subscriber may publish (through a relay, or in the same process) as
+        // soon as it has the OK: a burst of 10 groups of 1,024 objects lost its
+        // first two when this task ran late (seen once in a clean-clone run).
+        let claimed = track
+            .mode()
+            .now_or_never()
+            .and_then(Result::ok)
+            .map(|mut mode| {
+                if let TrackReaderMode::Subgroups(subgroups) = &mut mode {
+                    subgroups.claim();
+                }
+                mode
+            });
 
         // Wait until SUBSCRIBE_OK is encoded before serving. Otherwise a data
         // stream or an immediate PUBLISH_DONE could overtake acceptance.
@@ -605,7 +624,7 @@ impl Subscribed {
 
         let delivery_filter = self.info.delivery_filter(largest_location);
 
-        self.forwarder.serve(track, delivery_filter).await
+        self.forwarder.serve(track, claimed, delivery_filter).await
     }
 
     pub fn close(self, err: ServeError) -> Result<(), ServeError> {
@@ -3494,7 +3513,9 @@ mod tests {
         object_writer.write(Bytes::from_static(b"hel")).unwrap();
 
         let stream_count = subscribed.forwarder.stream_count_handle();
-        let serve = subscribed.forwarder.serve(track_reader, all_objects());
+        let serve = subscribed
+            .forwarder
+            .serve(track_reader, None, all_objects());
         tokio::pin!(serve);
 
         tokio::time::timeout(std::time::Duration::from_secs(2), async {

@@ -3788,6 +3788,7 @@ mod tests {
         let (mut forwarder, _recv) = super::super::ObjectForwarder::new(publisher, 84, None);
         let forward = forwarder.serve(
             track_reader,
+            None,
             super::super::DeliveryFilter {
                 forward: true,
                 start_location: None,
