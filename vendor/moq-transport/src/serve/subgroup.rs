@@ -208,12 +208,18 @@ impl SubgroupsState {
         }
     }
 
+    /// The template cursor while no reader has claimed it (moq-ffi patch: one
+    /// place for what `isolate_lagging_readers` and `slowest_reader_pending` share).
+    fn unclaimed_template(&self) -> Option<Arc<SubgroupsCursor>> {
+        (!self.template_claimed)
+            .then(|| self.template_cursor.as_ref().and_then(Weak::upgrade))
+            .flatten()
+    }
+
     /// moq-ffi patch: subgroups created and not yet taken by the slowest
     /// healthy reader (the unclaimed template keeps its own window).
     fn slowest_reader_pending(&self) -> usize {
-        let unclaimed_template = (!self.template_claimed)
-            .then(|| self.template_cursor.as_ref().and_then(Weak::upgrade))
-            .flatten();
+        let unclaimed_template = self.unclaimed_template();
         self.reader_cursors
             .iter()
             .filter_map(Weak::upgrade)
@@ -234,9 +240,7 @@ impl SubgroupsState {
     }
 
     fn isolate_lagging_readers(&mut self) {
-        let unclaimed_template = (!self.template_claimed)
-            .then(|| self.template_cursor.as_ref().and_then(Weak::upgrade))
-            .flatten();
+        let unclaimed_template = self.unclaimed_template();
         for cursor in self.reader_cursors.iter().filter_map(Weak::upgrade) {
             if !cursor.active.load(Ordering::Relaxed) {
                 continue;
