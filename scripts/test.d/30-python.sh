@@ -33,3 +33,8 @@ python3 -m venv "$venv"
 "$venv/bin/pip" install -q pytest "$wheel"
 cd "$root/python-tests"   # import the installed package, not the source tree
 MOQ_TEST_RELAY_BIN="$target/debug/moq-test-relay" "$venv/bin/python" -m pytest -q -p no:cacheprovider .
+# Again through moq-relay-ietf on the published moq-transport (the relay users meet; the
+# relay binary starts scripts/build-upstream-relay's moq-upstream-relay).
+echo "--- python-tests through the unpatched relay (MOQ_TEST_RELAY=upstream)"
+MOQ_TEST_RELAY=upstream MOQ_TEST_RELAY_BIN="$target/debug/moq-test-relay" \
+  "$venv/bin/python" -m pytest -q -p no:cacheprovider .

@@ -39,6 +39,9 @@ struct Shared {
 struct Status {
     established: bool,
     ended: bool,
+    /// `moq_unsubscribe` (or destroy) was called: wait_ready fails from then on, whether or
+    /// not the subscription had been established.
+    unsubscribed: bool,
     error: Option<CError>,
 }
 
@@ -250,7 +253,10 @@ impl SubscriberHandle {
         if let Some(mut pump) = pump {
             pump.stop();
         }
-        self.status.update(|s| s.ended = true);
+        self.status.update(|s| {
+            s.ended = true;
+            s.unsubscribed = true;
+        });
     }
 }
 
@@ -295,6 +301,11 @@ pub extern "C" fn moq_subscriber_wait_ready(
                 !s.established && !s.ended
             })
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if status.unsubscribed {
+            return Err(CError::invalid(
+                "the subscriber was unsubscribed (moq_unsubscribe): subscribe again",
+            ));
+        }
         if let Some(err) = &status.error {
             return Err(CError::new(err.code, err.message.clone()));
         }

@@ -123,6 +123,9 @@ pub(crate) struct Shared {
     /// `Stream` mode: bytes published and not yet handed to QUIC, across sessions.
     send_budget: Arc<SendBudget>,
     binding: Mutex<Binding>,
+    /// Cancelled by [`Publisher::close`]: wakes a `publish_when_ready` waiting for room, which
+    /// then reports `Closed` (room may never come on a stalled network).
+    closing: tokio_util::sync::CancellationToken,
 }
 
 /// The session a publisher writes to, and its writer there.
@@ -182,6 +185,7 @@ impl Client {
                 _name: Some(name),
                 next_group: 0,
             }),
+            closing: Default::default(),
         });
         self.remember_publisher(&shared);
         Ok(Publisher {
@@ -384,8 +388,9 @@ impl Publisher {
     }
 
     /// [`Self::publish`], first waiting while the queue toward the network is full: at most
-    /// `timeout` (then `WouldBlock`), or as long as it takes with `None`. Cancel-safe: a
-    /// dropped future publishes nothing.
+    /// `timeout` (then `WouldBlock`), or as long as it takes with `None`; [`Self::close`] from
+    /// another thread ends the wait with `Closed`. Cancel-safe: a dropped future publishes
+    /// nothing.
     pub async fn publish_when_ready(
         &self,
         payload: impl Into<Bytes>,
@@ -397,12 +402,20 @@ impl Publisher {
             match self.publish(payload.clone()) {
                 Err(err @ PublishError::WouldBlock { .. }) => {
                     let room = self.shared.send_budget.ready(self.next_starts_group());
-                    match deadline {
-                        None => room.await,
-                        Some(deadline) => {
-                            if tokio::time::timeout_at(deadline, room).await.is_err() {
-                                return Err(err);
+                    let room = async {
+                        match deadline {
+                            None => {
+                                room.await;
+                                true
                             }
+                            Some(deadline) => tokio::time::timeout_at(deadline, room).await.is_ok(),
+                        }
+                    };
+                    tokio::select! {
+                        // Closed meanwhile: the next publish says so.
+                        _ = self.shared.closing.cancelled() => {}
+                        in_time = room => if !in_time {
+                            return Err(err);
                         }
                     }
                 }
@@ -443,7 +456,8 @@ impl Publisher {
         Ok(())
     }
 
-    /// End the track. Further publishes return `Closed`. Idempotent.
+    /// End the track. Further publishes return `Closed`, and so do those waiting for room
+    /// in [`Self::publish_when_ready`]. Idempotent.
     pub fn close(&self) {
         let writer = {
             let mut binding = lock(&self.shared.binding);
@@ -451,6 +465,7 @@ impl Publisher {
             binding._name = None;
             binding.writer.take()
         };
+        self.shared.closing.cancel();
         if let Some(Writer::Stream {
             current: Some(done),
             ..

@@ -19,8 +19,9 @@ use crate::sync::lock;
 pub(crate) enum Pushed {
     /// Queued.
     Queued,
-    /// Queued after discarding the oldest queued object (`Overflow::DropOldest`).
-    ReplacedOldest,
+    /// Queued after discarding this many of the oldest queued objects (`Overflow::DropOldest`;
+    /// more than one when the byte bound needed the room of several).
+    ReplacedOldest(u64),
     /// The queue is full and the policy is `Overflow::End`: not queued.
     Overflowed,
     /// The consumer is gone: not queued.
@@ -97,13 +98,15 @@ impl Queue {
                 match self.overflow {
                     Overflow::Backpressure => {}
                     Overflow::DropOldest => {
+                        let mut discarded = 0;
                         while !state.has_room(self.capacity, self.max_bytes, size) {
                             state.pop();
+                            discarded += 1;
                         }
                         state.push(object);
                         drop(state);
                         self.readable.notify_one();
-                        return Pushed::ReplacedOldest;
+                        return Pushed::ReplacedOldest(discarded);
                     }
                     Overflow::End => return Pushed::Overflowed,
                 }
@@ -176,8 +179,8 @@ mod tests {
         let queue = Queue::new(2, usize::MAX, Overflow::DropOldest);
         let mut replaced = 0;
         for i in 0..5 {
-            if queue.push(object(i)).await == Pushed::ReplacedOldest {
-                replaced += 1;
+            if let Pushed::ReplacedOldest(n) = queue.push(object(i)).await {
+                replaced += n;
             }
         }
         let mut out = Vec::new();
@@ -247,11 +250,25 @@ mod tests {
         assert_eq!(queue.push(sized(3, 600)).await, Pushed::Queued, "600 freed");
     }
 
+    /// Regression (#23 item 7): the byte bound can pop several small objects to make room for
+    /// one large one, and DropOldest counted one discard per push however many went.
+    #[tokio::test]
+    async fn drop_oldest_counts_every_object_the_byte_bound_discards() {
+        let queue = Queue::new(100, 1000, Overflow::DropOldest);
+        for i in 0..10 {
+            assert_eq!(queue.push(sized(i, 100)).await, Pushed::Queued);
+        }
+        assert_eq!(queue.push(sized(10, 550)).await, Pushed::ReplacedOldest(6));
+        let mut out = Vec::new();
+        queue.pop_many(&mut out, 100).await;
+        assert_eq!(ids(&out), [6, 7, 8, 9, 10]);
+    }
+
     #[tokio::test]
     async fn an_object_over_the_byte_bound_passes_alone() {
         let queue = Queue::new(100, 1000, Overflow::DropOldest);
         queue.push(sized(0, 10)).await;
-        assert_eq!(queue.push(sized(1, 5000)).await, Pushed::ReplacedOldest);
+        assert_eq!(queue.push(sized(1, 5000)).await, Pushed::ReplacedOldest(1));
         assert_eq!(queue.len(), 1);
         assert_eq!(queue.try_pop().map(|o| o.object_id), Some(1));
         assert_eq!(queue.push(sized(2, 5000)).await, Pushed::Queued);

@@ -53,9 +53,19 @@ struct Members {
     sinks: Vec<(Arc<Sink>, Arc<Queue>)>,
     ended: bool,
     /// The last object handed out, and after a re-subscription the point delivery resumes
-    /// after (a relay serves a new subscriber the open group from its start).
+    /// after (a relay serves a new subscriber the open group from its start): objects up to
+    /// it are skipped for the whole new subscription (a later group may come before the
+    /// open group's rest), unless its first object shows the publisher numbering afresh.
     last: Option<(u64, u64)>,
-    resume_after: Option<(u64, u64)>,
+    resume_after: Option<Resume>,
+}
+
+/// Where delivery resumes after a re-subscription.
+#[derive(Clone, Copy)]
+struct Resume {
+    after: (u64, u64),
+    /// No object of the new subscription has come yet.
+    first: bool,
 }
 
 impl Sink {
@@ -74,24 +84,37 @@ impl Fanout {
         let sinks: Vec<(Arc<Sink>, Arc<Queue>)> = {
             let mut members = lock(&self.members);
             let position = (object.group_id, object.object_id);
-            if let Some(after) = members.resume_after {
-                if position <= after {
+            if let Some(resume) = members.resume_after.as_mut() {
+                let first = std::mem::replace(&mut resume.first, false);
+                if first && position.0 < resume.after.0 {
+                    // A relay serves the open group or later: an earlier group is a publisher
+                    // that started again from a lower id, not a repeat.
+                    log::info!(
+                        "group ids went back from {} to {} across the reconnect: the \
+                         publisher numbers afresh; nothing is skipped",
+                        resume.after.0,
+                        position.0
+                    );
+                    members.resume_after = None;
+                    members.last = None;
+                } else if position <= resume.after {
                     return !members.sinks.is_empty(); // delivered before the reconnect
                 }
-                members.resume_after = None;
             }
-            members.last = Some(position);
+            members.last = Some(members.last.map_or(position, |last| last.max(position)));
             members.sinks.clone()
         };
         let mut gone = Vec::new();
         for (sink, queue) in &sinks {
             match queue.push(object.clone()).await {
                 Pushed::Queued => {}
-                Pushed::ReplacedOldest => {
-                    let dropped = 1 + sink
+                Pushed::ReplacedOldest(discarded) => {
+                    let before = sink
                         .dropped
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if dropped == 1 || dropped % 1000 == 0 {
+                        .fetch_add(discarded, std::sync::atomic::Ordering::Relaxed);
+                    let dropped = before + discarded;
+                    // Logged at the first discard and at each 1,000 passed.
+                    if before == 0 || dropped / 1000 > before / 1000 {
                         log::warn!("slow subscriber: {dropped} objects discarded (DropOldest)");
                     }
                 }
@@ -141,7 +164,7 @@ impl Fanout {
     /// After a re-subscription: skip what was delivered before it.
     fn resume(&self) {
         let mut members = lock(&self.members);
-        members.resume_after = members.last;
+        members.resume_after = members.last.map(|after| Resume { after, first: true });
     }
 
     /// Whether the upstream subscription is worth restoring.
@@ -367,6 +390,9 @@ pub(crate) async fn join(
 pub(crate) struct TrackSource {
     reader: EarlyReader,
     budget: Arc<ReceiveBudget>,
+    /// The group expected first: SUBSCRIBE_OK's largest (the relay serves the open group
+    /// from its start); `None` when it named none (nothing published yet).
+    first_group: Option<u64>,
 }
 
 impl Drop for TrackSource {
@@ -453,7 +479,17 @@ async fn open(
                 .await;
         let err = match attempt {
             Err(_) => return Err(SubscribeError::Timeout { after: bound }),
-            Ok(Ok(subscribe)) => return Ok((subscribe, TrackSource { reader, budget })),
+            Ok(Ok(subscribe)) => {
+                let first_group = first_group(&subscribe);
+                return Ok((
+                    subscribe,
+                    TrackSource {
+                        reader,
+                        budget,
+                        first_group,
+                    },
+                ));
+            }
             Ok(Err(err)) => err,
         };
         if live.is_lost() {
@@ -506,6 +542,15 @@ async fn open(
     }
 }
 
+/// The group a new subscription's data starts with: the largest location's group SUBSCRIBE_OK
+/// reports, if it reports one (not when nothing was published yet).
+fn first_group(subscribe: &Subscribe) -> Option<u64> {
+    subscribe
+        .subscribe_ok()
+        .and_then(|ok| ok.params.largest_object().ok().flatten())
+        .map(|largest| largest.group_id)
+}
+
 /// REQUEST_ERROR codes meaning "no such track/namespace (yet)": DOES_NOT_EXIST (0x10), the
 /// legacy NOT_FOUND (0x4) and TIMEOUT (0x3, a relay's rendezvous hold expiring).
 fn is_not_found_code(code: u64) -> bool {
@@ -542,7 +587,7 @@ async fn read_track(
     };
     match mode {
         TrackReaderMode::Subgroups(groups) => {
-            let mut groups = GroupOrder::new(groups);
+            let mut groups = GroupOrder::new(groups, source.first_group);
             loop {
                 let group = match waiting(budget, groups.next()).await {
                     Ok(Some(group)) => group,
@@ -661,4 +706,81 @@ async fn read_object(
         }
     };
     Ok(PartialObject { object_id, payload })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::subscriber::Overflow;
+
+    fn fanout_with_one_subscriber() -> (Fanout, Arc<Queue>) {
+        let fanout = Fanout::default();
+        let queue = Arc::new(Queue::new(1000, usize::MAX, Overflow::Backpressure));
+        let sink = Arc::new(Sink {
+            id: 1,
+            end: Arc::new(Mutex::new(None)),
+            active: watch::channel(true).0,
+            dropped: Default::default(),
+            permit: Mutex::new(None),
+        });
+        assert!(fanout.admit(sink, queue.clone()));
+        (fanout, queue)
+    }
+
+    async fn send(fanout: &Fanout, positions: &[(u64, u64)]) {
+        for &(group_id, object_id) in positions {
+            let object = Object {
+                group_id,
+                object_id,
+                payload: Bytes::new(),
+            };
+            assert!(fanout.send(object).await, "the subscriber is still there");
+        }
+    }
+
+    fn taken(queue: &Queue) -> Vec<(u64, u64)> {
+        std::iter::from_fn(|| queue.try_pop())
+            .map(|object| (object.group_id, object.object_id))
+            .collect()
+    }
+
+    /// Regression (#23 item 1): after a re-subscription the first later object cleared the
+    /// resume point, so when group 6 came before the re-sent open group 5 (a relay opening
+    /// streams concurrently), 5's objects already delivered were delivered again.
+    #[tokio::test]
+    async fn after_a_reconnect_a_later_group_first_lets_no_repeat_of_the_open_group_through() {
+        let (fanout, queue) = fanout_with_one_subscriber();
+        send(&fanout, &[(5, 0), (5, 1), (5, 2)]).await;
+        fanout.resume();
+        send(&fanout, &[(6, 0), (5, 0), (5, 1), (5, 2), (5, 3), (6, 1)]).await;
+        assert_eq!(
+            taken(&queue),
+            [(5, 0), (5, 1), (5, 2), (6, 0), (5, 3), (6, 1)]
+        );
+    }
+
+    /// Regression (#23 item 3): after a re-subscription, ids that start again from 0 (the
+    /// publisher restarted behind the relay) were all skipped as "delivered before".
+    #[tokio::test]
+    async fn after_a_reconnect_ids_that_restart_at_zero_are_delivered() {
+        let (fanout, queue) = fanout_with_one_subscriber();
+        send(&fanout, &[(7, 0), (7, 1)]).await;
+        fanout.resume();
+        send(&fanout, &[(0, 0), (0, 1), (1, 0)]).await;
+        assert_eq!(taken(&queue), [(7, 0), (7, 1), (0, 0), (0, 1), (1, 0)]);
+        // And a later reconnect resumes after the new numbering.
+        fanout.resume();
+        send(&fanout, &[(1, 0), (1, 1)]).await;
+        assert_eq!(taken(&queue), [(1, 1)]);
+    }
+
+    /// The usual case: the re-sent open group's objects already delivered are skipped.
+    #[tokio::test]
+    async fn after_a_reconnect_the_open_group_continues_without_repeats() {
+        let (fanout, queue) = fanout_with_one_subscriber();
+        send(&fanout, &[(3, 0), (3, 1)]).await;
+        fanout.resume();
+        send(&fanout, &[(3, 0), (3, 1), (3, 2), (4, 0)]).await;
+        assert_eq!(taken(&queue), [(3, 0), (3, 1), (3, 2), (4, 0)]);
+    }
 }

@@ -1,9 +1,13 @@
-//! The real `moq-relay-ietf` relay, run in-process for moq-ffi's tests, demo and benchmarks.
+//! The real `moq-relay-ietf` relay for moq-ffi's tests, demo and benchmarks, of two kinds
+//! ([`RelayKind`]): on the workspace's patched moq-transport, in-process, or on the published
+//! moq-transport (what every relay users meet keeps), as the `moq-upstream-relay` child
+//! process. `MOQ_TEST_RELAY=patched|upstream` selects the kind for a whole test run.
 //!
 //! [`TestRelay::start`] generates a self-signed certificate (SANs `localhost`, `127.0.0.1`,
 //! `::1`), writes its PEM to a temporary CA file, binds the relay to `127.0.0.1:0` (an
-//! ephemeral port) and runs it on a dedicated thread with its own current-thread runtime
-//! (`Relay::run` is not `Send`). Clients trust the relay by adding that CA to their own TLS
+//! ephemeral port) and runs it: in-process, on a dedicated thread with its own current-thread
+//! runtime (`Relay::run` is not `Send`); or in a child process built from the same
+//! `relay_server.rs`. Clients trust the relay by adding that CA to their own TLS
 //! configuration: no "insecure" switch is involved.
 //!
 //! [`TestRelay::stop`] (or dropping the handle) shuts the relay down and closes its socket, so
@@ -20,49 +24,47 @@
 pub mod faults;
 pub mod hostile;
 
+mod relay_server;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 
 use anyhow::Context;
-use async_trait::async_trait;
-use moq_native_ietf::quic;
-use moq_relay_ietf::{
-    Coordinator, CoordinatorError, CoordinatorResult, NamespaceOrigin, NamespaceRegistration,
-    RelayConfig,
-};
-use moq_transport::coding::TrackNamespace;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::CertificateDer;
 
-/// Coordinator for a single relay: every namespace is local, nothing is found elsewhere.
-struct SingleRelayCoordinator;
+/// Which moq-relay-ietf 0.8 a [`TestRelay`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RelayKind {
+    /// In this process, on the workspace's moq-transport (vendor/moq-transport, patched).
+    Patched,
+    /// The `moq-upstream-relay` binary in a child process, on the published moq-transport
+    /// 0.17 without our patch: the stream and datagram behaviour every other relay has.
+    /// `scripts/build-upstream-relay` builds it.
+    Upstream,
+}
 
-#[async_trait]
-impl Coordinator for SingleRelayCoordinator {
-    async fn register_namespace(
-        &self,
-        _scope: Option<&str>,
-        _namespace: &TrackNamespace,
-        _context: &moq_relay_ietf::CoordinatorContext,
-    ) -> CoordinatorResult<NamespaceRegistration> {
-        Ok(NamespaceRegistration::new(()))
+impl RelayKind {
+    /// The kind `MOQ_TEST_RELAY` selects (`patched`, the default, or `upstream`), so one
+    /// switch runs a whole suite against either relay.
+    ///
+    /// # Panics
+    /// On any other value: a typo must not silently test the wrong relay.
+    pub fn from_env() -> Self {
+        match std::env::var("MOQ_TEST_RELAY").as_deref() {
+            Err(_) | Ok("") | Ok("patched") => RelayKind::Patched,
+            Ok("upstream") => RelayKind::Upstream,
+            Ok(other) => panic!("MOQ_TEST_RELAY={other}: expected `patched` or `upstream`"),
+        }
     }
 
-    async fn unregister_namespace(
-        &self,
-        _scope: Option<&str>,
-        _namespace: &TrackNamespace,
-    ) -> CoordinatorResult<()> {
-        Ok(())
-    }
-
-    async fn lookup(
-        &self,
-        _scope: Option<&str>,
-        _namespace: &TrackNamespace,
-    ) -> CoordinatorResult<(NamespaceOrigin, Option<moq_native_ietf::Client>)> {
-        Err(CoordinatorError::NamespaceNotFound)
+    /// `patched` or `upstream`, as `MOQ_TEST_RELAY` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RelayKind::Patched => "patched",
+            RelayKind::Upstream => "upstream",
+        }
     }
 }
 
@@ -94,32 +96,114 @@ impl Identity {
     }
 
     fn tls(&self) -> anyhow::Result<moq_native_ietf::tls::Config> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone()));
-        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_no_client_auth()
-            .with_single_cert(vec![self.cert.clone()], key)?;
-        // The relay's own outbound client (unused with a single relay) trusts only this CA.
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.cert.clone())?;
-        let client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(moq_native_ietf::tls::Config {
-            client,
-            server: Some(server),
-            fingerprints: Vec::new(),
-        })
+        relay_server::tls_config(&self.cert, &self.key_der)
+    }
+
+    /// Write the certificate (DER) and key (PKCS#8 DER) for a relay in another process.
+    fn write_der_files(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
+        let dir = self._dir.path();
+        let (cert, key) = (dir.join("relay-cert.der"), dir.join("relay-key.pk8"));
+        std::fs::write(&cert, self.cert.as_ref()).context("write certificate file")?;
+        std::fs::write(&key, &self.key_der).context("write key file")?;
+        Ok((cert, key))
     }
 }
 
-/// A running in-process relay. Dropping it stops the relay.
+/// A running relay of either [`RelayKind`]. Dropping it stops the relay.
 pub struct TestRelay {
     identity: Identity,
+    kind: RelayKind,
     addr: SocketAddr,
-    running: Option<Running>,
+    running: Option<Server>,
+}
+
+/// The relay as it runs: a thread of this process, or a child process.
+enum Server {
+    InProcess(Running),
+    Child(UpstreamProcess),
+}
+
+impl Server {
+    fn stop(self) {
+        match self {
+            Server::InProcess(running) => running.stop(),
+            Server::Child(child) => child.stop(),
+        }
+    }
+}
+
+/// `moq-upstream-relay` in a child process. Killed (SIGKILL: no CONNECTION_CLOSE, as a crash)
+/// when stopped or dropped; its stdin is a pipe, so it also ends if this process dies.
+struct UpstreamProcess {
+    child: Child,
+}
+
+impl UpstreamProcess {
+    /// Where the binary is: `MOQ_UPSTREAM_RELAY_BIN`, else beside this executable or one
+    /// directory up (a test binary lives in `target/<profile>/deps`).
+    fn binary() -> anyhow::Result<PathBuf> {
+        if let Some(path) = std::env::var_os("MOQ_UPSTREAM_RELAY_BIN") {
+            return Ok(PathBuf::from(path));
+        }
+        let exe = std::env::current_exe().context("this executable's path")?;
+        exe.ancestors()
+            .skip(1)
+            .take(2)
+            .map(|dir| dir.join("moq-upstream-relay"))
+            .find(|candidate| candidate.exists())
+            .with_context(|| {
+                format!(
+                    "moq-upstream-relay not found beside {} (build it with \
+                     scripts/build-upstream-relay, or set MOQ_UPSTREAM_RELAY_BIN)",
+                    exe.display()
+                )
+            })
+    }
+
+    /// Start it on `127.0.0.1:port` (0: ephemeral) and return it with the port it bound.
+    fn start(identity: &Identity, port: u16) -> anyhow::Result<(Self, u16)> {
+        use std::io::BufRead;
+        let (cert, key) = identity.write_der_files()?;
+        let binary = Self::binary()?;
+        let mut child = Command::new(&binary)
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .arg("--port")
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("start {}", binary.display()))?;
+        let stdout = child.stdout.take().context("relay stdout")?;
+        let mut bound = None;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line.context("read the relay's output")?;
+            if line == "READY" {
+                break;
+            }
+            if let Some(value) = line.strip_prefix("MOQ_RELAY_PORT=") {
+                bound = value.parse::<u16>().ok();
+            }
+        }
+        let process = Self { child };
+        let port = bound.context("moq-upstream-relay exited before it was ready")?;
+        log::debug!("moq-upstream-relay (unpatched moq-transport) on 127.0.0.1:{port}");
+        Ok((process, port))
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for UpstreamProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A server on a thread of its own, with a current-thread runtime and a `LocalSet` (the relay
@@ -190,56 +274,62 @@ impl Running {
 }
 
 impl TestRelay {
-    /// Start a relay on `127.0.0.1` with an ephemeral port and a fresh self-signed certificate.
+    /// Start the relay `MOQ_TEST_RELAY` selects ([`RelayKind::from_env`]) on `127.0.0.1` with
+    /// an ephemeral port and a fresh self-signed certificate.
     pub fn start() -> anyhow::Result<Self> {
-        Self::start_on_port(0)
+        Self::start_kind(RelayKind::from_env(), 0)
     }
 
-    /// Start a relay on `127.0.0.1:port` (0: an ephemeral port) with a fresh self-signed
-    /// certificate for `localhost` and `127.0.0.1`.
+    /// Start the relay `MOQ_TEST_RELAY` selects on `127.0.0.1:port` (0: an ephemeral port)
+    /// with a fresh self-signed certificate for `localhost` and `127.0.0.1`.
     pub fn start_on_port(port: u16) -> anyhow::Result<Self> {
+        Self::start_kind(RelayKind::from_env(), port)
+    }
+
+    /// Start a relay of `kind` on `127.0.0.1:port` (0: an ephemeral port), whatever
+    /// `MOQ_TEST_RELAY` says.
+    pub fn start_kind(kind: RelayKind, port: u16) -> anyhow::Result<Self> {
         let identity = Identity::generate()?;
-        let socket = UdpSocket::bind(("127.0.0.1", port))
-            .with_context(|| format!("bind relay socket 127.0.0.1:{port}"))?;
-        let addr = socket.local_addr()?;
-        let running = Self::spawn(&identity, socket)?;
+        let (running, addr) = Self::spawn(&identity, kind, port)?;
         Ok(Self {
             identity,
+            kind,
             addr,
             running: Some(running),
         })
     }
 
-    fn spawn(identity: &Identity, socket: UdpSocket) -> anyhow::Result<Running> {
+    fn spawn(
+        identity: &Identity,
+        kind: RelayKind,
+        port: u16,
+    ) -> anyhow::Result<(Server, SocketAddr)> {
+        if kind == RelayKind::Upstream {
+            let (process, port) = UpstreamProcess::start(identity, port)?;
+            return Ok((
+                Server::Child(process),
+                SocketAddr::from(([127, 0, 0, 1], port)),
+            ));
+        }
+        let socket = UdpSocket::bind(("127.0.0.1", port))
+            .with_context(|| format!("bind relay socket 127.0.0.1:{port}"))?;
+        let addr = socket.local_addr()?;
         let tls = identity.tls()?;
-        Running::start(
+        let running = Running::start(
             "moq-test-relay",
-            move || {
-                let tls_for_config = tls.clone();
-                quic::Endpoint::new(quic::Config::with_socket(socket, None, tls)).and_then(
-                    |endpoint| {
-                        RelayConfig {
-                            bind: None,
-                            endpoints: vec![endpoint],
-                            tls: tls_for_config,
-                            qlog_dir: None,
-                            mlog_dir: None,
-                            announce: None,
-                            node: None,
-                            coordinator: Arc::new(SingleRelayCoordinator),
-                            session: Default::default(),
-                            connection_tagger: None,
-                        }
-                        .build()
-                    },
-                )
-            },
+            move || relay_server::build_relay(socket, tls),
             |relay| async move {
                 if let Err(err) = relay.run().await {
                     eprintln!("moq-test-relay: relay stopped: {err:#}");
                 }
             },
-        )
+        )?;
+        Ok((Server::InProcess(running), addr))
+    }
+
+    /// Which relay this is.
+    pub fn kind(&self) -> RelayKind {
+        self.kind
     }
 
     /// The relay's raw-QUIC URL, `moqt://localhost:PORT`.
@@ -284,16 +374,18 @@ impl TestRelay {
 
     /// Where the relay is and how to trust it, one `KEY=VALUE` line each (what `moq-test-relay`
     /// and `moqkit relay` print): `MOQ_RELAY_MOQT_URL`, `MOQ_RELAY_HTTPS_URL`,
-    /// `MOQ_RELAY_CA_FILE`, `MOQ_RELAY_SHA256`, `MOQ_RELAY_PORT`.
+    /// `MOQ_RELAY_CA_FILE`, `MOQ_RELAY_SHA256`, `MOQ_RELAY_PORT`, `MOQ_RELAY_KIND` (`patched`
+    /// or `upstream`).
     pub fn environment(&self) -> String {
         format!(
             "MOQ_RELAY_MOQT_URL={}\nMOQ_RELAY_HTTPS_URL={}\nMOQ_RELAY_CA_FILE={}\n\
-             MOQ_RELAY_SHA256={}\nMOQ_RELAY_PORT={}\n",
+             MOQ_RELAY_SHA256={}\nMOQ_RELAY_PORT={}\nMOQ_RELAY_KIND={}\n",
             self.moqt_url(),
             self.https_url(),
             self.ca_path().display(),
             self.sha256_hex(),
-            self.addr.port()
+            self.addr.port(),
+            self.kind.name()
         )
     }
 
@@ -313,8 +405,9 @@ impl TestRelay {
     /// Start the relay again on the same port with the same certificate.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
-        let socket = UdpSocket::bind(self.addr).context("re-bind relay port")?;
-        self.running = Some(Self::spawn(&self.identity, socket)?);
+        let (running, _) = Self::spawn(&self.identity, self.kind, self.addr.port())
+            .context("restart the relay on its port")?;
+        self.running = Some(running);
         Ok(())
     }
 }

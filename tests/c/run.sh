@@ -51,17 +51,25 @@ for program in readme_pkgconfig cmake-build/readme_shared cmake-build/readme_sta
   esac
 done
 
-# Start the relay; it lives as long as its stdin (our fd 3) stays open.
-coproc RELAY { exec "$target/moq-test-relay"; }
-relay_pid=$RELAY_PID
-trap 'kill $relay_pid 2>/dev/null || true' EXIT
-while IFS= read -r line <&"${RELAY[0]}"; do
-  case "$line" in
-    READY) break ;;
-    MOQ_RELAY_*=*) export "${line?}" ;;
-  esac
-done
-export SSL_CERT_FILE="$MOQ_RELAY_CA_FILE"   # moq_client_create() trusts "system" roots
+# Start the relay (the kind MOQ_TEST_RELAY selects); it lives as long as its stdin stays open.
+relay_pid=
+start_relay() {
+  if [ -n "$relay_pid" ]; then
+    kill "$relay_pid" 2>/dev/null || true
+    wait "$relay_pid" 2>/dev/null || true
+  fi
+  coproc RELAY { exec "$target/moq-test-relay"; }
+  relay_pid=$RELAY_PID
+  while IFS= read -r line <&"${RELAY[0]}"; do
+    case "$line" in
+      READY) break ;;
+      MOQ_RELAY_*=*) export "${line?}" ;;
+    esac
+  done
+  export SSL_CERT_FILE="$MOQ_RELAY_CA_FILE"   # moq_client_create() trusts "system" roots
+}
+trap '[ -z "$relay_pid" ] || kill $relay_pid 2>/dev/null || true' EXIT
+start_relay
 export MOQ_TEST_RELAY_BIN="$target/moq-test-relay"   # for the cases that stop and restart a relay
 
 echo "--- the README example, installed SDK: pkg-config, CMake shared, CMake static"
@@ -77,6 +85,14 @@ echo "--- C tests, shared library"
 MOQ_TEST_SCALE=10 "$out/test_capi_shared"
 echo "--- C tests, static library"
 MOQ_TEST_SCALE=10 "$out/test_capi_static"
+  echo "  relay: $MOQ_RELAY_KIND on port $MOQ_RELAY_PORT"
+  MOQ_TEST_SCALE=10 "$out/test_capi_shared" stream_pubsub_both_schemes stream_burst_1000_in_order \
+    datagram_pubsub_both_schemes zero_length_objects \
+    wait_ready_after_unsubscribe_of_an_established_subscription_fails \
+    subscribe_failure_is_visible catalog_subscription reconnect_after_relay_restart_both_schemes
+  kill "$relay_pid" 2>/dev/null || true
+)
+start_relay
 
 if command -v valgrind >/dev/null; then
   echo "--- C tests under valgrind memcheck"
@@ -121,3 +137,14 @@ else
   echo "valgrind not found: install it (apt-get install valgrind)" >&2
   exit 1
 fi
+
+# The publish/subscribe cases again, through moq-relay-ietf on the published moq-transport
+# (what users' relays keep): what the library promises must not depend on our patched relay.
+echo "--- C publish/subscribe cases through the unpatched relay (MOQ_TEST_RELAY=upstream)"
+export MOQ_TEST_RELAY=upstream
+start_relay
+echo "  relay: $MOQ_RELAY_KIND on port $MOQ_RELAY_PORT"
+MOQ_TEST_SCALE=10 "$out/test_capi_shared" stream_pubsub_both_schemes stream_burst_1000_in_order \
+  datagram_pubsub_both_schemes zero_length_objects \
+  wait_ready_after_unsubscribe_of_an_established_subscription_fails \
+  subscribe_failure_is_visible catalog_subscription reconnect_after_relay_restart_both_schemes

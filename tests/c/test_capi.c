@@ -387,6 +387,25 @@ static void test_zero_length_objects(void) {
     moq_client_destroy(client);
 }
 
+/* Regression (#23 item 8): wait_ready said MOQ_OK after moq_unsubscribe when the subscription
+ * had been established, although its documentation says it fails once unsubscribed. */
+static void test_wait_ready_after_unsubscribe_of_an_established_subscription_fails(void) {
+    MoqClient *client = connected_client(moqt_url);
+    char ns[64];
+    unique_name(ns, sizeof ns, "unsub");
+    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
+    MoqPublisher *pub = moq_create_publisher(client, ns, "t");
+    MoqSubscriber *sub = moq_subscribe(client, ns, "t", on_data, NULL);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
+    CHECK_RESULT(moq_unsubscribe(sub), MOQ_OK);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, 0), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK(strstr(moq_last_error(), "unsubscribed") != NULL);
+    CHECK(!moq_is_subscribed(sub));
+    moq_subscriber_destroy(sub);
+    moq_publisher_destroy(pub);
+    moq_client_destroy(client);
+}
+
 static void test_subscribe_failure_is_visible(void) {
     MoqClientConfig config;
     memset(&config, 0, sizeof config);
@@ -1681,6 +1700,8 @@ int main(int argc, char **argv) {
     run_case("stream_burst_1000_in_order", test_stream_burst_1000_in_order);
     run_case("datagram_pubsub_both_schemes", test_datagram_pubsub_both_schemes);
     run_case("zero_length_objects", test_zero_length_objects);
+    run_case("wait_ready_after_unsubscribe_of_an_established_subscription_fails",
+             test_wait_ready_after_unsubscribe_of_an_established_subscription_fails);
     run_case("subscribe_failure_is_visible", test_subscribe_failure_is_visible);
     run_case("catalog_subscription", test_catalog_subscription);
     run_case("subscribe_announces_before_and_after_connect", test_subscribe_announces_before_and_after_connect);
