@@ -30,7 +30,15 @@ pub struct Args {
     /// receive the last objects, in milliseconds.
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     linger_ms: u64,
+    /// Before reading the input, wait up to this long for a subscriber (the relay subscribes
+    /// at once for one already waiting): what is published while nobody subscribes reaches
+    /// nobody. 0: do not wait. Stream mode only.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    wait_subscriber_ms: u64,
 }
+
+/// Below this many objects per group, `pub` warns that a burst can lose its start at a relay.
+const SHORT_GROUPS: u64 = 1000;
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let client = args.target.relay.connect().await?;
@@ -45,6 +53,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ..PublisherOptions::default()
     };
     let publisher = client.create_publisher(&args.target.namespace, &args.target.track, options)?;
+    if !args.datagram && args.group_objects < SHORT_GROUPS {
+        eprintln!(
+            "warning: with --group-objects {}, a burst of more than 8 groups just after a \
+             relay starts following the track can lose its first groups at the relay (it keeps \
+             the newest 8 until it forwards: README, Stream delivery); --rate paces it",
+            args.group_objects
+        );
+    }
     eprintln!(
         "publishing {}/{} on {} ({})",
         args.target.namespace,
@@ -56,6 +72,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "one object per stdin line"
         }
     );
+    if !args.datagram && args.wait_subscriber_ms > 0 {
+        let wait = Duration::from_millis(args.wait_subscriber_ms);
+        if publisher.wait_for_subscriber(wait).await {
+            eprintln!("a subscriber is there");
+        } else {
+            eprintln!(
+                "no subscriber after {} ms: publishing anyway",
+                args.wait_subscriber_ms
+            );
+        }
+    }
     let mut input = Input::open(&args).await?;
     let mut next_at = tokio::time::Instant::now();
     let mut count = 0u64;

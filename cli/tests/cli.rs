@@ -588,3 +588,52 @@ fn tempfile_dir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// Issue #23: `moqkit sub` waiting before the publisher exists, then `moqkit pub
+/// --group-objects 1` fed 3,000 lines at once: only 2,909 arrived, because the first 91
+/// groups were published before the relay's SUBSCRIBE reached the publisher, into nobody. Now
+/// pub waits for the subscriber first (and warns about short groups); what arrives is every
+/// group from the first on, once, in order, to the last (the relay's own first-subscriber hop
+/// may still drop a burst's first groups: README, Stream delivery).
+#[test]
+fn pub_waits_for_a_waiting_subscriber_before_a_burst_of_one_object_groups() {
+    let relay = Relay::start();
+    let namespace = unique("cli/burst");
+    let sub_args = relay.client_args("sub", &[&namespace, "t", "--wait-ms", "20000"]);
+    let sub = spawn(moqkit(&sub_args), false);
+    std::thread::sleep(Duration::from_millis(500)); // its SUBSCRIBE waits at the relay
+    let pub_args = relay.client_args(
+        "pub",
+        &[
+            &namespace,
+            "t",
+            "--group-objects",
+            "1",
+            "--linger-ms",
+            "500",
+        ],
+    );
+    let mut publisher = spawn(moqkit(&pub_args), true);
+    let pub_log = stderr_lines(publisher.stderr.take().unwrap());
+    let lines: String = (0..3000).map(|i| format!("{i}\n")).collect();
+    let mut stdin = publisher.stdin.take().unwrap();
+    stdin.write_all(lines.as_bytes()).unwrap();
+    drop(stdin);
+    wait_for_line(&pub_log, "warning: with --group-objects 1");
+    wait_for_line(&pub_log, "a subscriber is there");
+    assert!(wait_exit(&mut publisher).success());
+    let (status, out) = finish(sub);
+    assert!(status.success(), "sub exited with {status}");
+    let got: Vec<u64> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|line| line.parse().expect("a number"))
+        .collect();
+    let first = *got.first().expect("something arrived");
+    assert_eq!(
+        got,
+        (first..3000).collect::<Vec<_>>(),
+        "in order, none missing after the first"
+    );
+    eprintln!("{} of 3000 arrived (from {first})", got.len());
+}

@@ -424,6 +424,30 @@ impl Publisher {
         }
     }
 
+    /// Whether a subscription is being served (`Stream` mode: the relay subscribes for its
+    /// subscribers; always false in `Datagram` mode, which does not track them).
+    pub fn has_subscriber(&self) -> bool {
+        self.shared.options.delivery == DeliveryMode::Stream
+            && self.shared.send_budget.subscriptions() > 0
+    }
+
+    /// Wait until a subscription is served ([`Self::has_subscriber`]), at most `timeout`;
+    /// true if one is. What is published while nobody subscribes reaches nobody (a
+    /// subscriber that arrives later starts at the newest groups), so a publisher of a
+    /// finite input (a file, a recording) can wait for its audience first. `Datagram` mode:
+    /// false at once. [`Self::close`] ends the wait (false).
+    pub async fn wait_for_subscriber(&self, timeout: Duration) -> bool {
+        if self.shared.options.delivery != DeliveryMode::Stream {
+            return false;
+        }
+        tokio::select! {
+            _ = self.shared.closing.cancelled() => false,
+            waited = tokio::time::timeout(timeout, self.shared.send_budget.subscribed()) => {
+                waited.is_ok()
+            }
+        }
+    }
+
     /// Whether the next object starts a group (`Stream` mode).
     fn next_starts_group(&self) -> bool {
         matches!(

@@ -146,8 +146,30 @@ impl SendBudget {
         }
     }
 
+    /// Subscriptions serving the track now.
+    pub fn subscriptions(&self) -> usize {
+        self.state().subscriptions
+    }
+
+    /// Wait until a subscription serves the track (a publisher that would rather not publish
+    /// into nobody: what it publishes before is kept only as the track's newest subgroups).
+    pub async fn subscribed(&self) {
+        loop {
+            let changed = self.room.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.subscriptions() > 0 {
+                return;
+            }
+            changed.await;
+        }
+    }
+
     pub(crate) fn serving(self: &Arc<Self>) -> ServingSubscription {
         self.state().subscriptions += 1;
+        // Wakes `subscribed` (and `ready`, which checks again: nothing is admitted that
+        // was not before).
+        self.room.notify_waiters();
         ServingSubscription(self.clone())
     }
 }
@@ -247,6 +269,25 @@ mod tests {
         assert_eq!(budget.queued(), 5);
         drop(new);
         assert_eq!(budget.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn subscribed_wakes_when_a_subscription_starts_serving() {
+        let budget = SendBudget::new(10, 8);
+        let waiter = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.subscribed().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        assert_eq!(budget.subscriptions(), 0);
+        let _serving = budget.serving();
+        assert_eq!(budget.subscriptions(), 1);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
+        budget.subscribed().await; // at once while one serves
     }
 
     #[tokio::test]
