@@ -424,3 +424,45 @@ async fn an_ended_subscription_releases_its_upstream_while_the_app_still_holds_i
     still_flowing(&mut ticks, "after two oversize subscriptions").await;
     assert_bounded("two oversize subscriptions", before);
 }
+
+/// Regression (#23 item 4): while the subscriber waited for data, the transport read the
+/// track's other streams without charging its budget, and every uncharged read returned QUIC
+/// credit: a peer keeping group 0 open and idle (the reader waits on it) while streaming
+/// group 1 grew the client at link rate (64 MiB here). Now only the subgroup the reader waits
+/// on reads past the budget; the others stop at `buffer_bytes` plus `receive_window`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subgroup_streaming_beside_an_idle_one_the_reader_waits_on_stays_bounded() {
+    let _alone = ALONE.lock().await;
+    let peer = RelayProcess::start_hostile();
+    let mut config = config(&peer);
+    config.receive_window = 4 * 1024 * 1024;
+    let client = connect(config).await;
+    let mut ticks = good(&client).await;
+    let before = rss_mb();
+    let options = moq_ffi::core::SubscriberOptions {
+        buffer_bytes: 1024 * 1024,
+        ..sub()
+    };
+    let mut layered = client
+        .subscribe(tracks::HOSTILE, tracks::IDLE_BESIDE, options)
+        .await
+        .expect("subscribe");
+    let first = tokio::time::timeout(Duration::from_secs(10), layered.next())
+        .await
+        .expect("group 0's object")
+        .expect("no error")
+        .expect("not ended");
+    assert_eq!(first.group_id, 0);
+    // The reader now waits on group 0 while the peer streams group 1.
+    let waiting = tokio::time::timeout(Duration::from_secs(8), layered.next()).await;
+    assert!(waiting.is_err(), "group 0 is idle: nothing to deliver");
+    let grew = rss_mb() - before;
+    eprintln!(
+        "{} MiB streamed beside an idle group: resident memory grew {grew:.1} MB",
+        hostile::IDLE_BESIDE_BYTES >> 20
+    );
+    // Budget 1 MiB + overdraft (the receive window) 4 MiB + QUIC's window 4 MiB + slack.
+    assert!(grew < 9.0 * 1.05 + 16.0, "grew {grew:.1} MB");
+    assert!(client.is_connected());
+    still_flowing(&mut ticks, "beside a subgroup held at its budget").await;
+}

@@ -217,3 +217,97 @@ async fn a_blocked_listener_under_the_end_policy_is_ended_and_others_get_everyth
     );
     assert!(!blocked.is_active());
 }
+
+/// Issue #23 item 5: a `Backpressure` subscription whose reader stops leaves its track's
+/// streams unread, each holding up to its stream window of the connection's receive window;
+/// enough of them froze every other track of the client (a paused video tile silenced the
+/// audio). A 4 Mbit/s track of one-second groups, paused, beside a small track read as it
+/// comes, with `receive_window` 8 MiB (the connection's share that stalled streams could
+/// fill within the test; 32 MiB by default). Before the fix the other track went silent
+/// about 25 s into the pause. Now it keeps flowing; the paused one ends with `Stalled` once
+/// more than half the window's worth of its streams (4 here) waited unread for a second,
+/// after the objects it had buffered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_track_does_not_freeze_the_clients_other_tracks() {
+    let relay = relay();
+    let publisher_client = connect(&relay, "moqt").await;
+    let mut config = common::config(&relay, "moqt");
+    config.receive_window = 8 * 1024 * 1024;
+    let client = moq_ffi::core::Client::new(config).unwrap();
+    client.connect().await.unwrap();
+    publisher_client.announce("tile").await.unwrap();
+    let video = publisher_client
+        .create_publisher("tile", "video", stream())
+        .unwrap();
+    let audio = publisher_client
+        .create_publisher("tile", "audio", stream())
+        .unwrap();
+    let paused_options = SubscriberOptions {
+        buffer_bytes: 2 * 1024 * 1024,
+        overflow: Overflow::Backpressure,
+        ..SubscriberOptions::default()
+    };
+    let mut paused = client
+        .subscribe("tile", "video", paused_options)
+        .await
+        .unwrap();
+    let mut listening = client.subscribe("tile", "audio", sub()).await.unwrap();
+
+    let running = Arc::new(AtomicBool::new(true));
+    let publishing = tokio::spawn({
+        let running = running.clone();
+        async move {
+            // 10 video objects of 50 KB a second (4 Mbit/s), a group a second; 50 audio
+            // objects of 1 KB a second.
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            let mut n = 0usize;
+            while running.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let _ = audio.publish(numbered(n));
+                if n % 5 == 0 {
+                    if n % 50 == 0 {
+                        let _ = video.new_group();
+                    }
+                    let _ = video.publish(vec![7u8; 50_000]);
+                }
+                n += 1;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let mut heard = 0usize;
+    let mut longest_silence = Duration::ZERO;
+    let mut last = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(40) {
+        match tokio::time::timeout(Duration::from_secs(5), listening.next()).await {
+            Ok(Ok(Some(_))) => {
+                heard += 1;
+                longest_silence = longest_silence.max(last.elapsed());
+                last = std::time::Instant::now();
+            }
+            Ok(other) => panic!("the audio subscription ended: {other:?}"),
+            Err(_) => panic!(
+                "audio silent for 5 s after {heard} objects, {:?} into the pause",
+                started.elapsed()
+            ),
+        }
+    }
+    running.store(false, Ordering::Relaxed);
+    publishing.await.unwrap();
+    eprintln!("audio: {heard} objects in 40 s, longest silence {longest_silence:?}");
+    assert!(longest_silence < Duration::from_secs(2));
+    // The paused track: what it buffered, then the typed end.
+    let mut buffered = 0;
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(10), paused.next()).await {
+            Ok(Ok(Some(_))) => buffered += 1,
+            Ok(other) => break other,
+            Err(_) => panic!("the paused track neither ended nor delivered"),
+        }
+    };
+    eprintln!("paused track: {buffered} buffered objects, then {end:?}");
+    assert!(
+        matches!(end, Err(SubscribeError::Stalled { max_streams: 4 })),
+        "{end:?}"
+    );
+}

@@ -136,6 +136,7 @@ impl Classify for SubscribeError {
             SubscribeError::ObjectTooLarge { .. } => ErrorKind::TooLarge,
             SubscribeError::TooManySubscriptions { .. }
             | SubscribeError::SlowConsumer { .. }
+            | SubscribeError::Stalled { .. }
             | SubscribeError::SessionRequestsExhausted { .. } => ErrorKind::LimitReached,
         }
     }

@@ -111,8 +111,10 @@ pub struct ClientConfig {
     /// connection receive window; each stream may take at most 1 MiB of it). With the
     /// subscriptions' `buffer_bytes`, the bound on received data held in memory. A
     /// subscription under `Backpressure` whose reader stops holds up to 1 MiB per open
-    /// group of its track here; once the whole window is held, the connection's other
-    /// tracks wait too, so keep it well above the open groups of a slow track. Default 32 MiB.
+    /// group of its track here; stalled subscriptions together may leave at most half the
+    /// window's worth of streams unread (16 streams of 1 MiB at 32 MiB): past that, when
+    /// another subscription shares the connection, the stalled one ends with
+    /// `SubscribeError::Stalled`, so the others keep flowing. Default 32 MiB.
     pub receive_window: u64,
     /// Reconnect automatically after the session is lost. Default `None`: a lost session
     /// ends every publisher and subscription (state `Failed`).
@@ -269,6 +271,17 @@ const MIN_RECEIVE_WINDOW: u64 = 64 * 1024;
 const MAX_RECEIVE_WINDOW: u64 = 1 << 40;
 /// The most one QUIC stream may hold unread, within the connection's window.
 pub(crate) const STREAM_RECEIVE_WINDOW: u64 = 1024 * 1024;
+
+/// How many streams the subscriptions of one connection may leave unread at once while their
+/// readers are stalled (`Backpressure` with nothing taken for a second): each holds up to a
+/// stream window of the connection's `receive_window`, so together they may hold at most half
+/// of it (at least 2 streams). Past that, when another subscription shares the connection, the
+/// stalled one ends with [`super::SubscribeError::Stalled`] instead of freezing the others (a
+/// subscription alone may stall as long as its reader likes: it loses nothing).
+pub(crate) fn max_stalled_streams(receive_window: u64) -> usize {
+    let per_stream = STREAM_RECEIVE_WINDOW.min(receive_window).max(1);
+    ((receive_window / per_stream / 2) as usize).max(2)
+}
 
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -112,6 +112,9 @@ pub(crate) struct LiveParts {
     pub(crate) reconnects: bool,
     /// Requests sent on this session (see `ClientConfig::max_requests_per_session`).
     requests: std::sync::atomic::AtomicU64,
+    /// Streams this session's subscriptions may leave unread at once (see
+    /// [`super::config::max_stalled_streams`]): shared by their receive budgets.
+    pub(crate) stall_limit: Arc<moq_transport::serve::StallLimit>,
     supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -389,6 +392,9 @@ impl Client {
                 early_readers,
                 reconnects: config.reconnect.is_some(),
                 requests: Default::default(),
+                stall_limit: moq_transport::serve::StallLimit::new(
+                    super::config::max_stalled_streams(config.receive_window),
+                ),
                 supervisor: Mutex::new(None),
             },
             self.inner.runtime.clone(),

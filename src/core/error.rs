@@ -310,6 +310,16 @@ pub enum SubscribeError {
         /// Objects buffered when it ended.
         buffered: usize,
     },
+    /// The reader took nothing (`Backpressure`, its buffer full) while the track's streams
+    /// waited unread, and the connection's stalled streams reached `max_streams` (half its
+    /// `receive_window`, in stream windows): the subscription was ended so the connection's
+    /// other tracks keep flowing. Objects buffered before are still delivered first. Read
+    /// faster, unsubscribe while paused, or raise `buffer_bytes` / `receive_window`.
+    #[error("the subscriber took nothing while its track's streams waited unread, and the connection's {max_streams} stalled streams (half its receive_window) were reached; subscription ended so other tracks keep flowing: read faster, unsubscribe while paused, or raise buffer_bytes or receive_window")]
+    Stalled {
+        /// The most streams the connection's stalled subscriptions may leave unread.
+        max_streams: usize,
+    },
     /// The client already holds `max_subscriptions` subscriptions; close one first (or raise
     /// the limit in the client configuration).
     #[error("this client already holds {max} subscriptions (max_subscriptions); close one or raise the limit")]

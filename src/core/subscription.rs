@@ -457,7 +457,14 @@ async fn open(
     loop {
         // The transport reads at most `buffer_bytes` of the track ahead of its reader task
         // (vendor/moq-transport's receive budget), and drops each object once read.
-        let budget = Arc::new(ReceiveBudget::new(options.buffer_bytes));
+        // While the reader waits for data the transport may read `receive_window` more (what
+        // it waits for can be behind other streams); a stalled reader's unread streams count
+        // against the session's stall limit.
+        let budget = Arc::new(ReceiveBudget::with_limits(
+            options.buffer_bytes,
+            usize::try_from(config.receive_window).unwrap_or(usize::MAX),
+            live.stall_limit.clone(),
+        ));
         let (writer, reader) = Track::new(TrackNamespace::from_utf8_path(namespace), track)
             .produce_with_receive_budget(budget.clone());
         // Registered before SUBSCRIBE goes out, so the session takes the reader while the
@@ -594,14 +601,23 @@ async fn read_track(
                     Ok(None) => return Ok(()),
                     Err(err) => return lost(err),
                 };
-                let group_id = group.group_id;
+                let (group_id, subgroup_id) = (group.group_id, group.subgroup_id);
                 log::trace!("group {group_id} opened at object {}", group.pos());
                 let mut group = group;
+                // Each wait names this subgroup: the transport reads its stream even past the
+                // budget (the data goes straight to this task), and no other stream's.
                 loop {
-                    match waiting(budget, group.next()).await {
+                    let next = {
+                        let _waits = budget.consumer_waits_on(group_id, subgroup_id);
+                        group.next().await
+                    };
+                    match next {
                         Ok(Some(object)) => {
                             let object_id = object_checked(&object, max)?;
-                            let payload = waiting(budget, read_object(object_id, object)).await;
+                            let payload = {
+                                let _waits = budget.consumer_waits_on(group_id, subgroup_id);
+                                read_object(object_id, object).await
+                            };
                             let payload = match payload {
                                 Ok(payload) => payload,
                                 Err(err) => {
@@ -609,7 +625,7 @@ async fn read_track(
                                     break;
                                 }
                             };
-                            if !fanout.send(payload.with_group(group_id)).await {
+                            if !send(fanout, budget, payload.with_group(group_id)).await? {
                                 return Ok(()); // every local subscriber went away
                             }
                         }
@@ -652,6 +668,28 @@ async fn read_track(
         TrackReaderMode::Stream(_) => Err(SubscribeError::Refused {
             reason: "publisher uses single-stream track mode, which is not supported".into(),
         }),
+    }
+}
+
+/// Hand `object` to the local subscribers (see [`Fanout::send`]); while they make it wait
+/// (`Backpressure`), the transport may find the track's streams stalled past the session's
+/// limit and stop them: then the subscription ends with `Stalled`.
+async fn send(
+    fanout: &Fanout,
+    budget: &ReceiveBudget,
+    object: Object,
+) -> Result<bool, SubscribeError> {
+    tokio::select! {
+        biased;
+        sent = fanout.send(object) => Ok(sent),
+        _ = budget.overrun_notified() => {
+            let max_streams = budget.stall_limit().max();
+            log::warn!(
+                "a subscription's reader took nothing while its streams waited unread, up to \
+                 the connection's {max_streams} stalled streams: ended so other tracks flow"
+            );
+            Err(SubscribeError::Stalled { max_streams })
+        }
     }
 }
 

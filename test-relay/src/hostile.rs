@@ -50,6 +50,11 @@ pub mod tracks {
     /// SUBSCRIBE_OK, then [`super::UNKNOWN_ALIAS_STREAMS`] raw data streams for a track alias
     /// nobody subscribed to.
     pub const UNKNOWN_ALIAS: &str = "unknown-alias";
+    /// SUBSCRIBE_OK, then group 0 gets one object and stays open, idle, while group 1
+    /// streams [`super::IDLE_BESIDE_BYTES`] in 64 KiB objects as fast as the subscriber takes
+    /// them: a layered codec's shape, or a peer trying to grow a subscriber that waits on the
+    /// idle group.
+    pub const IDLE_BESIDE: &str = "idle-beside";
     /// SUBSCRIBE_OK, then a data stream whose header is garbage: a protocol violation that
     /// ends the session. Sent on the first such request of the peer's life only, so a client
     /// that reconnects and subscribes again gets a working session.
@@ -64,6 +69,8 @@ pub const CUT_OBJECT_DECLARED: usize = 100_000;
 pub const CUT_THEN_WHOLE: &[u8] = b"whole object after the cut one";
 /// Groups (streams) sent on [`tracks::STREAM_FLOOD`].
 pub const FLOOD_STREAMS: u64 = 5_000;
+/// Bytes streamed on group 1 of [`tracks::IDLE_BESIDE`].
+pub const IDLE_BESIDE_BYTES: usize = 64 * 1024 * 1024;
 /// Raw streams sent on [`tracks::UNKNOWN_ALIAS`].
 pub const UNKNOWN_ALIAS_STREAMS: u64 = 200;
 /// Namespaces announced then withdrawn in each discovery flood round.
@@ -205,6 +212,7 @@ impl Connection {
             (tracks::HOSTILE, tracks::OVERSIZE) => serve_oversize(subscribed).await,
             (tracks::HOSTILE, tracks::CUT) => serve_cut(subscribed).await,
             (tracks::HOSTILE, tracks::STREAM_FLOOD) => serve_flood(subscribed).await,
+            (tracks::HOSTILE, tracks::IDLE_BESIDE) => serve_idle_beside(subscribed).await,
             (tracks::HOSTILE, tracks::UNKNOWN_ALIAS) => self.unknown_alias(subscribed).await,
             (tracks::HOSTILE, tracks::GARBAGE) => self.garbage(subscribed).await,
             _ => subscribed
@@ -345,6 +353,27 @@ async fn serve_flood(subscribed: Subscribed) -> anyhow::Result<()> {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+        Ok(groups)
+    })
+    .await
+}
+
+/// Group 0: one object, then idle and open; group 1: [`IDLE_BESIDE_BYTES`] as fast as taken.
+async fn serve_idle_beside(subscribed: Subscribed) -> anyhow::Result<()> {
+    serve_writing(subscribed, |mut groups| async move {
+        // Let the serving side claim the track first (see `serve_flood`).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut idle = group(&mut groups, 0)?;
+        idle.write(Bytes::from_static(b"the idle group's only object"))?;
+        let mut busy = group(&mut groups, 1)?;
+        let chunk = Bytes::from(vec![0x1d; 64 * 1024]);
+        for _ in 0..IDLE_BESIDE_BYTES / chunk.len() {
+            busy.write(chunk.clone())?;
+            tokio::task::yield_now().await;
+        }
+        // Group 0 stays open, idle, as long as the subscriber stays.
+        std::future::pending::<()>().await;
+        drop(idle);
         Ok(groups)
     })
     .await

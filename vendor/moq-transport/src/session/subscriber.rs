@@ -2719,24 +2719,49 @@ impl Subscriber {
             );
 
             // moq-ffi patch: under a receive budget, read no further than the budget allows
-            // (beyond it while the consumer waits for data), so a consumer that falls behind
-            // stops this stream and QUIC flow control slows the sender.
+            // (and its overdraft while the consumer waits for data; the subgroup the consumer
+            // waits on always), so a consumer that falls behind stops this stream and QUIC
+            // flow control slows the sender. A stalled consumer may leave only so many
+            // streams waiting: past that the track is overrun and its streams are stopped.
             let budget = subgroup_writer.receive_budget().cloned();
+            let key = (
+                subgroup_header.group_id,
+                subgroup_header.subgroup_id.unwrap_or(0),
+            );
             let mut chunks_read = 0;
             while remaining_bytes > 0 {
                 let (allowed, charged) = match &budget {
-                    Some(budget) => loop {
-                        let starving = budget.starving();
-                        tokio::pin!(starving);
-                        starving.as_mut().enable();
-                        if budget.consumer_waiting() {
-                            break (remaining_bytes.min(crate::serve::BUDGET_CHUNK), 0);
+                    Some(budget) => {
+                        let mut stalled = None;
+                        loop {
+                            let starving = budget.starving();
+                            tokio::pin!(starving);
+                            starving.as_mut().enable();
+                            if budget.overrun() {
+                                return Err(SessionError::Serve(ServeError::Cancel));
+                            }
+                            if budget.is_head(key.0, key.1) {
+                                break (remaining_bytes.min(crate::serve::BUDGET_CHUNK), 0);
+                            }
+                            if let Some(taken) = budget.try_reserve(remaining_bytes) {
+                                break (taken, taken);
+                            }
+                            stalled.get_or_insert_with(|| budget.stall());
+                            if budget.check_overrun().is_err() {
+                                tracing::debug!(
+                                    group_id = key.0,
+                                    "a stalled consumer left too many streams unread: stopping its track's streams"
+                                );
+                                return Err(SessionError::Serve(ServeError::Cancel));
+                            }
+                            tokio::select! {
+                                taken = budget.reserve(remaining_bytes) => break (taken, taken),
+                                _ = &mut starving => {}
+                                // Look again once the grace may have run out.
+                                _ = tokio::time::sleep(crate::serve::STALL_GRACE / 4) => {}
+                            }
                         }
-                        tokio::select! {
-                            taken = budget.reserve(remaining_bytes) => break (taken, taken),
-                            _ = &mut starving => {}
-                        }
-                    },
+                    }
                     None => (remaining_bytes, 0),
                 };
                 let data = reader.read_chunk(allowed).await;
