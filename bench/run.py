@@ -62,10 +62,13 @@ def machine():
 
 
 class Relay:
-    def __init__(self, binary):
-        self.proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True)
+    """moq-test-relay, of the kind MOQ_TEST_RELAY names (`patched` or `upstream`)."""
+
+    def __init__(self, binary, kind="patched"):
         self.env = dict(os.environ)
+        self.env["MOQ_TEST_RELAY"] = kind
+        self.proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, env=self.env)
         for line in self.proc.stdout:
             line = line.strip()
             if line == "READY":
@@ -127,7 +130,12 @@ def main():
     parser.add_argument("--no-swift", action="store_true")
     parser.add_argument("--out", required=True)
     parser.add_argument("--soak-seconds", type=int, default=60)
+    parser.add_argument("--relays-only", action="store_true",
+                        help="only the SDK core through both relays; replaces that section "
+                             "of --out")
     args = parser.parse_args()
+    if args.relays_only:
+        return relays_only(args)
 
     paths = [
         ("baseline", "plain moq-transport", [args.bench, "baseline"]),
@@ -179,10 +187,103 @@ def main():
     finally:
         relay.stop()
 
+    section, relay_failures = compare_relays(args, workloads, runs, burst_runs)
+    failures += relay_failures
     report = render(args, paths, workloads, results, memory, soak, failures, runs)
+    report = report.replace("\n## Resources (SDK core)", section + "\n## Resources (SDK core)", 1)
     with open(args.out, "w") as f:
         f.write(report)
     print(f"\nwrote {args.out}")
+    for failure in failures:
+        print(f"FAILED: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+RELAY_KINDS = [("patched", "patched relay"), ("upstream", "unpatched relay")]
+RELAY_WORKLOADS = ("small", "large", "paced")
+RELAYS_HEADING = "## Through both relays (SDK core)"
+
+
+def compare_relays(args, workloads, runs, burst_runs):
+    """The SDK core's burst and paced workloads through moq-relay-ietf on our patched
+    moq-transport and on the published one, interleaved in one invocation. Returns the
+    Markdown section and any failures."""
+    relays = {kind: Relay(args.relay, kind) for kind, _ in RELAY_KINDS}
+    results, failures = {}, []
+    chosen = [w for w in workloads if w[0] in RELAY_WORKLOADS]
+    try:
+        for run in range(burst_runs):
+            for key, label, wargs, metric, unit, _ in chosen:
+                if run >= (burst_runs if key in BURSTS else runs):
+                    continue
+                for kind, klabel in RELAY_KINDS:
+                    result, error = run_one([args.bench, "core"] + wargs, relays[kind].env, 300)
+                    results.setdefault((key, kind), []).append(result)
+                    if error:
+                        failures.append(f"core via {klabel} / {label} (run {run + 1}): {error}")
+                    shown = fmt(result.get(metric) if result else None, unit)
+                    print(f"run {run + 1} {label:38} {klabel:22} {shown}", flush=True)
+    finally:
+        for relay in relays.values():
+            relay.stop()
+    lines = [
+        "",
+        RELAYS_HEADING,
+        "",
+        "The SDK core's bursts and paced stream through moq-relay-ietf 0.8 on this workspace's "
+        "patched moq-transport (`MOQ_TEST_RELAY=patched`, in-process in `moq-test-relay`) and "
+        "on the published moq-transport 0.17 (`MOQ_TEST_RELAY=upstream`, `moq-upstream-relay` "
+        "in a child process: the stream behaviour relays users meet keep), both running, runs "
+        f"interleaved; medians of {runs} runs ({burst_runs} for the bursts), measured on "
+        f"{datetime.date.today().isoformat()} by `scripts/bench"
+        f"{' --relays-only' if args.relays_only else ''}`. Every burst checks that its "
+        "objects arrived complete and in order.",
+        "",
+        "| workload | " + " | ".join(k[1] for k in RELAY_KINDS) + " | unpatched / patched |",
+        "|---|---|---|---|",
+    ]
+    for key, label, wargs, metric, unit, higher in chosen:
+        rows = [(f"{label} ({unit})", metric, unit, higher)]
+        if key == "paced":
+            rows.append(("paced, p99 (us)", "p99_us", "us", False))
+        for text, m, u, h in rows:
+            values = [median_of(results.get((key, kind), []), m) for kind, _ in RELAY_KINDS]
+            patched, upstream = values
+            r = None
+            if patched and upstream:
+                r = upstream / patched if h else patched / upstream
+            cells = " | ".join(fmt(v, u) for v in values)
+            shown = f"{r:.2f}" if r else "n/a"
+            lines.append(f"| {text} | {cells} | {shown} |")
+    if failures:
+        lines += ["", "Failed runs:", ""] + [f"- {f}" for f in failures]
+    return "\n".join(lines) + "\n", failures
+
+
+def relays_only(args):
+    """Run `compare_relays` alone and put its section into --out in place of the old one."""
+    workloads = [list(w) for w in WORKLOADS_FULL]
+    for w in workloads:
+        if args.smoke:
+            w[2] = [w[2][0], SMOKE_COUNTS[w[0]], w[2][2]]
+        w[1] = w[1].format(n=f"{int(w[2][1]):,}")
+    runs = 1 if args.smoke else args.runs
+    section, failures = compare_relays(args, workloads, runs, 1 if args.smoke else 2 * runs + 1)
+    try:
+        report = open(args.out).read()
+    except OSError:
+        report = "# Benchmarks\n"
+    start = report.find("\n" + RELAYS_HEADING)
+    if start >= 0:
+        end = report.find("\n## ", start + 1 + len(RELAYS_HEADING))
+        report = report[:start] + report[end if end >= 0 else len(report):]
+    anchor = report.find("\n## Resources (SDK core)")
+    if anchor < 0:
+        anchor = len(report)
+    report = report[:anchor] + section + report[anchor:]
+    with open(args.out, "w") as f:
+        f.write(report)
+    print(f"\nwrote the relay section of {args.out}")
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     return 1 if failures else 0

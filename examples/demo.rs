@@ -103,9 +103,11 @@ async fn run(
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // MOQ_TEST_RELAY=upstream: the relay on the published moq-transport (README, Two relays).
     let relay = TestRelay::start()?;
     println!(
-        "embedded relay listening on {} (and {})",
+        "relay ({} moq-transport) listening on {} (and {})",
+        relay.kind().name(),
         relay.moqt_url(),
         relay.https_url()
     );

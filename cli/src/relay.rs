@@ -1,6 +1,12 @@
-//! `moqkit relay`: the real moq-relay-ietf in-process on 127.0.0.1 with a freshly generated
-//! self-signed certificate, for local development. It prints where it is and how to trust it,
-//! then runs until interrupted (Ctrl-C or SIGTERM).
+//! `moqkit relay`: the real moq-relay-ietf on 127.0.0.1 with a freshly generated self-signed
+//! certificate, for local development. It prints where it is and how to trust it, then runs
+//! until interrupted (Ctrl-C or SIGTERM).
+//!
+//! By default the relay runs in-process on the moq-transport this binary links (the SDK's
+//! patched copy): one program, nothing else to install. `--upstream` runs it on the published
+//! moq-transport instead, the stream behaviour of the relays users meet, as the
+//! `moq-upstream-relay` child process (built by `scripts/build-upstream-relay`, found beside
+//! this binary or through `MOQ_UPSTREAM_RELAY_BIN`).
 
 use std::io::Write;
 
@@ -9,10 +15,21 @@ pub struct Args {
     /// The UDP port (0: any free port).
     #[arg(long, default_value_t = 4443)]
     port: u16,
+    /// Run the relay on the published moq-transport (what relays users meet keep) in a child
+    /// process, `moq-upstream-relay` (scripts/build-upstream-relay), instead of in-process on
+    /// the SDK's patched copy. MOQ_TEST_RELAY=upstream does the same.
+    #[arg(long)]
+    upstream: bool,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let relay = moq_test_relay::TestRelay::start_on_port(args.port)?;
+    use moq_test_relay::{RelayKind, TestRelay};
+    let kind = if args.upstream {
+        RelayKind::Upstream
+    } else {
+        RelayKind::from_env()
+    };
+    let relay = TestRelay::start_kind(kind, args.port)?;
     let mut out = std::io::stdout().lock();
     write!(out, "{}", relay.environment())?;
     out.flush()?;

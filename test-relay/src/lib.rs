@@ -374,18 +374,18 @@ impl TestRelay {
 
     /// Where the relay is and how to trust it, one `KEY=VALUE` line each (what `moq-test-relay`
     /// and `moqkit relay` print): `MOQ_RELAY_MOQT_URL`, `MOQ_RELAY_HTTPS_URL`,
-    /// `MOQ_RELAY_CA_FILE`, `MOQ_RELAY_SHA256`, `MOQ_RELAY_PORT`, `MOQ_RELAY_KIND` (`patched`
-    /// or `upstream`).
+    /// `MOQ_RELAY_CA_FILE`, `MOQ_RELAY_SHA256`, `MOQ_RELAY_KIND` (`patched` or `upstream`),
+    /// `MOQ_RELAY_PORT` (last).
     pub fn environment(&self) -> String {
         format!(
             "MOQ_RELAY_MOQT_URL={}\nMOQ_RELAY_HTTPS_URL={}\nMOQ_RELAY_CA_FILE={}\n\
-             MOQ_RELAY_SHA256={}\nMOQ_RELAY_PORT={}\nMOQ_RELAY_KIND={}\n",
+             MOQ_RELAY_SHA256={}\nMOQ_RELAY_KIND={}\nMOQ_RELAY_PORT={}\n",
             self.moqt_url(),
             self.https_url(),
             self.ca_path().display(),
             self.sha256_hex(),
-            self.addr.port(),
-            self.kind.name()
+            self.kind.name(),
+            self.addr.port()
         )
     }
 
