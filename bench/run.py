@@ -117,6 +117,17 @@ def median_of(results, key):
     return statistics.median(values) if values else None
 
 
+def prepare(args):
+    """The workloads (smoke counts in smoke mode, labels filled in) and the runs of each."""
+    workloads = [list(w) for w in WORKLOADS_FULL]
+    for w in workloads:
+        if args.smoke:
+            w[2] = [w[2][0], SMOKE_COUNTS[w[0]], w[2][2]]
+        w[1] = w[1].format(n=f"{int(w[2][1]):,}")
+    runs = 1 if args.smoke else args.runs
+    return workloads, runs, 1 if args.smoke else 2 * args.runs + 1
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--smoke", action="store_true")
@@ -150,13 +161,7 @@ def main():
         paths.append(("kotlin", "Kotlin (batch Flow)", [f"{ROOT}/bench/kotlin.sh", args.libdir]))
     if not args.no_swift:
         paths.append(("swift", "Swift (batch pull)", [f"{ROOT}/bench/swift.sh", args.libdir]))
-    workloads = [list(w) for w in WORKLOADS_FULL]
-    for w in workloads:
-        if args.smoke:
-            w[2] = [w[2][0], SMOKE_COUNTS[w[0]], w[2][2]]
-        w[1] = w[1].format(n=f"{int(w[2][1]):,}")
-    runs = 1 if args.smoke else args.runs
-    burst_runs = 1 if args.smoke else 2 * args.runs + 1
+    workloads, runs, burst_runs = prepare(args)
 
     relay = Relay(args.relay)
     results = {}   # (workload, path) -> list of result dicts (None = failed)
@@ -262,13 +267,8 @@ def compare_relays(args, workloads, runs, burst_runs):
 
 def relays_only(args):
     """Run `compare_relays` alone and put its section into --out in place of the old one."""
-    workloads = [list(w) for w in WORKLOADS_FULL]
-    for w in workloads:
-        if args.smoke:
-            w[2] = [w[2][0], SMOKE_COUNTS[w[0]], w[2][2]]
-        w[1] = w[1].format(n=f"{int(w[2][1]):,}")
-    runs = 1 if args.smoke else args.runs
-    section, failures = compare_relays(args, workloads, runs, 1 if args.smoke else 2 * runs + 1)
+    workloads, runs, burst_runs = prepare(args)
+    section, failures = compare_relays(args, workloads, runs, burst_runs)
     try:
         report = open(args.out).read()
     except OSError:

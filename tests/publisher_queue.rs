@@ -89,6 +89,29 @@ async fn reader(
     (task, received)
 }
 
+/// A client publishing track `t` of `namespace` (announced) with one object per group, and
+/// another client to subscribe with, both over `scheme`.
+async fn one_object_groups(
+    relay: &TestRelay,
+    scheme: &str,
+    namespace: &str,
+) -> (Client, Publisher, Client) {
+    let publisher_client = connect(relay, scheme).await;
+    let subscriber_client = connect(relay, scheme).await;
+    publisher_client
+        .announce(namespace)
+        .await
+        .expect("announce");
+    let options = PublisherOptions {
+        max_group_objects: 1,
+        ..PublisherOptions::default()
+    };
+    let publisher = publisher_client
+        .create_publisher(namespace, "t", options)
+        .expect("publisher");
+    (publisher_client, publisher, subscriber_client)
+}
+
 /// Publish object 0 and wait until it arrived: every hop follows the track from then on. (A
 /// relay that has just subscribed upstream keeps only the newest 8 groups of a burst of short
 /// groups it has not started following yet: see `core::publisher`'s module docs.)
@@ -203,19 +226,8 @@ async fn a_publisher_faster_than_its_uplink_waits_stays_bounded_and_loses_nothin
 async fn a_burst_of_3000_one_object_groups_waits_instead_of_ending_the_upstream() {
     let _alone = ALONE.lock().await;
     let relay = relay();
-    let publisher_client = connect(&relay, "moqt").await;
-    let subscriber_client = connect(&relay, "moqt").await;
-    publisher_client.announce("groups").await.expect("announce");
-    let publisher = publisher_client
-        .create_publisher(
-            "groups",
-            "t",
-            PublisherOptions {
-                max_group_objects: 1,
-                ..PublisherOptions::default()
-            },
-        )
-        .expect("publisher");
+    let (_publisher_client, publisher, subscriber_client) =
+        one_object_groups(&relay, "moqt", "groups").await;
     let size = 1024;
     let count = 3000;
     let (reading, received) = reader(&subscriber_client, "groups", "t", sub(), count, size).await;
@@ -412,19 +424,8 @@ async fn a_burst_of_3000_one_object_groups_into_an_established_subscription() {
     let _alone = ALONE.lock().await;
     for scheme in SCHEMES {
         let relay = relay();
-        let publisher_client = connect(&relay, scheme).await;
-        let subscriber_client = connect(&relay, scheme).await;
-        publisher_client.announce("cold").await.expect("announce");
-        let publisher = publisher_client
-            .create_publisher(
-                "cold",
-                "t",
-                PublisherOptions {
-                    max_group_objects: 1,
-                    ..PublisherOptions::default()
-                },
-            )
-            .expect("publisher");
+        let (_publisher_client, publisher, subscriber_client) =
+            one_object_groups(&relay, scheme, "cold").await;
         let size = 1024;
         let count = 3000u64;
         let mut sub = subscriber_client
@@ -458,12 +459,15 @@ async fn a_burst_of_3000_one_object_groups_into_an_established_subscription() {
             expected += 1;
         }
         let lost = first.expect("something arrived");
-        eprintln!(
-            "{scheme}, {} relay: groups 0-{} lost at the relay's first-subscriber hop, \
-             {} of {count} arrived in order",
-            relay.kind().name(),
-            lost as i64 - 1,
-            count - lost
-        );
+        let kind = relay.kind().name();
+        match lost {
+            0 => eprintln!("{scheme}, {kind} relay: all {count} arrived in order"),
+            _ => eprintln!(
+                "{scheme}, {kind} relay: groups 0-{} lost at the relay's first-subscriber hop, \
+                 {} of {count} arrived in order",
+                lost - 1,
+                count - lost
+            ),
+        }
     }
 }
