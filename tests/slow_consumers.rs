@@ -295,7 +295,11 @@ async fn a_paused_track_does_not_freeze_the_clients_other_tracks() {
     running.store(false, Ordering::Relaxed);
     publishing.await.unwrap();
     eprintln!("audio: {heard} objects in 40 s, longest silence {longest_silence:?}");
-    assert!(longest_silence < Duration::from_secs(2));
+    // Generous for a loaded machine: before the fix the silence never ended.
+    assert!(
+        longest_silence < Duration::from_secs(3),
+        "silent for {longest_silence:?}"
+    );
     // The paused track: what it buffered, then the typed end.
     let mut buffered = 0;
     let end = loop {
