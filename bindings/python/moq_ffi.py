@@ -2191,7 +2191,7 @@ class PublisherOptions:
     """
     Publisher settings.
 """
-    def __init__(self, *, delivery:DeliveryMode, priority:int = 128, max_group_objects:int = 65536, max_queued_bytes:int = 16777216):
+    def __init__(self, *, delivery:DeliveryMode, priority:int = 128, max_group_objects:int = 4096, max_queued_bytes:int = 16777216):
         self.delivery = delivery
         self.priority = priority
         self.max_group_objects = max_group_objects

@@ -228,8 +228,9 @@ pub struct PublisherOptions {
     /// Priority, 0 (highest) to 255.
     #[uniffi(default = 128)]
     pub priority: u8,
-    /// Objects per group before a new group starts automatically.
-    #[uniffi(default = 65536)]
+    /// Objects per group before a new group starts automatically. Default 4,096: below what
+    /// relays accept in one group (moq-dev's relay ends a group past about 8,160 objects).
+    #[uniffi(default = 4096)]
     pub max_group_objects: u64,
     /// Stream mode: the most payload bytes published and not yet handed to the network (a
     /// network slower than the publisher). When full, `publish` waits for room up to the

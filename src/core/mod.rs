@@ -28,7 +28,8 @@ pub use connection::{Client, ConnectionState};
 pub use discovery::{NamespaceEvent, NamespaceWatch};
 pub use error::{AnnounceError, ConfigError, ConnectError, PublishError, SubscribeError};
 pub use publisher::{
-    DeliveryMode, ObjectLocation, Publisher, PublisherOptions, DEFAULT_MAX_QUEUED_BYTES,
+    DeliveryMode, ObjectLocation, Publisher, PublisherOptions, DEFAULT_MAX_GROUP_OBJECTS,
+    DEFAULT_MAX_QUEUED_BYTES,
 };
 pub use subscriber::{Object, Overflow, Subscriber, SubscriberCloser, SubscriberOptions};
 pub use tls::certificate_sha256;

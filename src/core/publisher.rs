@@ -63,8 +63,8 @@ pub struct PublisherOptions {
     pub delivery: DeliveryMode,
     /// Publisher priority, 0 (highest) to 255. Default 128.
     pub priority: u8,
-    /// A group is closed after this many objects. Default 65,536 (few, long groups: see the
-    /// module docs).
+    /// A group is closed after this many objects. Default [`DEFAULT_MAX_GROUP_OBJECTS`]
+    /// (few, long groups: see the module docs; below what relays accept in one group).
     pub max_group_objects: u64,
     /// A group is closed once it holds this many payload bytes. Default 64 MiB.
     pub max_group_bytes: u64,
@@ -75,6 +75,15 @@ pub struct PublisherOptions {
     pub max_queued_bytes: usize,
 }
 
+/// Default [`PublisherOptions::max_group_objects`]: 4,096.
+///
+/// Long groups keep every hop safe (module docs), but relays bound a group: moq-dev's relay
+/// ends a group past about 8,160 objects ("group too large") and serves nothing more of it,
+/// so a 10,000-object group delivered 7,334 objects and then silence. Half that cap leaves
+/// room for relays we have not measured; a burst of 10,000 objects is still 3 groups, far
+/// from the 8 a hop keeps before it starts following a track.
+pub const DEFAULT_MAX_GROUP_OBJECTS: u64 = 4_096;
+
 /// Default [`PublisherOptions::max_queued_bytes`].
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
@@ -83,7 +92,7 @@ impl Default for PublisherOptions {
         Self {
             delivery: DeliveryMode::Stream,
             priority: 128,
-            max_group_objects: 65_536,
+            max_group_objects: DEFAULT_MAX_GROUP_OBJECTS,
             max_group_bytes: 64 * 1024 * 1024,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
         }

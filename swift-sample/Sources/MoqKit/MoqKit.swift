@@ -3346,7 +3346,8 @@ public struct PublisherOptions: Equatable, Hashable {
      */
     public var priority: UInt8
     /**
-     * Objects per group before a new group starts automatically.
+     * Objects per group before a new group starts automatically. Default 4,096: below what
+     * relays accept in one group (moq-dev's relay ends a group past about 8,160 objects).
      */
     public var maxGroupObjects: UInt64
     /**
@@ -3367,8 +3368,9 @@ public struct PublisherOptions: Equatable, Hashable {
          * Priority, 0 (highest) to 255.
          */priority: UInt8 = UInt8(128), 
         /**
-         * Objects per group before a new group starts automatically.
-         */maxGroupObjects: UInt64 = UInt64(65536), 
+         * Objects per group before a new group starts automatically. Default 4,096: below what
+         * relays accept in one group (moq-dev's relay ends a group past about 8,160 objects).
+         */maxGroupObjects: UInt64 = UInt64(4096), 
         /**
          * Stream mode: the most payload bytes published and not yet handed to the network (a
          * network slower than the publisher). When full, `publish` waits for room up to the

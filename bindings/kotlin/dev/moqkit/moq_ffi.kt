@@ -5674,9 +5674,10 @@ data class PublisherOptions (
     var `priority`: kotlin.UByte = 128u 
     , 
     /**
-     * Objects per group before a new group starts automatically.
+     * Objects per group before a new group starts automatically. Default 4,096: below what
+     * relays accept in one group (moq-dev's relay ends a group past about 8,160 objects).
      */
-    var `maxGroupObjects`: kotlin.ULong = 65536uL 
+    var `maxGroupObjects`: kotlin.ULong = 4096uL 
     , 
     /**
      * Stream mode: the most payload bytes published and not yet handed to the network (a

@@ -26,6 +26,8 @@ mod subscribe_namespace;
 mod subscribed;
 mod subscribed_namespace;
 mod subscribed_tracks;
+#[cfg(test)]
+mod subscribed_twice;
 mod subscriber;
 mod track_status_requested;
 #[cfg(any(not(target_arch = "wasm32"), target_os = "wasi"))]

@@ -15,7 +15,9 @@ use crate::serve::FullTrackName;
 
 #[derive(Default)]
 pub(crate) struct NameRegistry {
-    by_name: HashMap<FullTrackName, u64>,
+    /// Every live request for a name. One, except for inbound SUBSCRIBEs
+    /// added with [`NameRegistry::insert_another`].
+    by_name: HashMap<FullTrackName, Vec<u64>>,
     by_request_id: HashMap<u64, FullTrackName>,
 }
 
@@ -27,23 +29,49 @@ impl NameRegistry {
     /// Reserve `name` for `request_id`, evicting any stale entry either key
     /// still points at so the two indexes cannot drift apart.
     pub fn insert(&mut self, name: FullTrackName, request_id: u64) {
-        if let Some(old_name) = self.by_request_id.insert(request_id, name.clone()) {
-            self.by_name.remove(&old_name);
+        self.release_request_id(request_id);
+        if let Some(old_ids) = self.by_name.insert(name.clone(), vec![request_id]) {
+            for old_id in old_ids {
+                self.by_request_id.remove(&old_id);
+            }
         }
-        if let Some(old_id) = self.by_name.insert(name, request_id) {
-            self.by_request_id.remove(&old_id);
-        }
+        self.by_request_id.insert(request_id, name);
+    }
+
+    /// Add `request_id` beside the requests already holding `name`.
+    ///
+    /// For inbound SUBSCRIBEs: a relay may subscribe to one track twice (draft-19
+    /// allows several subscriptions per track), or subscribe again on a new
+    /// request stream before its cancel of the previous one, sent on the old
+    /// stream, has been read. Refusing either leaves the relay's subscribers
+    /// without data, so the publisher serves each request on its own.
+    pub fn insert_another(&mut self, name: FullTrackName, request_id: u64) {
+        self.release_request_id(request_id);
+        self.by_name
+            .entry(name.clone())
+            .or_default()
+            .push(request_id);
+        self.by_request_id.insert(request_id, name);
     }
 
     pub fn remove_by_request_id(&mut self, request_id: u64) -> Option<FullTrackName> {
         let name = self.by_request_id.remove(&request_id)?;
-        self.by_name.remove(&name);
+        if let Some(ids) = self.by_name.get_mut(&name) {
+            ids.retain(|id| *id != request_id);
+            if ids.is_empty() {
+                self.by_name.remove(&name);
+            }
+        }
         Some(name)
+    }
+
+    fn release_request_id(&mut self, request_id: u64) {
+        let _ = self.remove_by_request_id(request_id);
     }
 
     #[cfg(test)]
     pub fn get_by_name(&self, name: &FullTrackName) -> Option<u64> {
-        self.by_name.get(name).copied()
+        self.by_name.get(name).and_then(|ids| ids.last()).copied()
     }
 
     #[cfg(test)]
@@ -106,6 +134,22 @@ mod tests {
 
         assert!(!reg.contains_name(&name("video")));
         assert_eq!(reg.remove_by_request_id(6), Some(name("audio")));
+        assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn another_request_for_a_name_keeps_the_first_until_both_end() {
+        let mut reg = NameRegistry::default();
+        reg.insert_another(name("video"), 6);
+        reg.insert_another(name("video"), 8);
+
+        assert_eq!(reg.remove_by_request_id(6), Some(name("video")));
+        assert!(
+            reg.contains_name(&name("video")),
+            "request 8 still holds it"
+        );
+        assert_eq!(reg.get_by_name(&name("video")), Some(8));
+        assert_eq!(reg.remove_by_request_id(8), Some(name("video")));
         assert!(reg.is_empty());
     }
 }

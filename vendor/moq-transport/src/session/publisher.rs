@@ -1682,9 +1682,10 @@ impl Publisher {
                 .published_names
                 .lock()
                 .map_err(|_| SessionError::Internal)?;
-            if subscribed_names.contains_name(&full_name)
-                || published_names.contains_name(&full_name)
-            {
+            // A second SUBSCRIBE for a track this endpoint already serves is
+            // served too (see `NameRegistry::insert_another`); one for a track
+            // we PUBLISHed to this peer is still a duplicate.
+            if published_names.contains_name(&full_name) {
                 let id = msg.id;
                 drop(published_names);
                 drop(subscribed_names);
@@ -1703,7 +1704,7 @@ impl Publisher {
             drop(published_names);
 
             let (send, recv) = Subscribed::new(self.clone(), msg, self.mlog.clone())?;
-            subscribed_names.insert(full_name, send.info.id);
+            subscribed_names.insert_another(full_name, send.info.id);
             subscribeds.insert(send.info.id, recv);
             self.subscribe_arrived.notify_waiters();
 
@@ -1976,6 +1977,72 @@ mod tests {
             error.error_code,
             message::RequestErrorCode::DuplicateSubscription as u64
         );
+    }
+
+    /// moq-dev's relay cancels a subscription and subscribes again on a new
+    /// request stream; the new SUBSCRIBE can be read before the cancel. Both
+    /// are served, and the name stays reserved until the last one ends.
+    #[tokio::test]
+    async fn duplicate_subscription_before_the_cancel_is_read_is_served() {
+        let (publisher_session, _peer_session) = loopback_session_pair().await;
+        let (outgoing, mut outgoing_recv) = Queue::default().split();
+        let (bidi_task_tx, _bidi_task_rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut publisher = Publisher::new(
+            outgoing,
+            publisher_session,
+            None,
+            RequestId::new(0, 1),
+            bidi_task_tx,
+        );
+        let full_name = full_track_name("room/123", "video");
+        for id in [2, 4] {
+            publisher
+                .recv_subscribe(message::Subscribe {
+                    id,
+                    track_namespace: full_name.namespace.clone(),
+                    track_name: full_name.name.clone(),
+                    params: KeyValuePairs::default(),
+                })
+                .unwrap();
+        }
+        // Before the fix the second SUBSCRIBE was answered with
+        // REQUEST_ERROR (DUPLICATE_SUBSCRIPTION) at once, and never surfaced.
+        let wait = std::time::Duration::from_millis(200);
+        assert!(
+            tokio::time::timeout(wait, outgoing_recv.pop())
+                .await
+                .is_err(),
+            "no REQUEST_ERROR for the second SUBSCRIBE"
+        );
+        let mut requests = Vec::new();
+        for id in [2, 4] {
+            let request = tokio::time::timeout(wait, publisher.subscribed())
+                .await
+                .expect("both requests surface")
+                .unwrap();
+            assert_eq!(request.info.id, id);
+            requests.push(request);
+        }
+
+        publisher
+            .recv_unsubscribe(message::Unsubscribe { id: 2 })
+            .unwrap();
+        assert!(
+            publisher
+                .subscribed_names
+                .lock()
+                .unwrap()
+                .contains_name(&full_name),
+            "request 4 still holds the track"
+        );
+        publisher
+            .recv_unsubscribe(message::Unsubscribe { id: 4 })
+            .unwrap();
+        assert!(!publisher
+            .subscribed_names
+            .lock()
+            .unwrap()
+            .contains_name(&full_name));
     }
 
     fn subgroup_track() -> (serve::SubgroupsWriter, serve::TrackReader) {

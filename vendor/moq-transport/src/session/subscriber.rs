@@ -563,6 +563,14 @@ impl Drop for ReceivedSubgroup {
 }
 
 impl Subscriber {
+    /// Forget which tracks this endpoint subscribes to, so the next SUBSCRIBE
+    /// for one of them goes out: stands in for a peer that subscribes to one
+    /// track twice (draft-19 allows it; moq-dev's relay does it).
+    #[cfg(test)]
+    pub(crate) fn forget_subscribed_names_for_tests(&self) {
+        *self.subscriber_names.lock().unwrap() = NameRegistry::default();
+    }
+
     /// Stable identity shared with the session and publisher role.
     pub fn session_id(&self) -> &super::SessionId {
         self.request_id.session_id()
