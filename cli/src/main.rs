@@ -6,13 +6,16 @@
 //! moqkit sub  URL NAMESPACE TRACK [--count N] [--json | --raw]
 //! moqkit pub  URL NAMESPACE TRACK [--file PATH [--chunk-size B]] [--rate N] [--datagram]
 //! moqkit discover URL [--prefix NS] [--count N] [--json]
+//! moqkit interop [--relay URL] [--test NAME] [--list] [--tls-disable-verify]
 //! ```
+//! `interop` is the moq-interop-runner test client (TAP on stdout; exit 0, 1 or 127).
 //! Every client command takes `--ca FILE` (trust this PEM CA besides the system roots) and
 //! `--pin SHA256` (trust a certificate by fingerprint), each repeatable. Errors go to stderr
 //! with exit status 1; usage errors exit with 2.
 
 mod connect;
 mod discover;
+mod interop;
 mod publish;
 mod relay;
 mod subscribe;
@@ -40,6 +43,8 @@ enum Command {
     Discover(discover::Args),
     /// Run a local relay (the real moq-relay-ietf, self-signed certificate) until interrupted.
     Relay(relay::Args),
+    /// Run the moq-interop-runner test cases against a relay, TAP on stdout.
+    Interop(interop::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +61,8 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
+        // The runner's contract has its own exit statuses (127: case not implemented).
+        Command::Interop(args) => return runtime.block_on(interop::run(args)),
         Command::Pub(args) => runtime.block_on(publish::run(args)),
         Command::Sub(args) => runtime.block_on(subscribe::run(args)),
         Command::Discover(args) => runtime.block_on(discover::run(args)),
