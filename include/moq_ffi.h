@@ -502,6 +502,16 @@ MOQ_API struct MoqResult moq_unsubscribe(struct MoqSubscriber *subscriber);
 MOQ_API bool moq_is_subscribed(const struct MoqSubscriber *subscriber);
 
 /**
+ * Extension: how many groups of this subscription were cut short upstream (a relay, the
+ * publisher or the network reset a group's stream, or ended it mid-object): the rest of
+ * each such group is lost, and delivery went on with the next group. Each is also logged as
+ * a warning. In stream (reliable) mode this is the one way data is lost while the
+ * subscription stays up. 0 for NULL, a destroyed handle, or a subscription not yet
+ * established. Thread-safe.
+ */
+MOQ_API uint64_t moq_subscriber_cut_groups(const struct MoqSubscriber *subscriber);
+
+/**
  * Extension: wait up to `timeout_ms` until the subscription is established at the relay
  * (from then on every object published reaches it). Returns `MOQ_OK` once established;
  * `MOQ_ERROR_TIMEOUT` if still pending; the failure's code (e.g. `MOQ_ERROR_TIMEOUT` when

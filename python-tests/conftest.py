@@ -11,12 +11,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Relay:
-    def __init__(self):
+    """The test relay, or with `hostile=True` the peer that misbehaves on purpose
+    (test-relay/src/hostile.rs)."""
+
+    def __init__(self, hostile=False):
         binary = os.environ.get(
             "MOQ_TEST_RELAY_BIN", os.path.join(ROOT, "target", "debug", "moq-test-relay")
         )
         self.process = subprocess.Popen(
-            [binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [binary] + (["--hostile"] if hostile else []),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         self.env = {}
         for line in self.process.stdout:
@@ -65,3 +71,10 @@ def relay():
     relay = Relay()
     yield relay
     relay.stop()
+
+
+@pytest.fixture(scope="module")
+def hostile_peer():
+    peer = Relay(hostile=True)
+    yield peer
+    peer.stop()

@@ -28,3 +28,20 @@ def test_an_oversize_full_track_name_is_invalid_argument_and_the_session_survive
         await client.disconnect()
 
     asyncio.run(main())
+
+
+def test_a_group_cut_short_is_counted_in_cut_group_count(hostile_peer):
+    """Regression (#24 item 3): the peer resets group 0 of hostile/cut mid-object, then sends
+    group 1 whole. The cut group was skipped silently; now it is counted."""
+
+    async def main():
+        client = moqkit.Client(hostile_peer.config())
+        await client.connect()
+        cut = await client.subscribe("hostile", "cut")
+        received = await asyncio.wait_for(cut.next(), 10)
+        assert (received.group_id, received.payload) == (1, b"whole object after the cut one")
+        assert cut.cut_group_count() == 1
+        assert client.is_connected()
+        await client.disconnect()
+
+    asyncio.run(main())

@@ -147,6 +147,10 @@ async fn an_object_cut_mid_stream_is_never_delivered_and_the_next_group_is() {
         (1, hostile::CUT_THEN_WHOLE),
         "the first object delivered is group 1's whole object, not the cut one"
     );
+    // Regression (#24 item 3): the cut group was skipped with a debug log only, so an app
+    // could not tell that group 0's data was lost.
+    assert_eq!(cut.cut_groups(), 1, "group 0, cut short, is counted");
+    assert_eq!(ticks.cut_groups(), 0, "a track served whole counts none");
     assert!(client.is_connected());
     still_flowing(&mut ticks, "after a stream cut mid-object").await;
 }

@@ -601,6 +601,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_publisher_track() != 57438:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_moq_ffi_checksum_method_subscriber_cut_group_count() != 25049:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_subscriber_dropped_count() != 25000:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_subscriber_is_active() != 14141:
@@ -764,6 +766,9 @@ _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_queued_bytes.restype = ctype
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_track.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_publisher_track.restype = ctypes.c_uint16
+_UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_cut_group_count.argtypes = (
+)
+_UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_cut_group_count.restype = ctypes.c_uint16
 _UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_dropped_count.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_subscriber_dropped_count.restype = ctypes.c_uint16
@@ -1006,6 +1011,11 @@ _UniffiLib.uniffi_moq_ffi_fn_method_publisher_track.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_moq_ffi_fn_method_publisher_track.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_moq_ffi_fn_method_subscriber_cut_group_count.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_moq_ffi_fn_method_subscriber_cut_group_count.restype = ctypes.c_uint64
 _UniffiLib.uniffi_moq_ffi_fn_method_subscriber_dropped_count.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -3860,6 +3870,14 @@ class SubscriberProtocol(typing.Protocol):
     returns (unless called from inside the listener, which returns without deadlock).
 """
     
+    def cut_group_count(self, ) -> int:
+        """
+        Groups cut short upstream while subscribed: a relay, the publisher or the network
+        reset a group's stream (or ended it mid-object), so the rest of that group is lost and
+        delivery went on with the next group. Each is also logged as a warning. In stream
+        (reliable) mode this is the one way data is lost without the subscription ending.
+"""
+        raise NotImplementedError
     def dropped_count(self, ) -> int:
         """
         Objects discarded because the reader fell behind (overflow policy `DropOldest`).
@@ -3944,6 +3962,24 @@ class Subscriber(SubscriberProtocol):
         inst = cls.__new__(cls)
         inst._handle = handle
         return inst
+    def cut_group_count(self, ) -> int:
+        """
+        Groups cut short upstream while subscribed: a relay, the publisher or the network
+        reset a group's stream (or ended it mid-object), so the rest of that group is lost and
+        delivery went on with the next group. Each is also logged as a warning. In stream
+        (reliable) mode this is the one way data is lost without the subscription ending.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_moq_ffi_fn_method_subscriber_cut_group_count,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def dropped_count(self, ) -> int:
         """
         Objects discarded because the reader fell behind (overflow policy `DropOldest`).

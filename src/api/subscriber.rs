@@ -95,7 +95,7 @@ impl Subscriber {
 /// before delivering it.
 fn deliver(sink: &Sink, event: SubscriptionEvent, failures: &AtomicU64) -> Flow {
     match (sink, event) {
-        (_, SubscriptionEvent::Established) => {}
+        (_, SubscriptionEvent::Established(_)) => {}
         (Sink::Objects(listener), SubscriptionEvent::Objects(objects)) => {
             let objects = objects.into_iter().map(ReceivedObject::from).collect();
             report("object", listener.on_objects(objects), failures);
@@ -204,6 +204,14 @@ impl Subscriber {
     /// Objects discarded because the reader fell behind (overflow policy `DropOldest`).
     pub fn dropped_count(&self) -> u64 {
         self.closer.dropped()
+    }
+
+    /// Groups cut short upstream while subscribed: a relay, the publisher or the network
+    /// reset a group's stream (or ended it mid-object), so the rest of that group is lost and
+    /// delivery went on with the next group. Each is also logged as a warning. In stream
+    /// (reliable) mode this is the one way data is lost without the subscription ending.
+    pub fn cut_group_count(&self) -> u64 {
+        self.closer.cut_groups()
     }
 
     /// How many listener calls failed (returned an error or threw).

@@ -67,8 +67,9 @@ impl Source for Namespaces {
 
 /// What a subscription delivers.
 pub(crate) enum SubscriptionEvent {
-    /// The relay accepted the subscription (only for [`Subscription::open`]).
-    Established,
+    /// The relay accepted the subscription (only for [`Subscription::open`]); the closer
+    /// reads its counters from any thread.
+    Established(core::SubscriberCloser),
     /// The next objects, in order.
     Objects(Vec<Object>),
     /// The subscription ended: normally (`None`) or with an error. Nothing follows.
@@ -128,8 +129,9 @@ impl Source for Subscription {
             self.opening = None;
             return Some(match outcome {
                 Ok(subscriber) => {
+                    let closer = subscriber.closer();
                     self.subscriber = Some(subscriber);
-                    SubscriptionEvent::Established
+                    SubscriptionEvent::Established(closer)
                 }
                 Err(err) => {
                     self.ended = true;

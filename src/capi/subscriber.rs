@@ -14,7 +14,7 @@ use super::types::*;
 use crate::bridge::pump::{Delivery, Flow, Pump};
 use crate::bridge::sources::{Subscription, SubscriptionEvent};
 use crate::core::error::shown;
-use crate::core::{catalog::catalog_or_skip, Object, SubscriberOptions, TrackInfo};
+use crate::core::{self, catalog::catalog_or_skip, Object, SubscriberOptions, TrackInfo};
 use crate::sync::lock;
 
 /// Objects pulled from the core per wake-up: one runtime round trip per batch.
@@ -43,6 +43,8 @@ struct Status {
     /// not the subscription had been established.
     unsubscribed: bool,
     error: Option<CError>,
+    /// The established subscription's counters.
+    closer: Option<core::SubscriberCloser>,
 }
 
 impl Shared {
@@ -152,8 +154,11 @@ fn start(
         core.runtime().clone(),
         source,
         move |event, delivery| match event {
-            SubscriptionEvent::Established => {
-                updates.update(|s| s.established = true);
+            SubscriptionEvent::Established(closer) => {
+                updates.update(|s| {
+                    s.established = true;
+                    s.closer = Some(closer);
+                });
                 Flow::Continue
             }
             SubscriptionEvent::Objects(objects) => {
@@ -279,6 +284,24 @@ pub extern "C" fn moq_unsubscribe(subscriber: *mut MoqSubscriber) -> MoqResult {
 pub extern "C" fn moq_is_subscribed(subscriber: *const MoqSubscriber) -> bool {
     boundary::value("moq_is_subscribed", false, || {
         Ok(!lock(&SUBSCRIBERS.get(subscriber)?.status.status).ended)
+    })
+}
+
+/// Extension: how many groups of this subscription were cut short upstream (a relay, the
+/// publisher or the network reset a group's stream, or ended it mid-object): the rest of
+/// each such group is lost, and delivery went on with the next group. Each is also logged as
+/// a warning. In stream (reliable) mode this is the one way data is lost while the
+/// subscription stays up. 0 for NULL, a destroyed handle, or a subscription not yet
+/// established. Thread-safe.
+#[no_mangle]
+pub extern "C" fn moq_subscriber_cut_groups(subscriber: *const MoqSubscriber) -> u64 {
+    boundary::value("moq_subscriber_cut_groups", 0, || {
+        let handle = SUBSCRIBERS.get(subscriber)?;
+        let status = lock(&handle.status.status);
+        Ok(status
+            .closer
+            .as_ref()
+            .map_or(0, |closer| closer.cut_groups()))
     })
 }
 

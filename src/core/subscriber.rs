@@ -172,6 +172,13 @@ impl Subscriber {
         self.sink.dropped.load(Ordering::Relaxed)
     }
 
+    /// Groups cut short upstream while subscribed: the publisher, a relay or the network
+    /// reset a group's stream (or ended it mid-object), so the rest of that group never
+    /// arrives; delivery goes on with the next group. Each is logged as a warning too.
+    pub fn cut_groups(&self) -> u64 {
+        self.sink.cut_groups.load(Ordering::Relaxed)
+    }
+
     fn finished<T>(&self) -> Result<Option<T>, SubscribeError> {
         match lock(&self.sink.end).clone() {
             Some(Err(err)) => Err(err),
@@ -236,6 +243,11 @@ impl SubscriberCloser {
     /// Objects discarded so far under [`Overflow::DropOldest`].
     pub fn dropped(&self) -> u64 {
         self.sink.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Groups cut short upstream while subscribed (see [`Subscriber::cut_groups`]).
+    pub fn cut_groups(&self) -> u64 {
+        self.sink.cut_groups.load(Ordering::Relaxed)
     }
 
     /// Stop delivery (idempotent). Objects already buffered can still be read.

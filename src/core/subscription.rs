@@ -36,6 +36,8 @@ pub(crate) struct Sink {
     pub(crate) active: watch::Sender<bool>,
     /// Objects discarded for it under `Overflow::DropOldest`.
     pub(crate) dropped: std::sync::atomic::AtomicU64,
+    /// Groups cut short upstream (stream reset, object incomplete) while it was subscribed.
+    pub(crate) cut_groups: std::sync::atomic::AtomicU64,
     /// Its `max_subscriptions` slot, released when it leaves or the subscription ends.
     pub(crate) permit: Mutex<Option<super::subscriber::SubscriptionPermit>>,
 }
@@ -78,6 +80,21 @@ impl Sink {
 static NEXT_SINK_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Fanout {
+    /// Group `group_id` was cut short upstream after `delivered` of its objects: count it for
+    /// every local subscriber (each saw the group's start) and say so in the log, so a loss
+    /// in reliable mode is never silent.
+    fn note_cut_group(&self, group_id: u64, delivered: u64, why: &dyn std::fmt::Display) {
+        let members = lock(&self.members);
+        for (sink, _) in &members.sinks {
+            sink.cut_groups
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        log::warn!(
+            "group {group_id} was cut short after {delivered} objects ({why}): the rest of it \
+             is lost; counted in the subscriber's cut groups"
+        );
+    }
+
     /// Hand `object` to every local subscriber, each under its overflow policy (a
     /// `Backpressure` subscriber that is full makes this wait). False when none is left.
     async fn send(&self, object: Object) -> bool {
@@ -359,6 +376,7 @@ pub(crate) async fn join(
         end: Arc::new(Mutex::new(None)),
         active,
         dropped: Default::default(),
+        cut_groups: Default::default(),
         permit: Mutex::new(None),
     });
     let _opening = slot.opening.lock().await;
@@ -604,6 +622,7 @@ async fn read_track(
                 let (group_id, subgroup_id) = (group.group_id, group.subgroup_id);
                 log::trace!("group {group_id} opened at object {}", group.pos());
                 let mut group = group;
+                let mut delivered = 0u64;
                 // Each wait names this subgroup: the transport reads its stream even past the
                 // budget (the data goes straight to this task), and no other stream's.
                 loop {
@@ -621,21 +640,22 @@ async fn read_track(
                             let payload = match payload {
                                 Ok(payload) => payload,
                                 Err(err) => {
-                                    log::debug!("object in group {group_id} incomplete: {err}");
+                                    fanout.note_cut_group(group_id, delivered, &err);
                                     break;
                                 }
                             };
                             if !send(fanout, budget, payload.with_group(group_id)).await? {
                                 return Ok(()); // every local subscriber went away
                             }
+                            delivered += 1;
                         }
                         Ok(None) => {
                             log::trace!("group {group_id} complete");
                             break;
                         }
                         Err(err) => {
-                            // A group cut short (reset stream): move on to the next group.
-                            log::debug!("group {group_id} ended early: {err}");
+                            // A group cut short (reset stream): counted, then on to the next.
+                            fanout.note_cut_group(group_id, delivered, &err);
                             break;
                         }
                     }
@@ -759,6 +779,7 @@ mod tests {
             end: Arc::new(Mutex::new(None)),
             active: watch::channel(true).0,
             dropped: Default::default(),
+            cut_groups: Default::default(),
             permit: Mutex::new(None),
         });
         assert!(fanout.admit(sink, queue.clone()));

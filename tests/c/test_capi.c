@@ -1125,7 +1125,8 @@ typedef struct {
     char ca[1024];
 } OwnRelay;
 
-static int own_relay_start(OwnRelay *relay) {
+/* `arg`: NULL for the relay, "--hostile" for the misbehaving peer (test-relay/src/hostile.rs). */
+static int own_relay_start_as(OwnRelay *relay, const char *arg) {
     const char *binary = getenv("MOQ_TEST_RELAY_BIN");
     if (binary == NULL) return 0;
     int to_child[2], from_child[2];
@@ -1137,7 +1138,7 @@ static int own_relay_start(OwnRelay *relay) {
         dup2(from_child[1], 1);
         close(to_child[1]);
         close(from_child[0]);
-        execl(binary, binary, (char *)NULL);
+        execl(binary, binary, arg, (char *)NULL);
         _exit(127);
     }
     close(to_child[0]);
@@ -1156,6 +1157,8 @@ static int own_relay_start(OwnRelay *relay) {
     return 0;
 }
 
+static int own_relay_start(OwnRelay *relay) { return own_relay_start_as(relay, NULL); }
+
 /* Send `stop` or `restart`; true once the relay gives the expected answer. */
 static int own_relay_command(OwnRelay *relay, const char *command, const char *answer) {
     fprintf(relay->in, "%s\n", command);
@@ -1171,6 +1174,36 @@ static void own_relay_end(OwnRelay *relay) {
     fclose(relay->out);
     int status;
     waitpid(relay->pid, &status, 0);
+}
+
+/* A group cut short upstream is counted, not silent (#24 item 3): the hostile peer resets
+ * group 0 of hostile/cut mid-object, then sends group 1 whole. Before
+ * moq_subscriber_cut_groups a C app saw only group 1's object and could not tell data was lost. */
+static void test_a_group_cut_short_is_counted_by_moq_subscriber_cut_groups(void) {
+    OwnRelay peer;
+    CHECK(own_relay_start_as(&peer, "--hostile"));
+    MoqClientConfig config;
+    memset(&config, 0, sizeof config);
+    config.struct_size = sizeof config;
+    config.ca_cert_file = peer.ca;
+    config.disable_system_roots = true;
+    config.connect_timeout_ms = (uint32_t)slack_ms(5000);
+    MoqClient *client = moq_client_create_ex(&config);
+    CHECK(client != NULL);
+    CHECK_RESULT(moq_connect(client, peer.moqt, NULL, NULL), MOQ_OK);
+    DataLog log = {0};
+    log.expected_len = -1;
+    MoqSubscriber *sub = moq_subscribe(client, "hostile", "cut", on_data, &log);
+    CHECK(moq_subscriber_cut_groups(sub) == 0);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
+    CHECK(wait_for(&log.count, 1, 10000));
+    CHECK(atomic_load(&log.bytes) == (int)strlen("whole object after the cut one"));
+    CHECK(moq_subscriber_cut_groups(sub) == 1);
+    CHECK(moq_subscriber_cut_groups(NULL) == 0);
+    moq_subscriber_destroy(sub);
+    CHECK(moq_subscriber_cut_groups(sub) == 0); /* a destroyed handle */
+    moq_client_destroy(client);
+    own_relay_end(&peer);
 }
 
 /* Indices must only increase: a repeat or step back counts as an error. */
@@ -1700,6 +1733,8 @@ int main(int argc, char **argv) {
     run_case("stream_burst_1000_in_order", test_stream_burst_1000_in_order);
     run_case("datagram_pubsub_both_schemes", test_datagram_pubsub_both_schemes);
     run_case("zero_length_objects", test_zero_length_objects);
+    run_case("a_group_cut_short_is_counted_by_moq_subscriber_cut_groups",
+             test_a_group_cut_short_is_counted_by_moq_subscriber_cut_groups);
     run_case("wait_ready_after_unsubscribe_of_an_established_subscription_fails",
              test_wait_ready_after_unsubscribe_of_an_established_subscription_fails);
     run_case("subscribe_failure_is_visible", test_subscribe_failure_is_visible);

@@ -2678,6 +2678,14 @@ public func FfiConverterTypePublisher_lower(_ value: Publisher) -> UInt64 {
 public protocol SubscriberProtocol: AnyObject, Sendable {
     
     /**
+     * Groups cut short upstream while subscribed: a relay, the publisher or the network
+     * reset a group's stream (or ended it mid-object), so the rest of that group is lost and
+     * delivery went on with the next group. Each is also logged as a warning. In stream
+     * (reliable) mode this is the one way data is lost without the subscription ending.
+     */
+    func cutGroupCount()  -> UInt64
+    
+    /**
      * Objects discarded because the reader fell behind (overflow policy `DropOldest`).
      */
     func droppedCount()  -> UInt64
@@ -2789,6 +2797,21 @@ open class Subscriber: SubscriberProtocol, @unchecked Sendable {
 
     
 
+    
+    /**
+     * Groups cut short upstream while subscribed: a relay, the publisher or the network
+     * reset a group's stream (or ended it mid-object), so the rest of that group is lost and
+     * delivery went on with the next group. Each is also logged as a warning. In stream
+     * (reliable) mode this is the one way data is lost without the subscription ending.
+     */
+open func cutGroupCount() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_moq_ffi_fn_method_subscriber_cut_group_count(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
     
     /**
      * Objects discarded because the reader fell behind (overflow policy `DropOldest`).
@@ -5102,6 +5125,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_publisher_track() != 57438) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_subscriber_cut_group_count() != 25049) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_subscriber_dropped_count() != 25000) {

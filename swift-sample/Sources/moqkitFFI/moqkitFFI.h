@@ -624,6 +624,11 @@ uint64_t uniffi_moq_ffi_fn_clone_subscriber(uint64_t handle, RustCallStatus *_No
 void uniffi_moq_ffi_fn_free_subscriber(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_CUT_GROUP_COUNT
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_CUT_GROUP_COUNT
+uint64_t uniffi_moq_ffi_fn_method_subscriber_cut_group_count(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_DROPPED_COUNT
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_DROPPED_COUNT
 uint64_t uniffi_moq_ffi_fn_method_subscriber_dropped_count(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -1184,6 +1189,12 @@ uint16_t uniffi_moq_ffi_checksum_method_publisher_queued_bytes(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_TRACK
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_TRACK
 uint16_t uniffi_moq_ffi_checksum_method_publisher_track(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_CUT_GROUP_COUNT
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_CUT_GROUP_COUNT
+uint16_t uniffi_moq_ffi_checksum_method_subscriber_cut_group_count(void
     
 );
 #endif

@@ -878,6 +878,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_moq_ffi_checksum_method_publisher_track(
     ): Int
+    external fun uniffi_moq_ffi_checksum_method_subscriber_cut_group_count(
+    ): Int
     external fun uniffi_moq_ffi_checksum_method_subscriber_dropped_count(
     ): Int
     external fun uniffi_moq_ffi_checksum_method_subscriber_is_active(
@@ -1039,6 +1041,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_moq_ffi_fn_free_subscriber(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_moq_ffi_fn_method_subscriber_cut_group_count(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_moq_ffi_fn_method_subscriber_dropped_count(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_moq_ffi_fn_method_subscriber_is_active(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1299,6 +1303,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_publisher_track() and 0xFFFF) != 57438) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_moq_ffi_checksum_method_subscriber_cut_group_count() and 0xFFFF) != 25049) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_subscriber_dropped_count() and 0xFFFF) != 25000) {
@@ -5012,6 +5019,14 @@ public object FfiConverterTypePublisher: FfiConverter<Publisher, Long> {
 public interface SubscriberInterface {
     
     /**
+     * Groups cut short upstream while subscribed: a relay, the publisher or the network
+     * reset a group's stream (or ended it mid-object), so the rest of that group is lost and
+     * delivery went on with the next group. Each is also logged as a warning. In stream
+     * (reliable) mode this is the one way data is lost without the subscription ending.
+     */
+    fun `cutGroupCount`(): kotlin.ULong
+    
+    /**
      * Objects discarded because the reader fell behind (overflow policy `DropOldest`).
      */
     fun `droppedCount`(): kotlin.ULong
@@ -5173,6 +5188,25 @@ open class Subscriber: Disposable, AutoCloseable, SubscriberInterface
             UniffiLib.uniffi_moq_ffi_fn_clone_subscriber(handle, status)
         }
     }
+
+    
+    /**
+     * Groups cut short upstream while subscribed: a relay, the publisher or the network
+     * reset a group's stream (or ended it mid-object), so the rest of that group is lost and
+     * delivery went on with the next group. Each is also logged as a warning. In stream
+     * (reliable) mode this is the one way data is lost without the subscription ending.
+     */override fun `cutGroupCount`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_moq_ffi_fn_method_subscriber_cut_group_count(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
 
     
     /**
