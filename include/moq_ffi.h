@@ -293,6 +293,22 @@ struct MoqResult moq_client_set_reconnect(struct MoqClient *client,
                                           uint32_t max_attempts);
 
 /**
+ * Extension: the authorization token to present at session setup (SETUP's AUTHORIZATION
+ * TOKEN), for relays with authorization on: the base64url text the relay's issuer hands out
+ * (a Common Access Token); NULL removes it. Takes effect at the next `moq_connect` and at
+ * each automatic reconnect. Relays that take the token in the URL (`?jwt=...`, a path
+ * segment) need only the URL given to `moq_connect`. A relay that refuses the credentials
+ * fails `moq_connect` with `MOQ_ERROR_CONNECTION_FAILED` and a message saying so (and a
+ * request the token does not allow fails the same way). The library never logs the token.
+ * Errors: NULL client, invalid UTF-8, or text that is not base64url:
+ * `MOQ_ERROR_INVALID_ARGUMENT` (the message does not contain the token). Thread-safe.
+ *
+ * # Safety
+ * `token` must be NULL or NUL-terminated.
+ */
+MOQ_API struct MoqResult moq_client_set_token(struct MoqClient *client, const char *token);
+
+/**
  * Destroy a client: disconnects, stops every callback it owns (waiting for running ones,
  * unless called from inside one, which is allowed: it returns at once and no callback of
  * this client starts after), and frees the handle. NULL or an already-destroyed handle is

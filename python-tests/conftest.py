@@ -38,6 +38,13 @@ class Relay:
     def url(self, scheme):
         return self.moqt_url if scheme == "moqt" else self.https_url
 
+    def secure_config(self, scheme="moqt", token=None):
+        """A configuration for the relay's path with token checking on (MOQ_RELAY_AUTH_PATH)."""
+        config = self.config(scheme)
+        config.url = self.url(scheme) + self.env["MOQ_RELAY_AUTH_PATH"]
+        config.token = token
+        return config
+
     def config(self, scheme="moqt", **overrides):
         config = moqkit.default_client_config(self.url(scheme))
         config.tls = moqkit.TlsOptions(

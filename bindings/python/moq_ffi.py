@@ -549,6 +549,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_observe_state() != 6538:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_moq_ffi_checksum_method_client_set_token() != 15244:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_state() != 18067:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_subscribe() != 60122:
@@ -688,6 +690,9 @@ _UniffiLib.uniffi_moq_ffi_checksum_method_client_is_connected.restype = ctypes.c
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_observe_state.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_observe_state.restype = ctypes.c_uint16
+_UniffiLib.uniffi_moq_ffi_checksum_method_client_set_token.argtypes = (
+)
+_UniffiLib.uniffi_moq_ffi_checksum_method_client_set_token.restype = ctypes.c_uint16
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_state.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_state.restype = ctypes.c_uint16
@@ -861,6 +866,12 @@ _UniffiLib.uniffi_moq_ffi_fn_method_client_observe_state.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_moq_ffi_fn_method_client_observe_state.restype = ctypes.c_uint64
+_UniffiLib.uniffi_moq_ffi_fn_method_client_set_token.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_moq_ffi_fn_method_client_set_token.restype = None
 _UniffiLib.uniffi_moq_ffi_fn_method_client_state.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1916,12 +1927,37 @@ class _UniffiFfiConverterOptionalTypeReconnectPolicy(_UniffiConverterRustBuffer)
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
+class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterString.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterString.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterString.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
 @dataclass
 class ClientConfig:
     """
     Client configuration. Only `url` is required; every other field has a default.
 """
-    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 0, idle_timeout_ms:int = 5000, max_object_size:int = 16777216, max_subscriptions:int = 1000, subscription_buffer:int = 1024, subscription_buffer_bytes:int = 8388608, receive_window_bytes:int = 33554432, overflow:typing.Optional[OverflowPolicy] = None, reconnect:typing.Optional[ReconnectPolicy] = None):
+    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 0, idle_timeout_ms:int = 5000, max_object_size:int = 16777216, max_subscriptions:int = 1000, subscription_buffer:int = 1024, subscription_buffer_bytes:int = 8388608, receive_window_bytes:int = 33554432, overflow:typing.Optional[OverflowPolicy] = None, reconnect:typing.Optional[ReconnectPolicy] = None, token:typing.Optional[str] = _DEFAULT):
         self.url = url
         if tls is _DEFAULT:
             self.tls = None
@@ -1939,12 +1975,16 @@ class ClientConfig:
         self.receive_window_bytes = receive_window_bytes
         self.overflow = overflow
         self.reconnect = reconnect
+        if token is _DEFAULT:
+            self.token = None
+        else:
+            self.token = token
         
         
 
     
     def __str__(self):
-        return "ClientConfig(url={}, tls={}, connect_timeout_ms={}, request_timeout_ms={}, rendezvous_timeout_ms={}, keep_alive_interval_ms={}, idle_timeout_ms={}, max_object_size={}, max_subscriptions={}, subscription_buffer={}, subscription_buffer_bytes={}, receive_window_bytes={}, overflow={}, reconnect={})".format(self.url, self.tls, self.connect_timeout_ms, self.request_timeout_ms, self.rendezvous_timeout_ms, self.keep_alive_interval_ms, self.idle_timeout_ms, self.max_object_size, self.max_subscriptions, self.subscription_buffer, self.subscription_buffer_bytes, self.receive_window_bytes, self.overflow, self.reconnect)
+        return "ClientConfig(url={}, tls={}, connect_timeout_ms={}, request_timeout_ms={}, rendezvous_timeout_ms={}, keep_alive_interval_ms={}, idle_timeout_ms={}, max_object_size={}, max_subscriptions={}, subscription_buffer={}, subscription_buffer_bytes={}, receive_window_bytes={}, overflow={}, reconnect={}, token={})".format(self.url, self.tls, self.connect_timeout_ms, self.request_timeout_ms, self.rendezvous_timeout_ms, self.keep_alive_interval_ms, self.idle_timeout_ms, self.max_object_size, self.max_subscriptions, self.subscription_buffer, self.subscription_buffer_bytes, self.receive_window_bytes, self.overflow, self.reconnect, self.token)
     def __eq__(self, other):
         if self.url != other.url:
             return False
@@ -1974,6 +2014,8 @@ class ClientConfig:
             return False
         if self.reconnect != other.reconnect:
             return False
+        if self.token != other.token:
+            return False
         return True
 
 class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
@@ -1994,6 +2036,7 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
             receive_window_bytes=_UniffiFfiConverterUInt64.read(buf),
             overflow=_UniffiFfiConverterOptionalTypeOverflowPolicy.read(buf),
             reconnect=_UniffiFfiConverterOptionalTypeReconnectPolicy.read(buf),
+            token=_UniffiFfiConverterOptionalString.read(buf),
         )
 
     @staticmethod
@@ -2012,6 +2055,7 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.check_lower(value.receive_window_bytes)
         _UniffiFfiConverterOptionalTypeOverflowPolicy.check_lower(value.overflow)
         _UniffiFfiConverterOptionalTypeReconnectPolicy.check_lower(value.reconnect)
+        _UniffiFfiConverterOptionalString.check_lower(value.token)
 
     @staticmethod
     def write(value, buf):
@@ -2029,6 +2073,7 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.receive_window_bytes, buf)
         _UniffiFfiConverterOptionalTypeOverflowPolicy.write(value.overflow, buf)
         _UniffiFfiConverterOptionalTypeReconnectPolicy.write(value.reconnect, buf)
+        _UniffiFfiConverterOptionalString.write(value.token, buf)
 
 @dataclass
 class ObjectLocation:
@@ -2291,31 +2336,6 @@ class _UniffiFfiConverterTypeReceivedObject(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.group_id, buf)
         _UniffiFfiConverterUInt64.write(value.object_id, buf)
         _UniffiFfiConverterBytes.write(value.payload, buf)
-
-class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterString.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterString.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterString.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
 
 @dataclass
 class TrackInfo:
@@ -2756,6 +2776,22 @@ class MoqError:  # type: ignore
         def __repr__(self):
             return "MoqError.Refused({})".format(str(self))
     _UniffiTempMoqError.Refused = Refused # type: ignore
+    class Unauthorized(_UniffiTempMoqError):
+        """
+        The relay refused the credentials (no token, or one it does not accept), or the
+        token does not allow this request: set a valid token (`ClientConfig.token`,
+        `Client.set_token`).
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "MoqError.Unauthorized({})".format(str(self))
+    _UniffiTempMoqError.Unauthorized = Unauthorized # type: ignore
     class TooLarge(_UniffiTempMoqError):
         """
         An object exceeds the maximum object size (or a datagram).
@@ -2899,30 +2935,34 @@ class _UniffiFfiConverterTypeMoqError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 9:
-            return MoqError.TooLarge(
+            return MoqError.Unauthorized(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 10:
-            return MoqError.WouldBlock(
+            return MoqError.TooLarge(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 11:
-            return MoqError.LimitReached(
+            return MoqError.WouldBlock(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 12:
-            return MoqError.PublisherLost(
+            return MoqError.LimitReached(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 13:
-            return MoqError.Closed(
+            return MoqError.PublisherLost(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 14:
-            return MoqError.WrongThread(
+            return MoqError.Closed(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 15:
+            return MoqError.WrongThread(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 16:
             return MoqError.Internal(
                 _UniffiFfiConverterString.read(buf),
             )
@@ -2952,6 +2992,9 @@ class _UniffiFfiConverterTypeMoqError(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, MoqError.Refused):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, MoqError.Unauthorized):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, MoqError.TooLarge):
@@ -3002,26 +3045,29 @@ class _UniffiFfiConverterTypeMoqError(_UniffiConverterRustBuffer):
         if isinstance(value, MoqError.Refused):
             buf.write_i32(8)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.TooLarge):
+        if isinstance(value, MoqError.Unauthorized):
             buf.write_i32(9)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.WouldBlock):
+        if isinstance(value, MoqError.TooLarge):
             buf.write_i32(10)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.LimitReached):
+        if isinstance(value, MoqError.WouldBlock):
             buf.write_i32(11)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.PublisherLost):
+        if isinstance(value, MoqError.LimitReached):
             buf.write_i32(12)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.Closed):
+        if isinstance(value, MoqError.PublisherLost):
             buf.write_i32(13)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.WrongThread):
+        if isinstance(value, MoqError.Closed):
             buf.write_i32(14)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.Internal):
+        if isinstance(value, MoqError.WrongThread):
             buf.write_i32(15)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, MoqError.Internal):
+            buf.write_i32(16)
             _UniffiFfiConverterString.write(value.reason, buf)
 
 class _UniffiFfiConverterSequenceTypeTrackInfo(_UniffiConverterRustBuffer):
@@ -4611,6 +4657,13 @@ class ClientProtocol(typing.Protocol):
         `cancel()` it to stop.
 """
         raise NotImplementedError
+    def set_token(self, token: typing.Optional[str]) -> None:
+        """
+        Replace the authorization token (see `ClientConfig.token`), or remove it with `None`.
+        It takes effect at the next connect or reconnect. Errors: `InvalidArgument` for text
+        that is not a base64url token (the message never contains it).
+"""
+        raise NotImplementedError
     def state(self, ) -> ConnectionState:
         """
         The current connection state.
@@ -4823,6 +4876,26 @@ class Client(ClientProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_moq_ffi_fn_method_client_observe_state,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def set_token(self, token: typing.Optional[str]) -> None:
+        """
+        Replace the authorization token (see `ClientConfig.token`), or remove it with `None`.
+        It takes effect at the next connect or reconnect. Errors: `InvalidArgument` for text
+        that is not a base64url token (the message never contains it).
+"""
+        
+        _UniffiFfiConverterOptionalString.check_lower(token)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterOptionalString.lower(token),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeMoqError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_moq_ffi_fn_method_client_set_token,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)

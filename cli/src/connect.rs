@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use moq_ffi::core::{config::parse_fingerprint, Client, ClientConfig};
+use moq_ffi::core::{config::parse_fingerprint, Client, ClientConfig, Token};
 
 /// The relay and how to trust it.
 #[derive(clap::Args)]
@@ -19,6 +19,15 @@ pub struct Relay {
     /// How long to wait for the connection, in milliseconds.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     pub connect_timeout_ms: u64,
+    /// Present this authorization token (the base64url text the relay's issuer gives) in
+    /// SETUP. From the environment (MOQKIT_TOKEN) it stays out of the process list.
+    #[arg(
+        long,
+        env = "MOQKIT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
 }
 
 impl Relay {
@@ -38,6 +47,7 @@ impl Relay {
             config.tls.pinned_sha256.push(parse_fingerprint(pin)?);
         }
         config.connect_timeout = Duration::from_millis(self.connect_timeout_ms);
+        config.token = self.token.as_deref().map(Token::parse).transpose()?;
         adjust(&mut config);
         let client = Client::new(config)?;
         // The error names the relay (its path redacted) and what to check.

@@ -79,6 +79,15 @@ impl Client {
         on_runtime(async move { Ok(core.announce(&namespace).await?) }).await
     }
 
+    /// Replace the authorization token (see `ClientConfig.token`), or remove it with `None`.
+    /// It takes effect at the next connect or reconnect. Errors: `InvalidArgument` for text
+    /// that is not a base64url token (the message never contains it).
+    pub fn set_token(&self, token: Option<String>) -> Result<(), MoqError> {
+        let token = token.as_deref().map(core::Token::parse).transpose()?;
+        self.core.set_token(token);
+        Ok(())
+    }
+
     /// Withdraw a namespace this client announced. Returns whether it was announced.
     pub fn unannounce(&self, namespace: String) -> bool {
         self.core.unannounce(&namespace)

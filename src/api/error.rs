@@ -58,6 +58,14 @@ pub enum MoqError {
         /// The peer's reason.
         reason: String,
     },
+    /// The relay refused the credentials (no token, or one it does not accept), or the
+    /// token does not allow this request: set a valid token (`ClientConfig.token`,
+    /// `Client.set_token`).
+    #[error("{reason}")]
+    Unauthorized {
+        /// The relay's reason and what to do.
+        reason: String,
+    },
     /// An object exceeds the maximum object size (or a datagram).
     #[error("{reason}")]
     TooLarge {
@@ -117,6 +125,7 @@ impl MoqError {
             | MoqError::NotFound { reason }
             | MoqError::AlreadyExists { reason }
             | MoqError::Refused { reason }
+            | MoqError::Unauthorized { reason }
             | MoqError::TooLarge { reason }
             | MoqError::WouldBlock { reason }
             | MoqError::LimitReached { reason }
@@ -143,6 +152,7 @@ impl MoqError {
             ErrorKind::NotFound => MoqError::NotFound { reason },
             ErrorKind::AlreadyExists => MoqError::AlreadyExists { reason },
             ErrorKind::Refused => MoqError::Refused { reason },
+            ErrorKind::Unauthorized => MoqError::Unauthorized { reason },
             ErrorKind::TooLarge => MoqError::TooLarge { reason },
             ErrorKind::WouldBlock => MoqError::WouldBlock { reason },
             ErrorKind::LimitReached => MoqError::LimitReached { reason },

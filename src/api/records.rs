@@ -85,6 +85,14 @@ pub struct ClientConfig {
     /// every publisher and subscription).
     #[uniffi(default)]
     pub reconnect: Option<ReconnectPolicy>,
+    /// Authorization token for relays with authorization on: the base64url text the relay's
+    /// issuer hands out (a Common Access Token), sent in SETUP. None: no token.
+    /// `Client.set_token` replaces it for the next connect. A relay that takes its token in
+    /// the URL instead (`?jwt=...`, a path segment) needs only the URL. The library never logs
+    /// it; the generated record's text form (Kotlin `toString`, Swift `description`) does show
+    /// it, so do not log the configuration.
+    #[uniffi(default = None)]
+    pub token: Option<String>,
 }
 
 /// Automatic reconnection. While reconnecting the state is `Connecting`; on success the
@@ -171,6 +179,7 @@ impl ClientConfig {
         config.max_subscriptions = self.max_subscriptions as usize;
         config.receive_window = self.receive_window_bytes;
         config.reconnect = self.reconnect.map(Into::into);
+        config.token = self.token.as_deref().map(core::Token::parse).transpose()?;
         Ok(config)
     }
 
@@ -207,6 +216,7 @@ pub fn default_client_config(url: String) -> ClientConfig {
         receive_window_bytes: core.receive_window,
         overflow: None,
         reconnect: None,
+        token: None,
         url: core.url,
     }
 }

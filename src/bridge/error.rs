@@ -28,6 +28,8 @@ pub(crate) enum ErrorKind {
     AlreadyExists,
     /// The relay or publisher refused the request.
     Refused,
+    /// The relay refused the credentials, or they do not allow the request: fix the token.
+    Unauthorized,
     /// Larger than the configured maximum (or a datagram).
     TooLarge,
     /// The publisher's queue toward the network is full.
@@ -86,6 +88,7 @@ impl Classify for ConnectError {
                 ErrorKind::ConnectionFailed
             }
             ConnectError::Refused { .. } => ErrorKind::Refused,
+            ConnectError::Unauthorized { .. } => ErrorKind::Unauthorized,
         }
     }
 }
@@ -97,6 +100,7 @@ impl Classify for AnnounceError {
             AnnounceError::InvalidNamespace { .. } => ErrorKind::InvalidArgument,
             AnnounceError::Duplicate { .. } => ErrorKind::AlreadyExists,
             AnnounceError::Refused { .. } => ErrorKind::Refused,
+            AnnounceError::Unauthorized { .. } => ErrorKind::Unauthorized,
             AnnounceError::Timeout { .. } => ErrorKind::Timeout,
             AnnounceError::SessionRequestsExhausted { .. } => ErrorKind::LimitReached,
         }
@@ -131,6 +135,7 @@ impl Classify for SubscribeError {
             SubscribeError::NotFound { .. } => ErrorKind::NotFound,
             SubscribeError::AlreadySubscribed { .. } => ErrorKind::AlreadyExists,
             SubscribeError::Refused { .. } => ErrorKind::Refused,
+            SubscribeError::Unauthorized { .. } => ErrorKind::Unauthorized,
             SubscribeError::Timeout { .. } => ErrorKind::Timeout,
             SubscribeError::PublisherLost { .. } => ErrorKind::PublisherLost,
             SubscribeError::ObjectTooLarge { .. } => ErrorKind::TooLarge,

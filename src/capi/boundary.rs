@@ -48,6 +48,8 @@ fn code(kind: ErrorKind) -> MoqResultCode {
         ErrorKind::Tls
         | ErrorKind::ConnectionFailed
         | ErrorKind::Refused
+        // No legacy code means "unauthorized"; the message says so and what to do.
+        | ErrorKind::Unauthorized
         | ErrorKind::PublisherLost => MOQ_ERROR_CONNECTION_FAILED,
         ErrorKind::NotConnected => MOQ_ERROR_NOT_CONNECTED,
         ErrorKind::Timeout | ErrorKind::NotFound | ErrorKind::WouldBlock => MOQ_ERROR_TIMEOUT,

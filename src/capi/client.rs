@@ -136,6 +136,36 @@ pub extern "C" fn moq_client_set_reconnect(
     })
 }
 
+/// Extension: the authorization token to present at session setup (SETUP's AUTHORIZATION
+/// TOKEN), for relays with authorization on: the base64url text the relay's issuer hands out
+/// (a Common Access Token); NULL removes it. Takes effect at the next `moq_connect` and at
+/// each automatic reconnect. Relays that take the token in the URL (`?jwt=...`, a path
+/// segment) need only the URL given to `moq_connect`. A relay that refuses the credentials
+/// fails `moq_connect` with `MOQ_ERROR_CONNECTION_FAILED` and a message saying so (and a
+/// request the token does not allow fails the same way). The library never logs the token.
+/// Errors: NULL client, invalid UTF-8, or text that is not base64url:
+/// `MOQ_ERROR_INVALID_ARGUMENT` (the message does not contain the token). Thread-safe.
+///
+/// # Safety
+/// `token` must be NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn moq_client_set_token(
+    client: *mut MoqClient,
+    token: *const c_char,
+) -> MoqResult {
+    boundary::result("moq_client_set_token", || {
+        let shared = CLIENTS.get(client)?;
+        // SAFETY: per the caller's contract.
+        let text = unsafe { opt_str_arg(token, "token") }?;
+        let token = text
+            .map(crate::core::Token::parse)
+            .transpose()
+            .map_err(CError::of)?;
+        shared.set_token(token);
+        Ok(())
+    })
+}
+
 /// Destroy a client: disconnects, stops every callback it owns (waiting for running ones,
 /// unless called from inside one, which is allowed: it returns at once and no callback of
 /// this client starts after), and frees the handle. NULL or an already-destroyed handle is

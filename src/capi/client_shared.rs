@@ -164,6 +164,16 @@ impl ClientShared {
         Ok(())
     }
 
+    /// The token for the next session: kept in the template (for a new core client) and given
+    /// to the current core client (for its next connect or reconnect).
+    pub(crate) fn set_token(&self, token: Option<crate::core::Token>) {
+        lock(&self.template).token = token.clone();
+        let core = lock(&self.core).clone();
+        if let Some(core) = core {
+            core.set_token(token);
+        }
+    }
+
     /// The core client for `url`: the current one, or a new one replacing it.
     fn core_for(&self, url: &str) -> Result<Client, CError> {
         let existing = lock(&self.core).clone();

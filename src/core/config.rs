@@ -119,6 +119,11 @@ pub struct ClientConfig {
     /// Reconnect automatically after the session is lost. Default `None`: a lost session
     /// ends every publisher and subscription (state `Failed`).
     pub reconnect: Option<ReconnectPolicy>,
+    /// The token to present at session setup (SETUP's AUTHORIZATION TOKEN), for relays with
+    /// authorization on; see [`Token`](super::Token). `Client::set_token` replaces it for the
+    /// next connect or reconnect. Default `None`. A relay that refuses it fails `connect` with
+    /// [`ConnectError::Unauthorized`](super::ConnectError::Unauthorized).
+    pub token: Option<super::Token>,
 }
 
 /// How a client reconnects after losing its session (see [`ClientConfig::reconnect`]).
@@ -170,6 +175,7 @@ impl ClientConfig {
             max_announced_namespaces: 10_000,
             receive_window: DEFAULT_RECEIVE_WINDOW,
             reconnect: None,
+            token: None,
         }
     }
 

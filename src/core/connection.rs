@@ -75,6 +75,8 @@ struct Inner {
     tracks: super::subscription::TrackRegistry,
     /// Subscriptions held now (bounded by `config.max_subscriptions`).
     subscriptions: Arc<tokio::sync::Semaphore>,
+    /// The token the next session presents (`config.token`, replaced by `set_token`).
+    token: Mutex<Option<super::Token>>,
 }
 
 /// The namespaces and publishers a reconnect restores.
@@ -246,8 +248,10 @@ impl Client {
         // Build the TLS configuration once now so bad CA input fails here, not at connect.
         super::tls::client_config(&config.tls)?;
         let (state, _) = watch::channel(ConnectionState::Disconnected);
+        let token = Mutex::new(config.token.clone());
         Ok(Self {
             inner: Arc::new(Inner {
+                token,
                 runtime,
                 hub: super::discovery::Hub::new(config.max_announced_namespaces),
                 config,
@@ -262,6 +266,13 @@ impl Client {
                 subscriptions: Arc::new(tokio::sync::Semaphore::new(max_subscriptions)),
             }),
         })
+    }
+
+    /// Replace the token the client presents (or remove it, `None`). It takes effect at the
+    /// next connect or reconnect; the current session keeps the credentials it was opened
+    /// with. Thread-safe.
+    pub fn set_token(&self, token: Option<super::Token>) {
+        *lock(&self.inner.token) = token;
     }
 
     pub(crate) fn downgrade(&self) -> WeakClient {
@@ -357,16 +368,31 @@ impl Client {
                 early_readers.clone(),
             )
             .await?;
-            let (session, publisher, subscriber) = moq_transport::session::Session::connect(
-                established.session.clone(),
-                None,
-                established.transport,
-            )
-            .await
-            .map_err(|err| ConnectError::Refused {
-                url: redacted(&self.inner.url),
-                reason: format!("MoQT SETUP failed: {err}"),
-            })?;
+            let token = lock(&self.inner.token).clone();
+            let tokens = token.iter().map(super::Token::setup_token).collect();
+            let (session, publisher, subscriber) =
+                moq_transport::session::Session::connect_with_tokens(
+                    established.session.clone(),
+                    None,
+                    established.transport,
+                    tokens,
+                )
+                .await
+                .map_err(|err| match unauthorized(&err) {
+                    Some(reason) => ConnectError::Unauthorized {
+                        url: redacted(&self.inner.url),
+                        reason,
+                    },
+                    None => ConnectError::Refused {
+                        url: redacted(&self.inner.url),
+                        reason: format!("MoQT SETUP failed: {err}"),
+                    },
+                })?;
+            // Where credentials are in play: a token, or a path (relays scope access by
+            // path, and a path without the token a scope needs is refused the same way).
+            if token.is_some() || !self.inner.url.path().trim_matches('/').is_empty() {
+                admitted(&established.session, &self.inner.url).await?;
+            }
             Ok::<_, ConnectError>((established, session, publisher, subscriber))
         };
         let (established, session, publisher, subscriber) =
@@ -635,6 +661,14 @@ fn announce_error(namespace: &str, err: SessionError, live: &Live) -> AnnounceEr
             AnnounceError::Duplicate { namespace }
         }
         _ if live.is_lost() => AnnounceError::NotConnected,
+        SessionError::Serve(ServeError::Closed(code))
+            if super::subscription::is_unauthorized_code(code) =>
+        {
+            AnnounceError::Unauthorized {
+                namespace,
+                reason: format!("REQUEST_ERROR code {code:#x}"),
+            }
+        }
         SessionError::Serve(ServeError::Closed(code)) => AnnounceError::Refused {
             namespace,
             reason: format!("relay closed the request (code {code})"),
@@ -643,6 +677,59 @@ fn announce_error(namespace: &str, err: SessionError, live: &Live) -> AnnounceEr
             namespace,
             reason: other.to_string(),
         },
+    }
+}
+
+/// How long a session that presented a token (or asked for a path) waits after SETUP for the
+/// relay to refuse it.
+///
+/// A relay checks the token after its own SETUP has gone out (moq-relay-ietf authorizes the
+/// session it has just accepted), and refuses by closing the connection with session error
+/// 0x2 right after. Without this wait `connect` would report success and the session would
+/// end a moment later; with it the refusal is `ConnectError::Unauthorized`. The close follows
+/// the relay's SETUP on the same path, so it arrives within the relay's token check (about a
+/// millisecond) of it, RTT aside; a close that comes later still ends the session, logged as
+/// a refusal of the credentials.
+const ADMISSION_WAIT: Duration = Duration::from_millis(100);
+
+/// Wait [`ADMISSION_WAIT`] for the relay to refuse the session's token.
+async fn admitted(session: &TransportSession, url: &url::Url) -> Result<(), ConnectError> {
+    tokio::select! {
+        err = session.closed() => {
+            let err = SessionError::WebTransport(err);
+            Err(match unauthorized(&err) {
+                Some(reason) => ConnectError::Unauthorized { url: redacted(url), reason },
+                None => ConnectError::Refused {
+                    url: redacted(url),
+                    reason: format!("the relay closed the session after SETUP: {err}"),
+                },
+            })
+        }
+        _ = tokio::time::sleep(ADMISSION_WAIT) => Ok(()),
+    }
+}
+
+/// The relay's reason, if `err` is its refusal of this client's credentials: session error
+/// UNAUTHORIZED (0x2, draft-18 §15.10.1), or an application close whose reason is
+/// "unauthorized" (moq-relay-ietf's fixed text, whatever layer carried the code).
+fn unauthorized(err: &SessionError) -> Option<String> {
+    const UNAUTHORIZED: u32 = 0x2;
+    let SessionError::WebTransport(err) = err else {
+        return None;
+    };
+    match err.session_error() {
+        Some((UNAUTHORIZED, reason)) => Some(if reason.is_empty() {
+            "unauthorized".into()
+        } else {
+            reason
+        }),
+        Some((_, reason)) if reason == "unauthorized" => Some(reason),
+        _ => {
+            // A QUIC-level close seen through the WebTransport layer may not map back to a
+            // session error; its text still carries the relay's reason.
+            let text = err.to_string();
+            text.contains("unauthorized").then(|| "unauthorized".into())
+        }
     }
 }
 
@@ -722,7 +809,13 @@ async fn supervise(
     }
     match &result {
         Ok(()) => log::warn!("session ended by the relay"),
-        Err(err) => log::warn!("session lost: {err}"),
+        Err(err) => match unauthorized(err) {
+            Some(reason) => log::error!(
+                "the relay refused this client's credentials ({reason}): set a valid token \
+                 (ClientConfig::token / set_token)"
+            ),
+            None => log::warn!("session lost: {err}"),
+        },
     }
     let Some(strong) = inner.upgrade() else {
         return;

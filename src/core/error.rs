@@ -62,6 +62,12 @@ pub enum ConfigError {
         /// The rejected value.
         value: String,
     },
+    /// An authorization token is not usable (the message never contains the token).
+    #[error("invalid token: {reason}; pass the token as its issuer gives it (base64url text)")]
+    InvalidToken {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A numeric setting is out of range.
     #[error("invalid setting {name}: {reason}")]
     InvalidSetting {
@@ -104,6 +110,16 @@ pub enum ConnectError {
         /// The host name.
         host: String,
         /// The resolver's error.
+        reason: String,
+    },
+    /// The relay refused this client's credentials: no token where one is required, or one
+    /// it does not accept (wrong signer, expired, malformed). Set a valid token
+    /// (`ClientConfig::token`, `Client::set_token`) or use the URL the relay's operator gave.
+    #[error("relay {url} refused the credentials ({reason}); present a valid token (ClientConfig::token / set_token) or the token URL the relay's operator gave")]
+    Unauthorized {
+        /// The relay URL (without credentials).
+        url: String,
+        /// The relay's reason (e.g. "unauthorized").
         reason: String,
     },
     /// The relay refused the session (wrong protocol version, WebTransport CONNECT refused,
@@ -152,6 +168,15 @@ pub enum AnnounceError {
     Duplicate {
         /// The namespace.
         namespace: String,
+    },
+    /// The relay's authorization refused the announcement: the session's token does not
+    /// allow publishing this namespace (or has expired).
+    #[error("relay refused to announce '{ns_}': not authorized ({reason}); the token must allow publishing this namespace", ns_ = shown(.namespace))]
+    Unauthorized {
+        /// The namespace.
+        namespace: String,
+        /// The relay's reason.
+        reason: String,
     },
     /// The relay refused the announcement.
     #[error("relay refused to announce '{ns_}': {reason}", ns_ = shown(.namespace))]
@@ -271,6 +296,13 @@ pub enum SubscribeError {
         namespace: String,
         /// The track name.
         track: String,
+    },
+    /// The relay's authorization refused the subscription: the session's token does not
+    /// allow subscribing to this track (or has expired).
+    #[error("subscription refused: not authorized ({reason}); the token must allow subscribing to this track")]
+    Unauthorized {
+        /// The relay's reason.
+        reason: String,
     },
     /// The relay or publisher refused the subscription.
     #[error("subscription refused: {reason}")]

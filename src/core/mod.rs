@@ -20,6 +20,7 @@ mod queue;
 pub mod subscriber;
 mod subscription;
 mod tls;
+pub mod token;
 mod transport;
 
 pub use catalog::{parse_catalog, CatalogError, CatalogReader, TrackInfo};
@@ -33,3 +34,4 @@ pub use publisher::{
 };
 pub use subscriber::{Object, Overflow, Subscriber, SubscriberCloser, SubscriberOptions};
 pub use tls::certificate_sha256;
+pub use token::Token;

@@ -529,6 +529,11 @@ async fn open(
         // while the rendezvous period lasts.
         let transient = not_found || matches!(err, ServeError::Closed(0));
         match err {
+            ServeError::Closed(code) if is_unauthorized_code(code) => {
+                return Err(SubscribeError::Unauthorized {
+                    reason: format!("REQUEST_ERROR code {code:#x}"),
+                })
+            }
             // Local subscribers share one upstream subscription, so a duplicate is this
             // session's previous subscription to the track: after UNSUBSCRIBE the transport
             // keeps it while a data stream is still being read (up to 5 s). Wait it out.
@@ -574,6 +579,13 @@ fn first_group(subscribe: &Subscribe) -> Option<u64> {
         .subscribe_ok()
         .and_then(|ok| ok.params.largest_object().ok().flatten())
         .map(|largest| largest.group_id)
+}
+
+/// REQUEST_ERROR codes of a relay's authorization: UNAUTHORIZED (0x1) and
+/// EXPIRED_AUTH_TOKEN (0x5). (MALFORMED_AUTH_TOKEN, 0x4, is also the legacy NOT_FOUND; a
+/// relay refuses a malformed token at setup anyway.)
+pub(crate) fn is_unauthorized_code(code: u64) -> bool {
+    matches!(code, 0x1 | 0x5)
 }
 
 /// REQUEST_ERROR codes meaning "no such track/namespace (yet)": DOES_NOT_EXIST (0x10), the

@@ -68,13 +68,18 @@ impl RelayKind {
     }
 }
 
-/// The certificate a test relay serves, kept so a restarted relay presents the same one.
+/// The certificate a test relay serves, and the key its tokens are signed with, kept so a
+/// restarted relay presents the same ones.
 struct Identity {
     cert: CertificateDer<'static>,
     key_der: Vec<u8>,
     _dir: tempfile::TempDir,
     ca_path: PathBuf,
     ca_pem: String,
+    /// Signs the tokens [`AUTH_PATH`] accepts (ES256).
+    token_signer: cat_token::Es256Algorithm,
+    /// Its public half, PEM: what the relay verifies tokens with.
+    token_key_pem: String,
 }
 
 impl Identity {
@@ -86,12 +91,23 @@ impl Identity {
         let dir = tempfile::tempdir().context("create temporary directory")?;
         let ca_path = dir.path().join("relay-ca.pem");
         std::fs::write(&ca_path, &ca_pem).context("write CA file")?;
+        let token_signer =
+            cat_token::Es256Algorithm::new_with_key_pair().context("generate the token key")?;
+        let token_key_pem = {
+            use p256::pkcs8::EncodePublicKey;
+            token_signer
+                .verifying_key()
+                .to_public_key_pem(Default::default())
+                .context("encode the token key")?
+        };
         Ok(Self {
             cert: certified.cert.der().clone(),
             key_der: certified.key_pair.serialize_der(),
             _dir: dir,
             ca_path,
             ca_pem,
+            token_signer,
+            token_key_pem,
         })
     }
 
@@ -99,14 +115,56 @@ impl Identity {
         relay_server::tls_config(&self.cert, &self.key_der)
     }
 
-    /// Write the certificate (DER) and key (PKCS#8 DER) for a relay in another process.
-    fn write_der_files(&self) -> anyhow::Result<(PathBuf, PathBuf)> {
+    /// Write the certificate (DER), its key (PKCS#8 DER) and the token key (public, PEM) for
+    /// a relay in another process.
+    fn write_files(&self) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
         let dir = self._dir.path();
         let (cert, key) = (dir.join("relay-cert.der"), dir.join("relay-key.pk8"));
+        let token_key = dir.join("token-key.pem");
         std::fs::write(&cert, self.cert.as_ref()).context("write certificate file")?;
         std::fs::write(&key, &self.key_der).context("write key file")?;
-        Ok((cert, key))
+        std::fs::write(&token_key, &self.token_key_pem).context("write token key file")?;
+        Ok((cert, key, token_key))
     }
+
+    /// A token for [`AUTH_PATH`], valid for an hour, base64url as issuers hand them out.
+    fn mint(&self, grant: TokenGrant) -> anyhow::Result<String> {
+        use cat_token::{CatToken, MoqtAction, MoqtScopeBuilder};
+        let media = MoqtScopeBuilder::new();
+        let media = match grant {
+            TokenGrant::PublishAndSubscribe => media.publisher().subscriber(),
+            TokenGrant::SubscribeOnly => media.subscriber(),
+        };
+        // No namespace or track match: any (cat-token refuses an empty prefix pattern).
+        let media = media.build();
+        let setup = MoqtScopeBuilder::new()
+            .action(MoqtAction::ClientSetup)
+            .build();
+        let token = CatToken::new()
+            .with_issuer(relay_server::TOKEN_ISSUER)
+            .with_single_audience(relay_server::TOKEN_AUDIENCE)
+            .with_subject("moq-ffi-tests")
+            .with_expires_in(3600)
+            .with_moqt_scope(media)
+            .with_moqt_scope(setup);
+        cat_token::encode_token_base64(&token, &self.token_signer)
+            .map_err(|err| anyhow::anyhow!("mint a token: {err}"))
+    }
+}
+
+/// The connection path on which a test relay checks tokens: sessions to
+/// `moqt://localhost:PORT/secure` (or `https://`) must present a Common Access Token the relay's
+/// key signed ([`TestRelay::token`]) in SETUP's AUTHORIZATION TOKEN, or are refused
+/// ("unauthorized"). Every other path is open, as before.
+pub const AUTH_PATH: &str = relay_server::AUTH_PATH;
+
+/// What a token minted by [`TestRelay::token`] allows (on any namespace and track).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenGrant {
+    /// Announce, publish, subscribe, discover.
+    PublishAndSubscribe,
+    /// Subscribe and discover only: an announce is refused as unauthorized.
+    SubscribeOnly,
 }
 
 /// A running relay of either [`RelayKind`]. Dropping it stops the relay.
@@ -163,13 +221,15 @@ impl UpstreamProcess {
     /// Start it on `127.0.0.1:port` (0: ephemeral) and return it with the port it bound.
     fn start(identity: &Identity, port: u16) -> anyhow::Result<(Self, u16)> {
         use std::io::BufRead;
-        let (cert, key) = identity.write_der_files()?;
+        let (cert, key, token_key) = identity.write_files()?;
         let binary = Self::binary()?;
         let mut child = Command::new(&binary)
             .arg("--cert")
             .arg(&cert)
             .arg("--key")
             .arg(&key)
+            .arg("--auth-pem")
+            .arg(&token_key)
             .arg("--port")
             .arg(port.to_string())
             .stdin(Stdio::piped())
@@ -315,9 +375,10 @@ impl TestRelay {
             .with_context(|| format!("bind relay socket 127.0.0.1:{port}"))?;
         let addr = socket.local_addr()?;
         let tls = identity.tls()?;
+        let auth_pem = Some(identity.token_key_pem.clone());
         let running = Running::start(
             "moq-test-relay",
-            move || relay_server::build_relay(socket, tls),
+            move || relay_server::build_relay(socket, tls, auth_pem),
             |relay| async move {
                 if let Err(err) = relay.run().await {
                     eprintln!("moq-test-relay: relay stopped: {err:#}");
@@ -372,19 +433,31 @@ impl TestRelay {
             .collect()
     }
 
+    /// A token this relay accepts on [`AUTH_PATH`] (base64url, valid for an hour).
+    ///
+    /// # Panics
+    /// If minting fails (a bug in the test harness).
+    pub fn token(&self, grant: TokenGrant) -> String {
+        self.identity.mint(grant).expect("mint a test token")
+    }
+
     /// Where the relay is and how to trust it, one `KEY=VALUE` line each (what `moq-test-relay`
     /// and `moqkit relay` print): `MOQ_RELAY_MOQT_URL`, `MOQ_RELAY_HTTPS_URL`,
     /// `MOQ_RELAY_CA_FILE`, `MOQ_RELAY_SHA256`, `MOQ_RELAY_KIND` (`patched` or `upstream`),
-    /// `MOQ_RELAY_PORT` (last).
+    /// `MOQ_RELAY_AUTH_PATH` ([`AUTH_PATH`]), `MOQ_RELAY_TOKEN` (publish and subscribe there),
+    /// `MOQ_RELAY_TOKEN_SUBSCRIBE_ONLY`, `MOQ_RELAY_PORT` (last).
     pub fn environment(&self) -> String {
         format!(
             "MOQ_RELAY_MOQT_URL={}\nMOQ_RELAY_HTTPS_URL={}\nMOQ_RELAY_CA_FILE={}\n\
-             MOQ_RELAY_SHA256={}\nMOQ_RELAY_KIND={}\nMOQ_RELAY_PORT={}\n",
+             MOQ_RELAY_SHA256={}\nMOQ_RELAY_KIND={}\nMOQ_RELAY_AUTH_PATH={AUTH_PATH}\n\
+             MOQ_RELAY_TOKEN={}\nMOQ_RELAY_TOKEN_SUBSCRIBE_ONLY={}\nMOQ_RELAY_PORT={}\n",
             self.moqt_url(),
             self.https_url(),
             self.ca_path().display(),
             self.sha256_hex(),
             self.kind.name(),
+            self.token(TokenGrant::PublishAndSubscribe),
+            self.token(TokenGrant::SubscribeOnly),
             self.addr.port()
         )
     }

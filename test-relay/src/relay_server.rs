@@ -12,14 +12,26 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use moq_native_ietf::quic;
 use moq_relay_ietf::{
-    Coordinator, CoordinatorError, CoordinatorResult, NamespaceOrigin, NamespaceRegistration,
-    Relay, RelayConfig,
+    AuthPublicKey, Coordinator, CoordinatorError, CoordinatorResult, NamespaceOrigin,
+    NamespaceRegistration, Relay, RelayConfig, ScopeAuthConfig, ScopeConfig,
 };
 use moq_transport::coding::TrackNamespace;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
+/// The connection path whose sessions must present a valid token in SETUP
+/// (`moqt://host:port/secure`, `https://host:port/secure`); every other path is open. The
+/// relay checks Common Access Tokens (moq-relay-ietf's `auth-cat`), as a deployment would.
+pub const AUTH_PATH: &str = "/secure";
+/// The issuer (`iss`) the relay accepts on [`AUTH_PATH`].
+pub const TOKEN_ISSUER: &str = "moq-ffi-tests";
+/// The audience (`aud`) the relay accepts on [`AUTH_PATH`].
+pub const TOKEN_AUDIENCE: &str = "moq-test-relay";
+
 /// Coordinator for a single relay: every namespace is local, nothing is found elsewhere.
-struct SingleRelayCoordinator;
+/// With `auth_pem` (an ES256 public key), sessions on [`AUTH_PATH`] need a token it signed.
+struct SingleRelayCoordinator {
+    auth_pem: Option<String>,
+}
 
 #[async_trait]
 impl Coordinator for SingleRelayCoordinator {
@@ -46,6 +58,18 @@ impl Coordinator for SingleRelayCoordinator {
         _namespace: &TrackNamespace,
     ) -> CoordinatorResult<(NamespaceOrigin, Option<moq_native_ietf::Client>)> {
         Err(CoordinatorError::NamespaceNotFound)
+    }
+
+    async fn get_scope_config(&self, scope: Option<&str>) -> CoordinatorResult<ScopeConfig> {
+        let mut config = ScopeConfig::default();
+        if let (Some(AUTH_PATH), Some(pem)) = (scope, &self.auth_pem) {
+            config.auth = Some(
+                ScopeAuthConfig::new(vec![AuthPublicKey::es256(pem.clone())])
+                    .with_issuers(vec![TOKEN_ISSUER.to_string()])
+                    .with_audiences(vec![TOKEN_AUDIENCE.to_string()]),
+            );
+        }
+        Ok(config)
     }
 }
 
@@ -74,10 +98,15 @@ pub fn tls_config(
     })
 }
 
-/// Build a relay on `socket` with `tls`. Call it inside the runtime that will drive it (a
-/// QUIC endpoint belongs to the runtime it was created in); `Relay::run` is not `Send`, so run
-/// it on a current-thread runtime in a `LocalSet`.
-pub fn build_relay(socket: UdpSocket, tls: moq_native_ietf::tls::Config) -> anyhow::Result<Relay> {
+/// Build a relay on `socket` with `tls`; `auth_pem` (an ES256 public key, PEM) turns token
+/// checking on for [`AUTH_PATH`]. Call it inside the runtime that will drive it (a QUIC
+/// endpoint belongs to the runtime it was created in); `Relay::run` is not `Send`, so run it
+/// on a current-thread runtime in a `LocalSet`.
+pub fn build_relay(
+    socket: UdpSocket,
+    tls: moq_native_ietf::tls::Config,
+    auth_pem: Option<String>,
+) -> anyhow::Result<Relay> {
     let endpoint = quic::Endpoint::new(quic::Config::with_socket(socket, None, tls.clone()))?;
     RelayConfig {
         bind: None,
@@ -87,7 +116,7 @@ pub fn build_relay(socket: UdpSocket, tls: moq_native_ietf::tls::Config) -> anyh
         mlog_dir: None,
         announce: None,
         node: None,
-        coordinator: Arc::new(SingleRelayCoordinator),
+        coordinator: Arc::new(SingleRelayCoordinator { auth_pem }),
         session: Default::default(),
         connection_tagger: None,
     }

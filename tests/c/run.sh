@@ -140,4 +140,5 @@ echo "  relay: $MOQ_RELAY_KIND on port $MOQ_RELAY_PORT"
 MOQ_TEST_SCALE=10 "$out/test_capi_shared" stream_pubsub_both_schemes stream_burst_1000_in_order \
   datagram_pubsub_both_schemes zero_length_objects \
   wait_ready_after_unsubscribe_of_an_established_subscription_fails \
-  subscribe_failure_is_visible catalog_subscription reconnect_after_relay_restart_both_schemes
+  subscribe_failure_is_visible catalog_subscription reconnect_after_relay_restart_both_schemes \
+  token_passes_and_a_missing_or_wrong_one_is_refused

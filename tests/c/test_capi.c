@@ -251,6 +251,74 @@ static void test_create_ex_config(void) {
     moq_client_destroy(client);
 }
 
+/* Announce a fresh namespace on `client`, subscribe to it, publish `count` zero-length
+ * objects and check they arrive (nothing else). */
+static void zero_length_round_trip(MoqClient *client, const char *prefix, int count) {
+    char ns[64];
+    unique_name(ns, sizeof ns, prefix);
+    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
+    MoqPublisher *pub = moq_create_publisher(client, ns, "t");
+    DataLog log = {0};
+    log.expected_len = 0;
+    MoqSubscriber *sub = moq_subscribe(client, ns, "t", on_data, &log);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
+    for (int i = 0; i < count; i++) CHECK_RESULT(moq_publish_data(pub, NULL, 0, MOQ_DELIVERY_STREAM), MOQ_OK);
+    CHECK(wait_for(&log.count, count, 5000));
+    CHECK(atomic_load(&log.bytes) == 0 && atomic_load(&log.content_errors) == 0);
+    moq_subscriber_destroy(sub);
+    moq_publisher_destroy(pub);
+}
+
+/* =============== tokens (the relay checks them on MOQ_RELAY_AUTH_PATH) =============== */
+
+/* A client for `base` + the auth path with `token` (NULL: none) set; connect's result code. */
+static MoqResultCode connect_secure(const char *base, const char *token, MoqClient **out) {
+    MoqClientConfig config;
+    memset(&config, 0, sizeof config);
+    config.struct_size = sizeof config;
+    config.ca_cert_file = ca_file;
+    config.disable_system_roots = true;
+    config.connect_timeout_ms = (uint32_t)slack_ms(5000);
+    MoqClient *client = moq_client_create_ex(&config);
+    CHECK(client != NULL);
+    MoqResult set = moq_client_set_token(client, token);
+    CHECK(set.code == MOQ_OK);
+    moq_free_str(set.message);
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", base, env_or_die("MOQ_RELAY_AUTH_PATH"));
+    MoqResult result = moq_connect(client, url, NULL, NULL);
+    MoqResultCode code = result.code;
+    if (code != MOQ_OK) {
+        CHECK(result.message != NULL && strstr(result.message, "refused the credentials") != NULL);
+        CHECK(strstr(result.message, "bm90IGEgdG9rZW4") == NULL);
+    }
+    moq_free_str(result.message);
+    *out = client;
+    return code;
+}
+
+static void test_token_passes_and_a_missing_or_wrong_one_is_refused(void) {
+    const char *token = env_or_die("MOQ_RELAY_TOKEN");
+    const char *bases[2] = {moqt_url, https_url};
+    for (int i = 0; i < 2; i++) {
+        MoqClient *client;
+        CHECK(connect_secure(bases[i], token, &client) == MOQ_OK);
+        zero_length_round_trip(client, "auth", 1);
+        moq_client_destroy(client);
+
+        CHECK(connect_secure(bases[i], NULL, &client) == MOQ_ERROR_CONNECTION_FAILED);
+        CHECK(!moq_is_connected(client));
+        moq_client_destroy(client);
+        CHECK(connect_secure(bases[i], "bm90IGEgdG9rZW4", &client) == MOQ_ERROR_CONNECTION_FAILED);
+        moq_client_destroy(client);
+    }
+    MoqClient *client = moq_client_create();
+    CHECK_RESULT(moq_client_set_token(client, "not base64!"), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_client_set_token(NULL, token), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_client_set_token(client, NULL), MOQ_OK);
+    moq_client_destroy(client);
+}
+
 /* =============== connect failures =============== */
 
 static void test_connect_failures(void) {
@@ -371,19 +439,7 @@ static void test_datagram_pubsub_both_schemes(void) {
 
 static void test_zero_length_objects(void) {
     MoqClient *client = connected_client(moqt_url);
-    char ns[64];
-    unique_name(ns, sizeof ns, "zero");
-    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
-    MoqPublisher *pub = moq_create_publisher(client, ns, "t");
-    DataLog log = {0};
-    log.expected_len = 0;
-    MoqSubscriber *sub = moq_subscribe(client, ns, "t", on_data, &log);
-    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
-    for (int i = 0; i < 5; i++) CHECK_RESULT(moq_publish_data(pub, NULL, 0, MOQ_DELIVERY_STREAM), MOQ_OK);
-    CHECK(wait_for(&log.count, 5, 5000));
-    CHECK(atomic_load(&log.bytes) == 0 && atomic_load(&log.content_errors) == 0);
-    moq_subscriber_destroy(sub);
-    moq_publisher_destroy(pub);
+    zero_length_round_trip(client, "zero", 5);
     moq_client_destroy(client);
 }
 
@@ -1727,6 +1783,8 @@ int main(int argc, char **argv) {
     run_case("null_arguments", test_null_arguments);
     run_case("invalid_utf8_and_enums", test_invalid_utf8_and_enums);
     run_case("create_ex_config", test_create_ex_config);
+    run_case("token_passes_and_a_missing_or_wrong_one_is_refused",
+             test_token_passes_and_a_missing_or_wrong_one_is_refused);
     run_case("connect_failures", test_connect_failures);
     run_case("connect_states_and_disconnect", test_connect_states_and_disconnect);
     run_case("stream_pubsub_both_schemes", test_stream_pubsub_both_schemes);

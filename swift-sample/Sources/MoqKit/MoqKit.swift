@@ -871,6 +871,13 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func observeState(listener: ConnectionListener) throws  -> ListenerHandle
     
     /**
+     * Replace the authorization token (see `ClientConfig.token`), or remove it with `None`.
+     * It takes effect at the next connect or reconnect. Errors: `InvalidArgument` for text
+     * that is not a base64url token (the message never contains it).
+     */
+    func setToken(token: String?) throws 
+    
+    /**
      * The current connection state.
      */
     func state()  -> ConnectionState
@@ -1093,6 +1100,20 @@ open func observeState(listener: ConnectionListener)throws  -> ListenerHandle  {
         FfiConverterTypeConnectionListener_lower(listener),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Replace the authorization token (see `ClientConfig.token`), or remove it with `None`.
+     * It takes effect at the next connect or reconnect. Errors: `InvalidArgument` for text
+     * that is not a base64url token (the message never contains it).
+     */
+open func setToken(token: String?)throws   {try rustCallWithError(FfiConverterTypeMoqError_lift) {
+        uniffiCallStatus in
+    uniffi_moq_ffi_fn_method_client_set_token(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(token),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -3077,6 +3098,15 @@ public struct ClientConfig: Equatable, Hashable {
      * every publisher and subscription).
      */
     public var reconnect: ReconnectPolicy?
+    /**
+     * Authorization token for relays with authorization on: the base64url text the relay's
+     * issuer hands out (a Common Access Token), sent in SETUP. None: no token.
+     * `Client.set_token` replaces it for the next connect. A relay that takes its token in
+     * the URL instead (`?jwt=...`, a path segment) needs only the URL. The library never logs
+     * it; the generated record's text form (Kotlin `toString`, Swift `description`) does show
+     * it, so do not log the configuration.
+     */
+    public var token: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3126,7 +3156,15 @@ public struct ClientConfig: Equatable, Hashable {
         /**
          * Reconnect automatically after the session is lost (none: do not; a lost session ends
          * every publisher and subscription).
-         */reconnect: ReconnectPolicy? = nil) {
+         */reconnect: ReconnectPolicy? = nil, 
+        /**
+         * Authorization token for relays with authorization on: the base64url text the relay's
+         * issuer hands out (a Common Access Token), sent in SETUP. None: no token.
+         * `Client.set_token` replaces it for the next connect. A relay that takes its token in
+         * the URL instead (`?jwt=...`, a path segment) needs only the URL. The library never logs
+         * it; the generated record's text form (Kotlin `toString`, Swift `description`) does show
+         * it, so do not log the configuration.
+         */token: String? = nil) {
         self.url = url
         self.tls = tls
         self.connectTimeoutMs = connectTimeoutMs
@@ -3141,6 +3179,7 @@ public struct ClientConfig: Equatable, Hashable {
         self.receiveWindowBytes = receiveWindowBytes
         self.overflow = overflow
         self.reconnect = reconnect
+        self.token = token
     }
 
     
@@ -3172,7 +3211,8 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
                 subscriptionBufferBytes: FfiConverterUInt64.read(from: &buf), 
                 receiveWindowBytes: FfiConverterUInt64.read(from: &buf), 
                 overflow: FfiConverterOptionTypeOverflowPolicy.read(from: &buf), 
-                reconnect: FfiConverterOptionTypeReconnectPolicy.read(from: &buf)
+                reconnect: FfiConverterOptionTypeReconnectPolicy.read(from: &buf), 
+                token: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -3191,6 +3231,7 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.receiveWindowBytes, into: &buf)
         FfiConverterOptionTypeOverflowPolicy.write(value.overflow, into: &buf)
         FfiConverterOptionTypeReconnectPolicy.write(value.reconnect, into: &buf)
+        FfiConverterOptionString.write(value.token, into: &buf)
     }
 }
 
@@ -4304,6 +4345,16 @@ enum MoqError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */reason: String
     )
     /**
+     * The relay refused the credentials (no token, or one it does not accept), or the
+     * token does not allow this request: set a valid token (`ClientConfig.token`,
+     * `Client.set_token`).
+     */
+    case Unauthorized(
+        /**
+         * The relay's reason and what to do.
+         */reason: String
+    )
+    /**
      * An object exceeds the maximum object size (or a datagram).
      */
     case TooLarge(
@@ -4426,25 +4477,28 @@ public struct FfiConverterTypeMoqError: FfiConverterRustBuffer {
         case 8: return .Refused(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 9: return .TooLarge(
+        case 9: return .Unauthorized(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 10: return .WouldBlock(
+        case 10: return .TooLarge(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .LimitReached(
+        case 11: return .WouldBlock(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 12: return .PublisherLost(
+        case 12: return .LimitReached(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 13: return .Closed(
+        case 13: return .PublisherLost(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 14: return .WrongThread(
+        case 14: return .Closed(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 15: return .Internal(
+        case 15: return .WrongThread(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 16: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -4499,38 +4553,43 @@ public struct FfiConverterTypeMoqError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .TooLarge(reason):
+        case let .Unauthorized(reason):
             writeInt(&buf, Int32(9))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .WouldBlock(reason):
+        case let .TooLarge(reason):
             writeInt(&buf, Int32(10))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .LimitReached(reason):
+        case let .WouldBlock(reason):
             writeInt(&buf, Int32(11))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .PublisherLost(reason):
+        case let .LimitReached(reason):
             writeInt(&buf, Int32(12))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Closed(reason):
+        case let .PublisherLost(reason):
             writeInt(&buf, Int32(13))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .WrongThread(reason):
+        case let .Closed(reason):
             writeInt(&buf, Int32(14))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Internal(reason):
+        case let .WrongThread(reason):
             writeInt(&buf, Int32(15))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Internal(reason):
+            writeInt(&buf, Int32(16))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -5047,6 +5106,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_client_observe_state() != 6538) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_client_set_token() != 15244) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_client_state() != 18067) {

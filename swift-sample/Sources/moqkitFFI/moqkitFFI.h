@@ -389,6 +389,11 @@ int8_t uniffi_moq_ffi_fn_method_client_is_connected(uint64_t ptr, RustCallStatus
 uint64_t uniffi_moq_ffi_fn_method_client_observe_state(uint64_t ptr, uint64_t listener, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_SET_TOKEN
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_SET_TOKEN
+void uniffi_moq_ffi_fn_method_client_set_token(uint64_t ptr, RustBuffer token, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_STATE
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_STATE
 RustBuffer uniffi_moq_ffi_fn_method_client_state(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -1033,6 +1038,12 @@ uint16_t uniffi_moq_ffi_checksum_method_client_is_connected(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_OBSERVE_STATE
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_OBSERVE_STATE
 uint16_t uniffi_moq_ffi_checksum_method_client_observe_state(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_SET_TOKEN
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_SET_TOKEN
+uint16_t uniffi_moq_ffi_checksum_method_client_set_token(void
     
 );
 #endif

@@ -2,7 +2,8 @@
 //!
 //! Output (one `KEY=VALUE` per line, then `READY`):
 //! `MOQ_RELAY_MOQT_URL`, `MOQ_RELAY_HTTPS_URL`, `MOQ_RELAY_CA_FILE`, `MOQ_RELAY_SHA256`,
-//! `MOQ_RELAY_PORT` ([`moq_test_relay::TestRelay::environment`]).
+//! `MOQ_RELAY_KIND`, `MOQ_RELAY_AUTH_PATH` and two tokens for it, `MOQ_RELAY_PORT`
+//! ([`moq_test_relay::TestRelay::environment`]).
 //! Commands on stdin, one per line, each answered with one line once done:
 //! `stop` (the relay stops abruptly, as a crashed relay would) answers `STOPPED`;
 //! `restart` (again on the same port, same certificate) answers `RESTARTED`.

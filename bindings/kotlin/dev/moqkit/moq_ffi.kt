@@ -826,6 +826,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_moq_ffi_checksum_method_client_observe_state(
     ): Int
+    external fun uniffi_moq_ffi_checksum_method_client_set_token(
+    ): Int
     external fun uniffi_moq_ffi_checksum_method_client_state(
     ): Int
     external fun uniffi_moq_ffi_checksum_method_client_subscribe(
@@ -947,6 +949,8 @@ internal object UniffiLib {
     ): Byte
     external fun uniffi_moq_ffi_fn_method_client_observe_state(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_moq_ffi_fn_method_client_set_token(`ptr`: Long,`token`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_moq_ffi_fn_method_client_state(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_moq_ffi_fn_method_client_subscribe(`ptr`: Long,`namespace`: RustBuffer.ByValue,`track`: RustBuffer.ByValue,
@@ -1225,6 +1229,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_client_observe_state() and 0xFFFF) != 6538) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_moq_ffi_checksum_method_client_set_token() and 0xFFFF) != 15244) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_client_state() and 0xFFFF) != 18067) {
@@ -2219,6 +2226,13 @@ public interface ClientInterface {
     fun `observeState`(`listener`: ConnectionListener): ListenerHandle
     
     /**
+     * Replace the authorization token (see `ClientConfig.token`), or remove it with `None`.
+     * It takes effect at the next connect or reconnect. Errors: `InvalidArgument` for text
+     * that is not a base64url token (the message never contains it).
+     */
+    fun `setToken`(`token`: kotlin.String?)
+    
+    /**
      * The current connection state.
      */
     fun `state`(): ConnectionState
@@ -2527,6 +2541,25 @@ open class Client: Disposable, AutoCloseable, ClientInterface
     }
     )
     }
+    
+
+    
+    /**
+     * Replace the authorization token (see `ClientConfig.token`), or remove it with `None`.
+     * It takes effect at the next connect or reconnect. Errors: `InvalidArgument` for text
+     * that is not a base64url token (the message never contains it).
+     */
+    @Throws(MoqException::class)override fun `setToken`(`token`: kotlin.String?)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(MoqException) { _status ->
+    UniffiLib.uniffi_moq_ffi_fn_method_client_set_token(
+        it,
+        
+        FfiConverterOptionalString.lower(`token`),_status)
+}
+    }
+    
     
 
     
@@ -5522,6 +5555,16 @@ data class ClientConfig (
      * every publisher and subscription).
      */
     var `reconnect`: ReconnectPolicy? = null 
+    , 
+    /**
+     * Authorization token for relays with authorization on: the base64url text the relay's
+     * issuer hands out (a Common Access Token), sent in SETUP. None: no token.
+     * `Client.set_token` replaces it for the next connect. A relay that takes its token in
+     * the URL instead (`?jwt=...`, a path segment) needs only the URL. The library never logs
+     * it; the generated record's text form (Kotlin `toString`, Swift `description`) does show
+     * it, so do not log the configuration.
+     */
+    var `token`: kotlin.String? = null 
     
 ){
     
@@ -5552,6 +5595,7 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.read(buf),
             FfiConverterOptionalTypeOverflowPolicy.read(buf),
             FfiConverterOptionalTypeReconnectPolicy.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -5569,7 +5613,8 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.allocationSize(value.`subscriptionBufferBytes`) +
             FfiConverterULong.allocationSize(value.`receiveWindowBytes`) +
             FfiConverterOptionalTypeOverflowPolicy.allocationSize(value.`overflow`) +
-            FfiConverterOptionalTypeReconnectPolicy.allocationSize(value.`reconnect`)
+            FfiConverterOptionalTypeReconnectPolicy.allocationSize(value.`reconnect`) +
+            FfiConverterOptionalString.allocationSize(value.`token`)
     )
 
     override fun write(value: ClientConfig, buf: ByteBuffer) {
@@ -5587,6 +5632,7 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.write(value.`receiveWindowBytes`, buf)
             FfiConverterOptionalTypeOverflowPolicy.write(value.`overflow`, buf)
             FfiConverterOptionalTypeReconnectPolicy.write(value.`reconnect`, buf)
+            FfiConverterOptionalString.write(value.`token`, buf)
     }
 }
 
@@ -6400,6 +6446,22 @@ sealed class MoqException: kotlin.Exception() {
     }
     
     /**
+     * The relay refused the credentials (no token, or one it does not accept), or the
+     * token does not allow this request: set a valid token (`ClientConfig.token`,
+     * `Client.set_token`).
+     */
+    class Unauthorized(
+        
+        /**
+         * The relay's reason and what to do.
+         */
+        val `reason`: kotlin.String
+        ) : MoqException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
      * An object exceeds the maximum object size (or a datagram).
      */
     class TooLarge(
@@ -6552,25 +6614,28 @@ public object FfiConverterTypeMoqError : FfiConverterRustBuffer<MoqException> {
             8 -> MoqException.Refused(
                 FfiConverterString.read(buf),
                 )
-            9 -> MoqException.TooLarge(
+            9 -> MoqException.Unauthorized(
                 FfiConverterString.read(buf),
                 )
-            10 -> MoqException.WouldBlock(
+            10 -> MoqException.TooLarge(
                 FfiConverterString.read(buf),
                 )
-            11 -> MoqException.LimitReached(
+            11 -> MoqException.WouldBlock(
                 FfiConverterString.read(buf),
                 )
-            12 -> MoqException.PublisherLost(
+            12 -> MoqException.LimitReached(
                 FfiConverterString.read(buf),
                 )
-            13 -> MoqException.Closed(
+            13 -> MoqException.PublisherLost(
                 FfiConverterString.read(buf),
                 )
-            14 -> MoqException.WrongThread(
+            14 -> MoqException.Closed(
                 FfiConverterString.read(buf),
                 )
-            15 -> MoqException.Internal(
+            15 -> MoqException.WrongThread(
+                FfiConverterString.read(buf),
+                )
+            16 -> MoqException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -6615,6 +6680,11 @@ public object FfiConverterTypeMoqError : FfiConverterRustBuffer<MoqException> {
                 + FfiConverterString.allocationSize(value.`reason`)
             )
             is MoqException.Refused -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is MoqException.Unauthorized -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
@@ -6699,38 +6769,43 @@ public object FfiConverterTypeMoqError : FfiConverterRustBuffer<MoqException> {
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.TooLarge -> {
+            is MoqException.Unauthorized -> {
                 buf.putInt(9)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.WouldBlock -> {
+            is MoqException.TooLarge -> {
                 buf.putInt(10)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.LimitReached -> {
+            is MoqException.WouldBlock -> {
                 buf.putInt(11)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.PublisherLost -> {
+            is MoqException.LimitReached -> {
                 buf.putInt(12)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.Closed -> {
+            is MoqException.PublisherLost -> {
                 buf.putInt(13)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.WrongThread -> {
+            is MoqException.Closed -> {
                 buf.putInt(14)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.Internal -> {
+            is MoqException.WrongThread -> {
                 buf.putInt(15)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is MoqException.Internal -> {
+                buf.putInt(16)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }

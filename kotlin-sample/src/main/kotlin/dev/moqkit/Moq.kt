@@ -121,6 +121,7 @@ val MoqException.reason: String
         is MoqException.NotFound -> reason
         is MoqException.AlreadyExists -> reason
         is MoqException.Refused -> reason
+        is MoqException.Unauthorized -> reason
         is MoqException.TooLarge -> reason
         is MoqException.WouldBlock -> reason
         is MoqException.LimitReached -> reason
