@@ -35,6 +35,18 @@ while read -r line <&"${RELAY[0]}"; do
 done
 cp "${relay[MOQ_RELAY_CA_FILE]}" "$work/ca.pem"
 
+# The hostile peer too (for the cut-group test); it lives while fd 8 holds its stdin open.
+rm -f "$work/hostile-control" "$work/hostile.env"
+mkfifo "$work/hostile-control"
+"$target/debug/moq-test-relay" --hostile < "$work/hostile-control" > "$work/hostile.env" 2>/dev/null &
+hostile_pid=$!
+exec 8>"$work/hostile-control"
+trap 'exec 7>&- 8>&-; kill "$RELAY_PID" "$hostile_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q '^READY$' "$work/hostile.env" && break; sleep 0.1; done
+grep -q '^READY$' "$work/hostile.env" || { echo "the hostile peer did not start" >&2; exit 1; }
+hostile_value() { sed -n "s/^$1=//p" "$work/hostile.env"; }
+cp "$(hostile_value MOQ_RELAY_CA_FILE)" "$work/hostile-ca.pem"
+
 link="-Xlinker -L/moq-ffi/lib -Xlinker -rpath -Xlinker /moq-ffi/lib"
 in_chroot() {
   chroot "$chroot_dir" env HOME=/root \
@@ -42,6 +54,10 @@ in_chroot() {
     MOQ_RELAY_HTTPS_URL="${relay[MOQ_RELAY_HTTPS_URL]}" \
     MOQ_RELAY_CA_FILE=/moq-ffi/ca.pem \
     MOQ_RELAY_CONTROL=/moq-ffi/relay-control \
+    MOQ_RELAY_AUTH_PATH="${relay[MOQ_RELAY_AUTH_PATH]}" \
+    MOQ_RELAY_TOKEN="${relay[MOQ_RELAY_TOKEN]}" \
+    MOQ_HOSTILE_MOQT_URL="$(hostile_value MOQ_RELAY_MOQT_URL)" \
+    MOQ_HOSTILE_CA_FILE=/moq-ffi/hostile-ca.pem \
     bash -c "cd /moq-ffi/pkg && $1"
 }
 in_chroot "swift build --build-tests $link"

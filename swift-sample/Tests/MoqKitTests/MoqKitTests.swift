@@ -124,6 +124,42 @@ final class MoqKitTests: XCTestCase {
         await client.disconnect()
     }
 
+    func testATokenPassesOnTheAuthPathAndAMissingOneIsUnauthorized() async throws {
+        var secure = try config("https")
+        secure.url += env["MOQ_RELAY_AUTH_PATH"] ?? "(MOQ_RELAY_AUTH_PATH not set)"
+        let client = try Client(config: secure)
+        do {
+            try await client.connect()
+            XCTFail("connected without the token")
+        } catch MoqError.Unauthorized(let reason) {
+            XCTAssertTrue(reason.contains("refused the credentials"), reason)
+        }
+        try client.setToken(token: env["MOQ_RELAY_TOKEN"])
+        try await client.connect()
+        XCTAssertTrue(client.isConnected())
+        try await client.announce(namespace: unique("auth"))
+        await client.disconnect()
+    }
+
+    func testAGroupCutShortUpstreamIsCounted() async throws {
+        // The hostile peer (scripts/test.d/45-swift.sh starts it): hostile/cut resets group 0
+        // mid-object, then sends group 1 whole.
+        guard let url = env["MOQ_HOSTILE_MOQT_URL"], let ca = env["MOQ_HOSTILE_CA_FILE"] else {
+            XCTFail("MOQ_HOSTILE_MOQT_URL / MOQ_HOSTILE_CA_FILE not set")
+            return
+        }
+        let client = try Client(config: clientConfig(url: url, caFiles: [ca], useSystemRoots: false))
+        try await client.connect()
+        let cut = try await client.subscribe(namespace: "hostile", track: "cut")
+        for try await object in cut.objects() {
+            XCTAssertEqual(object.groupId, 1)
+            XCTAssertEqual(object.payload, Data("whole object after the cut one".utf8))
+            break
+        }
+        XCTAssertEqual(cut.cutGroupCount(), 1)
+        await client.disconnect()
+    }
+
     func testTypedErrors() async throws {
         var untrusted = try config()
         untrusted.tls = TlsOptions(useSystemRoots: false, extraCaPem: [], extraCaFiles: [], pinnedSha256: [], dangerAcceptAnyCertificate: false)

@@ -196,6 +196,60 @@ class MoqTest {
         }
     }
 
+    @ParameterizedTest
+    @ValueSource(strings = ["moqt", "https"])
+    fun `a token passes on the relay's auth path and a missing one is Unauthorized`(scheme: String) = runBlocking {
+        val secure = config(scheme).copy(url = url(scheme) + env.getValue("MOQ_RELAY_AUTH_PATH"))
+        Client(secure).use { client ->
+            val e = assertThrows<MoqException.Unauthorized> { runBlocking { client.connect() } }
+            assertTrue(e.reason.contains("refused the credentials"), e.reason)
+            client.setToken(env.getValue("MOQ_RELAY_TOKEN"))
+            client.connect()
+            val ns = unique("auth")
+            client.announce(ns)
+            client.createPublisher(ns, "t", null).use { publisher ->
+                client.subscribe(ns, "t").use { subscriber ->
+                    val first = async { subscriber.objects().take(1).toList() }
+                    publisher.publish("behind the token".encodeToByteArray())
+                    val received = withTimeout(10_000) { first.await() }
+                    assertArrayEquals("behind the token".encodeToByteArray(), received.single().payload)
+                }
+            }
+            client.disconnect()
+        }
+    }
+
+    @Test
+    fun `a group cut short upstream is counted by cutGroupCount`() = runBlocking {
+        // The peer that misbehaves on purpose: hostile/cut resets group 0 mid-object, then
+        // sends group 1 whole.
+        val binary = System.getProperty("moq.relay.bin") ?: error("moq.relay.bin not set")
+        val peer = ProcessBuilder(binary, "--hostile").redirectError(ProcessBuilder.Redirect.DISCARD).start()
+        try {
+            val peerEnv = mutableMapOf<String, String>()
+            val lines = peer.inputStream.bufferedReader()
+            while (true) {
+                val line = lines.readLine() ?: error("hostile peer exited")
+                if (line == "READY") break
+                val (key, value) = line.split("=", limit = 2)
+                peerEnv[key] = value
+            }
+            val peerConfig = clientConfig(peerEnv.getValue("MOQ_RELAY_MOQT_URL"), peerEnv.getValue("MOQ_RELAY_CA_FILE"), useSystemRoots = false)
+            connect(peerConfig).use { client ->
+                client.subscribe("hostile", "cut").use { cut ->
+                    val received = withTimeout(10_000) { cut.objects().take(1).toList() }
+                    assertEquals(1uL, received.single().groupId)
+                    assertArrayEquals("whole object after the cut one".encodeToByteArray(), received.single().payload)
+                    assertEquals(1uL, cut.cutGroupCount())
+                }
+                client.disconnect()
+            }
+        } finally {
+            peer.outputStream.close()
+            peer.waitFor()
+        }
+    }
+
     @Test
     fun `errors are typed with readable messages`() = runBlocking {
         // Untrusted certificate.
