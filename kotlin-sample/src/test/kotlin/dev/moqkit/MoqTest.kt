@@ -30,17 +30,23 @@ class MoqTest {
     private val env = mutableMapOf<String, String>()
     private val names = AtomicInteger()
 
-    @BeforeAll
-    fun startRelay() {
+    /** Start `moq-test-relay ARGS` and read its KEY=VALUE lines up to READY into [into]. */
+    private fun startTestRelay(into: MutableMap<String, String>, vararg args: String): Process {
         val binary = System.getProperty("moq.relay.bin") ?: error("moq.relay.bin not set")
-        relay = ProcessBuilder(binary).redirectError(ProcessBuilder.Redirect.INHERIT).start()
-        val lines = relay.inputStream.bufferedReader()
+        val process = ProcessBuilder(binary, *args).redirectError(ProcessBuilder.Redirect.INHERIT).start()
+        val lines = process.inputStream.bufferedReader()
         while (true) {
-            val line = lines.readLine() ?: error("relay exited")
+            val line = lines.readLine() ?: error("${args.joinToString(" ")} relay exited")
             if (line == "READY") break
             val (key, value) = line.split("=", limit = 2)
-            env[key] = value
+            into[key] = value
         }
+        return process
+    }
+
+    @BeforeAll
+    fun startRelay() {
+        relay = startTestRelay(env)
     }
 
     @AfterAll
@@ -223,17 +229,9 @@ class MoqTest {
     fun `a group cut short upstream is counted by cutGroupCount`() = runBlocking {
         // The peer that misbehaves on purpose: hostile/cut resets group 0 mid-object, then
         // sends group 1 whole.
-        val binary = System.getProperty("moq.relay.bin") ?: error("moq.relay.bin not set")
-        val peer = ProcessBuilder(binary, "--hostile").redirectError(ProcessBuilder.Redirect.DISCARD).start()
+        val peerEnv = mutableMapOf<String, String>()
+        val peer = startTestRelay(peerEnv, "--hostile")
         try {
-            val peerEnv = mutableMapOf<String, String>()
-            val lines = peer.inputStream.bufferedReader()
-            while (true) {
-                val line = lines.readLine() ?: error("hostile peer exited")
-                if (line == "READY") break
-                val (key, value) = line.split("=", limit = 2)
-                peerEnv[key] = value
-            }
             val peerConfig = clientConfig(peerEnv.getValue("MOQ_RELAY_MOQT_URL"), peerEnv.getValue("MOQ_RELAY_CA_FILE"), useSystemRoots = false)
             connect(peerConfig).use { client ->
                 client.subscribe("hostile", "cut").use { cut ->
