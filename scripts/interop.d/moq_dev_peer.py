@@ -56,7 +56,10 @@ async def subscribe(url, ca, broadcast, track, out, expected):
         # request_broadcast before the publisher announced fails (a protocol error): wait for
         # a route to the broadcast instead.
         consumer = await asyncio.wait_for(client.announced_broadcast(broadcast).available(), TIMEOUT)
-        frames = await asyncio.wait_for(consumer.subscribe_track(track), TIMEOUT)
+        # max_age_us: moq-lite's default (0) lets the relay drop any group a newer one has
+        # overtaken (latency first). A file transfer tolerates staleness: a minute.
+        wanted = moq.Subscription(max_age_us=60_000_000)
+        frames = await asyncio.wait_for(consumer.subscribe_track(track, wanted), TIMEOUT)
 
         async def read():
             tasks = []

@@ -8,7 +8,7 @@ use std::time::Duration;
 use moq_transport::coding::TrackNamespace;
 use moq_transport::serve::{ServeError, Tracks, TracksReader, TracksWriter};
 use moq_transport::session::{
-    transport::Session as TransportSession, PublishNamespace, SessionError,
+    transport::Session as TransportSession, PublishNamespace, SessionError, Subscribed,
 };
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -751,9 +751,7 @@ async fn serve_namespace(
                     let track = shown(&subscribed.track_name.to_string()).into_owned();
                     log::debug!("serving a subscription to track '{track}'");
                     serving.spawn(async move {
-                        match moq_transport::session::Publisher::serve_subscribe(subscribed, tracks)
-                            .await
-                        {
+                        match serve_subscribe(subscribed, tracks).await {
                             Ok(()) => log::debug!("subscription to track '{track}' ended"),
                             Err(err) => log::debug!("subscription to track '{track}' ended: {err}"),
                         }
@@ -769,6 +767,51 @@ async fn serve_namespace(
         "announcement of '{}' ended",
         shown(&handle.namespace.to_string())
     );
+}
+
+/// Serve one SUBSCRIBE from the track of that name, or answer "not found".
+async fn serve_subscribe(
+    mut subscribed: Subscribed,
+    mut tracks: TracksReader,
+) -> Result<(), SessionError> {
+    let namespace = subscribed.info.track_namespace.clone();
+    let Some(track) = tracks.subscribe(namespace, &subscribed.info.track_name) else {
+        let name = shown(&subscribed.info.track_name.to_string()).into_owned();
+        subscribed.close(ServeError::not_found_ctx(format!("no track '{name}'")))?;
+        return Ok(());
+    };
+    start_largest_object_at_its_group(&mut subscribed.info, track.largest_location());
+    subscribed.serve(track).await
+}
+
+/// A Largest Object filter starts "after the newest object"; we start it at the first object
+/// of the newest group instead, so a subscriber that joins mid-group gets that group whole.
+///
+/// Why: moq-dev's relay subscribes with this filter whenever a subscriber joins and cannot
+/// use a group stream that begins mid-group ("no fill to stitch"): it dropped the open group,
+/// and with it the first group of every `moqkit pub` it relayed. Objects before the filter's
+/// start are ones a subscriber may ignore; a group with its head missing is one it cannot use.
+/// The publisher still holds the newest group whole (its group limit bounds it).
+fn start_largest_object_at_its_group(
+    info: &mut moq_transport::session::SubscribeInfo,
+    largest: Option<moq_transport::coding::Location>,
+) {
+    use moq_transport::message::{FilterType, SubscriptionFilter};
+    let Some(largest) = largest else { return };
+    let Some(filter) = info.filter.as_mut() else {
+        return;
+    };
+    if filter.filter_type != FilterType::LargestObject {
+        return;
+    }
+    let start = moq_transport::coding::Location::new(largest.group_id, 0);
+    *filter = SubscriptionFilter {
+        filter_type: FilterType::AbsoluteStart,
+        start_location: Some(start),
+        end_group_id: None,
+    };
+    info.filter_type = FilterType::AbsoluteStart;
+    info.start_location = Some(start);
 }
 
 /// [`supervise`] behind a named type: the supervisor may reconnect, which opens a session,

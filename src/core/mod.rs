@@ -30,7 +30,7 @@ pub use discovery::{NamespaceEvent, NamespaceWatch};
 pub use error::{AnnounceError, ConfigError, ConnectError, PublishError, SubscribeError};
 pub use publisher::{
     DeliveryMode, ObjectLocation, Publisher, PublisherOptions, DEFAULT_MAX_GROUP_OBJECTS,
-    DEFAULT_MAX_QUEUED_BYTES,
+    DEFAULT_MAX_QUEUED_BYTES, SUBSCRIBER_SETTLE,
 };
 pub use subscriber::{Object, Overflow, Subscriber, SubscriberCloser, SubscriberOptions};
 pub use tls::certificate_sha256;

@@ -75,6 +75,10 @@ pub struct PublisherOptions {
     pub max_queued_bytes: usize,
 }
 
+/// How long a subscription must stay for [`Publisher::wait_for_subscriber`] to count it: a
+/// relay's probe (subscribe, then cancel within milliseconds) is not an audience.
+pub const SUBSCRIBER_SETTLE: Duration = Duration::from_millis(200);
+
 /// Default [`PublisherOptions::max_group_objects`]: 4,096.
 ///
 /// Long groups keep every hop safe (module docs), but relays bound a group: moq-dev's relay
@@ -440,19 +444,34 @@ impl Publisher {
             && self.shared.send_budget.subscriptions() > 0
     }
 
-    /// Wait until a subscription is served ([`Self::has_subscriber`]), at most `timeout`;
-    /// true if one is. What is published while nobody subscribes reaches nobody (a
-    /// subscriber that arrives later starts at the newest groups), so a publisher of a
-    /// finite input (a file, a recording) can wait for its audience first. `Datagram` mode:
-    /// false at once. [`Self::close`] ends the wait (false).
+    /// Wait until a subscription is served ([`Self::has_subscriber`]) and is still served
+    /// [`SUBSCRIBER_SETTLE`] later, at most `timeout`; true if one is. What is published while
+    /// nobody subscribes reaches nobody (a subscriber that arrives later starts at the newest
+    /// group), so a publisher of a finite input (a file, a recording) can wait for its
+    /// audience first. `Datagram` mode: false at once. [`Self::close`] ends the wait (false).
+    ///
+    /// Why the settle: moq-dev's relay probes a track (SUBSCRIBE, then cancel ~2 ms later)
+    /// before it subscribes for real with a Largest Object filter; a publisher that started
+    /// on the probe had its first group done before the real subscription came, and the
+    /// relay's subscribers never got it.
     pub async fn wait_for_subscriber(&self, timeout: Duration) -> bool {
         if self.shared.options.delivery != DeliveryMode::Stream {
             return false;
         }
+        let budget = &self.shared.send_budget;
+        let settled = async {
+            loop {
+                budget.subscribed().await;
+                tokio::time::sleep(SUBSCRIBER_SETTLE).await;
+                if budget.subscriptions() > 0 {
+                    return;
+                }
+            }
+        };
         tokio::select! {
             _ = self.shared.closing.cancelled() => false,
-            waited = tokio::time::timeout(timeout, self.shared.send_budget.subscribed()) => {
-                waited.is_ok()
+            waited = tokio::time::timeout(timeout, settled) => {
+                waited.is_ok() || self.has_subscriber()
             }
         }
     }

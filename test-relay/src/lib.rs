@@ -16,12 +16,14 @@
 //!
 //! [`faults::FaultyLink`] sits between a client and the relay to delay, drop or black-hole
 //! traffic. [`hostile::HostilePeer`] is a MoQT peer that misbehaves on purpose.
+//! [`foreign::ForeignSubscriber`] subscribes to a client's tracks as moq-dev's relay does.
 //!
 //! This crate is a dev-dependency only: the shipped `moq_ffi` library never links the relay.
 
 #![deny(missing_docs)]
 
 pub mod faults;
+pub mod foreign;
 pub mod hostile;
 
 mod relay_server;
