@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use moq_ffi::core::{Client, PublishError, Publisher, PublisherOptions, SubscriberOptions};
+use moq_ffi::core::{
+    Client, PublishError, Publisher, PublisherOptions, SubscribeError, SubscriberOptions,
+};
 use moq_test_relay::faults::FaultyLink;
 
 const MIB: usize = 1024 * 1024;
@@ -419,6 +421,18 @@ async fn close_wakes_a_publish_waiting_for_room_with_closed() {
 /// group from some group on, whole and in order; the groups before it are the ones the relay
 /// dropped at its first-subscriber hop (README "Stream delivery": moq-relay-ietf keeps only
 /// the newest 8 subgroups of a track until its forwarder toward the first subscriber reads).
+///
+/// Two outcomes besides come from a loaded machine (the test used to fail on both, about 1
+/// run in 10 of the test command, 1 in 3 with a busy loop beside), and the contract is that
+/// the app sees them and nothing is lost silently:
+/// - a relay on moq-transport ends a subscription whose forwarder falls 1,024 groups behind
+///   its upstream ("subgroup reader exceeded its pending stream limit"; README, slow
+///   consumers): it resets the group streams in flight (groups 9, 11, 13... cut short), then
+///   ends the subscription. Every group missing mid-burst must be counted as cut, and
+///   delivery must end with `PublisherLost`, not a stall ("group 10 came in place of 9").
+/// - a group's stream comes more than the reorder wait (100 ms) after a later one: delivery
+///   goes on past it and it is delivered late, out of order, once ("group 2066 came after
+///   2149").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_3000_one_object_groups_into_an_established_subscription() {
     let _alone = ALONE.lock().await;
@@ -436,38 +450,85 @@ async fn a_burst_of_3000_one_object_groups_into_an_established_subscription() {
             publish_counting_refusals(&publisher, index, size).await;
         }
         // Whatever the relay dropped is at the start; from the first group delivered on,
-        // every group arrives, whole, once, in order.
+        // every group arrives, whole, once, in order (or is counted as cut, see above).
         let mut first = None;
         let mut expected = 0;
-        while expected < count {
-            let next = tokio::time::timeout(Duration::from_secs(60), sub.next())
-                .await
-                .unwrap_or_else(|_| panic!("{scheme}: stalled before group {expected}"))
-                .expect("object")
-                .expect("the subscription goes on");
+        // Groups passed over mid-burst and not (yet) delivered late.
+        let mut skipped = std::collections::BTreeSet::new();
+        let mut late = 0u64;
+        let mut ended = None;
+        // Until every group is in, or counted as cut (a late group may still be on its way).
+        while expected < count || skipped.len() as u64 > sub.cut_groups() {
+            let wait = if expected < count { 60 } else { 10 };
+            let next = tokio::time::timeout(Duration::from_secs(wait), sub.next()).await;
+            let next = match next {
+                Ok(Ok(Some(next))) => next,
+                Ok(other) => {
+                    ended = Some(other.map(|_| ()));
+                    break;
+                }
+                Err(_) if expected >= count => break,
+                Err(_) => panic!("{scheme}: stalled before group {expected}"),
+            };
             let index = u64::from_le_bytes(next.payload[..8].try_into().expect("8 bytes"));
+            assert_eq!(next.payload.as_ref(), object(index, size).as_slice());
+            assert_eq!(next.group_id, index, "{scheme}: one group per object");
             if first.is_none() {
                 first = Some(index);
                 expected = index;
             }
-            assert_eq!(
-                index, expected,
-                "{scheme}: group {index} came in place of {expected}"
+            if index < expected {
+                // Later than the reorder wait (100 ms, core::group_order): delivered out of
+                // order, once, into the gap delivery went on past; never a duplicate.
+                assert!(
+                    skipped.remove(&index),
+                    "{scheme}: group {index} came after {}: a duplicate or out of order",
+                    expected - 1
+                );
+                late += 1;
+                continue;
+            }
+            skipped.extend(expected..index);
+            expected = index + 1;
+        }
+        let missing = skipped.len() as u64;
+        if late > 0 {
+            eprintln!(
+                "{scheme}: {late} groups came more than the reorder wait late, out of order \
+                 (a loaded machine)"
             );
-            assert_eq!(next.payload.as_ref(), object(index, size).as_slice());
-            assert_eq!(next.group_id, index, "{scheme}: one group per object");
-            expected += 1;
         }
         let lost = first.expect("something arrived");
         let kind = relay.kind().name();
-        match lost {
-            0 => eprintln!("{scheme}, {kind} relay: all {count} arrived in order"),
-            _ => eprintln!(
+        let cut = sub.cut_groups();
+        assert!(
+            missing <= cut,
+            "{scheme}: {missing} groups missing mid-burst, only {cut} counted as cut: silent loss"
+        );
+        match ended {
+            None if missing == 0 && lost == 0 => {
+                eprintln!("{scheme}, {kind} relay: all {count} arrived in order")
+            }
+            None if missing == 0 => eprintln!(
                 "{scheme}, {kind} relay: groups 0-{} lost at the relay's first-subscriber hop, \
                  {} of {count} arrived in order",
                 lost - 1,
                 count - lost
             ),
+            None => {
+                panic!("{scheme}: {missing} groups cut mid-burst, yet the subscription went on")
+            }
+            Some(end) => {
+                assert!(
+                    matches!(end, Err(SubscribeError::PublisherLost { .. })),
+                    "{scheme}: delivery stopped at group {expected} with {end:?}, not an error \
+                     naming the relay"
+                );
+                eprintln!(
+                    "{scheme}, {kind} relay: the relay ended the subscription at group {expected} \
+                     ({cut} groups cut, {end:?}): its forwarder fell 1,024 groups behind"
+                );
+            }
         }
     }
 }
