@@ -356,6 +356,14 @@ MOQ_API struct MoqResult moq_disconnect(struct MoqClient *client);
 MOQ_API bool moq_is_connected(const struct MoqClient *client);
 
 /**
+ * Extension: the MoQT draft agreed with the relay (18) while connected; 0 for NULL, a
+ * destroyed handle, or a client not connected. Follows reconnects. A relay that speaks none
+ * of this client's drafts fails `moq_connect` with `MOQ_ERROR_CONNECTION_FAILED` and a
+ * `moq_last_error` naming both sides' drafts. Thread-safe.
+ */
+MOQ_API uint32_t moq_client_negotiated_draft(const struct MoqClient *client);
+
+/**
  * Announce a namespace (`/`-separated tuple, e.g. `"room/alice"`), blocking until the relay
  * accepts it. Errors: NULL or stale client, NULL namespace, invalid UTF-8, duplicate:
  * `MOQ_ERROR_INVALID_ARGUMENT`; not connected: `MOQ_ERROR_NOT_CONNECTED`; no answer:

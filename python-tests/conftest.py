@@ -11,15 +11,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class Relay:
-    """The test relay, or with `hostile=True` the peer that misbehaves on purpose
-    (test-relay/src/hostile.rs)."""
+    """The test relay; with `mode="--hostile"` the peer that misbehaves on purpose
+    (test-relay/src/hostile.rs), with `mode="--draft16"` moq-relay-ietf 0.7.31, a draft-16
+    relay as published (test-relay/src/draft16.rs)."""
 
-    def __init__(self, hostile=False):
+    def __init__(self, mode=None):
         binary = os.environ.get(
             "MOQ_TEST_RELAY_BIN", os.path.join(ROOT, "target", "debug", "moq-test-relay")
         )
         self.process = subprocess.Popen(
-            [binary] + (["--hostile"] if hostile else []),
+            [binary] + ([mode] if mode else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -82,6 +83,13 @@ def relay():
 
 @pytest.fixture(scope="module")
 def hostile_peer():
-    peer = Relay(hostile=True)
+    peer = Relay("--hostile")
     yield peer
     peer.stop()
+
+
+@pytest.fixture(scope="module")
+def draft16_relay():
+    relay = Relay("--draft16")
+    yield relay
+    relay.stop()

@@ -547,6 +547,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_is_connected() != 7868:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_moq_ffi_checksum_method_client_negotiated_draft() != 14130:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_observe_state() != 6538:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_moq_ffi_checksum_method_client_set_token() != 15244:
@@ -687,6 +689,9 @@ _UniffiLib.uniffi_moq_ffi_checksum_method_client_disconnect.restype = ctypes.c_u
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_is_connected.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_is_connected.restype = ctypes.c_uint16
+_UniffiLib.uniffi_moq_ffi_checksum_method_client_negotiated_draft.argtypes = (
+)
+_UniffiLib.uniffi_moq_ffi_checksum_method_client_negotiated_draft.restype = ctypes.c_uint16
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_observe_state.argtypes = (
 )
 _UniffiLib.uniffi_moq_ffi_checksum_method_client_observe_state.restype = ctypes.c_uint16
@@ -860,6 +865,11 @@ _UniffiLib.uniffi_moq_ffi_fn_method_client_is_connected.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_moq_ffi_fn_method_client_is_connected.restype = ctypes.c_int8
+_UniffiLib.uniffi_moq_ffi_fn_method_client_negotiated_draft.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_moq_ffi_fn_method_client_negotiated_draft.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_moq_ffi_fn_method_client_observe_state.argtypes = (
     ctypes.c_uint64,
     ctypes.c_uint64,
@@ -2792,6 +2802,22 @@ class MoqError:  # type: ignore
         def __repr__(self):
             return "MoqError.Unauthorized({})".format(str(self))
     _UniffiTempMoqError.Unauthorized = Unauthorized # type: ignore
+    class UnsupportedDraft(_UniffiTempMoqError):
+        """
+        The relay speaks no MoQT draft this client speaks; the message names both sides'
+        drafts. Use a relay that speaks this client's draft, or a client version for the
+        relay's.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "MoqError.UnsupportedDraft({})".format(str(self))
+    _UniffiTempMoqError.UnsupportedDraft = UnsupportedDraft # type: ignore
     class TooLarge(_UniffiTempMoqError):
         """
         An object exceeds the maximum object size (or a datagram).
@@ -2939,30 +2965,34 @@ class _UniffiFfiConverterTypeMoqError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 10:
-            return MoqError.TooLarge(
+            return MoqError.UnsupportedDraft(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 11:
-            return MoqError.WouldBlock(
+            return MoqError.TooLarge(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 12:
-            return MoqError.LimitReached(
+            return MoqError.WouldBlock(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 13:
-            return MoqError.PublisherLost(
+            return MoqError.LimitReached(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 14:
-            return MoqError.Closed(
+            return MoqError.PublisherLost(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 15:
-            return MoqError.WrongThread(
+            return MoqError.Closed(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 16:
+            return MoqError.WrongThread(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 17:
             return MoqError.Internal(
                 _UniffiFfiConverterString.read(buf),
             )
@@ -2995,6 +3025,9 @@ class _UniffiFfiConverterTypeMoqError(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, MoqError.Unauthorized):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, MoqError.UnsupportedDraft):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, MoqError.TooLarge):
@@ -3048,26 +3081,29 @@ class _UniffiFfiConverterTypeMoqError(_UniffiConverterRustBuffer):
         if isinstance(value, MoqError.Unauthorized):
             buf.write_i32(9)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.TooLarge):
+        if isinstance(value, MoqError.UnsupportedDraft):
             buf.write_i32(10)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.WouldBlock):
+        if isinstance(value, MoqError.TooLarge):
             buf.write_i32(11)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.LimitReached):
+        if isinstance(value, MoqError.WouldBlock):
             buf.write_i32(12)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.PublisherLost):
+        if isinstance(value, MoqError.LimitReached):
             buf.write_i32(13)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.Closed):
+        if isinstance(value, MoqError.PublisherLost):
             buf.write_i32(14)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.WrongThread):
+        if isinstance(value, MoqError.Closed):
             buf.write_i32(15)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, MoqError.Internal):
+        if isinstance(value, MoqError.WrongThread):
             buf.write_i32(16)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, MoqError.Internal):
+            buf.write_i32(17)
             _UniffiFfiConverterString.write(value.reason, buf)
 
 class _UniffiFfiConverterSequenceTypeTrackInfo(_UniffiConverterRustBuffer):
@@ -3589,6 +3625,31 @@ class _UniffiFfiConverterTypePublisher:
     @classmethod
     def write(cls, value: Publisher, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
+
+class _UniffiFfiConverterOptionalUInt32(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt32.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt32.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt32.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
 
 
 class ConnectionListener():
@@ -4651,6 +4712,13 @@ class ClientProtocol(typing.Protocol):
         Whether the session is established.
 """
         raise NotImplementedError
+    def negotiated_draft(self, ) -> typing.Optional[int]:
+        """
+        The MoQT draft agreed with the relay (18) while the session is established; null
+        otherwise. Follows reconnects. A relay that speaks none of this client's drafts fails
+        `connect` with `MoqError.UnsupportedDraft`, naming both sides' drafts.
+"""
+        raise NotImplementedError
     def observe_state(self, listener: ConnectionListener) -> ListenerHandle:
         """
         Observe connection state changes (the current state first). Returns the registration;
@@ -4857,6 +4925,23 @@ class Client(ClientProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_moq_ffi_fn_method_client_is_connected,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def negotiated_draft(self, ) -> typing.Optional[int]:
+        """
+        The MoQT draft agreed with the relay (18) while the session is established; null
+        otherwise. Follows reconnects. A relay that speaks none of this client's drafts fails
+        `connect` with `MoqError.UnsupportedDraft`, naming both sides' drafts.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalUInt32.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_moq_ffi_fn_method_client_negotiated_draft,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)

@@ -72,6 +72,13 @@ impl Client {
         self.core.is_connected()
     }
 
+    /// The MoQT draft agreed with the relay (18) while the session is established; null
+    /// otherwise. Follows reconnects. A relay that speaks none of this client's drafts fails
+    /// `connect` with `MoqError.UnsupportedDraft`, naming both sides' drafts.
+    pub fn negotiated_draft(&self) -> Option<u32> {
+        self.core.negotiated_draft()
+    }
+
     /// Announce a namespace (`/`-separated, e.g. `"room/alice"`), waiting for the relay to
     /// accept it.
     pub async fn announce(&self, namespace: String) -> Result<(), MoqError> {

@@ -66,6 +66,14 @@ pub enum MoqError {
         /// The relay's reason and what to do.
         reason: String,
     },
+    /// The relay speaks no MoQT draft this client speaks; the message names both sides'
+    /// drafts. Use a relay that speaks this client's draft, or a client version for the
+    /// relay's.
+    #[error("{reason}")]
+    UnsupportedDraft {
+        /// Both sides' drafts and what to do.
+        reason: String,
+    },
     /// An object exceeds the maximum object size (or a datagram).
     #[error("{reason}")]
     TooLarge {
@@ -126,6 +134,7 @@ impl MoqError {
             | MoqError::AlreadyExists { reason }
             | MoqError::Refused { reason }
             | MoqError::Unauthorized { reason }
+            | MoqError::UnsupportedDraft { reason }
             | MoqError::TooLarge { reason }
             | MoqError::WouldBlock { reason }
             | MoqError::LimitReached { reason }
@@ -153,6 +162,7 @@ impl MoqError {
             ErrorKind::AlreadyExists => MoqError::AlreadyExists { reason },
             ErrorKind::Refused => MoqError::Refused { reason },
             ErrorKind::Unauthorized => MoqError::Unauthorized { reason },
+            ErrorKind::UnsupportedDraft => MoqError::UnsupportedDraft { reason },
             ErrorKind::TooLarge => MoqError::TooLarge { reason },
             ErrorKind::WouldBlock => MoqError::WouldBlock { reason },
             ErrorKind::LimitReached => MoqError::LimitReached { reason },

@@ -28,6 +28,8 @@ pub(crate) enum ErrorKind {
     AlreadyExists,
     /// The relay or publisher refused the request.
     Refused,
+    /// The relay speaks no MoQT draft this client speaks: use another relay or client.
+    UnsupportedDraft,
     /// The relay refused the credentials, or they do not allow the request: fix the token.
     Unauthorized,
     /// Larger than the configured maximum (or a datagram).
@@ -88,6 +90,7 @@ impl Classify for ConnectError {
                 ErrorKind::ConnectionFailed
             }
             ConnectError::Refused { .. } => ErrorKind::Refused,
+            ConnectError::UnsupportedDraft { .. } => ErrorKind::UnsupportedDraft,
             ConnectError::Unauthorized { .. } => ErrorKind::Unauthorized,
         }
     }

@@ -48,8 +48,10 @@ fn code(kind: ErrorKind) -> MoqResultCode {
         ErrorKind::Tls
         | ErrorKind::ConnectionFailed
         | ErrorKind::Refused
-        // No legacy code means "unauthorized"; the message says so and what to do.
+        // No legacy code means "unauthorized" or "no draft in common"; the message says so
+        // and what to do.
         | ErrorKind::Unauthorized
+        | ErrorKind::UnsupportedDraft
         | ErrorKind::PublisherLost => MOQ_ERROR_CONNECTION_FAILED,
         ErrorKind::NotConnected => MOQ_ERROR_NOT_CONNECTED,
         ErrorKind::Timeout | ErrorKind::NotFound | ErrorKind::WouldBlock => MOQ_ERROR_TIMEOUT,

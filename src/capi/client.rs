@@ -235,6 +235,17 @@ pub extern "C" fn moq_is_connected(client: *const MoqClient) -> bool {
     })
 }
 
+/// Extension: the MoQT draft agreed with the relay (18) while connected; 0 for NULL, a
+/// destroyed handle, or a client not connected. Follows reconnects. A relay that speaks none
+/// of this client's drafts fails `moq_connect` with `MOQ_ERROR_CONNECTION_FAILED` and a
+/// `moq_last_error` naming both sides' drafts. Thread-safe.
+#[no_mangle]
+pub extern "C" fn moq_client_negotiated_draft(client: *const MoqClient) -> u32 {
+    boundary::value("moq_client_negotiated_draft", 0, || {
+        Ok(CLIENTS.get(client)?.negotiated_draft().unwrap_or(0))
+    })
+}
+
 /// Announce a namespace (`/`-separated tuple, e.g. `"room/alice"`), blocking until the relay
 /// accepts it. Errors: NULL or stale client, NULL namespace, invalid UTF-8, duplicate:
 /// `MOQ_ERROR_INVALID_ARGUMENT`; not connected: `MOQ_ERROR_NOT_CONNECTED`; no answer:

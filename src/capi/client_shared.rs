@@ -118,6 +118,11 @@ impl ClientShared {
         lock(&self.core).as_ref().is_some_and(Client::is_connected)
     }
 
+    /// The draft the current session agreed, if connected.
+    pub(crate) fn negotiated_draft(&self) -> Option<u32> {
+        lock(&self.core).as_ref().and_then(Client::negotiated_draft)
+    }
+
     /// `moq_connect`: see its documentation. Returns OK only if connected when it returns.
     pub(crate) fn connect(
         &self,

@@ -104,6 +104,8 @@ pub(crate) struct LiveParts {
     pub(crate) publisher: moq_transport::session::Publisher,
     pub(crate) subscriber: moq_transport::session::Subscriber,
     pub(crate) config: ClientConfig,
+    /// The MoQT draft this session speaks.
+    draft: u32,
     session: TransportSession,
     endpoint: quinn::Endpoint,
     lost: watch::Sender<bool>,
@@ -308,6 +310,12 @@ impl Client {
         self.state() == ConnectionState::Connected && self.live().is_some()
     }
 
+    /// The MoQT draft agreed with the relay (18), while the session is established; `None`
+    /// otherwise. Follows reconnects (each session agrees its own).
+    pub fn negotiated_draft(&self) -> Option<u32> {
+        self.live().map(|live| live.draft)
+    }
+
     pub(crate) fn live(&self) -> Option<Arc<Live>> {
         lock(&self.inner.live)
             .as_ref()
@@ -411,6 +419,7 @@ impl Client {
                 publisher,
                 subscriber,
                 config: config.clone(),
+                draft: established.draft,
                 session: established.session,
                 endpoint: established.endpoint,
                 lost,
@@ -433,12 +442,13 @@ impl Client {
         *lock(&live.supervisor) = Some(supervisor);
         *lock(&self.inner.live) = Some(live.clone());
         log::info!(
-            "connected to {} over {}",
+            "connected to {} over {} (MoQT draft {})",
             redacted(&self.inner.url),
             match self.inner.scheme {
                 Scheme::RawQuic => "raw QUIC",
                 Scheme::WebTransport => "WebTransport",
-            }
+            },
+            live.draft
         );
         Ok(live)
     }

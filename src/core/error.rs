@@ -131,6 +131,20 @@ pub enum ConnectError {
         /// The relay's reason.
         reason: String,
     },
+    /// The relay speaks no MoQT draft this client speaks (it refused every draft offered in
+    /// the handshake, or its WebTransport response named none of them and it answers raw
+    /// QUIC only for others). `relay` is what it speaks, as far as it said (empty: it named
+    /// none); use a relay that speaks one of `offered`, or a client version for `relay`.
+    #[error("relay {url} speaks {relay_} and this client speaks draft {offered_}: no MoQT draft in common; use a relay that speaks draft {offered_} (e.g. moq-relay-ietf 0.8, moq-dev's moq-relay) or ask its operator to enable it",
+        relay_ = speaks(.relay), offered_ = super::drafts::listed(.offered))]
+    UnsupportedDraft {
+        /// The relay URL (without credentials).
+        url: String,
+        /// The drafts this client offered, newest first.
+        offered: Vec<u32>,
+        /// The drafts the relay speaks, newest first, as far as it named them.
+        relay: Vec<u32>,
+    },
     /// A network or QUIC error.
     #[error("connection to {url} failed: {reason}")]
     Transport {
@@ -139,6 +153,15 @@ pub enum ConnectError {
         /// The transport error.
         reason: String,
     },
+}
+
+/// "draft 16" / "drafts 16 and 14" / "a draft it does not name".
+fn speaks(drafts: &[u32]) -> String {
+    match drafts {
+        [] => "a MoQT draft it does not name".into(),
+        [one] => format!("draft {one}"),
+        _ => format!("drafts {}", super::drafts::listed(drafts)),
+    }
 }
 
 /// Announcing a namespace failed.

@@ -14,6 +14,8 @@ pub(crate) struct Established {
     pub session: TransportSession,
     pub transport: Transport,
     pub endpoint: quinn::Endpoint,
+    /// The MoQT draft agreed in the handshake.
+    pub draft: u32,
 }
 
 fn transport_config(config: &ClientConfig) -> Result<quinn::TransportConfig, ConnectError> {
@@ -67,6 +69,8 @@ pub(crate) async fn establish(
     let addr = resolve(&host, port).await?;
 
     let mut tls = super::tls::client_config(&config.tls)?;
+    // Kept for draft probes, which set their own ALPN lists.
+    let base_tls = tls.clone();
     tls.alpn_protocols = vec![match scheme {
         Scheme::WebTransport => web_transport_quinn::ALPN.as_bytes().to_vec(),
         Scheme::RawQuic => moq_transport::setup::DraftVersion::Draft18
@@ -88,7 +92,20 @@ pub(crate) async fn establish(
     let connecting = endpoint
         .connect_with(client_config, addr, &host)
         .map_err(|err| transport_err(err.to_string()))?;
-    let connection = connecting.await.map_err(|err| classify(&shown, &err))?;
+    let offered = super::drafts::offered();
+    let unsupported = |relay: Vec<u32>| ConnectError::UnsupportedDraft {
+        url: shown.clone(),
+        offered: offered.clone(),
+        relay,
+    };
+    let connection = match connecting.await {
+        Ok(connection) => connection,
+        Err(err) if super::drafts::is_no_common_draft(&err) => {
+            let relay = super::drafts::probe_relay(&endpoint, addr, &host, &base_tls).await;
+            return Err(unsupported(relay));
+        }
+        Err(err) => return Err(classify(&shown, &err)),
+    };
 
     let (session, transport) = match scheme {
         Scheme::WebTransport => {
@@ -117,6 +134,34 @@ pub(crate) async fn establish(
             Transport::RawQuic,
         ),
     };
+    let draft = match scheme {
+        Scheme::RawQuic => super::drafts::negotiated_alpn(&session)
+            .as_deref()
+            .and_then(super::drafts::draft_of),
+        Scheme::WebTransport => session
+            .response()
+            .protocol
+            .as_deref()
+            .and_then(super::drafts::draft_of),
+    };
+    let draft = match draft {
+        Some(draft) if offered.contains(&draft) => draft,
+        Some(other) => return Err(unsupported(vec![other])),
+        None => {
+            // A WebTransport response that names no draft: a relay of a draft that predates
+            // the header (draft-16 relays answer so), or one that just does not echo it. Ask
+            // its raw-QUIC side (same address) before sending it a SETUP it cannot read.
+            let relay = super::drafts::probe_relay(&endpoint, addr, &host, &base_tls).await;
+            if !relay.is_empty() && !relay.iter().any(|d| offered.contains(d)) {
+                return Err(unsupported(relay));
+            }
+            log::debug!(
+                "{shown}: the WebTransport response named no MoQT draft; trying draft {}",
+                offered[0]
+            );
+            offered[0]
+        }
+    };
     // The session's own URL, as `From<web_transport_quinn::Session>` takes it.
     let session_url = session.request().url.clone();
     Ok(Established {
@@ -126,6 +171,7 @@ pub(crate) async fn establish(
         ),
         transport,
         endpoint,
+        draft,
     })
 }
 

@@ -17,11 +17,13 @@
 //! [`faults::FaultyLink`] sits between a client and the relay to delay, drop or black-hole
 //! traffic. [`hostile::HostilePeer`] is a MoQT peer that misbehaves on purpose.
 //! [`foreign::ForeignSubscriber`] subscribes to a client's tracks as moq-dev's relay does.
+//! [`draft16::Draft16Relay`] runs moq-relay-ietf 0.7 (draft 16) as published.
 //!
 //! This crate is a dev-dependency only: the shipped `moq_ffi` library never links the relay.
 
 #![deny(missing_docs)]
 
+pub mod draft16;
 pub mod faults;
 pub mod foreign;
 pub mod hostile;
@@ -75,6 +77,8 @@ impl RelayKind {
 struct Identity {
     cert: CertificateDer<'static>,
     key_der: Vec<u8>,
+    /// The same key, PEM (PKCS#8), for relays that read PEM files.
+    key_pem: String,
     _dir: tempfile::TempDir,
     ca_path: PathBuf,
     ca_pem: String,
@@ -105,6 +109,7 @@ impl Identity {
         Ok(Self {
             cert: certified.cert.der().clone(),
             key_der: certified.key_pair.serialize_der(),
+            key_pem: certified.key_pair.serialize_pem(),
             _dir: dir,
             ca_path,
             ca_pem,

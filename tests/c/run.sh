@@ -11,6 +11,7 @@ out="$target/c-tests"
 mkdir -p "$out"
 
 scripts/build-workspace
+scripts/build-draft16-relay   # for the case of a relay whose draft this client does not speak
 
 # build.rs gives the library the SONAME libmoq_ffi.so.1: programs linked here load that name.
 ln -sf libmoq_ffi.so "$target/libmoq_ffi.so.1"

@@ -1232,20 +1232,28 @@ static void own_relay_end(OwnRelay *relay) {
     waitpid(relay->pid, &status, 0);
 }
 
+/* A client trusting `relay`'s CA only, declaring a silent session lost after idle_timeout_ms. */
+static MoqClient *own_relay_client(const OwnRelay *relay, uint32_t idle_timeout_ms) {
+    MoqClientConfig config;
+    memset(&config, 0, sizeof config);
+    config.struct_size = sizeof config;
+    config.ca_cert_file = relay->ca;
+    config.disable_system_roots = true;
+    config.idle_timeout_ms = idle_timeout_ms;
+    config.connect_timeout_ms = connect_timeout_ms ? connect_timeout_ms : 10000;
+    config.rendezvous_timeout_ms = 10000;
+    MoqClient *client = moq_client_create_ex(&config);
+    CHECK(client != NULL);
+    return client;
+}
+
 /* A group cut short upstream is counted, not silent (#24 item 3): the hostile peer resets
  * group 0 of hostile/cut mid-object, then sends group 1 whole. Before
  * moq_subscriber_cut_groups a C app saw only group 1's object and could not tell data was lost. */
 static void test_a_group_cut_short_is_counted_by_moq_subscriber_cut_groups(void) {
     OwnRelay peer;
     CHECK(own_relay_start_as(&peer, "--hostile"));
-    MoqClientConfig config;
-    memset(&config, 0, sizeof config);
-    config.struct_size = sizeof config;
-    config.ca_cert_file = peer.ca;
-    config.disable_system_roots = true;
-    config.connect_timeout_ms = (uint32_t)slack_ms(5000);
-    MoqClient *client = moq_client_create_ex(&config);
-    CHECK(client != NULL);
+    MoqClient *client = own_relay_client(&peer, 0);
     CHECK_RESULT(moq_connect(client, peer.moqt, NULL, NULL), MOQ_OK);
     DataLog log = {0};
     log.expected_len = -1;
@@ -1260,6 +1268,32 @@ static void test_a_group_cut_short_is_counted_by_moq_subscriber_cut_groups(void)
     CHECK(moq_subscriber_cut_groups(sub) == 0); /* a destroyed handle */
     moq_client_destroy(client);
     own_relay_end(&peer);
+}
+
+/* #24 item 1: the draft agreed is readable, and a relay that speaks none of this client's
+ * drafts (moq-relay-ietf 0.7.31, draft 16, as published: `moq-test-relay --draft16`) fails
+ * moq_connect with an error naming both sides' drafts, not a bare handshake failure. */
+static void test_negotiated_draft_and_a_draft_16_relay_named_in_the_error(void) {
+    MoqClient *client = connected_client(moqt_url);
+    CHECK(moq_client_negotiated_draft(client) == 18);
+    CHECK_RESULT(moq_disconnect(client), MOQ_OK);
+    CHECK(moq_client_negotiated_draft(client) == 0);
+    CHECK(moq_client_negotiated_draft(NULL) == 0);
+    moq_client_destroy(client);
+
+    OwnRelay relay;
+    CHECK(own_relay_start_as(&relay, "--draft16"));
+    const char *urls[2] = {relay.moqt, relay.https};
+    for (int i = 0; i < 2; i++) {
+        MoqClient *old = own_relay_client(&relay, 0);
+        CHECK_RESULT(moq_connect(old, urls[i], NULL, NULL), MOQ_ERROR_CONNECTION_FAILED);
+        const char *error = moq_last_error();
+        CHECK(error != NULL && strstr(error, "speaks draft 16") != NULL);
+        CHECK(error != NULL && strstr(error, "this client speaks draft 18") != NULL);
+        CHECK(moq_client_negotiated_draft(old) == 0);
+        moq_client_destroy(old);
+    }
+    own_relay_end(&relay);
 }
 
 /* Indices must only increase: a repeat or step back counts as an error. */
@@ -1292,21 +1326,6 @@ static int wait_state(StateLog *log, int state, long timeout_ms) {
         if (n > 0 && n <= 16 && log->states[n - 1] == state) return 1;
     }
     return 0;
-}
-
-/* A client trusting `relay`'s CA only, declaring a silent session lost after idle_timeout_ms. */
-static MoqClient *own_relay_client(const OwnRelay *relay, uint32_t idle_timeout_ms) {
-    MoqClientConfig config;
-    memset(&config, 0, sizeof config);
-    config.struct_size = sizeof config;
-    config.ca_cert_file = relay->ca;
-    config.disable_system_roots = true;
-    config.idle_timeout_ms = idle_timeout_ms;
-    config.connect_timeout_ms = connect_timeout_ms ? connect_timeout_ms : 10000;
-    config.rendezvous_timeout_ms = 10000;
-    MoqClient *client = moq_client_create_ex(&config);
-    CHECK(client != NULL);
-    return client;
 }
 
 static MoqClient *reconnecting_client(const OwnRelay *relay, const char *url, StateLog *log) {
@@ -1793,6 +1812,8 @@ int main(int argc, char **argv) {
     run_case("zero_length_objects", test_zero_length_objects);
     run_case("a_group_cut_short_is_counted_by_moq_subscriber_cut_groups",
              test_a_group_cut_short_is_counted_by_moq_subscriber_cut_groups);
+    run_case("negotiated_draft_and_a_draft_16_relay_named_in_the_error",
+             test_negotiated_draft_and_a_draft_16_relay_named_in_the_error);
     run_case("wait_ready_after_unsubscribe_of_an_established_subscription_fails",
              test_wait_ready_after_unsubscribe_of_an_established_subscription_fails);
     run_case("subscribe_failure_is_visible", test_subscribe_failure_is_visible);

@@ -865,6 +865,13 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func isConnected()  -> Bool
     
     /**
+     * The MoQT draft agreed with the relay (18) while the session is established; null
+     * otherwise. Follows reconnects. A relay that speaks none of this client's drafts fails
+     * `connect` with `MoqError.UnsupportedDraft`, naming both sides' drafts.
+     */
+    func negotiatedDraft()  -> UInt32?
+    
+    /**
      * Observe connection state changes (the current state first). Returns the registration;
      * `cancel()` it to stop.
      */
@@ -1083,6 +1090,20 @@ open func isConnected() -> Bool  {
     return try!  FfiConverterBool.lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_moq_ffi_fn_method_client_is_connected(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The MoQT draft agreed with the relay (18) while the session is established; null
+     * otherwise. Follows reconnects. A relay that speaks none of this client's drafts fails
+     * `connect` with `MoqError.UnsupportedDraft`, naming both sides' drafts.
+     */
+open func negotiatedDraft() -> UInt32?  {
+    return try!  FfiConverterOptionUInt32.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_moq_ffi_fn_method_client_negotiated_draft(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -4355,6 +4376,16 @@ enum MoqError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */reason: String
     )
     /**
+     * The relay speaks no MoQT draft this client speaks; the message names both sides'
+     * drafts. Use a relay that speaks this client's draft, or a client version for the
+     * relay's.
+     */
+    case UnsupportedDraft(
+        /**
+         * Both sides' drafts and what to do.
+         */reason: String
+    )
+    /**
      * An object exceeds the maximum object size (or a datagram).
      */
     case TooLarge(
@@ -4480,25 +4511,28 @@ public struct FfiConverterTypeMoqError: FfiConverterRustBuffer {
         case 9: return .Unauthorized(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 10: return .TooLarge(
+        case 10: return .UnsupportedDraft(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .WouldBlock(
+        case 11: return .TooLarge(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 12: return .LimitReached(
+        case 12: return .WouldBlock(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 13: return .PublisherLost(
+        case 13: return .LimitReached(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 14: return .Closed(
+        case 14: return .PublisherLost(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 15: return .WrongThread(
+        case 15: return .Closed(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 16: return .Internal(
+        case 16: return .WrongThread(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 17: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -4558,38 +4592,43 @@ public struct FfiConverterTypeMoqError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .TooLarge(reason):
+        case let .UnsupportedDraft(reason):
             writeInt(&buf, Int32(10))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .WouldBlock(reason):
+        case let .TooLarge(reason):
             writeInt(&buf, Int32(11))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .LimitReached(reason):
+        case let .WouldBlock(reason):
             writeInt(&buf, Int32(12))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .PublisherLost(reason):
+        case let .LimitReached(reason):
             writeInt(&buf, Int32(13))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Closed(reason):
+        case let .PublisherLost(reason):
             writeInt(&buf, Int32(14))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .WrongThread(reason):
+        case let .Closed(reason):
             writeInt(&buf, Int32(15))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Internal(reason):
+        case let .WrongThread(reason):
             writeInt(&buf, Int32(16))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Internal(reason):
+            writeInt(&buf, Int32(17))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -4698,6 +4737,30 @@ public func FfiConverterTypeOverflowPolicy_lower(_ value: OverflowPolicy) -> Rus
     return FfiConverterTypeOverflowPolicy.lower(value)
 }
 
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = UInt32?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt32.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt32.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
@@ -5103,6 +5166,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_client_is_connected() != 7868) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_client_negotiated_draft() != 14130) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_client_observe_state() != 6538) {

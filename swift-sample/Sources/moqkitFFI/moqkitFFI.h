@@ -384,6 +384,11 @@ uint64_t uniffi_moq_ffi_fn_method_client_disconnect(uint64_t ptr
 int8_t uniffi_moq_ffi_fn_method_client_is_connected(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_NEGOTIATED_DRAFT
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_NEGOTIATED_DRAFT
+RustBuffer uniffi_moq_ffi_fn_method_client_negotiated_draft(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_OBSERVE_STATE
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_OBSERVE_STATE
 uint64_t uniffi_moq_ffi_fn_method_client_observe_state(uint64_t ptr, uint64_t listener, RustCallStatus *_Nonnull out_status
@@ -1032,6 +1037,12 @@ uint16_t uniffi_moq_ffi_checksum_method_client_disconnect(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_IS_CONNECTED
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_IS_CONNECTED
 uint16_t uniffi_moq_ffi_checksum_method_client_is_connected(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_NEGOTIATED_DRAFT
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_NEGOTIATED_DRAFT
+uint16_t uniffi_moq_ffi_checksum_method_client_negotiated_draft(void
     
 );
 #endif

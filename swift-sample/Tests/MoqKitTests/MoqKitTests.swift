@@ -30,8 +30,11 @@ final class MoqKitTests: XCTestCase {
             let client = try Client(config: try config(scheme))
             try await client.connect()
             XCTAssertTrue(client.isConnected())
+            // The MoQT draft agreed in the handshake (#24): 18, and none once disconnected.
+            XCTAssertEqual(client.negotiatedDraft(), 18)
             await client.disconnect()
             XCTAssertEqual(client.state(), .disconnected)
+            XCTAssertNil(client.negotiatedDraft())
         }
     }
 

@@ -13,12 +13,18 @@
 //! `moq-test-relay --hostile` runs [`moq_test_relay::hostile::HostilePeer`] instead (the same
 //! lines without `MOQ_RELAY_SHA256`, no commands): a peer that misbehaves on purpose, for tests
 //! that measure the client's memory without the peer's.
+//!
+//! `moq-test-relay --draft16` runs [`moq_test_relay::draft16::Draft16Relay`] (moq-relay-ietf
+//! 0.7.31, draft 16, in its own child process) and prints the same lines as `--hostile`.
 
 use std::io::{BufRead, Write};
 
 fn main() -> anyhow::Result<()> {
     if std::env::args().any(|arg| arg == "--hostile") {
         return hostile();
+    }
+    if std::env::args().any(|arg| arg == "--draft16") {
+        return draft16();
     }
     let mut relay = moq_test_relay::TestRelay::start()?;
     let mut out = std::io::stdout().lock();
@@ -66,5 +72,23 @@ fn hostile() -> anyhow::Result<()> {
         }
     }
     drop(peer);
+    Ok(())
+}
+
+/// Run the draft-16 relay until stdin closes.
+fn draft16() -> anyhow::Result<()> {
+    let relay = moq_test_relay::draft16::Draft16Relay::start()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "MOQ_RELAY_MOQT_URL={}", relay.moqt_url())?;
+    writeln!(out, "MOQ_RELAY_HTTPS_URL={}", relay.https_url())?;
+    writeln!(out, "MOQ_RELAY_CA_FILE={}", relay.ca_path().display())?;
+    writeln!(out, "READY")?;
+    out.flush()?;
+    for line in std::io::stdin().lock().lines() {
+        if line.is_err() {
+            break;
+        }
+    }
+    drop(relay);
     Ok(())
 }

@@ -824,6 +824,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_moq_ffi_checksum_method_client_is_connected(
     ): Int
+    external fun uniffi_moq_ffi_checksum_method_client_negotiated_draft(
+    ): Int
     external fun uniffi_moq_ffi_checksum_method_client_observe_state(
     ): Int
     external fun uniffi_moq_ffi_checksum_method_client_set_token(
@@ -947,6 +949,8 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_moq_ffi_fn_method_client_is_connected(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_moq_ffi_fn_method_client_negotiated_draft(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_moq_ffi_fn_method_client_observe_state(`ptr`: Long,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_moq_ffi_fn_method_client_set_token(`ptr`: Long,`token`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1226,6 +1230,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_client_is_connected() and 0xFFFF) != 7868) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_moq_ffi_checksum_method_client_negotiated_draft() and 0xFFFF) != 14130) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_moq_ffi_checksum_method_client_observe_state() and 0xFFFF) != 6538) {
@@ -2220,6 +2227,13 @@ public interface ClientInterface {
     fun `isConnected`(): kotlin.Boolean
     
     /**
+     * The MoQT draft agreed with the relay (18) while the session is established; null
+     * otherwise. Follows reconnects. A relay that speaks none of this client's drafts fails
+     * `connect` with `MoqError.UnsupportedDraft`, naming both sides' drafts.
+     */
+    fun `negotiatedDraft`(): kotlin.UInt?
+    
+    /**
      * Observe connection state changes (the current state first). Returns the registration;
      * `cancel()` it to stop.
      */
@@ -2516,6 +2530,24 @@ open class Client: Disposable, AutoCloseable, ClientInterface
     callWithHandle {
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_moq_ffi_fn_method_client_is_connected(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The MoQT draft agreed with the relay (18) while the session is established; null
+     * otherwise. Follows reconnects. A relay that speaks none of this client's drafts fails
+     * `connect` with `MoqError.UnsupportedDraft`, naming both sides' drafts.
+     */override fun `negotiatedDraft`(): kotlin.UInt? {
+            return FfiConverterOptionalUInt.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_moq_ffi_fn_method_client_negotiated_draft(
         it,
         _status)
 }
@@ -6462,6 +6494,22 @@ sealed class MoqException: kotlin.Exception() {
     }
     
     /**
+     * The relay speaks no MoQT draft this client speaks; the message names both sides'
+     * drafts. Use a relay that speaks this client's draft, or a client version for the
+     * relay's.
+     */
+    class UnsupportedDraft(
+        
+        /**
+         * Both sides' drafts and what to do.
+         */
+        val `reason`: kotlin.String
+        ) : MoqException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
      * An object exceeds the maximum object size (or a datagram).
      */
     class TooLarge(
@@ -6617,25 +6665,28 @@ public object FfiConverterTypeMoqError : FfiConverterRustBuffer<MoqException> {
             9 -> MoqException.Unauthorized(
                 FfiConverterString.read(buf),
                 )
-            10 -> MoqException.TooLarge(
+            10 -> MoqException.UnsupportedDraft(
                 FfiConverterString.read(buf),
                 )
-            11 -> MoqException.WouldBlock(
+            11 -> MoqException.TooLarge(
                 FfiConverterString.read(buf),
                 )
-            12 -> MoqException.LimitReached(
+            12 -> MoqException.WouldBlock(
                 FfiConverterString.read(buf),
                 )
-            13 -> MoqException.PublisherLost(
+            13 -> MoqException.LimitReached(
                 FfiConverterString.read(buf),
                 )
-            14 -> MoqException.Closed(
+            14 -> MoqException.PublisherLost(
                 FfiConverterString.read(buf),
                 )
-            15 -> MoqException.WrongThread(
+            15 -> MoqException.Closed(
                 FfiConverterString.read(buf),
                 )
-            16 -> MoqException.Internal(
+            16 -> MoqException.WrongThread(
+                FfiConverterString.read(buf),
+                )
+            17 -> MoqException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -6685,6 +6736,11 @@ public object FfiConverterTypeMoqError : FfiConverterRustBuffer<MoqException> {
                 + FfiConverterString.allocationSize(value.`reason`)
             )
             is MoqException.Unauthorized -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is MoqException.UnsupportedDraft -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
@@ -6774,38 +6830,43 @@ public object FfiConverterTypeMoqError : FfiConverterRustBuffer<MoqException> {
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.TooLarge -> {
+            is MoqException.UnsupportedDraft -> {
                 buf.putInt(10)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.WouldBlock -> {
+            is MoqException.TooLarge -> {
                 buf.putInt(11)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.LimitReached -> {
+            is MoqException.WouldBlock -> {
                 buf.putInt(12)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.PublisherLost -> {
+            is MoqException.LimitReached -> {
                 buf.putInt(13)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.Closed -> {
+            is MoqException.PublisherLost -> {
                 buf.putInt(14)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.WrongThread -> {
+            is MoqException.Closed -> {
                 buf.putInt(15)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is MoqException.Internal -> {
+            is MoqException.WrongThread -> {
                 buf.putInt(16)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is MoqException.Internal -> {
+                buf.putInt(17)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
@@ -6863,6 +6924,38 @@ public object FfiConverterTypeOverflowPolicy: FfiConverterRustBuffer<OverflowPol
 }
 
 
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalUInt: FfiConverterRustBuffer<kotlin.UInt?> {
+    override fun read(buf: ByteBuffer): kotlin.UInt? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterUInt.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.UInt?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterUInt.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.UInt?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterUInt.write(value, buf)
+        }
+    }
+}
 
 
 

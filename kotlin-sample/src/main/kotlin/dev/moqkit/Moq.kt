@@ -122,6 +122,7 @@ val MoqException.reason: String
         is MoqException.AlreadyExists -> reason
         is MoqException.Refused -> reason
         is MoqException.Unauthorized -> reason
+        is MoqException.UnsupportedDraft -> reason
         is MoqException.TooLarge -> reason
         is MoqException.WouldBlock -> reason
         is MoqException.LimitReached -> reason

@@ -89,8 +89,11 @@ class MoqTest {
         connect(config(scheme)).use { client ->
             assertTrue(client.isConnected())
             assertEquals(ConnectionState.CONNECTED, client.state())
+            // The MoQT draft agreed in the handshake (#24): 18, and none once disconnected.
+            assertEquals(18u, client.negotiatedDraft())
             client.disconnect()
             assertEquals(ConnectionState.DISCONNECTED, client.state())
+            assertEquals(null, client.negotiatedDraft())
         }
     }
 

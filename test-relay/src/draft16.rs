@@ -1,0 +1,133 @@
+//! moq-relay-ietf 0.7 (draft 16, on moq-transport 0.16), the published binary, in a child
+//! process: a relay of a draft this client does not speak, as the ones users meet on
+//! Cloudflare's network and in the interop registry.
+//!
+//! `scripts/build-draft16-relay` installs it into `target/draft16-relay/bin/moq-relay-ietf`
+//! (`cargo install --locked`, its own lockfile; no `[patch]` applies). It listens on
+//! `127.0.0.1` with an ephemeral port, raw QUIC (`moqt-16`) and WebTransport on one socket,
+//! with a fresh self-signed certificate the client trusts through its TLS configuration.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context;
+
+use crate::Identity;
+
+/// A running draft-16 relay. Dropping it kills the process (SIGKILL, as a crash).
+pub struct Draft16Relay {
+    identity: Identity,
+    port: u16,
+    child: Child,
+}
+
+impl Draft16Relay {
+    /// Where the binary is: `MOQ_DRAFT16_RELAY_BIN`, else `draft16-relay/bin/moq-relay-ietf`
+    /// in the target directory this executable runs from.
+    pub fn binary() -> anyhow::Result<PathBuf> {
+        if let Some(path) = std::env::var_os("MOQ_DRAFT16_RELAY_BIN") {
+            return Ok(PathBuf::from(path));
+        }
+        let exe = std::env::current_exe().context("this executable's path")?;
+        exe.ancestors()
+            .skip(1)
+            .take(3)
+            .map(|dir| dir.join("draft16-relay/bin/moq-relay-ietf"))
+            .find(|candidate| candidate.exists())
+            .with_context(|| {
+                format!(
+                    "the draft-16 relay was not found near {} (build it with \
+                     scripts/build-draft16-relay, or set MOQ_DRAFT16_RELAY_BIN)",
+                    exe.display()
+                )
+            })
+    }
+
+    /// Start it and wait until it listens.
+    pub fn start() -> anyhow::Result<Self> {
+        let identity = Identity::generate()?;
+        let dir = identity._dir.path();
+        let (cert, key) = (dir.join("relay-cert.pem"), dir.join("relay-key.pem"));
+        std::fs::write(&cert, &identity.ca_pem).context("write certificate")?;
+        std::fs::write(&key, &identity.key_pem).context("write key")?;
+        let binary = Self::binary()?;
+        let mut child = Command::new(&binary)
+            .args(["--bind", "127.0.0.1:0", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .arg("--coordinator-file")
+            .arg(dir.join("coordinator.json"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("start {}", binary.display()))?;
+        // It logs to stdout or stderr (both seen): read both, always, so that neither pipe
+        // fills and stalls it, and take the port from the line saying it listens.
+        let (lines, listening) = std::sync::mpsc::channel::<String>();
+        let stdout = child.stdout.take().context("relay stdout")?;
+        let stderr = child.stderr.take().context("relay stderr")?;
+        for output in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(output).lines().map_while(Result::ok) {
+                    let _ = lines.send(line);
+                }
+            });
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut port = None;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            let Ok(line) = listening.recv_timeout(left) else {
+                break;
+            };
+            if let Some((_, addr)) = line.split_once("listening on 127.0.0.1:") {
+                port = addr.trim().parse::<u16>().ok();
+                break;
+            }
+        }
+        let Some(port) = port else {
+            let _ = child.kill();
+            let _ = child.wait();
+            anyhow::bail!("{} did not listen within 30 s", binary.display());
+        };
+        Ok(Self {
+            identity,
+            port,
+            child,
+        })
+    }
+
+    /// `moqt://localhost:PORT`.
+    pub fn moqt_url(&self) -> String {
+        format!("moqt://localhost:{}", self.port)
+    }
+
+    /// `https://localhost:PORT`.
+    pub fn https_url(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
+    /// The CA certificate (PEM) clients must trust.
+    pub fn ca_pem(&self) -> &str {
+        &self.identity.ca_pem
+    }
+
+    /// Path of a file holding [`Self::ca_pem`].
+    pub fn ca_path(&self) -> &Path {
+        &self.identity.ca_path
+    }
+}
+
+impl Drop for Draft16Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
