@@ -8,8 +8,10 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use common::*;
-use moq_ffi::core::{AnnounceError, Client, ClientConfig, ConnectError, Token};
+use moq_ffi::core::{AnnounceError, Client, ClientConfig, ConnectError, ConnectionState, Token};
 use moq_test_relay::{TestRelay, TokenGrant, AUTH_PATH};
 
 /// A configuration for the relay's `/secure` path over `scheme`, with `token` if any.
@@ -146,4 +148,47 @@ async fn set_token_takes_effect_at_the_next_connect() {
         &client.connect().await.expect_err("token removed"),
         "after set_token(None)",
     );
+}
+
+/// `set_token` is for the next connect *or reconnect*: a client that lost its session while
+/// its token was removed is refused at each automatic attempt (the relay checks the token it
+/// presents then, not the one it opened with), and is admitted at the first attempt after
+/// the token is set again, without a call to `connect`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_token_takes_effect_at_the_next_automatic_reconnect() {
+    let mut relay = relay();
+    let token = || Token::parse(&relay.token(TokenGrant::PublishAndSubscribe)).unwrap();
+    let mut config = secure(&relay, "moqt", None);
+    config.token = Some(token());
+    config.reconnect = Some(moq_ffi::core::ReconnectPolicy {
+        initial_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(400),
+        max_attempts: 0,
+    });
+    let client = Client::new(config).unwrap();
+    client.connect().await.expect("admitted with the token");
+    let valid = token();
+    client.set_token(None);
+    assert!(client.is_connected(), "the session keeps its credentials");
+
+    relay.restart().unwrap();
+    // Lost within the idle timeout (2 s), then attempts every 400 ms at most: all refused.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        !client.is_connected(),
+        "reconnected without a token on a path that requires one"
+    );
+
+    client.set_token(Some(valid));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !client.is_connected() {
+        assert!(Instant::now() < deadline, "not readmitted after set_token");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(client.state(), ConnectionState::Connected);
+    client
+        .announce("auth/after-reconnect")
+        .await
+        .expect("the readmitted session is usable");
+    client.close().await;
 }

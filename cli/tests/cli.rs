@@ -43,10 +43,12 @@ fn spawn(mut command: Command, stdin: bool) -> Child {
 fn stderr_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        // Read to the end even once nobody takes the lines: stopping closed the child's
+        // stderr, and its next message (`eprintln!` on a closed pipe) killed it. A test that
+        // ignored `moqkit pub`'s log lost its publisher so, once `wait_for_subscriber` began
+        // to print its line 200 ms later ("publisher lost: closed, code=0" at the sub).
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
+            let _ = tx.send(line);
         }
     });
     rx
@@ -283,15 +285,19 @@ fn sub_without_a_count_exits_when_the_publisher_ends_its_track() {
     let relay = Relay::start();
     let PubSub {
         mut publisher,
+        pub_log,
         sub,
         sub_log,
-        ..
     } = publisher_and_subscriber(&relay, "t", &[], &[]);
     let mut stdin = publisher.stdin.take().unwrap();
     stdin.write_all(b"one\ntwo\n").unwrap();
     drop(stdin);
     let (status, out) = finish(sub);
-    assert!(status.success(), "sub exited with {status}");
+    if !status.success() {
+        let log: Vec<String> = sub_log.try_iter().collect();
+        let publisher: Vec<String> = pub_log.try_iter().collect();
+        panic!("sub exited with {status}: {log:?}; the publisher said {publisher:?}");
+    }
     assert_eq!(out, b"one\ntwo\n");
     wait_for_line(&sub_log, "the track ended after 2 objects");
     assert!(finish(publisher).0.success());
@@ -464,16 +470,18 @@ fn sub_into_a_closed_pipe_stops_quietly() {
     let relay = Relay::start();
     let PubSub {
         mut publisher,
+        pub_log,
         mut sub,
         sub_log,
-        ..
     } = publisher_and_subscriber(&relay, "t", &[], &[]);
     drop(sub.stdout.take()); // the reader goes away (`moqkit sub ... | head -0`)
     let mut stdin = publisher.stdin.take().unwrap();
     stdin.write_all(b"one\ntwo\n").unwrap();
     exits_quietly(&mut sub, sub_log);
     drop(stdin);
-    assert!(finish(publisher).0.success());
+    let (status, _) = finish(publisher);
+    let log: Vec<String> = pub_log.try_iter().collect();
+    assert!(status.success(), "pub exited with {status}: {log:?}");
 }
 
 #[test]

@@ -892,3 +892,56 @@ async fn supervise(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use web_transport_quinn as wtq;
+
+    fn webtransport_close(code: u32, reason: &str) -> SessionError {
+        let err = wtq::SessionError::WebTransportError(wtq::WebTransportError::Closed(
+            code,
+            reason.into(),
+        ));
+        SessionError::WebTransport(moq_transport::session::transport::Error::Session(err))
+    }
+
+    fn quic_close(code: u32, reason: &'static str) -> SessionError {
+        let err = wtq::SessionError::ConnectionError(quinn::ConnectionError::ApplicationClosed(
+            quinn::ApplicationClose {
+                error_code: code.into(),
+                reason: reason.as_bytes().to_vec().into(),
+            },
+        ));
+        SessionError::WebTransport(moq_transport::session::transport::Error::Session(err))
+    }
+
+    /// A relay refuses credentials with UNAUTHORIZED (0x2), or with another code whose reason
+    /// says "unauthorized" (moq-relay-ietf's fixed text, whatever layer carried the code), or
+    /// over raw QUIC as a QUIC application close that maps back to no session error: each is
+    /// `Unauthorized`; other refusals are not.
+    #[test]
+    fn unauthorized_is_told_by_code_or_by_the_relay_s_text() {
+        assert_eq!(
+            unauthorized(&webtransport_close(0x2, "")).as_deref(),
+            Some("unauthorized")
+        );
+        assert_eq!(
+            unauthorized(&webtransport_close(0x2, "token expired")).as_deref(),
+            Some("token expired")
+        );
+        assert_eq!(
+            unauthorized(&webtransport_close(0x1, "unauthorized")).as_deref(),
+            Some("unauthorized")
+        );
+        assert_eq!(
+            unauthorized(&quic_close(0x2, "unauthorized")).as_deref(),
+            Some("unauthorized")
+        );
+        assert_eq!(
+            unauthorized(&webtransport_close(0x1, "protocol violation")),
+            None
+        );
+        assert_eq!(unauthorized(&quic_close(0x3, "protocol violation")), None);
+    }
+}

@@ -304,6 +304,18 @@ static void test_token_passes_and_a_missing_or_wrong_one_is_refused(void) {
         MoqClient *client;
         CHECK(connect_secure(bases[i], token, &client) == MOQ_OK);
         zero_length_round_trip(client, "auth", 1);
+        /* On a connected client, set_token is for the next connect: the session keeps the
+         * credentials it opened with, and the next connect presents the new (no) token. */
+        CHECK_RESULT(moq_client_set_token(client, NULL), MOQ_OK);
+        CHECK(moq_is_connected(client));
+        zero_length_round_trip(client, "auth-kept", 1);
+        CHECK_RESULT(moq_disconnect(client), MOQ_OK);
+        char url[512];
+        snprintf(url, sizeof url, "%s%s", bases[i], env_or_die("MOQ_RELAY_AUTH_PATH"));
+        CHECK_RESULT(moq_connect(client, url, NULL, NULL), MOQ_ERROR_CONNECTION_FAILED);
+        CHECK(strstr(moq_last_error(), "refused the credentials") != NULL);
+        CHECK_RESULT(moq_client_set_token(client, token), MOQ_OK);
+        CHECK_RESULT(moq_connect(client, url, NULL, NULL), MOQ_OK);
         moq_client_destroy(client);
 
         CHECK(connect_secure(bases[i], NULL, &client) == MOQ_ERROR_CONNECTION_FAILED);

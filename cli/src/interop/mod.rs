@@ -88,7 +88,11 @@ pub async fn run(args: Args) -> ExitCode {
     tap.line("TAP version 14");
     tap.line(&format!("# moqkit {} (moq-ffi)", env!("CARGO_PKG_VERSION")));
     tap.line(&format!("# relay: {}", relay.shown()));
-    tap.line("# drafts offered: moqt-18");
+    let offered: Vec<String> = moq_ffi::core::drafts::offered()
+        .iter()
+        .map(|draft| format!("moqt-{draft}"))
+        .collect();
+    tap.line(&format!("# drafts offered: {}", offered.join(", ")));
     tap.line(&format!("1..{}", selected.len()));
     let mut failed = 0;
     for (number, case) in selected.iter().enumerate() {
