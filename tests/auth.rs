@@ -178,6 +178,11 @@ async fn set_token_takes_effect_at_the_next_automatic_reconnect() {
         !client.is_connected(),
         "reconnected without a token on a path that requires one"
     );
+    assert_eq!(
+        client.negotiated_draft(),
+        None,
+        "no draft while the session is lost"
+    );
 
     client.set_token(Some(valid));
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -186,6 +191,11 @@ async fn set_token_takes_effect_at_the_next_automatic_reconnect() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(client.state(), ConnectionState::Connected);
+    assert_eq!(
+        client.negotiated_draft(),
+        Some(18),
+        "the reconnected session's draft"
+    );
     client
         .announce("auth/after-reconnect")
         .await

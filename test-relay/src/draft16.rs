@@ -26,22 +26,11 @@ impl Draft16Relay {
     /// Where the binary is: `MOQ_DRAFT16_RELAY_BIN`, else `draft16-relay/bin/moq-relay-ietf`
     /// in the target directory this executable runs from.
     pub fn binary() -> anyhow::Result<PathBuf> {
-        if let Some(path) = std::env::var_os("MOQ_DRAFT16_RELAY_BIN") {
-            return Ok(PathBuf::from(path));
-        }
-        let exe = std::env::current_exe().context("this executable's path")?;
-        exe.ancestors()
-            .skip(1)
-            .take(3)
-            .map(|dir| dir.join("draft16-relay/bin/moq-relay-ietf"))
-            .find(|candidate| candidate.exists())
-            .with_context(|| {
-                format!(
-                    "the draft-16 relay was not found near {} (build it with \
-                     scripts/build-draft16-relay, or set MOQ_DRAFT16_RELAY_BIN)",
-                    exe.display()
-                )
-            })
+        crate::near_this_executable(
+            "MOQ_DRAFT16_RELAY_BIN",
+            "draft16-relay/bin/moq-relay-ietf",
+            "scripts/build-draft16-relay",
+        )
     }
 
     /// Start it and wait until it listens.

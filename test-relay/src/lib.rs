@@ -182,6 +182,31 @@ pub struct TestRelay {
     running: Option<Server>,
 }
 
+/// A helper binary: the path in `env`, else `relative` beside this executable or up to two
+/// directories up (a test binary lives in `target/<profile>/deps`; the relays' installs in
+/// `target/`). The error names `build`, the script that makes it.
+pub(crate) fn near_this_executable(
+    env: &str,
+    relative: &str,
+    build: &str,
+) -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(env) {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().context("this executable's path")?;
+    exe.ancestors()
+        .skip(1)
+        .take(3)
+        .map(|dir| dir.join(relative))
+        .find(|candidate| candidate.exists())
+        .with_context(|| {
+            format!(
+                "{relative} not found near {} (build it with {build}, or set {env})",
+                exe.display()
+            )
+        })
+}
+
 /// The relay as it runs: a thread of this process, or a child process.
 enum Server {
     InProcess(Running),
@@ -207,22 +232,11 @@ impl UpstreamProcess {
     /// Where the binary is: `MOQ_UPSTREAM_RELAY_BIN`, else beside this executable or one
     /// directory up (a test binary lives in `target/<profile>/deps`).
     fn binary() -> anyhow::Result<PathBuf> {
-        if let Some(path) = std::env::var_os("MOQ_UPSTREAM_RELAY_BIN") {
-            return Ok(PathBuf::from(path));
-        }
-        let exe = std::env::current_exe().context("this executable's path")?;
-        exe.ancestors()
-            .skip(1)
-            .take(2)
-            .map(|dir| dir.join("moq-upstream-relay"))
-            .find(|candidate| candidate.exists())
-            .with_context(|| {
-                format!(
-                    "moq-upstream-relay not found beside {} (build it with \
-                     scripts/build-upstream-relay, or set MOQ_UPSTREAM_RELAY_BIN)",
-                    exe.display()
-                )
-            })
+        near_this_executable(
+            "MOQ_UPSTREAM_RELAY_BIN",
+            "moq-upstream-relay",
+            "scripts/build-upstream-relay",
+        )
     }
 
     /// Start it on `127.0.0.1:port` (0: ephemeral) and return it with the port it bound.

@@ -55,33 +55,32 @@ fn main() -> anyhow::Result<()> {
 /// Run the hostile peer until stdin closes.
 fn hostile() -> anyhow::Result<()> {
     let peer = moq_test_relay::hostile::HostilePeer::start()?;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "MOQ_RELAY_MOQT_URL={}", peer.moqt_url())?;
-    writeln!(
-        out,
-        "MOQ_RELAY_HTTPS_URL=https://localhost:{}",
-        peer.addr().port()
-    )?;
-    writeln!(out, "MOQ_RELAY_CA_FILE={}", peer.ca_path().display())?;
-    writeln!(out, "MOQ_RELAY_PORT={}", peer.addr().port())?;
-    writeln!(out, "READY")?;
-    out.flush()?;
-    for line in std::io::stdin().lock().lines() {
-        if line.is_err() {
-            break;
-        }
-    }
-    drop(peer);
-    Ok(())
+    let port = peer.addr().port();
+    let https = format!("https://localhost:{port}");
+    announce_and_wait(&peer.moqt_url(), &https, peer.ca_path(), Some(port))
 }
 
 /// Run the draft-16 relay until stdin closes.
 fn draft16() -> anyhow::Result<()> {
     let relay = moq_test_relay::draft16::Draft16Relay::start()?;
+    announce_and_wait(&relay.moqt_url(), &relay.https_url(), relay.ca_path(), None)
+}
+
+/// Print where a peer is (the `--hostile` / `--draft16` lines, then `READY`) and serve until
+/// stdin closes; the caller's peer stops when it drops.
+fn announce_and_wait(
+    moqt: &str,
+    https: &str,
+    ca: &std::path::Path,
+    port: Option<u16>,
+) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "MOQ_RELAY_MOQT_URL={}", relay.moqt_url())?;
-    writeln!(out, "MOQ_RELAY_HTTPS_URL={}", relay.https_url())?;
-    writeln!(out, "MOQ_RELAY_CA_FILE={}", relay.ca_path().display())?;
+    writeln!(out, "MOQ_RELAY_MOQT_URL={moqt}")?;
+    writeln!(out, "MOQ_RELAY_HTTPS_URL={https}")?;
+    writeln!(out, "MOQ_RELAY_CA_FILE={}", ca.display())?;
+    if let Some(port) = port {
+        writeln!(out, "MOQ_RELAY_PORT={port}")?;
+    }
     writeln!(out, "READY")?;
     out.flush()?;
     for line in std::io::stdin().lock().lines() {
@@ -89,6 +88,5 @@ fn draft16() -> anyhow::Result<()> {
             break;
         }
     }
-    drop(relay);
     Ok(())
 }
