@@ -5,7 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use moq_ffi::core::{DeliveryMode, PublisherOptions};
+use moq_ffi::core::{DeliveryMode, PublisherOptions, SubscribeError};
+use moq_test_relay::RelayKind;
 
 async fn receive_all(
     sub: &mut moq_ffi::core::Subscriber,
@@ -136,6 +137,13 @@ async fn new_group_starts_a_new_group_and_keeps_order() {
     client.announce("groups").await.unwrap();
     let publisher = client.create_publisher("groups", "t", stream()).unwrap();
     let mut sub = client.subscribe("groups", "t", sub()).await.unwrap();
+    // Joined once an object arrives: a draft-16 relay (moq-relay-ietf 0.7) starts a new
+    // subscription at the first group it receives after it began serving it, so a group
+    // already under way when SUBSCRIBE_OK came back may not reach it.
+    publisher.publish(b"warm-up".to_vec()).unwrap();
+    let warm = receive_all(&mut sub, 1, Duration::from_secs(10)).await;
+    assert_eq!(warm.len(), 1, "the subscription did not start");
+    publisher.new_group().unwrap();
     publisher.publish(b"a".to_vec()).unwrap();
     publisher.publish(b"b".to_vec()).unwrap();
     publisher.new_group().unwrap();
@@ -336,12 +344,42 @@ async fn short_group_burst_reaches_a_subscriber_joining_a_followed_track(scheme:
     for i in 0..COUNT {
         publisher.publish(payload(i, 100)).unwrap();
     }
-    let got = receive_all(&mut second, COUNT, Duration::from_secs(30)).await;
+    let mut got = receive_all(&mut second, COUNT, Duration::from_secs(30)).await;
+    // A draft-16 relay (moq-relay-ietf 0.7) starts a new subscription at the newest group it
+    // has, here the warm-up; the others start after it.
+    if relay.kind() == RelayKind::Draft16
+        && got
+            .first()
+            .is_some_and(|o| o.payload.as_ref() == b"warm-up")
+    {
+        got.remove(0);
+        got.extend(receive_all(&mut second, 1, Duration::from_secs(10)).await);
+    }
     let indices: Vec<u64> = got
         .iter()
         .map(|o| u64::from_le_bytes(o.payload[..8].try_into().unwrap()))
         .collect();
     let expected: Vec<u64> = (0..COUNT as u64).collect();
+    if relay.kind() == RelayKind::Draft16 {
+        // moq-relay-ietf 0.7 hands a reader only the newest group of a track: a group its
+        // reader had not reached when the next arrived is gone, a visible gap (the client
+        // sends one group stream at a time to keep this rare). What arrives is in order.
+        assert!(
+            indices.windows(2).all(|w| w[0] < w[1]),
+            "over {scheme}: reordered: {indices:?}"
+        );
+        assert!(
+            indices.len() * 100 >= COUNT * 95,
+            "over {scheme}: {} of {COUNT}",
+            indices.len()
+        );
+        assert_eq!(
+            indices.last(),
+            Some(&(COUNT as u64 - 1)),
+            "over {scheme}: the last group"
+        );
+        return;
+    }
     assert_eq!(indices, expected, "over {scheme}: groups lost or reordered");
     let also = receive_all(&mut first, COUNT, Duration::from_secs(30)).await;
     assert_eq!(
@@ -374,11 +412,26 @@ async fn resubscribe_at_once_while_a_group_is_open(scheme: &str) {
     let publisher = publisher_client
         .create_publisher("again", "t", stream())
         .unwrap();
+    let mut sessions = 1;
     for i in 0..300 {
-        let mut sub = subscriber_client
-            .subscribe("again", "t", sub())
-            .await
-            .unwrap_or_else(|e| panic!("{scheme} cycle {i}: {e}"));
+        let mut sub = match subscriber_client.subscribe("again", "t", sub()).await {
+            Ok(sub) => sub,
+            // A draft-16 relay allows a session a fixed number of requests (moq-relay-ietf
+            // 0.7: 50, never raised): the client says so, typed, and a new session goes on.
+            Err(SubscribeError::SessionRequestsExhausted { limit })
+                if relay.kind() == RelayKind::Draft16 =>
+            {
+                assert_eq!(limit, 50, "{scheme} cycle {i}");
+                subscriber_client.close().await;
+                subscriber_client.connect().await.expect("a new session");
+                sessions += 1;
+                subscriber_client
+                    .subscribe("again", "t", sub())
+                    .await
+                    .unwrap_or_else(|e| panic!("{scheme} cycle {i}, new session: {e}"))
+            }
+            Err(e) => panic!("{scheme} cycle {i}: {e}"),
+        };
         publisher.publish(payload(i, 16)).unwrap();
         loop {
             let object = tokio::time::timeout(Duration::from_secs(5), sub.next())
@@ -394,6 +447,12 @@ async fn resubscribe_at_once_while_a_group_is_open(scheme: &str) {
         }
         sub.close().await;
         publisher.new_group().unwrap();
+    }
+    if relay.kind() == RelayKind::Draft16 {
+        assert!(
+            sessions >= 6,
+            "{scheme}: {sessions} sessions for 300 subscriptions"
+        );
     }
 }
 

@@ -1962,12 +1962,35 @@ class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
+class _UniffiFfiConverterSequenceUInt32(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterUInt32.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterUInt32.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterUInt32.read(buf) for i in range(count)
+        ]
+
 @dataclass
 class ClientConfig:
     """
     Client configuration. Only `url` is required; every other field has a default.
 """
-    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 0, idle_timeout_ms:int = 5000, max_object_size:int = 16777216, max_subscriptions:int = 1000, subscription_buffer:int = 1024, subscription_buffer_bytes:int = 8388608, receive_window_bytes:int = 33554432, overflow:typing.Optional[OverflowPolicy] = None, reconnect:typing.Optional[ReconnectPolicy] = None, token:typing.Optional[str] = _DEFAULT):
+    def __init__(self, *, url:str, tls:typing.Optional[TlsOptions] = _DEFAULT, connect_timeout_ms:int = 10000, request_timeout_ms:int = 10000, rendezvous_timeout_ms:int = 5000, keep_alive_interval_ms:int = 0, idle_timeout_ms:int = 5000, max_object_size:int = 16777216, max_subscriptions:int = 1000, subscription_buffer:int = 1024, subscription_buffer_bytes:int = 8388608, receive_window_bytes:int = 33554432, overflow:typing.Optional[OverflowPolicy] = None, reconnect:typing.Optional[ReconnectPolicy] = None, token:typing.Optional[str] = _DEFAULT, drafts:typing.List[int] = _DEFAULT):
         self.url = url
         if tls is _DEFAULT:
             self.tls = None
@@ -1989,12 +2012,16 @@ class ClientConfig:
             self.token = None
         else:
             self.token = token
+        if drafts is _DEFAULT:
+            self.drafts = []
+        else:
+            self.drafts = drafts
         
         
 
     
     def __str__(self):
-        return "ClientConfig(url={}, tls={}, connect_timeout_ms={}, request_timeout_ms={}, rendezvous_timeout_ms={}, keep_alive_interval_ms={}, idle_timeout_ms={}, max_object_size={}, max_subscriptions={}, subscription_buffer={}, subscription_buffer_bytes={}, receive_window_bytes={}, overflow={}, reconnect={}, token={})".format(self.url, self.tls, self.connect_timeout_ms, self.request_timeout_ms, self.rendezvous_timeout_ms, self.keep_alive_interval_ms, self.idle_timeout_ms, self.max_object_size, self.max_subscriptions, self.subscription_buffer, self.subscription_buffer_bytes, self.receive_window_bytes, self.overflow, self.reconnect, self.token)
+        return "ClientConfig(url={}, tls={}, connect_timeout_ms={}, request_timeout_ms={}, rendezvous_timeout_ms={}, keep_alive_interval_ms={}, idle_timeout_ms={}, max_object_size={}, max_subscriptions={}, subscription_buffer={}, subscription_buffer_bytes={}, receive_window_bytes={}, overflow={}, reconnect={}, token={}, drafts={})".format(self.url, self.tls, self.connect_timeout_ms, self.request_timeout_ms, self.rendezvous_timeout_ms, self.keep_alive_interval_ms, self.idle_timeout_ms, self.max_object_size, self.max_subscriptions, self.subscription_buffer, self.subscription_buffer_bytes, self.receive_window_bytes, self.overflow, self.reconnect, self.token, self.drafts)
     def __eq__(self, other):
         if self.url != other.url:
             return False
@@ -2026,6 +2053,8 @@ class ClientConfig:
             return False
         if self.token != other.token:
             return False
+        if self.drafts != other.drafts:
+            return False
         return True
 
 class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
@@ -2047,6 +2076,7 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
             overflow=_UniffiFfiConverterOptionalTypeOverflowPolicy.read(buf),
             reconnect=_UniffiFfiConverterOptionalTypeReconnectPolicy.read(buf),
             token=_UniffiFfiConverterOptionalString.read(buf),
+            drafts=_UniffiFfiConverterSequenceUInt32.read(buf),
         )
 
     @staticmethod
@@ -2066,6 +2096,7 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalTypeOverflowPolicy.check_lower(value.overflow)
         _UniffiFfiConverterOptionalTypeReconnectPolicy.check_lower(value.reconnect)
         _UniffiFfiConverterOptionalString.check_lower(value.token)
+        _UniffiFfiConverterSequenceUInt32.check_lower(value.drafts)
 
     @staticmethod
     def write(value, buf):
@@ -2084,6 +2115,7 @@ class _UniffiFfiConverterTypeClientConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalTypeOverflowPolicy.write(value.overflow, buf)
         _UniffiFfiConverterOptionalTypeReconnectPolicy.write(value.reconnect, buf)
         _UniffiFfiConverterOptionalString.write(value.token, buf)
+        _UniffiFfiConverterSequenceUInt32.write(value.drafts, buf)
 
 @dataclass
 class ObjectLocation:

@@ -45,6 +45,7 @@ fn relay() -> Relay {
     let relay = Relay::start();
     let expected = match std::env::var("MOQ_TEST_RELAY").as_deref() {
         Ok("upstream") => "upstream",
+        Ok("draft16") => "draft16",
         _ => "patched",
     };
     assert_eq!(

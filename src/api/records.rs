@@ -93,6 +93,12 @@ pub struct ClientConfig {
     /// it, so do not log the configuration.
     #[uniffi(default = None)]
     pub token: Option<String>,
+    /// The MoQT drafts to offer, in order of preference (the relay picks one;
+    /// `Client.negotiated_draft` says which). Empty (the default): every draft this client
+    /// speaks, newest first (18, then 16). A relay that speaks none of them fails `connect`
+    /// with `MoqError.UnsupportedDraft` naming both sides' drafts.
+    #[uniffi(default = [])]
+    pub drafts: Vec<u32>,
 }
 
 /// Automatic reconnection. While reconnecting the state is `Connecting`; on success the
@@ -180,6 +186,9 @@ impl ClientConfig {
         config.receive_window = self.receive_window_bytes;
         config.reconnect = self.reconnect.map(Into::into);
         config.token = self.token.as_deref().map(core::Token::parse).transpose()?;
+        if !self.drafts.is_empty() {
+            config.drafts = self.drafts.clone();
+        }
         Ok(config)
     }
 
@@ -217,6 +226,7 @@ pub fn default_client_config(url: String) -> ClientConfig {
         overflow: None,
         reconnect: None,
         token: None,
+        drafts: Vec::new(),
         url: core.url,
     }
 }

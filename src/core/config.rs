@@ -124,6 +124,11 @@ pub struct ClientConfig {
     /// next connect or reconnect. Default `None`. A relay that refuses it fails `connect` with
     /// [`ConnectError::Unauthorized`](super::ConnectError::Unauthorized).
     pub token: Option<super::Token>,
+    /// The MoQT drafts to offer, in order of preference; the relay picks one
+    /// (`Client::negotiated_draft` says which). Default: every draft this client speaks,
+    /// newest first (`core::drafts::offered()`: 18, then 16). A relay that speaks none of
+    /// them fails `connect` with `ConnectError::UnsupportedDraft`, naming both sides' drafts.
+    pub drafts: Vec<u32>,
 }
 
 /// How a client reconnects after losing its session (see [`ClientConfig::reconnect`]).
@@ -176,6 +181,7 @@ impl ClientConfig {
             receive_window: DEFAULT_RECEIVE_WINDOW,
             reconnect: None,
             token: None,
+            drafts: super::drafts::offered(),
         }
     }
 
@@ -248,6 +254,16 @@ impl ClientConfig {
             return Err(ConfigError::InvalidSetting {
                 name: "idle_timeout",
                 reason: "must be at most 600 s".into(),
+            });
+        }
+        let speaks = super::drafts::offered();
+        if self.drafts.is_empty() || self.drafts.iter().any(|d| !speaks.contains(d)) {
+            return Err(ConfigError::InvalidSetting {
+                name: "drafts",
+                reason: format!(
+                    "must list one or more of the drafts this client speaks ({})",
+                    super::drafts::listed(&speaks)
+                ),
             });
         }
         if self.max_object_size == 0 {

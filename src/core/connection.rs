@@ -116,6 +116,8 @@ pub(crate) struct LiveParts {
     pub(crate) reconnects: bool,
     /// Requests sent on this session (see `ClientConfig::max_requests_per_session`).
     requests: std::sync::atomic::AtomicU64,
+    /// Over draft 16, how many requests the relay allows (its MAX_REQUEST_ID).
+    requests_allowed: Option<Arc<std::sync::atomic::AtomicU64>>,
     /// Streams this session's subscriptions may leave unread at once (see
     /// [`super::config::max_stalled_streams`]): shared by their receive budgets.
     pub(crate) stall_limit: Arc<moq_transport::serve::StallLimit>,
@@ -188,13 +190,23 @@ impl Live {
     /// Count one request against the session's budget; `Err(limit)` (and nothing counted)
     /// once it is spent: the request must not be sent.
     pub(crate) fn take_request(&self) -> Result<(), u64> {
-        let limit = self.config.max_requests_per_session;
+        let relay_allows = self
+            .requests_allowed
+            .as_ref()
+            .map_or(u64::MAX, |allowed| allowed.load(Ordering::Acquire));
+        let limit = self.config.max_requests_per_session.min(relay_allows);
         self.requests
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |sent| {
                 (sent < limit).then_some(sent + 1)
             })
             .map(|_| ())
             .map_err(|_| limit)
+    }
+
+    /// Whether the relay limits how many requests this session may send (draft 16's
+    /// MAX_REQUEST_ID), so retries should be sparing.
+    pub(crate) fn requests_limited(&self) -> bool {
+        self.requests_allowed.is_some()
     }
 
     /// Largest datagram payload the path currently allows.
@@ -427,6 +439,7 @@ impl Client {
                 early_readers,
                 reconnects: config.reconnect.is_some(),
                 requests: Default::default(),
+                requests_allowed: established.requests_allowed.clone(),
                 stall_limit: moq_transport::serve::StallLimit::new(
                     super::config::max_stalled_streams(config.receive_window),
                 ),

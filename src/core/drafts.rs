@@ -31,12 +31,23 @@ const MAX_PROBES: usize = 4;
 /// How long one probe handshake may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The drafts this client offers, newest first (its moq-transport's `SUPPORTED_ALPNS`).
+/// The drafts this client speaks, newest first: its moq-transport's own (18), and 16 through
+/// the draft-16 front end (`core::draft16`).
 pub fn offered() -> Vec<u32> {
-    moq_transport::setup::SUPPORTED_ALPNS
+    let mut drafts: Vec<u32> = moq_transport::setup::SUPPORTED_ALPNS
         .iter()
         .filter_map(|alpn| draft_of(alpn))
-        .collect()
+        .collect();
+    drafts.push(DRAFT_16);
+    drafts
+}
+
+/// The draft spoken through `core::draft16`.
+pub(crate) const DRAFT_16: u32 = 16;
+
+/// The identifier a draft is offered by (`moqt-NN`).
+pub(crate) fn alpn_of(draft: u32) -> String {
+    format!("moqt-{draft}")
 }
 
 /// The draft number an identifier names: `moqt-16` is 16; `moq-00` is 14 (it stood for
@@ -139,7 +150,7 @@ mod tests {
         assert_eq!(draft_of("moq-00"), Some(14));
         assert_eq!(draft_of("h3"), None);
         assert_eq!(draft_of("moqt-x"), None);
-        assert_eq!(offered(), vec![18]);
+        assert_eq!(offered(), vec![18, 16]);
     }
 
     #[test]

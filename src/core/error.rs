@@ -135,8 +135,9 @@ pub enum ConnectError {
     /// the handshake, or its WebTransport response named none of them and it answers raw
     /// QUIC only for others). `relay` is what it speaks, as far as it said (empty: it named
     /// none); use a relay that speaks one of `offered`, or a client version for `relay`.
-    #[error("relay {url} speaks {relay_} and this client speaks draft {offered_}: no MoQT draft in common; use a relay that speaks draft {offered_} (e.g. moq-relay-ietf 0.8, moq-dev's moq-relay) or ask its operator to enable it",
-        relay_ = speaks(.relay), offered_ = super::drafts::listed(.offered))]
+    #[error("relay {url} speaks {relay_} and this client offered draft {offered_}: no MoQT draft in common; offer one the relay speaks (the client's `drafts` setting; this client speaks draft {all_}), or use a relay that speaks draft {offered_} (e.g. moq-relay-ietf 0.8, moq-dev's moq-relay)",
+        relay_ = speaks(.relay), offered_ = super::drafts::listed(.offered),
+        all_ = super::drafts::listed(&super::drafts::offered()))]
     UnsupportedDraft {
         /// The relay URL (without credentials).
         url: String,
@@ -173,7 +174,7 @@ pub enum AnnounceError {
     /// This session has sent as many requests as a relay accepts in one session (see
     /// `ClientConfig::max_requests_per_session`); nothing was sent. Disconnect and connect
     /// again for a new session.
-    #[error("this session has sent {limit} requests, as many as a relay accepts in one session (max_requests_per_session); nothing was sent: disconnect and connect again to continue")]
+    #[error("this session has sent {limit} requests, as many as the relay accepts in one session (max_requests_per_session, or a draft-16 relay's MAX_REQUEST_ID); nothing was sent: disconnect and connect again to continue")]
     SessionRequestsExhausted {
         /// The budget.
         limit: u64,
@@ -385,7 +386,7 @@ pub enum SubscribeError {
     /// This session has sent as many requests as a relay accepts in one session (see
     /// `ClientConfig::max_requests_per_session`); nothing was sent. Disconnect and connect
     /// again for a new session.
-    #[error("this session has sent {limit} requests, as many as a relay accepts in one session (max_requests_per_session); nothing was sent: disconnect and connect again to continue")]
+    #[error("this session has sent {limit} requests, as many as the relay accepts in one session (max_requests_per_session, or a draft-16 relay's MAX_REQUEST_ID); nothing was sent: disconnect and connect again to continue")]
     SessionRequestsExhausted {
         /// The budget.
         limit: u64,

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod config;
 pub mod connection;
 pub mod discovery;
+mod draft16;
 pub mod drafts;
 mod early_reader;
 pub mod error;

@@ -552,9 +552,18 @@ async fn open(
                     track: track.to_string(),
                 })
             }
-            _ if transient && Instant::now() + backoff < deadline => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_millis(250));
+            // Once more at the deadline at the latest: the wait lasts the rendezvous period
+            // even where the relay answers at once (draft 16 has no RENDEZVOUS_TIMEOUT).
+            _ if transient && Instant::now() < deadline => {
+                let now = Instant::now();
+                tokio::time::sleep(backoff.min(deadline - now)).await;
+                // Slower where the relay allows a session few requests (draft 16).
+                let most = if live.requests_limited() {
+                    Duration::from_secs(1)
+                } else {
+                    Duration::from_millis(250)
+                };
+                backoff = (backoff * 2).min(most);
             }
             _ if not_found => {
                 return Err(SubscribeError::NotFound {

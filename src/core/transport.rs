@@ -16,6 +16,9 @@ pub(crate) struct Established {
     pub endpoint: quinn::Endpoint,
     /// The MoQT draft agreed in the handshake.
     pub draft: u32,
+    /// Over draft 16: how many requests the relay allows this session in all (it may raise
+    /// it). `None`: no limit from the relay (draft 18 has none).
+    pub requests_allowed: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 fn transport_config(config: &ClientConfig) -> Result<quinn::TransportConfig, ConnectError> {
@@ -71,12 +74,15 @@ pub(crate) async fn establish(
     let mut tls = super::tls::client_config(&config.tls)?;
     // Kept for draft probes, which set their own ALPN lists.
     let base_tls = tls.clone();
-    tls.alpn_protocols = vec![match scheme {
-        Scheme::WebTransport => web_transport_quinn::ALPN.as_bytes().to_vec(),
-        Scheme::RawQuic => moq_transport::setup::DraftVersion::Draft18
-            .alpn_bytes()
-            .to_vec(),
-    }];
+    let offered = config.drafts.clone();
+    tls.alpn_protocols = match scheme {
+        Scheme::WebTransport => vec![web_transport_quinn::ALPN.as_bytes().to_vec()],
+        // The relay picks one; the session follows its pick.
+        Scheme::RawQuic => offered
+            .iter()
+            .map(|draft| super::drafts::alpn_of(*draft).into_bytes())
+            .collect(),
+    };
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|err| transport_err(err.to_string()))?;
     let mut client_config = quinn::ClientConfig::new(Arc::new(crypto));
@@ -92,7 +98,6 @@ pub(crate) async fn establish(
     let connecting = endpoint
         .connect_with(client_config, addr, &host)
         .map_err(|err| transport_err(err.to_string()))?;
-    let offered = super::drafts::offered();
     let unsupported = |relay: Vec<u32>| ConnectError::UnsupportedDraft {
         url: shown.clone(),
         offered: offered.clone(),
@@ -110,8 +115,8 @@ pub(crate) async fn establish(
     let (session, transport) = match scheme {
         Scheme::WebTransport => {
             let mut request = web_transport_quinn::proto::ConnectRequest::new(url.clone());
-            for alpn in moq_transport::setup::SUPPORTED_ALPNS {
-                request = request.with_protocol(alpn.to_string());
+            for draft in &offered {
+                request = request.with_protocol(super::drafts::alpn_of(*draft));
             }
             let session = web_transport_quinn::Session::connect(connection, request)
                 .await
@@ -152,23 +157,31 @@ pub(crate) async fn establish(
             // the header (draft-16 relays answer so), or one that just does not echo it. Ask
             // its raw-QUIC side (same address) before sending it a SETUP it cannot read.
             let relay = super::drafts::probe_relay(&endpoint, addr, &host, &base_tls).await;
-            if !relay.is_empty() && !relay.iter().any(|d| offered.contains(d)) {
-                return Err(unsupported(relay));
-            }
-            log::debug!(
-                "{shown}: the WebTransport response named no MoQT draft; trying draft {}",
+            let draft = if relay.is_empty() {
                 offered[0]
-            );
-            offered[0]
+            } else {
+                *offered
+                    .iter()
+                    .find(|draft| relay.contains(draft))
+                    .ok_or_else(|| unsupported(relay.clone()))?
+            };
+            log::debug!("{shown}: the WebTransport response named no MoQT draft; speaking {draft}");
+            draft
         }
     };
     // The session's own URL, as `From<web_transport_quinn::Session>` takes it.
     let session_url = session.request().url.clone();
+    let claiming = super::early_reader::ClaimingSession::new(session, early_readers);
+    let (session, requests_allowed) = if draft == super::drafts::DRAFT_16 {
+        let draft16 = super::draft16::Draft16Session::new(claiming);
+        let allowed = draft16.requests_allowed();
+        (TransportSession::new(draft16, session_url), Some(allowed))
+    } else {
+        (TransportSession::new(claiming, session_url), None)
+    };
     Ok(Established {
-        session: TransportSession::new(
-            super::early_reader::ClaimingSession::new(session, early_readers),
-            session_url,
-        ),
+        session,
+        requests_allowed,
         transport,
         endpoint,
         draft,

@@ -36,56 +36,7 @@ impl Draft16Relay {
     /// Start it and wait until it listens.
     pub fn start() -> anyhow::Result<Self> {
         let identity = Identity::generate()?;
-        let dir = identity._dir.path();
-        let (cert, key) = (dir.join("relay-cert.pem"), dir.join("relay-key.pem"));
-        std::fs::write(&cert, &identity.ca_pem).context("write certificate")?;
-        std::fs::write(&key, &identity.key_pem).context("write key")?;
-        let binary = Self::binary()?;
-        let mut child = Command::new(&binary)
-            .args(["--bind", "127.0.0.1:0", "--tls-cert"])
-            .arg(&cert)
-            .arg("--tls-key")
-            .arg(&key)
-            .arg("--coordinator-file")
-            .arg(dir.join("coordinator.json"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("start {}", binary.display()))?;
-        // It logs to stdout or stderr (both seen): read both, always, so that neither pipe
-        // fills and stalls it, and take the port from the line saying it listens.
-        let (lines, listening) = std::sync::mpsc::channel::<String>();
-        let stdout = child.stdout.take().context("relay stdout")?;
-        let stderr = child.stderr.take().context("relay stderr")?;
-        for output in [
-            Box::new(stdout) as Box<dyn std::io::Read + Send>,
-            Box::new(stderr),
-        ] {
-            let lines = lines.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(output).lines().map_while(Result::ok) {
-                    let _ = lines.send(line);
-                }
-            });
-        }
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let mut port = None;
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            let Ok(line) = listening.recv_timeout(left) else {
-                break;
-            };
-            if let Some((_, addr)) = line.split_once("listening on 127.0.0.1:") {
-                port = addr.trim().parse::<u16>().ok();
-                break;
-            }
-        }
-        let Some(port) = port else {
-            let _ = child.kill();
-            let _ = child.wait();
-            anyhow::bail!("{} did not listen within 30 s", binary.display());
-        };
+        let (child, port) = spawn(&identity, 0)?;
         Ok(Self {
             identity,
             port,
@@ -119,4 +70,75 @@ impl Drop for Draft16Relay {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Start moq-relay-ietf 0.7.31 on `127.0.0.1:port` (0: ephemeral) with `identity`'s
+/// certificate; returns the process and the port it listens on. Its stdin is null: a test
+/// that dies leaves it to be killed by its owner's drop (or the test harness).
+pub(crate) fn spawn(identity: &Identity, port: u16) -> anyhow::Result<(Child, u16)> {
+    let dir = identity._dir.path();
+    let (cert, key) = (dir.join("relay-cert.pem"), dir.join("relay-key.pem"));
+    std::fs::write(&cert, &identity.ca_pem).context("write certificate")?;
+    std::fs::write(&key, &identity.key_pem).context("write key")?;
+    let binary = Draft16Relay::binary()?;
+    // The coordinator file remembers which relay owns each namespace: a restarted relay must
+    // not inherit its predecessor's (it would route to a relay that is gone).
+    let coordinator = dir.join("coordinator.json");
+    let _ = std::fs::remove_file(&coordinator);
+    let mut child = Command::new(&binary)
+        .arg("--bind")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--coordinator-file")
+        .arg(&coordinator)
+        .env("NO_COLOR", "1")
+        // Its "listening on" line is an info log: a caller's RUST_LOG must not hide it.
+        .env(
+            "RUST_LOG",
+            std::env::var("MOQ_DRAFT16_RELAY_RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start {}", binary.display()))?;
+    // It logs to stdout or stderr (both seen): read both, always, so that neither pipe
+    // fills and stalls it, and take the port from the line saying it listens.
+    let (lines, listening) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().context("relay stdout")?;
+    let stderr = child.stderr.take().context("relay stderr")?;
+    for output in [
+        Box::new(stdout) as Box<dyn std::io::Read + Send>,
+        Box::new(stderr),
+    ] {
+        let lines = lines.clone();
+        // MOQ_DRAFT16_RELAY_LOG=1 shows the relay's log (with RUST_LOG for the relay in
+        // MOQ_DRAFT16_RELAY_RUST_LOG) on stderr, to debug against it.
+        let show = std::env::var_os("MOQ_DRAFT16_RELAY_LOG").is_some();
+        std::thread::spawn(move || {
+            for line in BufReader::new(output).lines().map_while(Result::ok) {
+                if show {
+                    eprintln!("[draft-16 relay] {line}");
+                }
+                let _ = lines.send(line);
+            }
+        });
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Ok(line) = listening.recv_timeout(left) else {
+            break;
+        };
+        if let Some((_, addr)) = line.split_once("listening on 127.0.0.1:") {
+            if let Ok(port) = addr.trim().parse::<u16>() {
+                return Ok((child, port));
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    anyhow::bail!("{} did not listen within 30 s", binary.display())
 }

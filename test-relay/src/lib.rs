@@ -1,7 +1,7 @@
 //! The real `moq-relay-ietf` relay for moq-ffi's tests, demo and benchmarks, of two kinds
 //! ([`RelayKind`]): on the workspace's patched moq-transport, in-process, or on the published
 //! moq-transport (what every relay users meet keeps), as the `moq-upstream-relay` child
-//! process. `MOQ_TEST_RELAY=patched|upstream` selects the kind for a whole test run.
+//! process. `MOQ_TEST_RELAY=patched|upstream|draft16` selects the kind for a whole test run.
 //!
 //! [`TestRelay::start`] generates a self-signed certificate (SANs `localhost`, `127.0.0.1`,
 //! `::1`), writes its PEM to a temporary CA file, binds the relay to `127.0.0.1:0` (an
@@ -47,6 +47,10 @@ pub enum RelayKind {
     /// 0.17 without our patch: the stream and datagram behaviour every other relay has.
     /// `scripts/build-upstream-relay` builds it.
     Upstream,
+    /// moq-relay-ietf 0.7.31 as published (draft 16, moq-transport 0.16) in a child
+    /// process: the client speaks draft 16 to it (`scripts/build-draft16-relay` installs
+    /// it). No token checking.
+    Draft16,
 }
 
 impl RelayKind {
@@ -59,7 +63,10 @@ impl RelayKind {
         match std::env::var("MOQ_TEST_RELAY").as_deref() {
             Err(_) | Ok("") | Ok("patched") => RelayKind::Patched,
             Ok("upstream") => RelayKind::Upstream,
-            Ok(other) => panic!("MOQ_TEST_RELAY={other}: expected `patched` or `upstream`"),
+            Ok("draft16") => RelayKind::Draft16,
+            Ok(other) => {
+                panic!("MOQ_TEST_RELAY={other}: expected `patched`, `upstream` or `draft16`")
+            }
         }
     }
 
@@ -68,6 +75,7 @@ impl RelayKind {
         match self {
             RelayKind::Patched => "patched",
             RelayKind::Upstream => "upstream",
+            RelayKind::Draft16 => "draft16",
         }
     }
 }
@@ -222,7 +230,7 @@ impl Server {
     }
 }
 
-/// `moq-upstream-relay` in a child process. Killed (SIGKILL: no CONNECTION_CLOSE, as a crash)
+/// A relay in a child process (`moq-upstream-relay`, or moq-relay-ietf 0.7.31). Killed (SIGKILL: no CONNECTION_CLOSE, as a crash)
 /// when stopped or dropped; its stdin is a pipe, so it also ends if this process dies.
 struct UpstreamProcess {
     child: Child,
@@ -389,6 +397,13 @@ impl TestRelay {
             let (process, port) = UpstreamProcess::start(identity, port)?;
             return Ok((
                 Server::Child(process),
+                SocketAddr::from(([127, 0, 0, 1], port)),
+            ));
+        }
+        if kind == RelayKind::Draft16 {
+            let (child, port) = draft16::spawn(identity, port)?;
+            return Ok((
+                Server::Child(UpstreamProcess { child }),
                 SocketAddr::from(([127, 0, 0, 1], port)),
             ));
         }

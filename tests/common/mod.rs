@@ -32,6 +32,18 @@ impl Relay for TestRelay {
 
 /// The test relay in a child process (the `moq-test-relay` binary), for measurements of this
 /// process that the relay's own memory must not blur. Killed when dropped.
+impl Relay for moq_test_relay::draft16::Draft16Relay {
+    fn moqt_url(&self) -> String {
+        moq_test_relay::draft16::Draft16Relay::moqt_url(self)
+    }
+    fn https_url(&self) -> String {
+        moq_test_relay::draft16::Draft16Relay::https_url(self)
+    }
+    fn ca_pem(&self) -> &str {
+        moq_test_relay::draft16::Draft16Relay::ca_pem(self)
+    }
+}
+
 pub struct RelayProcess {
     child: std::process::Child,
     moqt_url: String,

@@ -3128,6 +3128,13 @@ public struct ClientConfig: Equatable, Hashable {
      * it, so do not log the configuration.
      */
     public var token: String?
+    /**
+     * The MoQT drafts to offer, in order of preference (the relay picks one;
+     * `Client.negotiated_draft` says which). Empty (the default): every draft this client
+     * speaks, newest first (18, then 16). A relay that speaks none of them fails `connect`
+     * with `MoqError.UnsupportedDraft` naming both sides' drafts.
+     */
+    public var drafts: [UInt32]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3185,7 +3192,13 @@ public struct ClientConfig: Equatable, Hashable {
          * the URL instead (`?jwt=...`, a path segment) needs only the URL. The library never logs
          * it; the generated record's text form (Kotlin `toString`, Swift `description`) does show
          * it, so do not log the configuration.
-         */token: String? = nil) {
+         */token: String? = nil, 
+        /**
+         * The MoQT drafts to offer, in order of preference (the relay picks one;
+         * `Client.negotiated_draft` says which). Empty (the default): every draft this client
+         * speaks, newest first (18, then 16). A relay that speaks none of them fails `connect`
+         * with `MoqError.UnsupportedDraft` naming both sides' drafts.
+         */drafts: [UInt32] = []) {
         self.url = url
         self.tls = tls
         self.connectTimeoutMs = connectTimeoutMs
@@ -3201,6 +3214,7 @@ public struct ClientConfig: Equatable, Hashable {
         self.overflow = overflow
         self.reconnect = reconnect
         self.token = token
+        self.drafts = drafts
     }
 
     
@@ -3233,7 +3247,8 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
                 receiveWindowBytes: FfiConverterUInt64.read(from: &buf), 
                 overflow: FfiConverterOptionTypeOverflowPolicy.read(from: &buf), 
                 reconnect: FfiConverterOptionTypeReconnectPolicy.read(from: &buf), 
-                token: FfiConverterOptionString.read(from: &buf)
+                token: FfiConverterOptionString.read(from: &buf), 
+                drafts: FfiConverterSequenceUInt32.read(from: &buf)
         )
     }
 
@@ -3253,6 +3268,7 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
         FfiConverterOptionTypeOverflowPolicy.write(value.overflow, into: &buf)
         FfiConverterOptionTypeReconnectPolicy.write(value.reconnect, into: &buf)
         FfiConverterOptionString.write(value.token, into: &buf)
+        FfiConverterSequenceUInt32.write(value.drafts, into: &buf)
     }
 }
 
@@ -4927,6 +4943,31 @@ fileprivate struct FfiConverterOptionTypeOverflowPolicy: FfiConverterRustBuffer 
         case 1: return try FfiConverterTypeOverflowPolicy.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceUInt32: FfiConverterRustBuffer {
+    typealias SwiftType = [UInt32]
+
+    public static func write(_ value: [UInt32], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterUInt32.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [UInt32] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [UInt32]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterUInt32.read(from: &buf))
+        }
+        return seq
     }
 }
 

@@ -5597,6 +5597,14 @@ data class ClientConfig (
      * it, so do not log the configuration.
      */
     var `token`: kotlin.String? = null 
+    , 
+    /**
+     * The MoQT drafts to offer, in order of preference (the relay picks one;
+     * `Client.negotiated_draft` says which). Empty (the default): every draft this client
+     * speaks, newest first (18, then 16). A relay that speaks none of them fails `connect`
+     * with `MoqError.UnsupportedDraft` naming both sides' drafts.
+     */
+    var `drafts`: List<kotlin.UInt> = listOf() 
     
 ){
     
@@ -5628,6 +5636,7 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterOptionalTypeOverflowPolicy.read(buf),
             FfiConverterOptionalTypeReconnectPolicy.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterSequenceUInt.read(buf),
         )
     }
 
@@ -5646,7 +5655,8 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterULong.allocationSize(value.`receiveWindowBytes`) +
             FfiConverterOptionalTypeOverflowPolicy.allocationSize(value.`overflow`) +
             FfiConverterOptionalTypeReconnectPolicy.allocationSize(value.`reconnect`) +
-            FfiConverterOptionalString.allocationSize(value.`token`)
+            FfiConverterOptionalString.allocationSize(value.`token`) +
+            FfiConverterSequenceUInt.allocationSize(value.`drafts`)
     )
 
     override fun write(value: ClientConfig, buf: ByteBuffer) {
@@ -5665,6 +5675,7 @@ public object FfiConverterTypeClientConfig: FfiConverterRustBuffer<ClientConfig>
             FfiConverterOptionalTypeOverflowPolicy.write(value.`overflow`, buf)
             FfiConverterOptionalTypeReconnectPolicy.write(value.`reconnect`, buf)
             FfiConverterOptionalString.write(value.`token`, buf)
+            FfiConverterSequenceUInt.write(value.`drafts`, buf)
     }
 }
 
@@ -7177,6 +7188,34 @@ public object FfiConverterOptionalTypeOverflowPolicy: FfiConverterRustBuffer<Ove
         } else {
             buf.put(1)
             FfiConverterTypeOverflowPolicy.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceUInt: FfiConverterRustBuffer<List<kotlin.UInt>> {
+    override fun read(buf: ByteBuffer): List<kotlin.UInt> {
+        val len = buf.getInt()
+        return List<kotlin.UInt>(len) {
+            FfiConverterUInt.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.UInt>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterUInt.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.UInt>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterUInt.write(it, buf)
         }
     }
 }
