@@ -293,6 +293,23 @@ struct MoqResult moq_client_set_reconnect(struct MoqClient *client,
                                           uint32_t max_attempts);
 
 /**
+ * Extension: the MoQT drafts to offer at the next `moq_connect` (and each reconnect), in
+ * order of preference: `count` numbers at `drafts` (e.g. `{18}`); NULL with `count` 0
+ * restores the default, every draft this library speaks, newest first (18, then 16). The
+ * relay picks one (`moq_client_negotiated_draft` says which); a relay that speaks none of
+ * them fails `moq_connect` with `MOQ_ERROR_CONNECTION_FAILED` and a `moq_last_error` naming
+ * both sides' drafts. Errors: NULL client, NULL `drafts` with a nonzero `count`, or a draft
+ * this library does not speak: `MOQ_ERROR_INVALID_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `drafts` must be NULL or point to `count` readable `uint32_t`.
+ */
+MOQ_API
+struct MoqResult moq_client_set_drafts(struct MoqClient *client,
+                                       const uint32_t *drafts,
+                                       size_t count);
+
+/**
  * Extension: the authorization token to present at session setup (SETUP's AUTHORIZATION
  * TOKEN), for relays with authorization on: the base64url text the relay's issuer hands out
  * (a Common Access Token); NULL removes it. Takes effect at the next `moq_connect` and at
@@ -356,7 +373,7 @@ MOQ_API struct MoqResult moq_disconnect(struct MoqClient *client);
 MOQ_API bool moq_is_connected(const struct MoqClient *client);
 
 /**
- * Extension: the MoQT draft agreed with the relay (18) while connected; 0 for NULL, a
+ * Extension: the MoQT draft agreed with the relay (18 or 16) while connected; 0 for NULL, a
  * destroyed handle, or a client not connected. Follows reconnects. A relay that speaks none
  * of this client's drafts fails `moq_connect` with `MOQ_ERROR_CONNECTION_FAILED` and a
  * `moq_last_error` naming both sides' drafts. Thread-safe.

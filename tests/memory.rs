@@ -88,13 +88,19 @@ fn published(index: u64, size: usize) -> Vec<u8> {
 }
 
 /// Read objects until `count` have arrived or the subscription fails; each must be the next
-/// one, byte for byte (nothing skipped). Returns how many arrived, and the failure.
+/// one, byte for byte (nothing skipped), except through a draft-16 relay, which hands a
+/// subscriber that falls behind only the newest group: there groups may be missing (a visible
+/// group-id jump; with a subscriber that does not read for 14 s, most are), never reordered.
+/// Returns the index reached, and the failure.
 async fn read_until_end(
     sub: &mut Subscriber,
     count: u64,
     size: usize,
 ) -> (u64, Option<SubscribeError>) {
-    for index in 0..count {
+    let gaps_allowed = moq_test_relay::RelayKind::from_env() == moq_test_relay::RelayKind::Draft16;
+    let mut index = 0;
+    let mut skipped = 0;
+    while index < count {
         let next = tokio::time::timeout(Duration::from_secs(60), sub.next())
             .await
             .unwrap_or_else(|_| panic!("object {index} did not arrive"));
@@ -103,10 +109,19 @@ async fn read_until_end(
             Ok(None) => panic!("the subscription ended before object {index}"),
             Err(err) => return (index, Some(err)),
         };
+        let got = u64::from_le_bytes(object.payload[..8].try_into().expect("8 bytes"));
+        if gaps_allowed && got > index {
+            skipped += got - index;
+            index = got;
+        }
         assert!(
             object.payload.as_ref() == published(index, size).as_slice(),
             "object {index} is not the one published next"
         );
+        index += 1;
+    }
+    if skipped > 0 {
+        eprintln!("{skipped} of {count} groups skipped by the draft-16 relay (group-id jumps)");
     }
     (count, None)
 }

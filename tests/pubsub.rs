@@ -55,6 +55,9 @@ async fn burst(scheme: &str, count: usize, size: usize) {
             .await
             .unwrap();
     }
+    if relay.kind() == RelayKind::Draft16 {
+        return burst_through_a_draft_16_relay(&mut sub, scheme, count, size).await;
+    }
     let got = receive_all(&mut sub, count, Duration::from_secs(60)).await;
     if got.len() != count {
         let indices: Vec<u64> = got
@@ -83,6 +86,79 @@ async fn burst(scheme: &str, count: usize, size: usize) {
     for pair in got.windows(2) {
         assert!((pair[0].group_id, pair[0].object_id) < (pair[1].group_id, pair[1].object_id));
     }
+}
+
+/// A burst through moq-relay-ietf 0.7 (draft 16): it hands a reader only the newest group of
+/// a track, so a group arriving while its subscriber is still being sent an earlier one is
+/// gone (seen: 1 of 10 groups of 1,024 objects in a 10k burst). The client sees whole groups
+/// missing, as a group-id jump; what arrives is in order and exactly what was published.
+async fn burst_through_a_draft_16_relay(
+    sub: &mut moq_ffi::core::Subscriber,
+    scheme: &str,
+    count: usize,
+    size: usize,
+) {
+    let last = count as u64 - 1;
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while got
+        .last()
+        .map(|o: &moq_ffi::core::Object| u64::from_le_bytes(o.payload[..8].try_into().unwrap()))
+        != Some(last)
+    {
+        match tokio::time::timeout_at(deadline, sub.next_batch(256)).await {
+            Ok(Ok(batch)) if !batch.is_empty() => got.extend(batch),
+            Ok(other) => panic!(
+                "{scheme}: delivery ended after {} objects: {other:?}",
+                got.len()
+            ),
+            Err(_) => panic!(
+                "{scheme}: the last object did not arrive ({} did)",
+                got.len()
+            ),
+        }
+    }
+    let mut delivered = std::collections::BTreeMap::<u64, Vec<u64>>::new();
+    for pair in got.windows(2) {
+        assert!((pair[0].group_id, pair[0].object_id) < (pair[1].group_id, pair[1].object_id));
+    }
+    for object in &got {
+        let index = u64::from_le_bytes(object.payload[..8].try_into().unwrap());
+        assert_eq!(
+            object.payload.as_ref(),
+            payload(index as usize, size).as_slice()
+        );
+        delivered.entry(object.group_id).or_default().push(index);
+    }
+    // Every group that arrived arrived whole (its indices consecutive, ending where the
+    // next group's begin); only whole groups are missing.
+    let groups: Vec<(u64, Vec<u64>)> = delivered.into_iter().collect();
+    for pair in groups.windows(2) {
+        let (first, next) = (&pair[0].1, &pair[1].1);
+        assert_eq!(
+            first.len() as u64,
+            first[first.len() - 1] - first[0] + 1,
+            "{scheme}: group {} cut",
+            pair[0].0
+        );
+        if pair[1].0 == pair[0].0 + 1 {
+            assert_eq!(
+                first[first.len() - 1] + 1,
+                next[0],
+                "{scheme}: objects missing between groups"
+            );
+        }
+    }
+    let published_groups = groups.last().map_or(0, |(group, _)| group + 1);
+    eprintln!(
+        "{scheme}: {} of {published_groups} groups ({} of {count} objects) through the draft-16 relay",
+        groups.len(),
+        got.len()
+    );
+    assert!(
+        groups.len() * 2 >= published_groups as usize,
+        "{scheme}: most groups lost"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

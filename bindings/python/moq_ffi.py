@@ -2836,9 +2836,9 @@ class MoqError:  # type: ignore
     _UniffiTempMoqError.Unauthorized = Unauthorized # type: ignore
     class UnsupportedDraft(_UniffiTempMoqError):
         """
-        The relay speaks no MoQT draft this client speaks; the message names both sides'
-        drafts. Use a relay that speaks this client's draft, or a client version for the
-        relay's.
+        The relay speaks none of the MoQT drafts this client offered (`ClientConfig.drafts`);
+        the message names both sides' drafts. Offer one the relay speaks, or use a relay that
+        speaks one of this client's.
 """
         
         def __init__(self, reason):

@@ -35,17 +35,25 @@ while read -r line <&"${RELAY[0]}"; do
 done
 cp "${relay[MOQ_RELAY_CA_FILE]}" "$work/ca.pem"
 
-# The hostile peer too (for the cut-group test); it lives while fd 8 holds its stdin open.
-rm -f "$work/hostile-control" "$work/hostile.env"
-mkfifo "$work/hostile-control"
-"$target/debug/moq-test-relay" --hostile < "$work/hostile-control" > "$work/hostile.env" 2>/dev/null &
-hostile_pid=$!
-exec 8>"$work/hostile-control"
-trap 'exec 7>&- 8>&-; kill "$RELAY_PID" "$hostile_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do grep -q '^READY$' "$work/hostile.env" && break; sleep 0.1; done
-grep -q '^READY$' "$work/hostile.env" || { echo "the hostile peer did not start" >&2; exit 1; }
-hostile_value() { sed -n "s/^$1=//p" "$work/hostile.env"; }
-cp "$(hostile_value MOQ_RELAY_CA_FILE)" "$work/hostile-ca.pem"
+# Peers beside it, each alive while this script holds its stdin (a FIFO) open: the hostile
+# peer (the cut-group test) and moq-relay-ietf 0.7.31 (draft 16, scripts/build-draft16-relay;
+# the draft-16 test).
+peer_pids=()
+trap 'exec 7>&-; kill "$RELAY_PID" "${peer_pids[@]}" 2>/dev/null || true' EXIT
+start_peer() { # NAME FLAG
+  local name=$1 flag=$2 fd
+  rm -f "$work/$name-control" "$work/$name.env"
+  mkfifo "$work/$name-control"
+  "$target/debug/moq-test-relay" "$flag" < "$work/$name-control" > "$work/$name.env" 2>/dev/null &
+  peer_pids+=($!)
+  exec {fd}>"$work/$name-control"
+  for _ in $(seq 300); do grep -q '^READY$' "$work/$name.env" && break; sleep 0.1; done
+  grep -q '^READY$' "$work/$name.env" || { echo "the $name peer did not start" >&2; exit 1; }
+  cp "$(peer_value "$name" MOQ_RELAY_CA_FILE)" "$work/$name-ca.pem"
+}
+peer_value() { sed -n "s/^$2=//p" "$work/$1.env"; } # NAME KEY
+start_peer hostile --hostile
+start_peer draft16 --draft16
 
 link="-Xlinker -L/moq-ffi/lib -Xlinker -rpath -Xlinker /moq-ffi/lib"
 in_chroot() {
@@ -56,8 +64,10 @@ in_chroot() {
     MOQ_RELAY_CONTROL=/moq-ffi/relay-control \
     MOQ_RELAY_AUTH_PATH="${relay[MOQ_RELAY_AUTH_PATH]}" \
     MOQ_RELAY_TOKEN="${relay[MOQ_RELAY_TOKEN]}" \
-    MOQ_HOSTILE_MOQT_URL="$(hostile_value MOQ_RELAY_MOQT_URL)" \
+    MOQ_HOSTILE_MOQT_URL="$(peer_value hostile MOQ_RELAY_MOQT_URL)" \
     MOQ_HOSTILE_CA_FILE=/moq-ffi/hostile-ca.pem \
+    MOQ_DRAFT16_MOQT_URL="$(peer_value draft16 MOQ_RELAY_MOQT_URL)" \
+    MOQ_DRAFT16_CA_FILE=/moq-ffi/draft16-ca.pem \
     bash -c "cd /moq-ffi/pkg && $1"
 }
 in_chroot "swift build --build-tests $link"

@@ -66,9 +66,9 @@ pub enum MoqError {
         /// The relay's reason and what to do.
         reason: String,
     },
-    /// The relay speaks no MoQT draft this client speaks; the message names both sides'
-    /// drafts. Use a relay that speaks this client's draft, or a client version for the
-    /// relay's.
+    /// The relay speaks none of the MoQT drafts this client offered (`ClientConfig.drafts`);
+    /// the message names both sides' drafts. Offer one the relay speaks, or use a relay that
+    /// speaks one of this client's.
     #[error("{reason}")]
     UnsupportedDraft {
         /// Both sides' drafts and what to do.

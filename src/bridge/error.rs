@@ -28,7 +28,7 @@ pub(crate) enum ErrorKind {
     AlreadyExists,
     /// The relay or publisher refused the request.
     Refused,
-    /// The relay speaks no MoQT draft this client speaks: use another relay or client.
+    /// The relay speaks none of the drafts offered: offer another, or use another relay.
     UnsupportedDraft,
     /// The relay refused the credentials, or they do not allow the request: fix the token.
     Unauthorized,

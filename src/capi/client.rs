@@ -136,6 +136,39 @@ pub extern "C" fn moq_client_set_reconnect(
     })
 }
 
+/// Extension: the MoQT drafts to offer at the next `moq_connect` (and each reconnect), in
+/// order of preference: `count` numbers at `drafts` (e.g. `{18}`); NULL with `count` 0
+/// restores the default, every draft this library speaks, newest first (18, then 16). The
+/// relay picks one (`moq_client_negotiated_draft` says which); a relay that speaks none of
+/// them fails `moq_connect` with `MOQ_ERROR_CONNECTION_FAILED` and a `moq_last_error` naming
+/// both sides' drafts. Errors: NULL client, NULL `drafts` with a nonzero `count`, or a draft
+/// this library does not speak: `MOQ_ERROR_INVALID_ARGUMENT`. Thread-safe.
+///
+/// # Safety
+/// `drafts` must be NULL or point to `count` readable `uint32_t`.
+#[no_mangle]
+pub unsafe extern "C" fn moq_client_set_drafts(
+    client: *mut MoqClient,
+    drafts: *const u32,
+    count: usize,
+) -> MoqResult {
+    boundary::result("moq_client_set_drafts", || {
+        let shared = CLIENTS.get(client)?;
+        let drafts = match (drafts.is_null(), count) {
+            (_, 0) => crate::core::drafts::offered(),
+            (true, _) => return Err(CError::invalid("drafts is NULL but count is not 0")),
+            // SAFETY: per the caller's contract (non-NULL, `count` elements).
+            (false, _) => unsafe { std::slice::from_raw_parts(drafts, count) }.to_vec(),
+        };
+        let mut config = lock(&shared.template).clone();
+        config.drafts = drafts.clone();
+        config.url = "moqt://check.invalid".into();
+        config.validate().map_err(CError::of)?;
+        lock(&shared.template).drafts = drafts;
+        Ok(())
+    })
+}
+
 /// Extension: the authorization token to present at session setup (SETUP's AUTHORIZATION
 /// TOKEN), for relays with authorization on: the base64url text the relay's issuer hands out
 /// (a Common Access Token); NULL removes it. Takes effect at the next `moq_connect` and at
@@ -235,7 +268,7 @@ pub extern "C" fn moq_is_connected(client: *const MoqClient) -> bool {
     })
 }
 
-/// Extension: the MoQT draft agreed with the relay (18) while connected; 0 for NULL, a
+/// Extension: the MoQT draft agreed with the relay (18 or 16) while connected; 0 for NULL, a
 /// destroyed handle, or a client not connected. Follows reconnects. A relay that speaks none
 /// of this client's drafts fails `moq_connect` with `MOQ_ERROR_CONNECTION_FAILED` and a
 /// `moq_last_error` naming both sides' drafts. Thread-safe.

@@ -187,7 +187,10 @@ impl ClientShared {
                 "already connected; call moq_disconnect before connecting again",
             ));
         }
-        if let Some(core) = existing.filter(|c| c.config().url == url) {
+        let drafts = lock(&self.template).drafts.clone();
+        if let Some(core) =
+            existing.filter(|c| c.config().url == url && c.config().drafts == drafts)
+        {
             return Ok(core);
         }
         let mut config = lock(&self.template).clone();

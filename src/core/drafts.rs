@@ -103,6 +103,22 @@ pub(crate) async fn probe_relay(
     found
 }
 
+/// One handshake offering only `drafts` (in order of preference): the one the relay picks,
+/// if it speaks one. What a WebTransport response that named no draft is settled with: one
+/// handshake for a relay that speaks one of ours, where [`probe_relay`] takes up to four.
+pub(crate) async fn probe_for(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    host: &str,
+    tls: &rustls::ClientConfig,
+    drafts: &[u32],
+) -> Option<u32> {
+    let alpns: Vec<String> = drafts.iter().map(|draft| alpn_of(*draft)).collect();
+    let alpns: Vec<&str> = alpns.iter().map(String::as_str).collect();
+    let picked = probe_once(endpoint, addr, host, tls, &alpns).await?;
+    draft_of(&picked).filter(|draft| drafts.contains(draft))
+}
+
 /// One handshake offering `alpns`: the identifier the relay picked, if any.
 async fn probe_once(
     endpoint: &quinn::Endpoint,

@@ -131,10 +131,11 @@ pub enum ConnectError {
         /// The relay's reason.
         reason: String,
     },
-    /// The relay speaks no MoQT draft this client speaks (it refused every draft offered in
-    /// the handshake, or its WebTransport response named none of them and it answers raw
-    /// QUIC only for others). `relay` is what it speaks, as far as it said (empty: it named
-    /// none); use a relay that speaks one of `offered`, or a client version for `relay`.
+    /// The relay speaks none of the drafts offered (`ClientConfig::drafts`): it refused every
+    /// one in the handshake, or its WebTransport response named none and its raw-QUIC side
+    /// speaks none either. `relay` is what it speaks, as far as it said (empty: it named
+    /// none); offer one of `relay` if this client speaks it, or use a relay that speaks one of
+    /// `offered`.
     #[error("relay {url} speaks {relay_} and this client offered draft {offered_}: no MoQT draft in common; offer one the relay speaks (the client's `drafts` setting; this client speaks draft {all_}), or use a relay that speaks draft {offered_} (e.g. moq-relay-ietf 0.8, moq-dev's moq-relay)",
         relay_ = speaks(.relay), offered_ = super::drafts::listed(.offered),
         all_ = super::drafts::listed(&super::drafts::offered()))]

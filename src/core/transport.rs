@@ -156,14 +156,19 @@ pub(crate) async fn establish(
             // A WebTransport response that names no draft: a relay of a draft that predates
             // the header (draft-16 relays answer so), or one that just does not echo it. Ask
             // its raw-QUIC side (same address) before sending it a SETUP it cannot read.
-            let relay = super::drafts::probe_relay(&endpoint, addr, &host, &base_tls).await;
-            let draft = if relay.is_empty() {
-                offered[0]
-            } else {
-                *offered
-                    .iter()
-                    .find(|draft| relay.contains(draft))
-                    .ok_or_else(|| unsupported(relay.clone()))?
+            let draft = match super::drafts::probe_for(&endpoint, addr, &host, &base_tls, &offered)
+                .await
+            {
+                Some(draft) => draft,
+                None => {
+                    // None of ours: which does it speak, for the error (none found: no
+                    // raw-QUIC side to ask; try the first offered).
+                    let relay = super::drafts::probe_relay(&endpoint, addr, &host, &base_tls).await;
+                    if !relay.is_empty() {
+                        return Err(unsupported(relay));
+                    }
+                    offered[0]
+                }
             };
             log::debug!("{shown}: the WebTransport response named no MoQT draft; speaking {draft}");
             draft

@@ -1284,7 +1284,7 @@ static void test_a_group_cut_short_is_counted_by_moq_subscriber_cut_groups(void)
 
 /* The draft agreed is readable (#24 item 1): 18 with the test relay; 16 with moq-relay-ietf
  * 0.7.31 as published (`moq-test-relay --draft16`), which carries objects both ways over both
- * schemes: this client speaks draft 16 too. */
+ * schemes: this client speaks draft 16 too. moq_client_set_drafts limits the offer. */
 static void test_negotiated_draft_and_objects_through_a_draft_16_relay(void) {
     MoqClient *client = connected_client(moqt_url);
     CHECK(moq_client_negotiated_draft(client) == 18);
@@ -1327,8 +1327,32 @@ static void test_negotiated_draft_and_objects_through_a_draft_16_relay(void) {
         moq_publisher_destroy(pub);
         moq_client_destroy(sub_client);
         moq_client_destroy(pub_client);
+
+        /* A client limited to draft 18 is refused, with both sides' drafts named. */
+        MoqClient *limited = own_relay_client(&relay, 0);
+        const uint32_t only_18[1] = {18};
+        CHECK_RESULT(moq_client_set_drafts(limited, only_18, 1), MOQ_OK);
+        CHECK_RESULT(moq_connect(limited, urls[i], NULL, NULL), MOQ_ERROR_CONNECTION_FAILED);
+        const char *error = moq_last_error();
+        CHECK(error != NULL && strstr(error, "speaks draft 16") != NULL);
+        CHECK(error != NULL && strstr(error, "this client offered draft 18") != NULL);
+        CHECK(moq_client_negotiated_draft(limited) == 0);
+        /* Back to every draft: the same client connects, over 16. */
+        CHECK_RESULT(moq_client_set_drafts(limited, NULL, 0), MOQ_OK);
+        CHECK_RESULT(moq_connect(limited, urls[i], NULL, NULL), MOQ_OK);
+        CHECK(moq_client_negotiated_draft(limited) == 16);
+        moq_client_destroy(limited);
     }
     own_relay_end(&relay);
+
+    /* Drafts this library does not speak, or a NULL list with a count, are refused. */
+    MoqClient *unset = moq_client_create();
+    const uint32_t unknown[2] = {18, 17};
+    CHECK_RESULT(moq_client_set_drafts(unset, unknown, 2), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK(strstr(moq_last_error(), "drafts") != NULL);
+    CHECK_RESULT(moq_client_set_drafts(unset, NULL, 1), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_client_set_drafts(NULL, NULL, 0), MOQ_ERROR_INVALID_ARGUMENT);
+    moq_client_destroy(unset);
 }
 
 /* Indices must only increase: a repeat or step back counts as an error. */

@@ -632,7 +632,10 @@ impl RequestSend {
         // matter); one we served ends with our side.
         let keep = request.ours && !request.ended && !cancel;
         if !keep {
-            state.requests.remove(&id);
+            // Whoever still reads its virtual stream sees it end (not the session's end).
+            if let Some(request) = state.requests.remove(&id) {
+                let _ = request.feed.send(Event::Fin);
+            }
         }
         drop(state);
         if let Some(ending) = ending {

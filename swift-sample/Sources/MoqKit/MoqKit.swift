@@ -4392,9 +4392,9 @@ enum MoqError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */reason: String
     )
     /**
-     * The relay speaks no MoQT draft this client speaks; the message names both sides'
-     * drafts. Use a relay that speaks this client's draft, or a client version for the
-     * relay's.
+     * The relay speaks none of the MoQT drafts this client offered (`ClientConfig.drafts`);
+     * the message names both sides' drafts. Offer one the relay speaks, or use a relay that
+     * speaks one of this client's.
      */
     case UnsupportedDraft(
         /**

@@ -163,6 +163,50 @@ final class MoqKitTests: XCTestCase {
         await client.disconnect()
     }
 
+    func testADraft16RelayCarriesObjectsAndTheClientReportsDraft16() async throws {
+        // moq-relay-ietf 0.7.31 as published (scripts/test.d/45-swift.sh starts it): this
+        // client speaks its draft too (#24).
+        guard let url = env["MOQ_DRAFT16_MOQT_URL"], let ca = env["MOQ_DRAFT16_CA_FILE"] else {
+            XCTFail("MOQ_DRAFT16_MOQT_URL / MOQ_DRAFT16_CA_FILE not set")
+            return
+        }
+        let relayConfig = clientConfig(url: url, caFiles: [ca], useSystemRoots: false)
+        let publisherClient = try Client(config: relayConfig)
+        let subscriberClient = try Client(config: relayConfig)
+        try await publisherClient.connect()
+        try await subscriberClient.connect()
+        XCTAssertEqual(publisherClient.negotiatedDraft(), 16)
+        let ns = unique("d16")
+        try await publisherClient.announce(namespace: ns)
+        let publisher = try publisherClient.createPublisher(namespace: ns, track: "t", options: nil)
+        let subscriber = try await subscriberClient.subscribe(namespace: ns, track: "t")
+        let reader = Task { () throws -> [UInt32] in
+            var got: [UInt32] = []
+            for try await object in subscriber.objects() {
+                got.append(object.payload.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) })
+                if got.count == 20 { break }
+            }
+            return got
+        }
+        for i in 0..<20 {
+            _ = try publisher.publish(payload: withUnsafeBytes(of: UInt32(i)) { Data($0) })
+            try await Task.sleep(nanoseconds: 5_000_000) // one group, paced, as a live source
+        }
+        let got = try await reader.value
+        XCTAssertEqual(got, (0..<20).map { UInt32($0) })
+        await subscriberClient.disconnect()
+        await publisherClient.disconnect()
+        // A client offering draft 18 only is refused, with both sides' drafts named.
+        var limited = relayConfig
+        limited.drafts = [18]
+        do {
+            try await Client(config: limited).connect()
+            XCTFail("connected without a draft in common")
+        } catch MoqError.UnsupportedDraft(let reason) {
+            XCTAssertTrue(reason.contains("speaks draft 16") && reason.contains("offered draft 18"), reason)
+        }
+    }
+
     func testTypedErrors() async throws {
         var untrusted = try config()
         untrusted.tls = TlsOptions(useSystemRoots: false, extraCaPem: [], extraCaFiles: [], pinnedSha256: [], dangerAcceptAnyCertificate: false)

@@ -6505,9 +6505,9 @@ sealed class MoqException: kotlin.Exception() {
     }
     
     /**
-     * The relay speaks no MoQT draft this client speaks; the message names both sides'
-     * drafts. Use a relay that speaks this client's draft, or a client version for the
-     * relay's.
+     * The relay speaks none of the MoQT drafts this client offered (`ClientConfig.drafts`);
+     * the message names both sides' drafts. Offer one the relay speaks, or use a relay that
+     * speaks one of this client's.
      */
     class UnsupportedDraft(
         

@@ -228,6 +228,46 @@ class MoqTest {
         }
     }
 
+    @ParameterizedTest
+    @ValueSource(strings = ["moqt", "https"])
+    fun `a draft-16 relay carries objects and the client reports draft 16`(scheme: String) = runBlocking {
+        // moq-relay-ietf 0.7.31 as published (#24): this client speaks its draft too.
+        val relayEnv = mutableMapOf<String, String>()
+        val draft16 = startTestRelay(relayEnv, "--draft16")
+        try {
+            val url = relayEnv.getValue(if (scheme == "moqt") "MOQ_RELAY_MOQT_URL" else "MOQ_RELAY_HTTPS_URL")
+            val relayConfig = clientConfig(url, relayEnv.getValue("MOQ_RELAY_CA_FILE"), useSystemRoots = false)
+            connect(relayConfig).use { publisherClient ->
+                connect(relayConfig).use { subscriberClient ->
+                    assertEquals(16u, publisherClient.negotiatedDraft())
+                    val ns = unique("d16")
+                    publisherClient.announce(ns)
+                    publisherClient.createPublisher(ns, "t", null).use { publisher ->
+                        subscriberClient.subscribe(ns, "t").use { sub ->
+                            val received = async { sub.objects().take(20).toList() }
+                            for (i in 0 until 20) {
+                                publisher.publish(payload(i))
+                                delay(5) // one group, paced: what a live source does
+                            }
+                            val got = withTimeout(10_000) { received.await() }
+                            assertEquals((0 until 20).toList(), got.map { index(it.payload) })
+                        }
+                    }
+                    subscriberClient.disconnect()
+                }
+                publisherClient.disconnect()
+            }
+            // A client offering draft 18 only is refused, with both sides' drafts named.
+            Client(relayConfig.copy(drafts = listOf(18u))).use { limited ->
+                val e = assertThrows<MoqException.UnsupportedDraft> { runBlocking { limited.connect() } }
+                assertTrue(e.reason.contains("speaks draft 16") && e.reason.contains("offered draft 18"), e.reason)
+            }
+        } finally {
+            draft16.outputStream.close()
+            draft16.waitFor()
+        }
+    }
+
     @Test
     fun `a group cut short upstream is counted by cutGroupCount`() = runBlocking {
         // The peer that misbehaves on purpose: hostile/cut resets group 0 mid-object, then
