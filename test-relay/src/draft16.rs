@@ -85,7 +85,8 @@ pub(crate) fn spawn(identity: &Identity, port: u16) -> anyhow::Result<(Child, u1
     // not inherit its predecessor's (it would route to a relay that is gone).
     let coordinator = dir.join("coordinator.json");
     let _ = std::fs::remove_file(&coordinator);
-    let mut child = Command::new(&binary)
+    let mut command = Command::new(&binary);
+    command
         .arg("--bind")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--tls-cert")
@@ -102,7 +103,23 @@ pub(crate) fn spawn(identity: &Identity, port: u16) -> anyhow::Result<(Child, u1
         )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    // It reads no stdin, so it would outlive a parent killed with SIGKILL (a test harness
+    // ending `moq-test-relay --draft16` so): have the kernel end it with its parent.
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = command
         .spawn()
         .with_context(|| format!("start {}", binary.display()))?;
     // It logs to stdout or stderr (both seen): read both, always, so that neither pipe
