@@ -451,10 +451,7 @@ impl wt::SendStream for ControlSend {
 
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
         self.pending.extend_from_slice(buf);
-        while let Some((frame, used)) =
-            Frame::parse(&self.pending, Ints::Vi64).map_err(write_refused)?
-        {
-            self.pending.drain(..used);
+        while let Some(frame) = next_frame(&mut self.pending)? {
             let out = if self.setup_sent {
                 wire::transcode(&frame, Direction::To16, None)
             } else {
@@ -480,6 +477,15 @@ impl wt::SendStream for ControlSend {
             self.shared.session_error().await,
         ))
     }
+}
+
+/// The next whole draft-18 frame moq-transport wrote, taken off `pending`.
+fn next_frame(pending: &mut Vec<u8>) -> Result<Option<Frame>, wtq::WriteError> {
+    let Some((frame, used)) = Frame::parse(pending, Ints::Vi64).map_err(write_refused)? else {
+        return Ok(None);
+    };
+    pending.drain(..used);
+    Ok(Some(frame))
 }
 
 fn write_refused(err: WireError) -> wtq::WriteError {
@@ -690,10 +696,7 @@ impl wt::SendStream for RequestSend {
 
     async fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
         self.pending.extend_from_slice(buf);
-        while let Some((frame, used)) =
-            Frame::parse(&self.pending, Ints::Vi64).map_err(write_refused)?
-        {
-            self.pending.drain(..used);
+        while let Some(frame) = next_frame(&mut self.pending)? {
             match self.request {
                 None => self.open(frame).await?,
                 Some((id, _)) => self.follow(id, frame).await?,
@@ -834,9 +837,13 @@ impl wt::Session for Draft16Session {
         if !shared.control_accepted.swap(true, Ordering::SeqCst) {
             // moq-transport's first accept: the relay's control stream, which in draft 16 is
             // the receive half of the one we opened.
-            let recv = lock(&shared.control_recv)
-                .take()
-                .expect("moq-transport opens its control stream before it accepts the relay's");
+            // moq-transport opens its control stream before it accepts the relay's; if that
+            // ever changed, fail the session rather than the process.
+            let Some(recv) = lock(&shared.control_recv).take() else {
+                return Err(wtq::SessionError::WebTransportError(
+                    wtq::WebTransportError::Closed(0, "draft 16: no control stream yet".into()),
+                ));
+            };
             let (control_in, events) = mpsc::unbounded_channel();
             tokio::spawn(shared.clone().read_control(recv, control_in));
             return Ok(D16Recv::Virtual(VirtualRecv::new(shared.clone(), events)));
