@@ -143,13 +143,9 @@ async fn a_draft_16_relay_carries_objects_in_order_both_schemes() {
                 "{scheme}: group {group} whole"
             );
         }
-        // Seen: 98-100 of 100 (a loaded machine drops more: this is the relay's pace against
-        // the subscriber's, not the client's).
-        assert!(
-            delivered.len() * 4 >= groups * 3,
-            "{scheme}: {} of {groups} groups arrived",
-            delivered.len()
-        );
+        // How many arrive is the relay's pace against the subscriber's (98-100 of 100 seen; a
+        // loaded machine drops more), not the client's: not asserted. Without one group stream
+        // at a time the relay ended the subscription within 3 groups, which fails above.
         assert_eq!(
             delivered.keys().last(),
             Some(&(groups as u64 - 1)),
