@@ -168,42 +168,44 @@ async fn multiple_groups(relay: Relay) -> Outcome {
     transfer(&relay, &[5, 5, 5]).await
 }
 
-/// A subscriber that joins after group 0 was published gets group 1 whole and in order (and,
-/// if the relay replays it, group 0 before it, in order, without repeats); the subscriber
-/// that was there from the start gets both.
+/// A subscriber that joins after group A was published gets the next group B whole and in
+/// order (and, if the relay replays it, group A before it, in order, without repeats); the
+/// subscriber that was there from the start gets both.
 async fn late_subscriber(relay: Relay) -> Outcome {
     let (publishing, publisher) = publish(&relay, PublisherOptions::default()).await?;
     let early_client = relay.connect(Duration::from_millis(1000)).await?;
     let late_client = relay.connect(Duration::from_millis(1000)).await?;
     let outcome = async {
-        let mut early = subscribe(&early_client).await?;
+        let mut early_subscriber = subscribe(&early_client).await?;
+        let mut early = Reader::new(&mut early_subscriber, "the early subscriber");
         wait_for_subscriber(&publisher).await?;
+        prime(&publisher, &mut [&mut early], true).await?;
+        new_group(&publisher).await?;
         let first = publish_group(&publisher, 0, 5)?;
-        let mut late = subscribe(&late_client).await?;
-        publisher
-            .new_group()
-            .map_err(|err| format!("new group: {err}"))?;
+        let mut late_subscriber = subscribe(&late_client).await?;
+        let mut late = Reader::new(&mut late_subscriber, "the late subscriber");
+        // The early subscriber is past its warm-up: only the late one is primed (the early
+        // one receives these warm-ups too, between the two groups).
+        prime(&publisher, &mut [&mut late], false).await?;
+        new_group(&publisher).await?;
         let second = publish_group(&publisher, 1, 5)?;
 
         let all: Vec<_> = first.iter().chain(&second).cloned().collect();
-        expect_exactly(&mut early, &all, "the early subscriber").await?;
+        early.expect(&all).await?;
         // Read up to the last object published, whatever the relay replays before it.
         let last = second.last().map(|o| (o.group_id, o.object_id));
-        let mut received = Vec::new();
-        while received.len() < all.len() {
-            let object = next(&mut late, "the late subscriber").await?;
-            let at = Some((object.group_id, object.object_id));
-            received.push(object);
-            if at >= last {
-                break;
-            }
+        while late.received.last().map(|o| (o.group_id, o.object_id)) < last {
+            late.next().await?;
         }
-        in_order(&received, "the late subscriber")?;
-        let tail = &received[received.len().saturating_sub(second.len())..];
+        in_order(&late.received, late.who)?;
+        let data = late.data();
+        let tail = &data[data.len().saturating_sub(second.len())..];
         if tail != second.as_slice() {
             return Err(format!(
-                "the late subscriber did not get group 1 whole: got {}",
-                summary(&received)
+                "the late subscriber did not get the group published after it joined whole: \
+                 got {} where {} was published",
+                summary(&late.received),
+                summary(&second)
             ));
         }
         Ok(())
@@ -215,29 +217,160 @@ async fn late_subscriber(relay: Relay) -> Outcome {
     outcome
 }
 
-/// Publish `groups` (objects per group) to a fresh subscriber and check it receives exactly
-/// them, in order.
+/// Publish `groups` (objects per group) to a fresh subscriber, after [`prime`], and check it
+/// receives exactly them, in order.
 async fn transfer(relay: &Relay, groups: &[u64]) -> Outcome {
     let (publishing, publisher) = publish(relay, PublisherOptions::default()).await?;
     let subscribing = relay.connect(Duration::from_millis(1000)).await?;
     let outcome = async {
         let mut subscriber = subscribe(&subscribing).await?;
+        let mut reader = Reader::new(&mut subscriber, "the subscriber");
         wait_for_subscriber(&publisher).await?;
+        prime(&publisher, &mut [&mut reader], true).await?;
         let mut sent = Vec::new();
         for (index, &objects) in groups.iter().enumerate() {
-            if index > 0 {
-                publisher
-                    .new_group()
-                    .map_err(|err| format!("new group: {err}"))?;
-            }
+            new_group(&publisher).await?;
             sent.extend(publish_group(&publisher, index as u64, objects)?);
         }
-        expect_exactly(&mut subscriber, &sent, "the subscriber").await
+        reader.expect(&sent).await
     }
     .await;
     subscribing.close().await;
     publishing.close().await;
     outcome
+}
+
+/// How long the cases wait before they start a group: a live publisher's groups come a
+/// frame interval or a key-frame interval apart, never back to back.
+///
+/// Why: moq-relay-ietf 0.7 (draft 16) forwards only the newest group of a track: a group
+/// that reaches it while the one before has not yet been taken up by its forwarding task is
+/// skipped for every subscriber (seen: a 5-object group followed 2 ms later by the next was
+/// missing for a subscriber receiving since long before, 4 runs in 50). Our client reports the
+/// jump; the cases publish as a live source does and then require every object.
+const GROUP_SPACING: Duration = Duration::from_millis(100);
+
+/// Start a new group, [`GROUP_SPACING`] after the previous one.
+async fn new_group(publisher: &Publisher) -> Outcome {
+    tokio::time::sleep(GROUP_SPACING).await;
+    publisher
+        .new_group()
+        .map_err(|err| format!("new group: {err}"))
+}
+
+/// The payload of the objects [`prime`] publishes starts so; the cases' own never do.
+const WARM_UP: &str = "moqkit interop warm-up";
+/// How long [`prime`] waits for each warm-up object before it publishes the next.
+const WARM_UP_EVERY: Duration = Duration::from_millis(100);
+/// How many warm-up objects [`prime`] publishes at most (3 s of them, with
+/// [`GROUP_SPACING`] before each).
+const WARM_UP_MAX: u32 = 15;
+
+/// Open the path to `readers` before a case's data: publish a warm-up object, in a group of
+/// its own, and wait [`WARM_UP_EVERY`] for it, until each reader has received one. `fresh`: nothing was
+/// published on the track yet (the first warm-up needs no new group).
+///
+/// Why: a relay may begin forwarding a new subscription only at a group that reaches it after
+/// it started serving that subscription. moq-relay-ietf 0.7 (draft 16) does: its reader of a
+/// track sees only the newest group, so what was published in the few milliseconds before
+/// never reaches the subscriber (seen: groups 0 and 1 of `multiple-groups` missing, about 1
+/// run in 20). The subscriber reports that as a gap; a live publisher goes on to the next
+/// group. The cases measure the transfer, not that start-up: they begin once data flows, and
+/// still require every object after it, whole and in order.
+async fn prime(publisher: &Publisher, readers: &mut [&mut Reader<'_>], fresh: bool) -> Outcome {
+    for attempt in 0..WARM_UP_MAX {
+        if attempt > 0 || !fresh {
+            new_group(publisher).await?;
+        }
+        publisher
+            .publish(format!("{WARM_UP} {attempt}").into_bytes())
+            .map_err(|err| format!("publish: {err}"))?;
+        let deadline = tokio::time::Instant::now() + WARM_UP_EVERY;
+        for reader in readers.iter_mut() {
+            while !reader.warmed() {
+                match tokio::time::timeout_at(deadline, reader.next()).await {
+                    Ok(received) => received?,
+                    Err(_) => break,
+                }
+            }
+        }
+        if readers.iter().all(|reader| reader.warmed()) {
+            return Ok(());
+        }
+    }
+    let cold: Vec<&str> = readers
+        .iter()
+        .filter(|reader| !reader.warmed())
+        .map(|reader| reader.who)
+        .collect();
+    Err(format!(
+        "none of {WARM_UP_MAX} warm-up objects ({} ms apart) reached {}",
+        (WARM_UP_EVERY + GROUP_SPACING).as_millis(),
+        cold.join(", ")
+    ))
+}
+
+/// A subscriber, and everything it received.
+struct Reader<'s> {
+    subscriber: &'s mut Subscriber,
+    who: &'static str,
+    received: Vec<Object>,
+}
+
+impl<'s> Reader<'s> {
+    fn new(subscriber: &'s mut Subscriber, who: &'static str) -> Self {
+        Self {
+            subscriber,
+            who,
+            received: Vec::new(),
+        }
+    }
+
+    /// Receive the next object (kept in `received`). Cancel-safe: an object is taken only
+    /// when `Subscriber::next` returns it.
+    async fn next(&mut self) -> Outcome {
+        let object = next(self.subscriber, self.who).await?;
+        self.received.push(object);
+        Ok(())
+    }
+
+    /// A warm-up object arrived.
+    fn warmed(&self) -> bool {
+        self.received.iter().any(is_warm_up)
+    }
+
+    /// What arrived that was not a warm-up, in order.
+    fn data(&self) -> Vec<Object> {
+        self.received
+            .iter()
+            .filter(|object| !is_warm_up(object))
+            .cloned()
+            .collect()
+    }
+
+    /// Receive until exactly `sent` arrived (warm-ups aside), everything in order; fails at
+    /// the first object that differs, saying what arrived.
+    async fn expect(&mut self, sent: &[Object]) -> Outcome {
+        loop {
+            let data = self.data();
+            if !sent.starts_with(&data) {
+                return Err(format!(
+                    "{} got {} where {} were published",
+                    self.who,
+                    summary(&self.received),
+                    summary(sent)
+                ));
+            }
+            if data.len() == sent.len() {
+                return in_order(&self.received, self.who);
+            }
+            self.next().await?;
+        }
+    }
+}
+
+fn is_warm_up(object: &Object) -> bool {
+    object.payload.starts_with(WARM_UP.as_bytes())
 }
 
 /// A connection that announced [`NAMESPACE`], and a publisher of [`TRACK`] on it.
@@ -272,7 +405,8 @@ async fn wait_for_subscriber(publisher: &Publisher) -> Outcome {
     }
 }
 
-/// Publish `objects` objects in the open group, `group` naming them in their payloads; returns
+/// Publish `objects` objects in the open group, `group` (the case's count, not the group id)
+/// naming them in their payloads; returns
 /// what a subscriber should receive.
 fn publish_group(publisher: &Publisher, group: u64, objects: u64) -> Result<Vec<Object>, String> {
     (0..objects)
@@ -296,21 +430,6 @@ async fn next(subscriber: &mut Subscriber, who: &str) -> Result<Object, String> 
         Ok(None) => Err(format!("{who}'s track ended early")),
         Err(err) => Err(format!("{who}'s subscription failed: {err}")),
     }
-}
-
-async fn expect_exactly(subscriber: &mut Subscriber, sent: &[Object], who: &str) -> Outcome {
-    let mut received = Vec::new();
-    for _ in sent {
-        received.push(next(subscriber, who).await?);
-    }
-    if received != sent {
-        return Err(format!(
-            "{who} got {} where {} were published",
-            summary(&received),
-            summary(sent)
-        ));
-    }
-    Ok(())
 }
 
 fn in_order(objects: &[Object], who: &str) -> Outcome {
