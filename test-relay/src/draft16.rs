@@ -6,6 +6,9 @@
 //! (`cargo install --locked`, its own lockfile; no `[patch]` applies). It listens on
 //! `127.0.0.1` with an ephemeral port, raw QUIC (`moqt-16`) and WebTransport on one socket,
 //! with a fresh self-signed certificate the client trusts through its TLS configuration.
+//! Built with `auth-cat` and given a `--scope-config`, it checks tokens on
+//! [`crate::AUTH_PATH`] as the in-process relays do ([`crate::TestRelay::token`] mints them), so
+//! `tests/auth.rs` runs against it too.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -85,6 +88,7 @@ pub(crate) fn spawn(identity: &Identity, port: u16) -> anyhow::Result<(Child, u1
     // not inherit its predecessor's (it would route to a relay that is gone).
     let coordinator = dir.join("coordinator.json");
     let _ = std::fs::remove_file(&coordinator);
+    let scope_config = write_scope_config(identity)?;
     let mut command = Command::new(&binary);
     command
         .arg("--bind")
@@ -95,6 +99,8 @@ pub(crate) fn spawn(identity: &Identity, port: u16) -> anyhow::Result<(Child, u1
         .arg(&key)
         .arg("--coordinator-file")
         .arg(&coordinator)
+        .arg("--scope-config")
+        .arg(&scope_config)
         .env("NO_COLOR", "1")
         // Its "listening on" line is an info log: a caller's RUST_LOG must not hide it.
         .env(
@@ -158,4 +164,25 @@ pub(crate) fn spawn(identity: &Identity, port: u16) -> anyhow::Result<(Child, u1
     let _ = child.kill();
     let _ = child.wait();
     anyhow::bail!("{} did not listen within 30 s", binary.display())
+}
+
+/// The relay's token policy, in its `--scope-config` format: sessions on [`crate::AUTH_PATH`]
+/// need a Common Access Token signed by `identity`'s token key, with the issuer and audience
+/// the in-process relays require; every other path is open. Returns the file's path.
+fn write_scope_config(identity: &Identity) -> anyhow::Result<PathBuf> {
+    use crate::relay_server::{AUTH_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER};
+    let dir = identity._dir.path();
+    // A relative `pem_file` is read from the config file's directory.
+    std::fs::write(dir.join("token-key.pem"), &identity.token_key_pem)
+        .context("write token key")?;
+    let config = format!(
+        r#"{{"scopes": {{"{AUTH_PATH}": {{"auth": {{
+            "keys": [{{"alg": "ES256", "pem_file": "token-key.pem"}}],
+            "issuers": ["{TOKEN_ISSUER}"],
+            "audiences": ["{TOKEN_AUDIENCE}"]
+        }}}}}}}}"#
+    );
+    let path = dir.join("scope-config.json");
+    std::fs::write(&path, config).context("write scope config")?;
+    Ok(path)
 }

@@ -49,13 +49,13 @@ pub enum RelayKind {
     Upstream,
     /// moq-relay-ietf 0.7.31 as published (draft 16, moq-transport 0.16) in a child
     /// process: the client speaks draft 16 to it (`scripts/build-draft16-relay` installs
-    /// it). No token checking.
+    /// it), checking tokens on [`AUTH_PATH`] as the others do.
     Draft16,
 }
 
 impl RelayKind {
-    /// The kind `MOQ_TEST_RELAY` selects (`patched`, the default, or `upstream`), so one
-    /// switch runs a whole suite against either relay.
+    /// The kind `MOQ_TEST_RELAY` selects (`patched`, the default, `upstream` or `draft16`),
+    /// so one switch runs a whole suite against any of them.
     ///
     /// # Panics
     /// On any other value: a typo must not silently test the wrong relay.
@@ -70,7 +70,15 @@ impl RelayKind {
         }
     }
 
-    /// `patched` or `upstream`, as `MOQ_TEST_RELAY` spells it.
+    /// The MoQT draft a client negotiates with this relay.
+    pub fn draft(self) -> u32 {
+        match self {
+            RelayKind::Patched | RelayKind::Upstream => 18,
+            RelayKind::Draft16 => 16,
+        }
+    }
+
+    /// `patched`, `upstream` or `draft16`, as `MOQ_TEST_RELAY` spells it.
     pub fn name(self) -> &'static str {
         match self {
             RelayKind::Patched => "patched",

@@ -143,3 +143,11 @@ MOQ_TEST_SCALE=10 "$out/test_capi_shared" stream_pubsub_both_schemes stream_burs
   wait_ready_after_unsubscribe_of_an_established_subscription_fails \
   subscribe_failure_is_visible catalog_subscription reconnect_after_relay_restart_both_schemes \
   token_passes_and_a_missing_or_wrong_one_is_refused
+
+# Tokens through moq-relay-ietf 0.7.31 (draft 16) with its token checking on: the same case,
+# the token carried in draft 16's CLIENT_SETUP (src/core/draft16 re-encodes it).
+echo "--- C token case through the draft-16 relay (MOQ_TEST_RELAY=draft16)"
+export MOQ_TEST_RELAY=draft16
+start_relay
+[ "$MOQ_RELAY_KIND" = draft16 ] || { echo "expected the draft-16 relay, got $MOQ_RELAY_KIND" >&2; exit 1; }
+"$out/test_capi_shared" token_passes_and_a_missing_or_wrong_one_is_refused
