@@ -30,7 +30,20 @@ pub struct Relay {
     pub token: Option<String>,
 }
 
+/// `url` as messages show it: scheme, host and port (path and query, where relays take
+/// tokens such as `?jwt=`, hidden).
+pub fn shown_url(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|url| moq_ffi::core::config::redacted(&url))
+        .unwrap_or_else(|_| "(not a URL)".to_string())
+}
+
 impl Relay {
+    /// [`shown_url`] of the relay.
+    pub fn shown(&self) -> String {
+        shown_url(&self.url)
+    }
+
     /// Connect to the relay; the error says what failed and what to check.
     pub async fn connect(&self) -> anyhow::Result<Client> {
         self.connect_with(|_| {}).await

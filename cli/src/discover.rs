@@ -24,7 +24,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut watch = client.watch_namespaces(&args.prefix);
     eprintln!(
         "watching namespaces under '{}' on {}",
-        args.prefix, args.relay.url
+        args.prefix,
+        args.relay.shown()
     );
     let mut announced = 0u64;
     let mut stdout = std::io::stdout();

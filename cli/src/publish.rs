@@ -65,7 +65,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "publishing {}/{} on {} ({})",
         args.target.namespace,
         args.target.track,
-        args.target.relay.url,
+        args.target.relay.shown(),
         if args.file.is_some() {
             "file chunks"
         } else {

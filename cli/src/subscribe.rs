@@ -41,7 +41,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await?;
     eprintln!(
         "subscribed to {}/{} on {}",
-        args.target.namespace, args.target.track, args.target.relay.url
+        args.target.namespace,
+        args.target.track,
+        args.target.relay.shown()
     );
     let mut stdout = tokio::io::stdout();
     let mut received = 0u64;

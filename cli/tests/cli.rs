@@ -56,11 +56,16 @@ fn stderr_lines(stderr: ChildStderr) -> mpsc::Receiver<String> {
 
 /// Wait for a stderr line starting with `prefix`; panics with what was seen otherwise.
 fn wait_for_line(lines: &mpsc::Receiver<String>, prefix: &str) {
+    line_starting(lines, prefix);
+}
+
+/// The first stderr line starting with `prefix`; panics with what was seen otherwise.
+fn line_starting(lines: &mpsc::Receiver<String>, prefix: &str) -> String {
     let deadline = Instant::now() + PATIENCE;
     let mut seen = Vec::new();
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match lines.recv_timeout(left) {
-            Ok(line) if line.starts_with(prefix) => return,
+            Ok(line) if line.starts_with(prefix) => return line,
             Ok(line) => seen.push(line),
             Err(_) => break,
         }
@@ -333,6 +338,65 @@ fn discover_prints_a_namespace_when_it_is_announced() {
     );
     drop(publisher.stdin.take());
     assert!(finish(publisher).0.success());
+}
+
+/// moqkit's status lines printed the relay URL whole: a `?jwt=` token users paste (moq-dev's
+/// relay takes it so) was on the terminal and in every captured log (found by
+/// scripts/interop's check of its logs). They now show scheme, host and port.
+#[test]
+fn status_lines_printed_the_token_in_the_url() {
+    let relay = Relay::start();
+    let secret = "eyJzZWNyZXQiOiJpbi10aGUtcXVlcnkifQ";
+    let url = format!("{}/?jwt={secret}", relay.moqt_url);
+    let namespace = unique("cli/redacted");
+    let relay_args = |command: &'static str, rest: &[&str]| -> Vec<String> {
+        let mut args = vec![command.to_string(), url.clone()];
+        args.extend(rest.iter().map(|arg| arg.to_string()));
+        args.extend(["--ca".to_string(), relay.ca_file.clone()]);
+        args
+    };
+
+    let launch = |args: &[String], stdin: bool| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut child = spawn(moqkit(&args), stdin);
+        let log = stderr_lines(child.stderr.take().unwrap());
+        (child, log)
+    };
+
+    let discover_args = relay_args("discover", &["--prefix", &namespace]);
+    let (mut discover, discover_log) = launch(&discover_args, false);
+    let pub_args = relay_args("pub", &[&namespace, "t", "--linger-ms", "0"]);
+    let (mut publisher, pub_log) = launch(&pub_args, true);
+    let sub_args = relay_args("sub", &[&namespace, "t", "--count", "1"]);
+    let (sub, sub_log) = launch(&sub_args, false);
+    let shown = format!("{} ", relay.moqt_url);
+    for (log, prefix) in [
+        (&discover_log, "watching namespaces"),
+        (&pub_log, "publishing "),
+        (&sub_log, "subscribed to "),
+    ] {
+        let line = line_starting(log, prefix);
+        assert!(!line.contains(secret), "the token was printed: {line}");
+        assert!(!line.contains("jwt"), "the query was printed: {line}");
+        assert!(
+            format!("{line} ").contains(&shown),
+            "the relay is named: {line}"
+        );
+    }
+    // The URL with its query still reached the relay and works.
+    publisher
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"after the status lines\n")
+        .unwrap();
+    let (status, out) = finish(sub);
+    assert!(status.success(), "sub exited with {status}");
+    assert_eq!(out, b"after the status lines\n");
+    drop(publisher.stdin.take());
+    assert!(finish(publisher).0.success());
+    let _ = discover.kill();
+    let _ = discover.wait();
 }
 
 #[test]

@@ -191,9 +191,7 @@ impl Relay {
 
     /// The URL as logs show it (path and query, which may carry a token, hidden).
     fn shown(&self) -> String {
-        url::Url::parse(&self.url)
-            .map(|url| moq_ffi::core::config::redacted(&url))
-            .unwrap_or_else(|_| "(not a URL)".to_string())
+        crate::connect::shown_url(&self.url)
     }
 
     /// A connected client; `rendezvous` is how long its subscriptions wait for a publisher.
