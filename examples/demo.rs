@@ -103,7 +103,7 @@ async fn run(
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // MOQ_TEST_RELAY=upstream: the relay on the published moq-transport (README, Two relays).
+    // MOQ_TEST_RELAY=upstream: the relay on the published moq-transport (CONTRIBUTING.md, The test relays).
     let relay = TestRelay::start()?;
     println!(
         "relay ({} moq-transport) listening on {} (and {})",

@@ -8,6 +8,7 @@
  * Threading: every function is thread-safe; callbacks run on library threads and never
  * under a library lock; destroy/unsubscribe return only when no callback they own is
  * running (unless called from inside that callback).
+ * The full contract (delivery, limits, callbacks, handles): docs/contract.md in moq-ffi.
  */
 
 #ifndef MOQ_FFI_H

@@ -13,6 +13,11 @@
 
 #![deny(missing_docs)]
 
+/// The README's Rust example, compiled by `cargo test` (doctests), so it stays correct.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod api;
 pub mod bridge;
 pub mod capi;

@@ -431,14 +431,14 @@ async fn close_wakes_a_publish_waiting_for_room_with_closed() {
 /// subscription that is established (SUBSCRIBE_OK received), through the relay
 /// `MOQ_TEST_RELAY` selects (scripts/test runs this file against both). What arrives is every
 /// group from some group on, whole and in order; the groups before it are the ones the relay
-/// dropped at its first-subscriber hop (README "Stream delivery": moq-relay-ietf keeps only
+/// dropped at its first-subscriber hop (docs/contract.md "Stream delivery": moq-relay-ietf keeps only
 /// the newest 8 subgroups of a track until its forwarder toward the first subscriber reads).
 ///
 /// Two outcomes besides come from a loaded machine (the test used to fail on both, about 1
 /// run in 10 of the test command, 1 in 3 with a busy loop beside), and the contract is that
 /// the app sees them and nothing is lost silently:
 /// - a relay on moq-transport ends a subscription whose forwarder falls 1,024 groups behind
-///   its upstream ("subgroup reader exceeded its pending stream limit"; README, slow
+///   its upstream ("subgroup reader exceeded its pending stream limit"; docs/contract.md, slow
 ///   consumers): it resets the group streams in flight (groups 9, 11, 13... cut short), then
 ///   ends the subscription. Every group missing mid-burst must be counted as cut, and
 ///   delivery must end with `PublisherLost`, not a stall ("group 10 came in place of 9").

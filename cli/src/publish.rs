@@ -57,7 +57,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         eprintln!(
             "warning: with --group-objects {}, a burst of more than 8 groups just after a \
              relay starts following the track can lose its first groups at the relay (it keeps \
-             the newest 8 until it forwards: README, Stream delivery); --rate paces it",
+             the newest 8 until it forwards: docs/contract.md, Stream delivery); --rate paces it",
             args.group_objects
         );
     }

@@ -9,7 +9,7 @@ target="${CARGO_TARGET_DIR:-$root/target}/debug"
 scripts/build-workspace
 mvn -B -ntp -f kotlin-sample/pom.xml -Dmoq.lib.dir="$target" clean verify | grep -vE "^\[INFO\] (Download|---|$)"
 
-# The sample, as the README runs it, against a relay started here.
+# The sample, as docs/kotlin.md runs it, against a relay started here.
 coproc RELAY { exec "$target/moq-test-relay"; }
 trap 'kill $RELAY_PID 2>/dev/null || true' EXIT
 while IFS= read -r line <&"${RELAY[0]}"; do

@@ -6,7 +6,8 @@
 //! its work on the library runtime (so it can be awaited from any foreign executor, and is
 //! cancelled with the caller), and listeners are fed by the bridge's pump on library threads
 //! of their own, never under a lock and never after the `cancel()`/`unsubscribe()` that
-//! owns them has returned.
+//! owns them has returned. What each call promises (delivery, limits, threads) is stated
+//! once, in docs/contract.md.
 
 mod client;
 mod error;

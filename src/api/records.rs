@@ -71,7 +71,7 @@ pub struct ClientConfig {
     #[uniffi(default = 1024)]
     pub subscription_buffer: u32,
     /// Payload bytes each subscription buffers for a reader that falls behind, and bytes the
-    /// transport may receive for its track ahead of it (see the README's memory model).
+    /// transport may receive for its track ahead of it (see docs/memory.md).
     #[uniffi(default = 8388608)]
     pub subscription_buffer_bytes: u64,
     /// Bytes the relay may send on the connection ahead of what the client has read (QUIC's

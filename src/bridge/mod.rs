@@ -3,7 +3,7 @@
 //! callbacks (with its [`gate`]), the [`log`] router, the [`error`] classification each
 //! face maps from, and the blocking [`publish`] both faces' synchronous calls use.
 //!
-//! The contract both faces build on (see README "Behaviour worth knowing"):
+//! The contract both faces build on (docs/contract.md, the normative statement):
 //! - foreign code is never called while a library lock is held;
 //! - a callback never runs after the teardown (destroy, unsubscribe, cancel) that owns it
 //!   returned, and a teardown from inside that callback returns at once instead of

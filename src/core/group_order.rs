@@ -143,7 +143,7 @@ impl GroupOrder {
                         level,
                         "groups {}-{} did not arrive: a relay that has just started following \
                          a track keeps only the newest 8 groups of a burst (keep groups long: \
-                         README, Stream delivery); delivery starts at group {group}",
+                         docs/contract.md, Stream delivery); delivery starts at group {group}",
                         self.next,
                         group - 1
                     );
