@@ -3,6 +3,15 @@
 import os
 import subprocess
 import sys
+import tomllib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def crate_version():
+    """The one version source: Cargo.toml's [workspace.package] version."""
+    with open(os.path.join(ROOT, "Cargo.toml"), "rb") as manifest:
+        return tomllib.load(manifest)["workspace"]["package"]["version"]
 
 
 def run(*args, timeout=60):
@@ -13,7 +22,8 @@ def run(*args, timeout=60):
 def test_version_names_the_package_and_the_library():
     result = run("--version")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "moqkit 0.1.0 (moq_ffi 0.1.0)"
+    version = crate_version()
+    assert result.stdout.strip() == f"moqkit {version} (moq_ffi {version})"
 
 
 def test_selftest_publishes_and_receives_through_the_relay_both_schemes(relay):

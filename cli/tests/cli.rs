@@ -584,9 +584,14 @@ fn usage_errors_exit_with_2_and_version_prints() {
     }
     let version = moqkit(&["--version"]).output().unwrap();
     assert!(version.status.success());
+    // The command line and the library it links report the one version (the workspace's).
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
-        "moqkit 0.1.0"
+        format!("moqkit {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(
+        moq_ffi::api::version(),
+        format!("moq_ffi {}", env!("CARGO_PKG_VERSION"))
     );
 }
 

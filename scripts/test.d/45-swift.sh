@@ -68,6 +68,7 @@ in_chroot() {
     MOQ_HOSTILE_CA_FILE=/moq-ffi/hostile-ca.pem \
     MOQ_DRAFT16_MOQT_URL="$(peer_value draft16 MOQ_RELAY_MOQT_URL)" \
     MOQ_DRAFT16_CA_FILE=/moq-ffi/draft16-ca.pem \
+    MOQ_EXPECTED_VERSION="$(scripts/version)" \
     bash -c "cd /moq-ffi/pkg && $1"
 }
 in_chroot "swift build --build-tests $link"

@@ -72,6 +72,8 @@ start_relay() {
 trap '[ -z "$relay_pid" ] || kill $relay_pid 2>/dev/null || true' EXIT
 start_relay
 export MOQ_TEST_RELAY_BIN="$target/moq-test-relay"   # for the cases that stop and restart a relay
+MOQ_EXPECTED_VERSION=$(scripts/version)   # what moq_version() must report
+export MOQ_EXPECTED_VERSION
 
 echo "--- the README example, installed SDK: pkg-config, CMake shared, CMake static"
 for program in "$out/readme_pkgconfig" "$out/cmake-build/readme_shared" "$out/cmake-build/readme_static"; do

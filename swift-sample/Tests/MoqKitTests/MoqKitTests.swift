@@ -25,6 +25,12 @@ final class MoqKitTests: XCTestCase {
 
     func unique(_ prefix: String) -> String { "\(prefix)-\(UUID().uuidString)" }
 
+    func testTheLibraryReportsTheProjectVersion() throws {
+        // One version on every face: the crate's (Cargo.toml, passed by 45-swift.sh).
+        let expected = try XCTUnwrap(env["MOQ_EXPECTED_VERSION"], "45-swift.sh passes MOQ_EXPECTED_VERSION")
+        XCTAssertEqual(version(), "moq_ffi \(expected)")
+    }
+
     func testConnectsOverBothSchemes() async throws {
         for scheme in ["moqt", "https"] {
             let client = try Client(config: try config(scheme))

@@ -59,13 +59,23 @@ class MoqTest {
     fun `the bindings and the native library come from the packaged jar, with no library path set`() {
         assertEquals(null, System.getProperty("jna.library.path"))
         assertEquals(null, System.getProperty("uniffi.component.moq_ffi.libraryOverride"))
+        val jar = "moqkit-${System.getProperty("moq.expected.version")}.jar"
         val classes = Client::class.java.protectionDomain.codeSource.location.path
-        assertTrue(classes.endsWith("moqkit-0.1.0.jar"), "bindings loaded from $classes")
+        assertTrue(classes.endsWith(jar), "bindings loaded from $classes")
         val native = Client::class.java.classLoader.getResource("linux-x86-64/libmoqkit.so")
-        assertTrue(native.toString().startsWith("jar:file:") && native.toString().contains("moqkit-0.1.0.jar!"),
+        assertTrue(native.toString().startsWith("jar:file:") && native.toString().contains("$jar!"),
             "native library resource: $native")
         // The library is loaded (from that resource, as nothing else names it) and works.
         Client(config()).use { assertEquals(ConnectionState.DISCONNECTED, it.state()) }
+    }
+
+    @Test
+    fun `the native library reports the jar's version`() {
+        // One version on every face: the jar's (the POM's, which scripts/check-versions keeps
+        // equal to the crate's) is the library's.
+        val expected = System.getProperty("moq.expected.version")
+        assertTrue(!expected.isNullOrEmpty(), "the POM passes moq.expected.version")
+        assertEquals("moq_ffi $expected", version())
     }
 
     private fun url(scheme: String) =
