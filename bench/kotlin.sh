@@ -22,7 +22,7 @@ mkdir -p "$target"
 (
   # Serialise the build step between concurrent invocations.
   flock 9
-  if [ ! -f "$main_class" ] || [ -n "$(find "$root/kotlin-sample/src/main" "$root/bindings/kotlin" "$pom" \
+  if [ ! -f "$main_class" ] || [ -n "$(find "$root/kotlin-sample/src/main" "$libdir/libmoq_ffi.so" "$pom" \
       -newer "$main_class" -type f -print -quit)" ]; then
     mvn -B -q -ntp -Dstyle.color=never -Dkotlin.compiler.daemon=false -f "$pom" -Dmoq.lib.dir="$libdir" compile </dev/null >&2
   fi

@@ -3,6 +3,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use super::error::thread_error;
 use super::listeners::{
     report, CatalogListener, ConnectionListener, ListenerHandle, NamespaceListener, ObjectListener,
 };
@@ -206,11 +207,5 @@ impl Client {
         let core = self.core.clone();
         let options = self.subscriber_options;
         on_runtime(async move { Ok(core.subscribe(&namespace, &track, options).await?) }).await
-    }
-}
-
-pub(crate) fn thread_error(err: std::io::Error) -> MoqError {
-    MoqError::Internal {
-        reason: format!("cannot start a delivery thread: {err}"),
     }
 }

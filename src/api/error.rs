@@ -193,3 +193,10 @@ from_classified!(
     PublishError,
     SubscribeError
 );
+
+/// A delivery thread (a listener's, a watch's) could not be started.
+pub(crate) fn thread_error(err: std::io::Error) -> MoqError {
+    MoqError::Internal {
+        reason: format!("cannot start a delivery thread: {err}"),
+    }
+}

@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
-use super::client::thread_error;
+use super::error::thread_error;
 use super::listeners::{report, CatalogListener, ObjectListener};
 use super::records::{PackedObjects, ReceivedObject, TrackInfo};
 use super::{on_runtime, MoqError};

@@ -26,11 +26,10 @@ use std::time::Duration;
 
 use moq_transport::coding::TrackNamespacePrefix;
 use moq_transport::session::NamespaceEvent as WireEvent;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio_util::task::AbortOnDropHandle;
 
-use super::connection::{ConnectionState, Live, WeakClient};
-use super::Client;
+use super::live::{ConnectionState, CurrentLive, Live};
 use crate::sync::lock;
 
 /// A change in the set of namespaces announced under a watched prefix.
@@ -220,11 +219,19 @@ impl Drop for Hub {
     }
 }
 
-impl Client {
-    /// Watch namespaces announced by other publishers under `prefix` (`""` for all).
-    /// Must be called inside a tokio runtime (the library runtime or any other).
-    pub fn watch_namespaces(&self, prefix: &str) -> NamespaceWatch {
-        let hub = self.hub();
+impl Hub {
+    /// A watch of the namespaces announced under `prefix` (`""` for all): the client's
+    /// [`watch_namespaces`](super::Client::watch_namespaces). `state_changes` follows the client's
+    /// connection and `current` gives its session; the task that holds the subscriptions
+    /// the watches need (one per hub) holds neither the client nor the hub. Must be called
+    /// inside a tokio runtime.
+    pub(crate) fn watch(
+        self: &Arc<Self>,
+        prefix: &str,
+        state_changes: watch::Receiver<ConnectionState>,
+        current: CurrentLive,
+    ) -> NamespaceWatch {
+        let hub = self.clone();
         let queue = Arc::new(WatchQueue::default());
         let prefix = prefix.trim_matches('/').to_string();
         let mut state = lock(&hub.state);
@@ -240,7 +247,8 @@ impl Client {
         });
         if state.task.is_none() {
             state.task = Some(tokio::spawn(follow(
-                self.downgrade(),
+                state_changes,
+                current,
                 Arc::downgrade(&hub),
                 hub.watches_changed.clone(),
             )));
@@ -287,10 +295,12 @@ impl Drop for NamespaceWatch {
 
 /// The hub task: on each new session, hold the subscriptions the watches need. Holds the
 /// client and the hub weakly so watches never keep a dropped client's session alive.
-async fn follow(client: WeakClient, hub: Weak<Hub>, watches_changed: Arc<Notify>) {
-    let Some(mut state) = client.upgrade().map(|c| c.state_watch()) else {
-        return;
-    };
+async fn follow(
+    mut state: watch::Receiver<ConnectionState>,
+    current: CurrentLive,
+    hub: Weak<Hub>,
+    watches_changed: Arc<Notify>,
+) {
     loop {
         if state
             .wait_for(|s| *s == ConnectionState::Connected)
@@ -299,7 +309,7 @@ async fn follow(client: WeakClient, hub: Weak<Hub>, watches_changed: Arc<Notify>
         {
             return; // the client is gone
         }
-        if let Some(live) = client.upgrade().and_then(|c| c.live()) {
+        if let Some(live) = current() {
             follow_session(live, &hub, &watches_changed).await;
         }
         let Some(strong) = hub.upgrade() else { return };

@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod config;
 pub mod connection;
+mod delivery;
 pub mod discovery;
 mod draft16;
 pub mod drafts;
@@ -16,6 +17,7 @@ mod early_reader;
 pub mod error;
 mod group_order;
 mod in_runtime;
+mod live;
 pub mod names;
 pub mod publisher;
 mod queue;
@@ -27,13 +29,15 @@ mod transport;
 
 pub use catalog::{parse_catalog, CatalogError, CatalogReader, TrackInfo};
 pub use config::{ClientConfig, ReconnectPolicy, Scheme, TlsConfig};
-pub use connection::{Client, ConnectionState};
+pub use connection::Client;
+pub use delivery::{Object, Overflow, SubscriberOptions};
 pub use discovery::{NamespaceEvent, NamespaceWatch};
 pub use error::{AnnounceError, ConfigError, ConnectError, PublishError, SubscribeError};
+pub use live::ConnectionState;
 pub use publisher::{
     DeliveryMode, ObjectLocation, Publisher, PublisherOptions, DEFAULT_MAX_GROUP_OBJECTS,
     DEFAULT_MAX_QUEUED_BYTES, SUBSCRIBER_SETTLE,
 };
-pub use subscriber::{Object, Overflow, Subscriber, SubscriberCloser, SubscriberOptions};
+pub use subscriber::{Subscriber, SubscriberCloser};
 pub use tls::certificate_sha256;
 pub use token::Token;

@@ -38,10 +38,10 @@ use moq_transport::serve::{
     SubgroupsWriter, MAX_QUEUED_SUBGROUPS,
 };
 
-use super::connection::{Live, TrackNameGuard};
+use super::config::ClientConfig;
 use super::error::PublishError;
+use super::live::{Live, TrackNameGuard};
 use super::names::check_track;
-use super::Client;
 use crate::sync::lock;
 
 /// How a track's objects travel.
@@ -56,7 +56,7 @@ pub enum DeliveryMode {
     Datagram,
 }
 
-/// Options for [`Client::create_publisher`].
+/// Options for [`Client::create_publisher`](super::Client::create_publisher).
 #[derive(Debug, Clone, Copy)]
 pub struct PublisherOptions {
     /// Delivery mode. Default `Stream`.
@@ -170,17 +170,22 @@ struct OpenGroup {
     bytes: u64,
 }
 
-impl Client {
-    /// Create a publisher for `track` in `namespace`, which this client must have announced.
-    pub fn create_publisher(
-        &self,
+impl Publisher {
+    /// A publisher of `track` in `namespace` on `live`, the client's session (`None`: not
+    /// connected), which must have announced `namespace`. The client's
+    /// [`create_publisher`](super::Client::create_publisher) calls it, then remembers
+    /// [`Publisher::shared`] for reconnects.
+    pub(crate) fn create(
+        live: Option<Arc<Live>>,
+        config: &ClientConfig,
+        runtime: tokio::runtime::Handle,
         namespace: &str,
         track: &str,
         options: PublisherOptions,
     ) -> Result<Publisher, PublishError> {
         check_track(namespace, track)
             .map_err(|(name, reason)| PublishError::InvalidName { name, reason })?;
-        let live = self.live().ok_or(PublishError::NotConnected)?;
+        let live = live.ok_or(PublishError::NotConnected)?;
         let send_budget = SendBudget::new(options.max_queued_bytes, MAX_QUEUED_SUBGROUPS);
         let (writer, name) = live.create_track(namespace, track)?;
         let writer = Writer::new(writer, options.delivery, &send_budget)?;
@@ -188,8 +193,8 @@ impl Client {
             namespace: namespace.to_string(),
             track: track.to_string(),
             options,
-            max_object_size: self.config().max_object_size,
-            request_timeout: self.config().request_timeout,
+            max_object_size: config.max_object_size,
+            request_timeout: config.request_timeout,
             send_budget,
             binding: Mutex::new(Binding {
                 live,
@@ -200,11 +205,12 @@ impl Client {
             }),
             closing: Default::default(),
         });
-        self.remember_publisher(&shared);
-        Ok(Publisher {
-            shared,
-            runtime: self.runtime().clone(),
-        })
+        Ok(Publisher { shared, runtime })
+    }
+
+    /// What the client keeps (weakly) to move this publisher onto a new session.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }
 

@@ -19,13 +19,13 @@ use moq_transport::serve::{
 use moq_transport::session::Subscribe;
 use tokio::sync::watch;
 
-use super::connection::Live;
+use super::delivery::{Object, SubscriberOptions};
 use super::early_reader::EarlyReader;
 use super::error::shown;
 use super::error::SubscribeError;
 use super::group_order::GroupOrder;
+use super::live::Live;
 use super::queue::{Pushed, Queue};
-use super::subscriber::{Object, SubscriberOptions};
 use crate::sync::lock;
 
 /// What a local subscriber shares with the fan-out: its identity and end state. (The
@@ -39,7 +39,7 @@ pub(crate) struct Sink {
     /// Groups cut short upstream (stream reset, object incomplete) while it was subscribed.
     pub(crate) cut_groups: std::sync::atomic::AtomicU64,
     /// Its `max_subscriptions` slot, released when it leaves or the subscription ends.
-    pub(crate) permit: Mutex<Option<super::subscriber::SubscriptionPermit>>,
+    pub(crate) permit: Mutex<Option<super::delivery::SubscriptionPermit>>,
 }
 
 /// The local subscribers of one upstream subscription.
@@ -790,7 +790,7 @@ async fn read_object(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::subscriber::Overflow;
+    use crate::core::delivery::Overflow;
 
     fn fanout_with_one_subscriber() -> (Fanout, Arc<Queue>) {
         let fanout = Fanout::default();

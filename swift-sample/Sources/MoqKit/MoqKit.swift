@@ -3102,7 +3102,7 @@ public struct ClientConfig: Equatable, Hashable {
     public var subscriptionBuffer: UInt32
     /**
      * Payload bytes each subscription buffers for a reader that falls behind, and bytes the
-     * transport may receive for its track ahead of it (see the README's memory model).
+     * transport may receive for its track ahead of it (see docs/memory.md).
      */
     public var subscriptionBufferBytes: UInt64
     /**
@@ -3172,7 +3172,7 @@ public struct ClientConfig: Equatable, Hashable {
          */subscriptionBuffer: UInt32 = UInt32(1024), 
         /**
          * Payload bytes each subscription buffers for a reader that falls behind, and bytes the
-         * transport may receive for its track ahead of it (see the README's memory model).
+         * transport may receive for its track ahead of it (see docs/memory.md).
          */subscriptionBufferBytes: UInt64 = UInt64(8388608), 
         /**
          * Bytes the relay may send on the connection ahead of what the client has read (QUIC's
