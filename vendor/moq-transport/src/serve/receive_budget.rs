@@ -269,8 +269,7 @@ impl ReceiveBudget {
         self.waiting.load(Ordering::Acquire) > 0
     }
 
-    /// Resolves at the next [`Self::consumer_waits`]; enable it before checking.
-    /// the consumer is gone (see [`Self::close`]).
+    /// Whether the consumer is gone (see [`Self::close`]).
     pub(crate) fn is_closed(&self) -> bool {
         self.bytes.is_closed()
     }
@@ -280,6 +279,7 @@ impl ReceiveBudget {
         self.creating.clone().lock_owned().await
     }
 
+    /// Resolves at the next [`Self::consumer_waits`]; enable it before checking.
     pub(crate) fn starving(&self) -> tokio::sync::futures::Notified<'_> {
         self.starving.notified()
     }
