@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Run the Kotlin benchmark path program (kotlin-sample/.../sample/Bench.kt) with one JVM start.
+# Run the Kotlin benchmark path program (kotlin/.../sample/Bench.kt) with one JVM start.
 # Usage (from anywhere): bench/kotlin.sh <libdir> <workload> <count> <size>
-# <libdir> holds libmoq_ffi.so (e.g. target/debug or target/release). Compiles kotlin-sample when
+# <libdir> holds libmoq_ffi.so (e.g. target/debug or target/release). Compiles kotlin/ when
 # Bench is missing or a source is newer, and caches the runtime classpath, so only the first
 # call pays for Maven. Maven's output goes to stderr: stdout carries only the RESULT line.
 set -euo pipefail
@@ -12,8 +12,8 @@ fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 libdir=$(cd "$1" && pwd)
 shift
-pom="$root/kotlin-sample/pom.xml"
-target="$root/kotlin-sample/target"
+pom="$root/kotlin/pom.xml"
+target="$root/kotlin/target"
 classes="$target/classes"
 classpath_file="$target/bench-classpath.txt"
 main_class="$classes/dev/moqkit/sample/BenchKt.class"
@@ -22,7 +22,7 @@ mkdir -p "$target"
 (
   # Serialise the build step between concurrent invocations.
   flock 9
-  if [ ! -f "$main_class" ] || [ -n "$(find "$root/kotlin-sample/src/main" "$libdir/libmoq_ffi.so" "$pom" \
+  if [ ! -f "$main_class" ] || [ -n "$(find "$root/kotlin/src/main" "$libdir/libmoq_ffi.so" "$pom" \
       -newer "$main_class" -type f -print -quit)" ]; then
     mvn -B -q -ntp -Dstyle.color=never -Dkotlin.compiler.daemon=false -f "$pom" -Dmoq.lib.dir="$libdir" compile </dev/null >&2
   fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the Swift benchmark path program (swift-sample/Sources/MoqBench) in the Swift chroot that
+# Run the Swift benchmark path program (swift/Sources/MoqBench) in the Swift chroot that
 # scripts/swift-toolchain prepares (Linux: Debian's swiftlang in a trixie chroot; needs root).
 # Usage (from anywhere): bench/swift.sh <libdir> <workload> <count> <size>
 # <libdir> holds libmoq_ffi.so: target/release gives a `swift build -c release` program,
@@ -24,10 +24,10 @@ mkdir -p "$work/lib"
   # Serialise the build step between concurrent invocations.
   flock 9
   if [ ! -x "$program" ] || [ "$libdir/libmoq_ffi.so" -nt "$program" ] ||
-     [ -n "$(find "$root/swift-sample/Sources" "$root/swift-sample/Package.swift" -newer "$program" -type f -print -quit)" ]; then
+     [ -n "$(find "$root/swift/Sources" "$root/swift/Package.swift" -newer "$program" -type f -print -quit)" ]; then
     mkdir -p "$work/pkg"
     rm -rf "$work/pkg/Package.swift" "$work/pkg/Sources" "$work/pkg/Tests"
-    cp -a "$root/swift-sample/Package.swift" "$root/swift-sample/Sources" "$root/swift-sample/Tests" "$work/pkg/"
+    cp -a "$root/swift/Package.swift" "$root/swift/Sources" "$root/swift/Tests" "$work/pkg/"
     cp "$libdir/libmoq_ffi.so" "$work/lib/"
     ln -sf libmoq_ffi.so "$work/lib/libmoq_ffi.so.1"   # the SONAME build.rs gives it
     chroot "$chroot_dir" env HOME=/root bash -c "cd $inside/pkg && swift build -c $config --product MoqBench \

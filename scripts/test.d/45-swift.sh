@@ -17,7 +17,7 @@ scripts/build-workspace
 work="$chroot_dir/moq-ffi"
 mkdir -p "$work/pkg" "$work/lib"
 rm -rf "$work/pkg/Package.swift" "$work/pkg/Sources" "$work/pkg/Tests"
-cp -a swift-sample/Package.swift swift-sample/Sources swift-sample/Tests "$work/pkg/"
+cp -a swift/Package.swift swift/Sources swift/Tests "$work/pkg/"
 cp "$target/debug/libmoq_ffi.so" "$work/lib/"
 ln -sf libmoq_ffi.so "$work/lib/libmoq_ffi.so.1"   # the SONAME build.rs gives it
 
@@ -73,8 +73,8 @@ in_chroot() {
 }
 in_chroot "swift build --build-tests $link"
 in_chroot "swift run $link MoqSample \"\$MOQ_RELAY_MOQT_URL\" \"\$MOQ_RELAY_CA_FILE\"" \
-  | tee "$target/swift-sample.log"
-[ "$(grep -c '^received group' "$target/swift-sample.log")" -eq 5 ]
+  | tee "$target/swift-run.log"
+[ "$(grep -c '^received group' "$target/swift-run.log")" -eq 5 ]
 in_chroot "swift test $link" 2>&1 | tee "$target/swift-test.log"
 # Every XCTest ran and passed, and none was skipped.
 grep -E "Executed [0-9]+ tests?, with 0 failures" "$target/swift-test.log" | tail -1

@@ -3697,7 +3697,7 @@ public func FfiConverterTypeReconnectPolicy_lower(_ value: ReconnectPolicy) -> R
 
 
 /**
- * Certificate trust. Defaults: system roots on, nothing else.
+ * Certificate trust (core's `TlsConfig`). Defaults: system roots on, nothing else.
  */
 public struct TlsOptions: Equatable, Hashable {
     /**
@@ -3798,69 +3798,23 @@ public func FfiConverterTypeTlsOptions_lower(_ value: TlsOptions) -> RustBuffer 
 
 
 /**
- * A track listed in a catalog.
+ * A track listed in a catalog: its name; codec, MIME type and language tag when the catalog
+ * gives them; width and height in pixels, bitrate in bits/s and sample rate in Hz, each 0
+ * when unknown. The core's record, exposed as it is (`uniffi::remote` mirrors its fields).
  */
 public struct TrackInfo: Equatable, Hashable {
-    /**
-     * Track name.
-     */
     public var name: String
-    /**
-     * Codec, if given.
-     */
     public var codec: String?
-    /**
-     * MIME type, if given.
-     */
     public var mimeType: String?
-    /**
-     * Width in pixels (0 if unknown).
-     */
     public var width: UInt32
-    /**
-     * Height in pixels (0 if unknown).
-     */
     public var height: UInt32
-    /**
-     * Bitrate in bits/s (0 if unknown).
-     */
     public var bitrate: UInt32
-    /**
-     * Sample rate in Hz (0 if unknown).
-     */
     public var sampleRate: UInt32
-    /**
-     * Language tag, if given.
-     */
     public var language: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(
-        /**
-         * Track name.
-         */name: String, 
-        /**
-         * Codec, if given.
-         */codec: String?, 
-        /**
-         * MIME type, if given.
-         */mimeType: String?, 
-        /**
-         * Width in pixels (0 if unknown).
-         */width: UInt32, 
-        /**
-         * Height in pixels (0 if unknown).
-         */height: UInt32, 
-        /**
-         * Bitrate in bits/s (0 if unknown).
-         */bitrate: UInt32, 
-        /**
-         * Sample rate in Hz (0 if unknown).
-         */sampleRate: UInt32, 
-        /**
-         * Language tag, if given.
-         */language: String?) {
+    public init(name: String, codec: String?, mimeType: String?, width: UInt32, height: UInt32, bitrate: UInt32, sampleRate: UInt32, language: String?) {
         self.name = name
         self.codec = codec
         self.mimeType = mimeType
