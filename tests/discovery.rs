@@ -57,10 +57,7 @@ async fn catalog_track_is_parsed_and_malformed_catalogs_are_skipped() {
     let relay = relay();
     let publisher_client = connect(&relay, "https").await;
     let subscriber_client = connect(&relay, "moqt").await;
-    publisher_client.announce("show").await.unwrap();
-    let catalog = publisher_client
-        .create_publisher("show", "catalog", stream())
-        .unwrap();
+    let catalog = announced(&publisher_client, "show", "catalog", stream()).await;
     let subscriber = subscriber_client
         .subscribe("show", "catalog", sub())
         .await
@@ -114,8 +111,7 @@ async fn namespaces_outside_every_watched_prefix_are_neither_held_nor_counted() 
     let relay = relay();
     let mut watcher_config = config(&relay, "moqt");
     watcher_config.max_announced_namespaces = 5;
-    let watcher = Client::new(watcher_config).unwrap();
-    watcher.connect().await.unwrap();
+    let watcher = connect_with(watcher_config).await;
     let publisher = connect(&relay, "moqt").await;
     for i in 0..20 {
         publisher.announce(&format!("noise/{i}")).await.unwrap();

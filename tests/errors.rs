@@ -21,18 +21,11 @@ async fn subscribe_before_announce_waits_for_the_publisher() {
             (result, subscriber_client)
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
-        publisher_client.announce("late/ns").await.unwrap();
-        let publisher = publisher_client
-            .create_publisher("late/ns", "t", stream())
-            .unwrap();
+        let publisher = announced(&publisher_client, "late/ns", "t", stream()).await;
         let (result, _client) = pending.await.unwrap();
         let mut subscriber = result.expect("subscription completes once the publisher appears");
         publisher.publish(b"hi".to_vec()).unwrap();
-        let object = tokio::time::timeout(Duration::from_secs(5), subscriber.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let object = next_object(&mut subscriber, "subscriber: the next object").await;
         assert_eq!(object.payload.as_ref(), b"hi", "over {scheme}");
     }
 }
@@ -42,8 +35,7 @@ async fn subscribe_without_publisher_fails_with_not_found_after_rendezvous() {
     let relay = relay();
     let mut config = config(&relay, "moqt");
     config.rendezvous_timeout = Duration::from_millis(800);
-    let client = Client::new(config).unwrap();
-    client.connect().await.unwrap();
+    let client = connect_with(config).await;
     let started = Instant::now();
     let err = client
         .subscribe("nobody/here", "t", sub())
@@ -66,10 +58,8 @@ async fn unknown_track_in_an_announced_namespace_is_not_found() {
     let relay = relay();
     let mut config = config(&relay, "https");
     config.rendezvous_timeout = Duration::from_millis(300);
-    let client = Client::new(config).unwrap();
-    client.connect().await.unwrap();
-    client.announce("known").await.unwrap();
-    let _publisher = client.create_publisher("known", "real", stream()).unwrap();
+    let client = connect_with(config).await;
+    let _publisher = announced(&client, "known", "real", stream()).await;
     let err = client
         .subscribe("known", "imaginary", sub())
         .await
@@ -108,11 +98,7 @@ async fn duplicate_announce_across_clients_is_a_typed_error() {
     let publisher = first.create_publisher("taken", "t", stream()).unwrap();
     let mut sub = first.subscribe("taken", "t", sub()).await.unwrap();
     publisher.publish(b"still mine".to_vec()).unwrap();
-    let object = tokio::time::timeout(Duration::from_secs(5), sub.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let object = next_object(&mut sub, "sub: the next object").await;
     assert_eq!(object.payload.as_ref(), b"still mine");
 }
 
@@ -230,8 +216,7 @@ async fn relay_stopped_mid_stream_fails_within_the_detection_bound() {
     for scheme in SCHEMES {
         let mut relay = relay();
         let client = connect(&relay, scheme).await;
-        client.announce("doomed").await.unwrap();
-        let publisher = client.create_publisher("doomed", "t", stream()).unwrap();
+        let publisher = announced(&client, "doomed", "t", stream()).await;
         let mut subscription = client.subscribe("doomed", "t", sub()).await.unwrap();
         publisher.publish(b"before".to_vec()).unwrap();
         assert!(
@@ -274,10 +259,8 @@ async fn oversize_objects_are_rejected_on_publish() {
     let relay = relay();
     let mut config = config(&relay, "moqt");
     config.max_object_size = 1000;
-    let client = Client::new(config).unwrap();
-    client.connect().await.unwrap();
-    client.announce("big").await.unwrap();
-    let publisher = client.create_publisher("big", "t", stream()).unwrap();
+    let client = connect_with(config).await;
+    let publisher = announced(&client, "big", "t", stream()).await;
     assert!(matches!(
         publisher.publish(vec![0u8; 1001]),
         Err(PublishError::ObjectTooLarge {
@@ -294,12 +277,8 @@ async fn oversize_incoming_objects_end_the_subscription_instead_of_buffering() {
     let publisher_client = connect(&relay, "moqt").await;
     let mut small = config(&relay, "moqt");
     small.max_object_size = 1000;
-    let subscriber_client = Client::new(small).unwrap();
-    subscriber_client.connect().await.unwrap();
-    publisher_client.announce("flood").await.unwrap();
-    let publisher = publisher_client
-        .create_publisher("flood", "t", stream())
-        .unwrap();
+    let subscriber_client = connect_with(small).await;
+    let publisher = announced(&publisher_client, "flood", "t", stream()).await;
     let mut sub = subscriber_client
         .subscribe("flood", "t", sub())
         .await
@@ -340,8 +319,7 @@ async fn subscription_cap_refuses_one_more_and_frees_a_slot_on_close() {
         .collect();
     let mut capped = config(&relay, "moqt");
     capped.max_subscriptions = 2;
-    let client = Client::new(capped).unwrap();
-    client.connect().await.unwrap();
+    let client = connect_with(capped).await;
     let mut first = client.subscribe("capped", "a", sub()).await.unwrap();
     let _second = client.subscribe("capped", "a", sub()).await.unwrap();
     let refused = client.subscribe("capped", "b", sub()).await.err();
@@ -371,10 +349,7 @@ async fn an_oversize_full_track_name_is_refused_locally_and_the_session_survives
         let relay = relay();
         let publisher_client = connect(&relay, scheme).await;
         let subscriber_client = connect(&relay, scheme).await;
-        publisher_client.announce("names/ok").await.unwrap();
-        let publisher = publisher_client
-            .create_publisher("names/ok", "t", stream())
-            .unwrap();
+        let publisher = announced(&publisher_client, "names/ok", "t", stream()).await;
         let mut healthy = subscriber_client
             .subscribe("names/ok", "t", sub())
             .await
@@ -404,11 +379,7 @@ async fn an_oversize_full_track_name_is_refused_locally_and_the_session_survives
         assert!(subscriber_client.is_connected(), "over {scheme}");
         assert!(publisher_client.is_connected(), "over {scheme}");
         publisher.publish(b"still flowing".to_vec()).unwrap();
-        let object = tokio::time::timeout(Duration::from_secs(5), healthy.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let object = next_object(&mut healthy, "healthy: the next object").await;
         assert_eq!(object.payload.as_ref(), b"still flowing", "over {scheme}");
     }
 }
@@ -430,8 +401,7 @@ async fn a_spent_request_budget_is_a_typed_error_and_the_session_survives() {
         .collect();
     let mut config = config(&relay, "moqt");
     config.max_requests_per_session = 2;
-    let client = Client::new(config).unwrap();
-    client.connect().await.unwrap();
+    let client = connect_with(config).await;
     let mut first = client.subscribe("budget/ns", "t0", sub()).await.unwrap();
     let _second = client.subscribe("budget/ns", "t1", sub()).await.unwrap();
 
@@ -455,11 +425,7 @@ async fn a_spent_request_budget_is_a_typed_error_and_the_session_survives() {
 
     assert!(client.is_connected());
     publishers[0].publish(b"still flowing".to_vec()).unwrap();
-    let object = tokio::time::timeout(Duration::from_secs(5), first.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let object = next_object(&mut first, "first: the next object").await;
     assert_eq!(object.payload.as_ref(), b"still flowing");
 
     // A new session has a new budget.

@@ -35,10 +35,7 @@ async fn stream_survives_loss(scheme: &str) {
     let subscriber_client = connect_via(&sub_link, &relay, scheme).await;
     pub_link.set_loss(0.05);
     sub_link.set_loss(0.05);
-    publisher_client.announce("lossy").await.unwrap();
-    let publisher = publisher_client
-        .create_publisher("lossy", "t", stream())
-        .unwrap();
+    let publisher = announced(&publisher_client, "lossy", "t", stream()).await;
     let mut sub = subscriber_client
         .subscribe("lossy", "t", sub())
         .await
@@ -89,10 +86,7 @@ async fn delay_adds_latency_and_loses_nothing() {
     let link = FaultyLink::start(relay.addr(), 3).unwrap();
     let publisher_client = connect(&relay, "moqt").await;
     let subscriber_client = connect_via(&link, &relay, "moqt").await;
-    publisher_client.announce("slow").await.unwrap();
-    let publisher = publisher_client
-        .create_publisher("slow", "t", stream())
-        .unwrap();
+    let publisher = announced(&publisher_client, "slow", "t", stream()).await;
     let mut sub = subscriber_client
         .subscribe("slow", "t", sub())
         .await
@@ -100,11 +94,7 @@ async fn delay_adds_latency_and_loses_nothing() {
     link.set_delay(Duration::from_millis(50));
     let sent = Instant::now();
     publisher.publish(b"late".to_vec()).unwrap();
-    let object = tokio::time::timeout(Duration::from_secs(5), sub.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let object = next_object(&mut sub, "sub: the next object").await;
     assert_eq!(object.payload.as_ref(), b"late");
     assert!(
         sent.elapsed() >= Duration::from_millis(50),
@@ -118,10 +108,8 @@ async fn black_hole_detected(scheme: &str) {
     let link = FaultyLink::start(relay.addr(), 4).unwrap();
     let mut config = via(&link, &relay, scheme);
     config.request_timeout = Duration::from_secs(1);
-    let client = Client::new(config).unwrap();
-    client.connect().await.unwrap();
-    client.announce("dark").await.unwrap();
-    let publisher = client.create_publisher("dark", "t", stream()).unwrap();
+    let client = connect_with(config).await;
+    let publisher = announced(&client, "dark", "t", stream()).await;
     let mut subscription = client.subscribe("dark", "t", sub()).await.unwrap();
     let mut states = client.state_watch();
 
@@ -182,10 +170,7 @@ async fn relay_killed_mid_burst_gives_typed_errors_and_no_hang() {
         let mut relay = relay();
         let publisher_client = connect(&relay, scheme).await;
         let subscriber_client = connect(&relay, scheme).await;
-        publisher_client.announce("killed").await.unwrap();
-        let publisher = publisher_client
-            .create_publisher("killed", "t", stream())
-            .unwrap();
+        let publisher = announced(&publisher_client, "killed", "t", stream()).await;
         let mut sub = subscriber_client
             .subscribe("killed", "t", sub())
             .await

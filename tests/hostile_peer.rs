@@ -66,6 +66,33 @@ async fn still_flowing(sub: &mut Subscriber, when: &str) {
     }
 }
 
+/// What each test starts from, alone: the hostile peer, a client connected to it (its configuration
+/// as [`config`] makes it, then `configure`d), the good track flowing, and this process's
+/// resident memory once it is.
+struct Scene {
+    _alone: tokio::sync::MutexGuard<'static, ()>,
+    _peer: RelayProcess,
+    client: Client,
+    ticks: Subscriber,
+    before: f64,
+}
+
+async fn scene(configure: impl FnOnce(&mut ClientConfig)) -> Scene {
+    let alone = ALONE.lock().await;
+    let peer = RelayProcess::start_hostile();
+    let mut config = config(&peer);
+    configure(&mut config);
+    let client = connect(config).await;
+    let ticks = good(&client).await;
+    Scene {
+        _alone: alone,
+        _peer: peer,
+        client,
+        ticks,
+        before: rss_mb(),
+    }
+}
+
 fn assert_bounded(what: &str, before: f64) {
     let grew = rss_mb() - before;
     eprintln!("{what}: resident memory grew {grew:.1} MB");
@@ -77,15 +104,14 @@ fn assert_bounded(what: &str, before: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribe_the_peer_never_answers_times_out_and_the_session_survives() {
-    let _alone = ALONE.lock().await;
-    let peer = RelayProcess::start_hostile();
-    let mut config = config(&peer);
-    config.request_timeout = Duration::from_secs(1);
-    config.rendezvous_timeout = Duration::from_millis(500);
-    let client = connect(config).await;
-    let mut ticks = good(&client).await;
+    let mut s = scene(|config| {
+        config.request_timeout = Duration::from_secs(1);
+        config.rendezvous_timeout = Duration::from_millis(500);
+    })
+    .await;
     let started = Instant::now();
-    let result = client
+    let result = s
+        .client
         .subscribe(tracks::HOSTILE, tracks::SILENT, sub())
         .await;
     assert!(
@@ -97,18 +123,15 @@ async fn a_subscribe_the_peer_never_answers_times_out_and_the_session_survives()
         started.elapsed() < Duration::from_secs(30),
         "the timeout held"
     );
-    assert!(client.is_connected());
-    still_flowing(&mut ticks, "after an unanswered SUBSCRIBE").await;
+    assert!(s.client.is_connected());
+    still_flowing(&mut s.ticks, "after an unanswered SUBSCRIBE").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_over_max_object_size_ends_only_its_subscription() {
-    let _alone = ALONE.lock().await;
-    let peer = RelayProcess::start_hostile();
-    let client = connect(config(&peer)).await;
-    let mut ticks = good(&client).await;
-    let before = rss_mb();
-    let mut oversize = client
+    let mut s = scene(|_| {}).await;
+    let mut oversize = s
+        .client
         .subscribe(tracks::HOSTILE, tracks::OVERSIZE, sub())
         .await
         .expect("subscribe");
@@ -122,18 +145,16 @@ async fn an_object_over_max_object_size_ends_only_its_subscription() {
         }
         other => panic!("expected ObjectTooLarge, got {other:?}"),
     }
-    assert!(client.is_connected());
-    still_flowing(&mut ticks, "after an oversize object").await;
-    assert_bounded("an 8 MiB object over a 1 MiB limit", before);
+    assert!(s.client.is_connected());
+    still_flowing(&mut s.ticks, "after an oversize object").await;
+    assert_bounded("an 8 MiB object over a 1 MiB limit", s.before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_cut_mid_stream_is_never_delivered_and_the_next_group_is() {
-    let _alone = ALONE.lock().await;
-    let peer = RelayProcess::start_hostile();
-    let client = connect(config(&peer)).await;
-    let mut ticks = good(&client).await;
-    let mut cut = client
+    let mut s = scene(|_| {}).await;
+    let mut cut = s
+        .client
         .subscribe(tracks::HOSTILE, tracks::CUT, sub())
         .await
         .expect("subscribe");
@@ -150,19 +171,16 @@ async fn an_object_cut_mid_stream_is_never_delivered_and_the_next_group_is() {
     // Regression (#24 item 3): the cut group was skipped with a debug log only, so an app
     // could not tell that group 0's data was lost.
     assert_eq!(cut.cut_groups(), 1, "group 0, cut short, is counted");
-    assert_eq!(ticks.cut_groups(), 0, "a track served whole counts none");
-    assert!(client.is_connected());
-    still_flowing(&mut ticks, "after a stream cut mid-object").await;
+    assert_eq!(s.ticks.cut_groups(), 0, "a track served whole counts none");
+    assert!(s.client.is_connected());
+    still_flowing(&mut s.ticks, "after a stream cut mid-object").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_streams_leaves_the_session_up_and_memory_bounded() {
-    let _alone = ALONE.lock().await;
-    let peer = RelayProcess::start_hostile();
-    let client = connect(config(&peer)).await;
-    let mut ticks = good(&client).await;
-    let before = rss_mb();
-    let mut flood = client
+    let mut s = scene(|_| {}).await;
+    let mut flood = s
+        .client
         .subscribe(tracks::HOSTILE, tracks::STREAM_FLOOD, sub())
         .await
         .expect("subscribe");
@@ -185,44 +203,40 @@ async fn a_flood_of_streams_leaves_the_session_up_and_memory_bounded() {
         "stream flood: {received} of {} groups delivered",
         hostile::FLOOD_STREAMS
     );
-    assert!(client.is_connected());
-    still_flowing(&mut ticks, "after a flood of streams").await;
-    assert_bounded("5,000 streams", before);
+    assert!(s.client.is_connected());
+    still_flowing(&mut s.ticks, "after a flood of streams").await;
+    assert_bounded("5,000 streams", s.before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_streams_for_a_track_alias_nobody_subscribed_to_are_ignored() {
-    let _alone = ALONE.lock().await;
-    let peer = RelayProcess::start_hostile();
-    let client = connect(config(&peer)).await;
-    let mut ticks = good(&client).await;
-    let before = rss_mb();
-    let mut empty = client
+    let mut s = scene(|_| {}).await;
+    let mut empty = s
+        .client
         .subscribe(tracks::HOSTILE, tracks::UNKNOWN_ALIAS, sub())
         .await
         .expect("subscribe");
     // The peer sends its streams right after SUBSCRIBE_OK; none of them belongs here.
     let nothing = tokio::time::timeout(Duration::from_secs(2), empty.next()).await;
     assert!(nothing.is_err(), "delivered: {nothing:?}");
-    assert!(client.is_connected());
-    still_flowing(&mut ticks, "after streams for an unknown track alias").await;
-    assert_bounded("200 streams for an unknown alias", before);
+    assert!(s.client.is_connected());
+    still_flowing(&mut s.ticks, "after streams for an unknown track alias").await;
+    assert_bounded("200 streams for an unknown alias", s.before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_a_data_stream_ends_that_session_only_and_the_client_reconnects() {
-    let _alone = ALONE.lock().await;
-    let peer = RelayProcess::start_hostile();
-    let mut config = config(&peer);
-    config.reconnect = Some(ReconnectPolicy {
-        initial_delay: Duration::from_millis(100),
-        max_delay: Duration::from_millis(400),
-        max_attempts: 10,
-    });
-    let client = connect(config).await;
-    let mut ticks = good(&client).await;
-    let mut states = client.state_watch();
-    let _garbage = client
+    let mut s = scene(|config| {
+        config.reconnect = Some(ReconnectPolicy {
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(400),
+            max_attempts: 10,
+        });
+    })
+    .await;
+    let mut states = s.client.state_watch();
+    let _garbage = s
+        .client
         .subscribe(tracks::HOSTILE, tracks::GARBAGE, sub())
         .await
         .expect("subscribe");
@@ -239,22 +253,18 @@ async fn garbage_on_a_data_stream_ends_that_session_only_and_the_client_reconnec
         states.wait_for(|state| *state == ConnectionState::Connected),
     )
     .await
-    .expect("the client reconnected")
+    .expect("the s.client reconnected")
     .expect("state watch");
-    still_flowing(&mut ticks, "after the reconnect").await;
-    assert!(client.is_connected());
+    still_flowing(&mut s.ticks, "after the reconnect").await;
+    assert!(s.client.is_connected());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_namespace_flood_and_names_at_the_limits_are_followed_with_memory_bounded() {
-    let _alone = ALONE.lock().await;
-    let peer = RelayProcess::start_hostile();
-    let client = connect(config(&peer)).await;
-    let mut ticks = good(&client).await;
-    let before = rss_mb();
-    let mut watch = client.watch_namespaces("");
+    let mut s = scene(|_| {}).await;
+    let mut watch = s.client.watch_namespaces("");
     // A second watch that never reads, as a slow app would have.
-    let _idle = client.watch_namespaces("");
+    let _idle = s.client.watch_namespaces("");
     let at_limits: Vec<String> = hostile::names_at_the_limits()
         .iter()
         .map(|name| {
@@ -297,16 +307,15 @@ async fn a_namespace_flood_and_names_at_the_limits_are_followed_with_memory_boun
         announced.len(),
         expected.len()
     );
-    assert!(client.is_connected());
-    still_flowing(&mut ticks, "after a namespace flood").await;
-    assert_bounded("20,000 namespace announcements", before);
+    assert!(s.client.is_connected());
+    still_flowing(&mut s.ticks, "after a namespace flood").await;
+    assert_bounded("20,000 namespace announcements", s.before);
 }
 
 /// The misbehaviours that leave the session up, in an order drawn from a seed (printed; set
-/// `MOQ_HOSTILE_SEED` to replay one), several at once on one client.
+/// `MOQ_HOSTILE_SEED` to replay one), several at once on one s.client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seeded_sequence_of_misbehaviours_leaves_the_client_working() {
-    let _alone = ALONE.lock().await;
     let seed: u64 = std::env::var("MOQ_HOSTILE_SEED")
         .ok()
         .and_then(|seed| seed.parse().ok())
@@ -328,7 +337,6 @@ async fn a_seeded_sequence_of_misbehaviours_leaves_the_client_working() {
 /// ends that stream only (vendor/README.md, item 7).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_1796172139726913796_dropping_subscriptions_mid_stream_keeps_the_session() {
-    let _alone = ALONE.lock().await;
     seeded_sequence(1796172139726913796).await;
 }
 
@@ -341,14 +349,12 @@ async fn seeded_sequence(seed: u64) {
         state ^= state << 17;
         state
     };
-    let peer = RelayProcess::start_hostile();
-    let mut config = config(&peer);
-    // Long enough for a loaded machine; the silent track waits it out each time it is drawn.
-    config.request_timeout = Duration::from_secs(3);
-    config.rendezvous_timeout = Duration::from_millis(200);
-    let client = connect(config).await;
-    let mut ticks = good(&client).await;
-    let before = rss_mb();
+    let mut s = scene(|config| {
+        // Long enough for a loaded machine; the silent track waits it out each time it is drawn.
+        config.request_timeout = Duration::from_secs(3);
+        config.rendezvous_timeout = Duration::from_millis(200);
+    })
+    .await;
     let behaviours = [
         tracks::SILENT,
         tracks::OVERSIZE,
@@ -361,24 +367,24 @@ async fn seeded_sequence(seed: u64) {
     for step in 0..12 {
         let pick = (next() % (behaviours.len() as u64 + 1)) as usize;
         let Some(track) = behaviours.get(pick) else {
-            watches.push(client.watch_namespaces(""));
+            watches.push(s.client.watch_namespaces(""));
             continue;
         };
-        match client.subscribe(tracks::HOSTILE, track, sub()).await {
+        match s.client.subscribe(tracks::HOSTILE, track, sub()).await {
             Ok(sub) => held.push(sub),
             Err(SubscribeError::Timeout { .. }) if *track == tracks::SILENT => {}
             Err(SubscribeError::NotFound { .. }) if *track == "no-such-track" => {}
             Err(SubscribeError::AlreadySubscribed { .. }) => {}
             Err(err) => panic!("step {step} ({track}): {err}"),
         }
-        assert!(client.is_connected(), "step {step} ({track})");
+        assert!(s.client.is_connected(), "step {step} ({track})");
     }
-    still_flowing(&mut ticks, "after a seeded sequence").await;
+    still_flowing(&mut s.ticks, "after a seeded sequence").await;
     drop(held);
     drop(watches);
-    assert!(client.is_connected());
-    still_flowing(&mut ticks, "after dropping what the sequence held").await;
-    assert_bounded("a seeded sequence", before);
+    assert!(s.client.is_connected());
+    still_flowing(&mut s.ticks, "after dropping what the sequence held").await;
+    assert_bounded("a seeded sequence", s.before);
 }
 
 /// Pins two bugs. A subscription whose reads ended by themselves (here on an object over the
@@ -386,30 +392,28 @@ async fn seeded_sequence(seed: u64) {
 /// went on receiving the 8 MiB object nobody would read (+10 MB resident), and subscribing to
 /// the track again spun on "previous subscription still draining" for the whole request
 /// timeout. Then, with receive budgets: when the transport had spent the budget on that
-/// object before the reader dropped it, its read of the next chunk waited for a budget nobody
+/// object s.before the reader dropped it, its read of the next chunk waited for a budget nobody
 /// would release, the stream never drained, and the second subscribe failed with
 /// `AlreadySubscribed` (seen once, in a clean-clone run on a loaded machine; the reader task
 /// now closes its budget when it ends). A budget smaller than the object makes the race likelier.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ended_subscription_releases_its_upstream_while_the_app_still_holds_it() {
-    let _alone = ALONE.lock().await;
-    let peer = RelayProcess::start_hostile();
-    let client = connect(config(&peer)).await;
-    let mut ticks = good(&client).await;
-    let before = rss_mb();
+    let mut s = scene(|_| {}).await;
     let small_budget = moq_ffi::core::SubscriberOptions {
         buffer_bytes: 1024 * 1024,
         ..sub()
     };
-    let mut held = client
+    let mut held = s
+        .client
         .subscribe(tracks::HOSTILE, tracks::OVERSIZE, small_budget)
         .await
         .expect("subscribe");
     // Not read: the app holds the handle while the peer sends.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_bounded("an ended subscription held unread", before);
+    assert_bounded("an ended subscription held unread", s.before);
     let started = Instant::now();
-    let mut again = client
+    let mut again = s
+        .client
         .subscribe(tracks::HOSTILE, tracks::OVERSIZE, small_budget)
         .await
         .expect("subscribe again while the first handle is held");
@@ -425,29 +429,27 @@ async fn an_ended_subscription_releases_its_upstream_while_the_app_still_holds_i
             "{result:?}"
         );
     }
-    still_flowing(&mut ticks, "after two oversize subscriptions").await;
-    assert_bounded("two oversize subscriptions", before);
+    still_flowing(&mut s.ticks, "after two oversize subscriptions").await;
+    assert_bounded("two oversize subscriptions", s.before);
 }
 
 /// Regression (#23 item 4): while the subscriber waited for data, the transport read the
 /// track's other streams without charging its budget, and every uncharged read returned QUIC
 /// credit: a peer keeping group 0 open and idle (the reader waits on it) while streaming
-/// group 1 grew the client at link rate (64 MiB here). Now only the subgroup the reader waits
+/// group 1 grew the s.client at link rate (64 MiB here). Now only the subgroup the reader waits
 /// on reads past the budget; the others stop at `buffer_bytes` plus `receive_window`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subgroup_streaming_beside_an_idle_one_the_reader_waits_on_stays_bounded() {
-    let _alone = ALONE.lock().await;
-    let peer = RelayProcess::start_hostile();
-    let mut config = config(&peer);
-    config.receive_window = 4 * 1024 * 1024;
-    let client = connect(config).await;
-    let mut ticks = good(&client).await;
-    let before = rss_mb();
+    let mut s = scene(|config| {
+        config.receive_window = 4 * 1024 * 1024;
+    })
+    .await;
     let options = moq_ffi::core::SubscriberOptions {
         buffer_bytes: 1024 * 1024,
         ..sub()
     };
-    let mut layered = client
+    let mut layered = s
+        .client
         .subscribe(tracks::HOSTILE, tracks::IDLE_BESIDE, options)
         .await
         .expect("subscribe");
@@ -460,13 +462,13 @@ async fn a_subgroup_streaming_beside_an_idle_one_the_reader_waits_on_stays_bound
     // The reader now waits on group 0 while the peer streams group 1.
     let waiting = tokio::time::timeout(Duration::from_secs(8), layered.next()).await;
     assert!(waiting.is_err(), "group 0 is idle: nothing to deliver");
-    let grew = rss_mb() - before;
+    let grew = rss_mb() - s.before;
     eprintln!(
         "{} MiB streamed beside an idle group: resident memory grew {grew:.1} MB",
         hostile::IDLE_BESIDE_BYTES >> 20
     );
     // Budget 1 MiB + overdraft (the receive window) 4 MiB + QUIC's window 4 MiB + slack.
     assert!(grew < 9.0 * 1.05 + 16.0, "grew {grew:.1} MB");
-    assert!(client.is_connected());
-    still_flowing(&mut ticks, "beside a subgroup held at its budget").await;
+    assert!(s.client.is_connected());
+    still_flowing(&mut s.ticks, "beside a subgroup held at its budget").await;
 }

@@ -38,6 +38,15 @@ fn assert_flat(what: &str, before: (f64, usize, usize), after: (f64, usize, usiz
         "{what}: resident memory grew {:.2} MB: {before:?} -> {after:?}",
         after.0 - before.0
     );
+    assert_no_more_fds_or_tasks(what, before, after);
+}
+
+/// No file descriptor and no runtime task more at `after` than at `before`.
+fn assert_no_more_fds_or_tasks(
+    what: &str,
+    before: (f64, usize, usize),
+    after: (f64, usize, usize),
+) {
     assert!(
         after.1 <= before.1,
         "{what}: fds grew: {before:?} -> {after:?}"
@@ -57,10 +66,7 @@ async fn thousand_subscribe_unsubscribe_cycles_leave_memory_fds_and_tasks_flat()
     let relay = RelayProcess::start();
     let publisher_client = connect(&relay, "moqt").await;
     let subscriber_client = connect(&relay, "moqt").await;
-    publisher_client.announce("cycles").await.unwrap();
-    let publisher = publisher_client
-        .create_publisher("cycles", "t", stream())
-        .unwrap();
+    let publisher = announced(&publisher_client, "cycles", "t", stream()).await;
     let cycle = |i: usize| {
         let client = &subscriber_client;
         let publisher = &publisher;
@@ -144,12 +150,5 @@ async fn connect_close_cycles_leave_memory_fds_and_tasks_flat() {
         flattest < CONNECT_BATCH_SLACK_MB,
         "connect/close: each of the last three batches of 100 grew resident memory, at least {flattest:.3} MB (batches {growth:.3?})"
     );
-    assert!(
-        last.1 <= first.1,
-        "connect/close: fds grew: {first:?} -> {last:?}"
-    );
-    assert!(
-        last.2 <= first.2,
-        "connect/close: tasks grew: {first:?} -> {last:?}"
-    );
+    assert_no_more_fds_or_tasks("connect/close", first, last);
 }

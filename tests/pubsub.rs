@@ -27,27 +27,16 @@ async fn receive_all(
 }
 
 async fn burst(scheme: &str, count: usize, size: usize) {
-    let relay = relay();
-    let publisher_client = connect(&relay, scheme).await;
-    let subscriber_client = connect(&relay, scheme).await;
-    publisher_client.announce("bench/burst").await.unwrap();
-    let publisher = publisher_client
-        .create_publisher(
-            "bench/burst",
-            "data",
-            PublisherOptions {
-                max_group_objects: std::env::var("GROUP_OBJECTS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(1024),
-                ..PublisherOptions::default()
-            },
-        )
-        .unwrap();
-    let mut sub = subscriber_client
-        .subscribe("bench/burst", "data", sub())
-        .await
-        .unwrap();
+    let options = PublisherOptions {
+        max_group_objects: std::env::var("GROUP_OBJECTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1024),
+        ..PublisherOptions::default()
+    };
+    let t = PubSub::with(relay(), [scheme, scheme], "bench/burst", "data", options).await;
+    let mut sub = t.subscribe(sub()).await;
+    let (relay, publisher) = (&t.relay, &t.publisher);
     // The subscription is established: publish as fast as the publisher's queue allows.
     for i in 0..count {
         publisher
@@ -183,11 +172,8 @@ async fn burst_1k_large_objects_arrive_complete_webtransport() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn byte_exact_including_zero_length_objects_both_schemes() {
     for scheme in SCHEMES {
-        let relay = relay();
-        let client = connect(&relay, scheme).await;
-        client.announce("exact").await.unwrap();
-        let publisher = client.create_publisher("exact", "t", stream()).unwrap();
-        let mut sub = client.subscribe("exact", "t", sub()).await.unwrap();
+        let t = PubSub::one_client(scheme, "exact", "t", stream()).await;
+        let (publisher, mut sub) = (&t.publisher, t.subscribe(sub()).await);
         let payloads: Vec<Vec<u8>> = vec![
             vec![],
             b"hello".to_vec(),
@@ -207,11 +193,8 @@ async fn byte_exact_including_zero_length_objects_both_schemes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_group_starts_a_new_group_and_keeps_order() {
-    let relay = relay();
-    let client = connect(&relay, "moqt").await;
-    client.announce("groups").await.unwrap();
-    let publisher = client.create_publisher("groups", "t", stream()).unwrap();
-    let mut sub = client.subscribe("groups", "t", sub()).await.unwrap();
+    let t = PubSub::one_client("moqt", "groups", "t", stream()).await;
+    let (publisher, mut sub) = (&t.publisher, t.subscribe(sub()).await);
     // Joined once an object arrives: a draft-16 relay (moq-relay-ietf 0.7) starts a new
     // subscription at the first group it receives after it began serving it, so a group
     // already under way when SUBSCRIBE_OK came back may not reach it.
@@ -239,15 +222,12 @@ async fn new_group_starts_a_new_group_and_keeps_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datagram_mode_delivers_intact_objects_both_schemes() {
     for scheme in SCHEMES {
-        let relay = relay();
-        let client = connect(&relay, scheme).await;
-        client.announce("dg").await.unwrap();
         let options = PublisherOptions {
             delivery: DeliveryMode::Datagram,
             ..PublisherOptions::default()
         };
-        let publisher = client.create_publisher("dg", "t", options).unwrap();
-        let mut sub = client.subscribe("dg", "t", sub()).await.unwrap();
+        let t = PubSub::one_client(scheme, "dg", "t", options).await;
+        let (publisher, mut sub) = (&t.publisher, t.subscribe(sub()).await);
         // Paced: datagrams are lossy by design, and a publisher more than 64 datagrams
         // ahead of a hop loses the oldest.
         for i in 0..200 {
@@ -313,19 +293,12 @@ async fn several_publishers_and_subscribers_on_one_client_and_two_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_publisher_ends_the_track_for_subscribers() {
-    let relay = relay();
-    let client = connect(&relay, "moqt").await;
-    client.announce("end").await.unwrap();
-    let publisher = client.create_publisher("end", "t", stream()).unwrap();
-    let mut sub = client.subscribe("end", "t", sub()).await.unwrap();
-    publisher.publish(b"last".to_vec()).unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(5), sub.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let t = PubSub::one_client("moqt", "end", "t", stream()).await;
+    let mut sub = t.subscribe(sub()).await;
+    t.publisher.publish(b"last".to_vec()).unwrap();
+    let first = next_object(&mut sub, "the last object").await;
     assert_eq!(first.payload.as_ref(), b"last");
-    drop(publisher);
+    drop(t.publisher);
     let end = tokio::time::timeout(Duration::from_secs(10), sub.next())
         .await
         .expect("track end reported");
@@ -336,15 +309,10 @@ async fn closing_the_publisher_ends_the_track_for_subscribers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsubscribe_stops_delivery() {
-    let relay = relay();
-    let client = connect(&relay, "moqt").await;
-    client.announce("unsub").await.unwrap();
-    let publisher = client.create_publisher("unsub", "t", stream()).unwrap();
-    let mut sub = client.subscribe("unsub", "t", sub()).await.unwrap();
+    let t = PubSub::one_client("moqt", "unsub", "t", stream()).await;
+    let (publisher, mut sub) = (&t.publisher, t.subscribe(sub()).await);
     publisher.publish(b"1".to_vec()).unwrap();
-    assert!(tokio::time::timeout(Duration::from_secs(5), sub.next())
-        .await
-        .is_ok());
+    next_object(&mut sub, "the first object").await;
     sub.close().await;
     assert!(!sub.is_active());
     publisher.publish(b"2".to_vec()).unwrap();
@@ -356,19 +324,13 @@ async fn unsubscribe_stops_delivery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_local_subscribers_of_one_track_each_get_every_object() {
     // A session holds one upstream subscription per track; local subscribers share it.
-    let relay = relay();
-    let publisher_client = connect(&relay, "moqt").await;
-    let client = connect(&relay, "https").await;
-    publisher_client.announce("shared").await.unwrap();
-    let publisher = publisher_client
-        .create_publisher("shared", "t", stream())
-        .unwrap();
-    let mut first = client.subscribe("shared", "t", sub()).await.unwrap();
+    let t = PubSub::with(relay(), ["moqt", "https"], "shared", "t", stream()).await;
+    let (publisher, mut first) = (&t.publisher, t.subscribe(sub()).await);
     publisher.publish(payload(0, 64)).unwrap();
     // A subscriber joining while a group is open (at this client: the end of the group may
     // still be in flight) starts at that group's beginning, as a decoder needs its key frame.
     publisher.new_group().unwrap();
-    let mut second = client.subscribe("shared", "t", sub()).await.unwrap();
+    let mut second = t.subscribe(sub()).await;
     for i in 1..500 {
         publisher.publish(payload(i, 64)).unwrap();
     }
@@ -401,23 +363,17 @@ async fn two_local_subscribers_of_one_track_each_get_every_object() {
 /// lost its first groups. The relay already follows the track here (a first subscriber holds
 /// it), so every loss would be at the second subscriber's own reader.
 async fn short_group_burst_reaches_a_subscriber_joining_a_followed_track(scheme: &str) {
-    let relay = relay();
-    let publisher_client = connect(&relay, scheme).await;
-    publisher_client.announce("short").await.unwrap();
     let one_object_groups = PublisherOptions {
         max_group_objects: 1,
         ..PublisherOptions::default()
     };
-    let publisher = publisher_client
-        .create_publisher("short", "t", one_object_groups)
-        .unwrap();
-    let first_client = connect(&relay, scheme).await;
-    let mut first = first_client.subscribe("short", "t", sub()).await.unwrap();
+    let t = PubSub::with(relay(), [scheme, scheme], "short", "t", one_object_groups).await;
+    let (relay, publisher, mut first) = (&t.relay, &t.publisher, t.subscribe(sub()).await);
     publisher.publish(b"warm-up".to_vec()).unwrap();
     let warm = receive_all(&mut first, 1, Duration::from_secs(10)).await;
     assert_eq!(warm.len(), 1, "the relay did not start following the track");
 
-    let second_client = connect(&relay, scheme).await;
+    let second_client = connect(relay, scheme).await;
     let mut second = second_client.subscribe("short", "t", sub()).await.unwrap();
     const COUNT: usize = 400; // groups; below the transport's 1,024 pending-stream cap
     for i in 0..COUNT {
@@ -484,13 +440,8 @@ async fn short_group_burst_keeps_its_first_groups_webtransport() {
 /// one to deliver to and end, stranding the subscriber; and the transport, still draining the
 /// previous subscription, refused the new one as a duplicate (`AlreadySubscribed`).
 async fn resubscribe_at_once_while_a_group_is_open(scheme: &str) {
-    let relay = relay();
-    let publisher_client = connect(&relay, scheme).await;
-    let subscriber_client = connect(&relay, scheme).await;
-    publisher_client.announce("again").await.unwrap();
-    let publisher = publisher_client
-        .create_publisher("again", "t", stream())
-        .unwrap();
+    let t = PubSub::start(scheme, "again", "t").await;
+    let (relay, publisher, subscriber_client) = (&t.relay, &t.publisher, &t.subscribing);
     let mut sessions = 1;
     for i in 0..300 {
         let mut sub = match subscriber_client.subscribe("again", "t", sub()).await {
@@ -513,11 +464,7 @@ async fn resubscribe_at_once_while_a_group_is_open(scheme: &str) {
         };
         publisher.publish(payload(i, 16)).unwrap();
         loop {
-            let object = tokio::time::timeout(Duration::from_secs(5), sub.next())
-                .await
-                .unwrap_or_else(|_| panic!("{scheme} cycle {i}: the subscriber was stranded"))
-                .unwrap()
-                .unwrap_or_else(|| panic!("{scheme} cycle {i}: the subscription ended"));
+            let object = next_object(&mut sub, format!("{scheme} cycle {i}")).await;
             if object.payload.as_ref() == payload(i, 16).as_slice() {
                 break;
             }

@@ -230,8 +230,7 @@ async fn reconnect_gives_up_after_max_attempts() {
     config.connect_timeout = Duration::from_millis(500);
     let client = start(config).await;
     let other = connect(&relay, "moqt").await;
-    other.announce("gone").await.unwrap();
-    let _publisher = other.create_publisher("gone", "t", stream()).unwrap();
+    let _publisher = announced(&other, "gone", "t", stream()).await;
     let mut sub = client.subscribe("gone", "t", sub()).await.unwrap();
     relay.stop();
     wait_state(&client, ConnectionState::Connecting, Duration::from_secs(5)).await;
@@ -251,8 +250,7 @@ async fn close_while_reconnecting_stops_reconnecting() {
     let mut relay = relay();
     let client = start(reconnecting(config(&relay, "moqt"), 0)).await;
     let other = connect(&relay, "moqt").await;
-    other.announce("closing").await.unwrap();
-    let _publisher = other.create_publisher("closing", "t", stream()).unwrap();
+    let _publisher = announced(&other, "closing", "t", stream()).await;
     let mut sub = client.subscribe("closing", "t", sub()).await.unwrap();
     relay.stop();
     wait_state(&client, ConnectionState::Connecting, Duration::from_secs(5)).await;

@@ -27,11 +27,7 @@ fn index(object: &moq_ffi::core::Object) -> u32 {
 
 async fn read_all_in_order(sub: &mut Subscriber, count: usize) {
     for i in 0..count {
-        let object = tokio::time::timeout(Duration::from_secs(10), sub.next())
-            .await
-            .unwrap_or_else(|_| panic!("a reader that keeps up stalled at {i}"))
-            .unwrap()
-            .unwrap();
+        let object = next_object(sub, format!("a reader that keeps up, object {i}")).await;
         assert_eq!(index(&object), i as u32);
     }
 }
@@ -42,25 +38,23 @@ fn numbered(i: usize) -> Vec<u8> {
     payload
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drop_oldest_keeps_the_newest_reports_drops_and_spares_the_other_subscriber() {
-    let relay = relay();
-    let publisher_client = connect(&relay, "moqt").await;
-    let client = connect(&relay, "moqt").await;
-    publisher_client.announce("slow").await.unwrap();
-    let publisher = publisher_client
-        .create_publisher("slow", "t", stream())
-        .unwrap();
-    // Two local subscribers of one track share one upstream subscription.
-    let mut stalled = client
-        .subscribe("slow", "t", options(10, Overflow::DropOldest))
-        .await
-        .unwrap();
-    let mut reader = client.subscribe("slow", "t", sub()).await.unwrap();
+/// A subscriber that reads nothing (buffer 10, `overflow`) beside one that reads all `COUNT`
+/// objects of the track (two local subscribers of one track share one upstream subscription),
+/// once that reader has them all.
+async fn stalled_beside_a_reader(overflow: Overflow) -> (PubSub, Subscriber) {
+    let t = PubSub::start("moqt", "slow", "t").await;
+    let stalled = t.subscribe(options(10, overflow)).await;
+    let mut reader = t.subscribe(sub()).await;
     for i in 0..COUNT {
-        publisher.publish(numbered(i)).unwrap();
+        t.publisher.publish(numbered(i)).unwrap();
     }
     read_all_in_order(&mut reader, COUNT).await;
+    (t, stalled)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_oldest_keeps_the_newest_reports_drops_and_spares_the_other_subscriber() {
+    let (_t, mut stalled) = stalled_beside_a_reader(Overflow::DropOldest).await;
     let kept = stalled.next_batch(100).await.unwrap();
     let kept: Vec<u32> = kept.iter().map(index).collect();
     assert_eq!(
@@ -73,22 +67,7 @@ async fn drop_oldest_keeps_the_newest_reports_drops_and_spares_the_other_subscri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_policy_ends_only_the_slow_subscriber_with_a_typed_error() {
-    let relay = relay();
-    let publisher_client = connect(&relay, "moqt").await;
-    let client = connect(&relay, "moqt").await;
-    publisher_client.announce("slow").await.unwrap();
-    let publisher = publisher_client
-        .create_publisher("slow", "t", stream())
-        .unwrap();
-    let mut stalled = client
-        .subscribe("slow", "t", options(10, Overflow::End))
-        .await
-        .unwrap();
-    let mut reader = client.subscribe("slow", "t", sub()).await.unwrap();
-    for i in 0..COUNT {
-        publisher.publish(numbered(i)).unwrap();
-    }
-    read_all_in_order(&mut reader, COUNT).await;
+    let (t, mut stalled) = stalled_beside_a_reader(Overflow::End).await;
     // What was buffered is still readable, in order, then the typed end.
     for i in 0..10 {
         let object = stalled.next().await.unwrap().unwrap();
@@ -101,22 +80,14 @@ async fn end_policy_ends_only_the_slow_subscriber_with_a_typed_error() {
     );
     assert!(!stalled.is_active());
     // The publisher was never held up.
-    publisher.publish(numbered(COUNT)).unwrap();
+    t.publisher.publish(numbered(COUNT)).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backpressure_loses_nothing_through_a_tiny_buffer() {
-    let relay = relay();
-    let publisher_client = connect(&relay, "moqt").await;
-    let client = connect(&relay, "moqt").await;
-    publisher_client.announce("slow").await.unwrap();
-    let publisher = publisher_client
-        .create_publisher("slow", "t", stream())
-        .unwrap();
-    let mut slow = client
-        .subscribe("slow", "t", options(4, Overflow::Backpressure))
-        .await
-        .unwrap();
+    let t = PubSub::start("moqt", "slow", "t").await;
+    let publisher = &t.publisher;
+    let mut slow = t.subscribe(options(4, Overflow::Backpressure)).await;
     for i in 0..COUNT {
         publisher.publish(numbered(i)).unwrap();
     }
@@ -124,11 +95,7 @@ async fn backpressure_loses_nothing_through_a_tiny_buffer() {
         if i % 100 == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let object = tokio::time::timeout(Duration::from_secs(10), slow.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let object = next_object(&mut slow, format!("object {i}")).await;
         assert_eq!(index(&object), i as u32);
     }
 }
@@ -233,12 +200,8 @@ async fn a_paused_track_does_not_freeze_the_clients_other_tracks() {
     let publisher_client = connect(&relay, "moqt").await;
     let mut config = common::config(&relay, "moqt");
     config.receive_window = 8 * 1024 * 1024;
-    let client = moq_ffi::core::Client::new(config).unwrap();
-    client.connect().await.unwrap();
-    publisher_client.announce("tile").await.unwrap();
-    let video = publisher_client
-        .create_publisher("tile", "video", stream())
-        .unwrap();
+    let client = connect_with(config).await;
+    let video = announced(&publisher_client, "tile", "video", stream()).await;
     let audio = publisher_client
         .create_publisher("tile", "audio", stream())
         .unwrap();

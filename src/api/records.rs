@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use crate::core;
+pub use crate::core::TrackInfo;
 
-/// Certificate trust. Defaults: system roots on, nothing else.
+/// Certificate trust (core's `TlsConfig`). Defaults: system roots on, nothing else.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct TlsOptions {
     /// Trust the system root certificates (honouring `SSL_CERT_FILE` / `SSL_CERT_DIR`).
@@ -23,18 +24,6 @@ pub struct TlsOptions {
     /// DEVELOPMENT ONLY: accept any certificate. Logged as a warning on every connect.
     #[uniffi(default = false)]
     pub danger_accept_any_certificate: bool,
-}
-
-impl Default for TlsOptions {
-    fn default() -> Self {
-        Self {
-            use_system_roots: true,
-            extra_ca_pem: Vec::new(),
-            extra_ca_files: Vec::new(),
-            pinned_sha256: Vec::new(),
-            danger_accept_any_certificate: false,
-        }
-    }
 }
 
 /// Client configuration. Only `url` is required; every other field has a default.
@@ -159,20 +148,22 @@ impl From<OverflowPolicy> for core::Overflow {
 impl ClientConfig {
     pub(crate) fn to_core(&self) -> Result<core::ClientConfig, super::MoqError> {
         let mut config = core::ClientConfig::new(self.url.clone());
-        let tls = self.tls.clone().unwrap_or_default();
-        config.tls.use_system_roots = tls.use_system_roots;
-        config.tls.extra_ca_pem = tls
-            .extra_ca_pem
-            .into_iter()
-            .map(String::into_bytes)
-            .collect();
-        config.tls.extra_ca_files = tls.extra_ca_files.into_iter().map(Into::into).collect();
-        config.tls.pinned_sha256 = tls
-            .pinned_sha256
-            .iter()
-            .map(|pin| core::config::parse_fingerprint(pin))
-            .collect::<Result<_, _>>()?;
-        config.tls.danger_accept_any_certificate = tls.danger_accept_any_certificate;
+        // No `tls`: the core's defaults, which the field defaults above restate.
+        if let Some(tls) = &self.tls {
+            config.tls.use_system_roots = tls.use_system_roots;
+            config.tls.extra_ca_pem = tls
+                .extra_ca_pem
+                .iter()
+                .map(|pem| pem.clone().into_bytes())
+                .collect();
+            config.tls.extra_ca_files = tls.extra_ca_files.iter().map(Into::into).collect();
+            config.tls.pinned_sha256 = tls
+                .pinned_sha256
+                .iter()
+                .map(|pin| core::config::parse_fingerprint(pin))
+                .collect::<Result<_, _>>()?;
+            config.tls.danger_accept_any_certificate = tls.danger_accept_any_certificate;
+        }
         config.connect_timeout = Duration::from_millis(self.connect_timeout_ms);
         config.request_timeout = Duration::from_millis(self.request_timeout_ms);
         config.rendezvous_timeout = Duration::from_millis(self.rendezvous_timeout_ms);
@@ -387,40 +378,19 @@ impl From<core::ConnectionState> for ConnectionState {
     }
 }
 
-/// A track listed in a catalog.
-#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+/// A track listed in a catalog: its name; codec, MIME type and language tag when the catalog
+/// gives them; width and height in pixels, bitrate in bits/s and sample rate in Hz, each 0
+/// when unknown. The core's record, exposed as it is (`uniffi::remote` mirrors its fields).
+#[uniffi::remote(Record)]
 pub struct TrackInfo {
-    /// Track name.
     pub name: String,
-    /// Codec, if given.
     pub codec: Option<String>,
-    /// MIME type, if given.
     pub mime_type: Option<String>,
-    /// Width in pixels (0 if unknown).
     pub width: u32,
-    /// Height in pixels (0 if unknown).
     pub height: u32,
-    /// Bitrate in bits/s (0 if unknown).
     pub bitrate: u32,
-    /// Sample rate in Hz (0 if unknown).
     pub sample_rate: u32,
-    /// Language tag, if given.
     pub language: Option<String>,
-}
-
-impl From<core::TrackInfo> for TrackInfo {
-    fn from(t: core::TrackInfo) -> Self {
-        Self {
-            name: t.name,
-            codec: t.codec,
-            mime_type: t.mime_type,
-            width: t.width,
-            height: t.height,
-            bitrate: t.bitrate,
-            sample_rate: t.sample_rate,
-            language: t.language,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::error::thread_error;
 use super::listeners::{report, CatalogListener, ObjectListener};
-use super::records::{PackedObjects, ReceivedObject, TrackInfo};
+use super::records::{PackedObjects, ReceivedObject};
 use super::{on_runtime, MoqError};
 use crate::bridge::pump::{Flow, Pump};
 use crate::bridge::sources::{Subscription, SubscriptionEvent};
@@ -107,7 +107,6 @@ fn deliver(sink: &Sink, event: SubscriptionEvent, failures: &AtomicU64) -> Flow 
         }
         (Sink::Catalog(listener), SubscriptionEvent::Objects(objects)) => {
             for tracks in objects.iter().filter_map(catalog_or_skip) {
-                let tracks = tracks.into_iter().map(TrackInfo::from).collect();
                 report("catalog", listener.on_catalog(tracks), failures);
             }
         }

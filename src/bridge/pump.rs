@@ -172,8 +172,17 @@ mod tests {
         }
     }
 
-    fn runtime() -> Handle {
-        super::super::runtime::handle().unwrap()
+    /// A pump over a [`Counter`] that adds to `finished` when its source is finished.
+    fn counting_pump(
+        finished: &Arc<AtomicUsize>,
+        deliver: impl FnMut(usize, &Delivery) -> Flow + Send + 'static,
+    ) -> Pump {
+        let runtime = super::super::runtime::handle().unwrap();
+        let counter = Counter {
+            next: 0,
+            finished: finished.clone(),
+        };
+        Pump::spawn("test-pump", runtime, counter, deliver).unwrap()
     }
 
     #[test]
@@ -184,27 +193,18 @@ mod tests {
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let pump = {
             let (slot, delivered) = (slot.clone(), delivered.clone());
-            Pump::spawn(
-                "test-pump",
-                runtime(),
-                Counter {
-                    next: 0,
-                    finished: finished.clone(),
-                },
-                move |item, _| {
-                    delivered.fetch_add(1, Ordering::SeqCst);
-                    if item == 3 {
-                        // Take the pump out first: never stop while holding the slot's lock.
-                        let pump = crate::sync::lock(&slot).take();
-                        if let Some(mut pump) = pump {
-                            pump.stop(); // from inside its own callback: must not deadlock
-                        }
-                        done_tx.send(()).unwrap();
+            counting_pump(&finished, move |item, _| {
+                delivered.fetch_add(1, Ordering::SeqCst);
+                if item == 3 {
+                    // Take the pump out first: never stop while holding the slot's lock.
+                    let pump = crate::sync::lock(&slot).take();
+                    if let Some(mut pump) = pump {
+                        pump.stop(); // from inside its own callback: must not deadlock
                     }
-                    Flow::Continue
-                },
-            )
-            .unwrap()
+                    done_tx.send(()).unwrap();
+                }
+                Flow::Continue
+            })
         };
         *crate::sync::lock(&slot) = Some(pump);
         done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
@@ -220,22 +220,13 @@ mod tests {
         let (entered_tx, entered_rx) = std::sync::mpsc::channel();
         let mut pump = {
             let in_flight = in_flight.clone();
-            Pump::spawn(
-                "test-pump",
-                runtime(),
-                Counter {
-                    next: 0,
-                    finished: finished.clone(),
-                },
-                move |_, _| {
-                    in_flight.fetch_add(1, Ordering::SeqCst);
-                    let _ = entered_tx.send(());
-                    std::thread::sleep(Duration::from_millis(50));
-                    in_flight.fetch_sub(1, Ordering::SeqCst);
-                    Flow::Continue
-                },
-            )
-            .unwrap()
+            counting_pump(&finished, move |_, _| {
+                in_flight.fetch_add(1, Ordering::SeqCst);
+                let _ = entered_tx.send(());
+                std::thread::sleep(Duration::from_millis(50));
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                Flow::Continue
+            })
         };
         entered_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         pump.stop();
@@ -254,25 +245,16 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let _pump = {
             let delivered = delivered.clone();
-            Pump::spawn(
-                "test-pump",
-                runtime(),
-                Counter {
-                    next: 0,
-                    finished: Arc::default(),
-                },
-                move |item, _| {
-                    delivered.fetch_add(1, Ordering::SeqCst);
-                    if item == 1 {
-                        panic!("callback failure");
-                    }
-                    if item == 3 {
-                        let _ = tx.send(());
-                    }
-                    Flow::Continue
-                },
-            )
-            .unwrap()
+            counting_pump(&Arc::default(), move |item, _| {
+                delivered.fetch_add(1, Ordering::SeqCst);
+                if item == 1 {
+                    panic!("callback failure");
+                }
+                if item == 3 {
+                    let _ = tx.send(());
+                }
+                Flow::Continue
+            })
         };
         rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(delivered.load(Ordering::SeqCst) >= 3);

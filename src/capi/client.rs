@@ -1,13 +1,13 @@
 //! `moq_client_*`, `moq_connect`, `moq_disconnect`, `moq_is_connected`,
 //! `moq_announce_namespace`, `moq_subscribe_announces`: argument checks and one call each
-//! into [`ClientShared`](super::client_shared::ClientShared).
+//! into [`ClientShared`](super::client_state::ClientShared).
 
 use std::os::raw::{c_char, c_void};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::boundary::{self, opt_str_arg, str_arg, CError};
-use super::client_shared::{blocking_allowed, ClientShared};
+use super::client_state::{blocking_allowed, ClientShared};
 use super::handles::Registry;
 use super::types::*;
 use crate::bridge::runtime;

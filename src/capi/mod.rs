@@ -13,7 +13,7 @@
 
 mod boundary;
 mod client;
-mod client_shared;
+mod client_state;
 mod handles;
 mod publisher;
 mod strings;

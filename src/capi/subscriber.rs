@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::boundary::{self, str_arg, CError};
 use super::client::CLIENTS;
-use super::client_shared::ClientShared;
+use super::client_state::ClientShared;
 use super::handles::Registry;
 use super::types::*;
 use crate::bridge::pump::{Delivery, Flow, Pump};
@@ -132,9 +132,8 @@ fn start(
 ) -> Result<*mut MoqSubscriber, CError> {
     // Names are checked here, so a bad one is a NULL return now rather than a failure
     // reported later by moq_subscriber_wait_ready.
-    crate::core::names::check_track(namespace, track).map_err(|(name, reason)| {
-        CError::of(crate::core::SubscribeError::InvalidName { name, reason })
-    })?;
+    crate::core::names::check_track(namespace, track)
+        .map_err(|invalid| CError::of(crate::core::SubscribeError::from(invalid)))?;
     let core = client.connected_core()?;
     let status = Arc::new(Shared {
         status: Mutex::new(Status::default()),

@@ -216,13 +216,13 @@ impl Client {
     /// Establish a session and make it the current one (state is left to the caller).
     async fn open_session(&self) -> Result<Arc<Live>, ConnectError> {
         let config = &self.inner.config;
-        let early_readers = Arc::new(super::early_reader::PendingReaders::default());
+        let claiming_sessions = Arc::new(super::claiming_session::PendingReaders::default());
         let attempt = async {
             let established = super::transport::establish(
                 config,
                 &self.inner.url,
                 self.inner.scheme,
-                early_readers.clone(),
+                claiming_sessions.clone(),
             )
             .await?;
             let token = lock(&self.inner.token).clone();
@@ -273,7 +273,7 @@ impl Client {
                 endpoint: established.endpoint,
                 lost,
                 announced: Mutex::new(HashMap::new()),
-                early_readers,
+                claiming_sessions,
                 reconnects: config.reconnect.is_some(),
                 requests: Default::default(),
                 requests_allowed: established.requests_allowed.clone(),

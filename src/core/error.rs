@@ -22,6 +22,17 @@ pub(crate) fn shown(name: &str) -> std::borrow::Cow<'_, str> {
     format!("{}... ({} bytes)", &name[..end], name.len()).into()
 }
 
+/// A namespace or track name that cannot be used: empty, malformed or too long. Carried by
+/// [`PublishError::InvalidName`] and [`SubscribeError::InvalidName`].
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("invalid name '{name_}': {reason}", name_ = shown(.name))]
+pub struct InvalidName {
+    /// The offending name: the namespace, the track, or `namespace/track`.
+    pub name: String,
+    /// Why it cannot be used.
+    pub reason: String,
+}
+
 /// The client configuration is invalid.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -228,13 +239,8 @@ pub enum PublishError {
     #[error("not connected; the session is closed or was lost")]
     NotConnected,
     /// The namespace or track name is empty or malformed.
-    #[error("invalid name '{name_}': {reason}", name_ = shown(.name))]
-    InvalidName {
-        /// The name given.
-        name: String,
-        /// Why it is invalid.
-        reason: String,
-    },
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
     /// The namespace was never announced by this client.
     #[error("namespace '{ns_}' is not announced by this client; call announce() first", ns_ = shown(.namespace))]
     NotAnnounced {
@@ -296,13 +302,8 @@ pub enum SubscribeError {
     #[error("not connected; the session is closed or was lost")]
     NotConnected,
     /// The namespace or track name is empty or malformed.
-    #[error("invalid name '{name_}': {reason}", name_ = shown(.name))]
-    InvalidName {
-        /// The name given.
-        name: String,
-        /// Why it is invalid.
-        reason: String,
-    },
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
     /// No publisher offered the track within the rendezvous period.
     #[error("track '{track_}' in '{ns_}' not found: no publisher announced it within {waited:?}; check the names or raise the rendezvous timeout", ns_ = shown(.namespace), track_ = shown(.track))]
     NotFound {

@@ -60,7 +60,7 @@ pub(crate) struct LiveParts {
     pub(crate) lost: watch::Sender<bool>,
     pub(crate) announced: Mutex<HashMap<String, Announcement>>,
     /// Subscriptions whose reader the session takes as soon as their first group arrives.
-    pub(crate) early_readers: Arc<super::early_reader::PendingReaders>,
+    pub(crate) claiming_sessions: Arc<super::claiming_session::PendingReaders>,
     /// Whether losing this session starts a reconnect (the client's policy, unless closed).
     pub(crate) reconnects: bool,
     /// Requests sent on this session (see `ClientConfig::max_requests_per_session`).

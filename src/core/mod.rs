@@ -7,13 +7,13 @@
 //! from any multi-thread tokio runtime.
 
 pub mod catalog;
+mod claiming_session;
 pub mod config;
 pub mod connection;
 mod delivery;
 pub mod discovery;
 mod draft16;
 pub mod drafts;
-mod early_reader;
 pub mod error;
 mod group_order;
 mod in_runtime;
@@ -32,7 +32,9 @@ pub use config::{ClientConfig, ReconnectPolicy, Scheme, TlsConfig};
 pub use connection::Client;
 pub use delivery::{Object, Overflow, SubscriberOptions};
 pub use discovery::{NamespaceEvent, NamespaceWatch};
-pub use error::{AnnounceError, ConfigError, ConnectError, PublishError, SubscribeError};
+pub use error::{
+    AnnounceError, ConfigError, ConnectError, InvalidName, PublishError, SubscribeError,
+};
 pub use live::ConnectionState;
 pub use publisher::{
     DeliveryMode, ObjectLocation, Publisher, PublisherOptions, DEFAULT_MAX_GROUP_OBJECTS,

@@ -11,6 +11,8 @@
 
 pub use moq_transport::coding::MAX_FULL_TRACK_NAME_LEN;
 
+use super::error::InvalidName;
+
 /// Most fields in a namespace tuple.
 pub const MAX_NAMESPACE_FIELDS: usize = 32;
 
@@ -64,11 +66,11 @@ pub(crate) fn validate_full_track_name(namespace: &str, track: &str) -> Result<(
 
 /// Every check a (namespace, track) pair needs before a SUBSCRIBE or a track is created:
 /// on failure, the offending name (the namespace, the track, or `namespace/track`) and why.
-pub(crate) fn check_track(namespace: &str, track: &str) -> Result<(), (String, String)> {
-    validate_namespace(namespace).map_err(|reason| (namespace.to_string(), reason))?;
-    validate_track(track).map_err(|reason| (track.to_string(), reason))?;
-    validate_full_track_name(namespace, track)
-        .map_err(|reason| (format!("{namespace}/{track}"), reason))
+pub(crate) fn check_track(namespace: &str, track: &str) -> Result<(), InvalidName> {
+    let invalid = |name: String| move |reason| InvalidName { name, reason };
+    validate_namespace(namespace).map_err(invalid(namespace.to_string()))?;
+    validate_track(track).map_err(invalid(track.to_string()))?;
+    validate_full_track_name(namespace, track).map_err(invalid(format!("{namespace}/{track}")))
 }
 
 fn field_bytes(namespace: &str) -> usize {

@@ -8,7 +8,7 @@
 //! Why not a group per object: every hop (this publisher, the relay's cache, the
 //! subscriber's reader) starts following a track lazily and, until it does, remembers only
 //! the newest 8 subgroups. The subscriber's own hop takes its reader while the first group
-//! is the only one (see `early_reader`), but a relay that has just subscribed upstream can
+//! is the only one (see `claiming_session`), but a relay that has just subscribed upstream can
 //! still drop the start of a burst of many short groups. An open group, by contrast, is
 //! handed whole to every reader that joins while it is open (readers start from the open
 //! groups, then follow new ones), so long groups keep every hop safe.
@@ -183,8 +183,7 @@ impl Publisher {
         track: &str,
         options: PublisherOptions,
     ) -> Result<Publisher, PublishError> {
-        check_track(namespace, track)
-            .map_err(|(name, reason)| PublishError::InvalidName { name, reason })?;
+        check_track(namespace, track)?;
         let live = live.ok_or(PublishError::NotConnected)?;
         let send_budget = SendBudget::new(options.max_queued_bytes, MAX_QUEUED_SUBGROUPS);
         let (writer, name) = live.create_track(namespace, track)?;

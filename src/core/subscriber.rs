@@ -42,8 +42,7 @@ impl Client {
         track: &str,
         options: SubscriberOptions,
     ) -> Result<Subscriber, SubscribeError> {
-        check_track(namespace, track)
-            .map_err(|(name, reason)| SubscribeError::InvalidName { name, reason })?;
+        check_track(namespace, track)?;
         let live = self.live().ok_or(SubscribeError::NotConnected)?;
         let permit = self
             .subscription_slots()

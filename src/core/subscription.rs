@@ -19,8 +19,8 @@ use moq_transport::serve::{
 use moq_transport::session::Subscribe;
 use tokio::sync::watch;
 
+use super::claiming_session::EarlyReader;
 use super::delivery::{Object, SubscriberOptions};
-use super::early_reader::EarlyReader;
 use super::error::shown;
 use super::error::SubscribeError;
 use super::group_order::GroupOrder;
@@ -486,8 +486,8 @@ async fn open(
         let (writer, reader) = Track::new(TrackNamespace::from_utf8_path(namespace), track)
             .produce_with_receive_budget(budget.clone());
         // Registered before SUBSCRIBE goes out, so the session takes the reader while the
-        // first group is still the only one (see early_reader).
-        let reader = live.early_readers.register(reader);
+        // first group is still the only one (see claiming_session).
+        let reader = live.claiming_sessions.register(reader);
         let mut params = KeyValuePairs::default();
         params.set_subscriber_priority(options.priority);
         let remaining = deadline.saturating_duration_since(Instant::now());

@@ -54,7 +54,7 @@ pub(crate) async fn establish(
     config: &ClientConfig,
     url: &url::Url,
     scheme: Scheme,
-    early_readers: Arc<super::early_reader::PendingReaders>,
+    claiming_sessions: Arc<super::claiming_session::PendingReaders>,
 ) -> Result<Established, ConnectError> {
     let shown = redacted(url);
     let transport_err = |reason: String| ConnectError::Transport {
@@ -176,7 +176,7 @@ pub(crate) async fn establish(
     };
     // The session's own URL, as `From<web_transport_quinn::Session>` takes it.
     let session_url = session.request().url.clone();
-    let claiming = super::early_reader::ClaimingSession::new(session, early_readers);
+    let claiming = super::claiming_session::ClaimingSession::new(session, claiming_sessions);
     let (session, requests_allowed) = if draft == super::drafts::DRAFT_16 {
         let draft16 = super::draft16::Draft16Session::new(claiming);
         let allowed = draft16.requests_allowed();

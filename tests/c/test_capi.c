@@ -56,6 +56,21 @@ static void unique_name(char *out, size_t len, const char *prefix) {
     snprintf(out, len, "%s-%d-%d", prefix, (int)getpid(), __atomic_add_fetch(&unique_counter, 1, __ATOMIC_SEQ_CST));
 }
 
+/* Announce a namespace named after `prefix` and unique to this run, written into `ns`. */
+static void announce_unique(MoqClient *client, char *ns, size_t len, const char *prefix) {
+    unique_name(ns, len, prefix);
+    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
+}
+
+/* announce_unique, then a stream publisher of `track` in that namespace. */
+static MoqPublisher *publisher_in_new_namespace(MoqClient *client, char *ns, size_t len,
+                                                const char *prefix, const char *track) {
+    announce_unique(client, ns, len, prefix);
+    MoqPublisher *pub = moq_create_publisher(client, ns, track);
+    CHECK(pub != NULL);
+    return pub;
+}
+
 /* ---------- connection callback recorder ---------- */
 typedef struct {
     atomic_int count; /* states recorded (each stored before it is counted) */
@@ -204,8 +219,7 @@ static void test_invalid_utf8_and_enums(void) {
     CHECK(moq_subscribe_catalog(client, "ns", bad, NULL, NULL) == NULL);
 
     char ns[64];
-    unique_name(ns, sizeof ns, "enum");
-    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
+    announce_unique(client, ns, sizeof ns, "enum");
     /* Out-of-range enum values are rejected, never undefined behaviour. */
     CHECK(moq_create_publisher_ex(client, ns, "t", (MoqDeliveryMode)7) == NULL);
     CHECK(strstr(moq_last_error(), "delivery_mode") != NULL);
@@ -259,8 +273,7 @@ static void test_create_ex_config(void) {
  * objects and check they arrive (nothing else). */
 static void zero_length_round_trip(MoqClient *client, const char *prefix, int count) {
     char ns[64];
-    unique_name(ns, sizeof ns, prefix);
-    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
+    announce_unique(client, ns, sizeof ns, prefix);
     MoqPublisher *pub = moq_create_publisher(client, ns, "t");
     DataLog log = {0};
     log.expected_len = 0;
@@ -404,8 +417,7 @@ static void pubsub(const char *url, MoqDeliveryMode mode, int count, int len, in
     MoqClient *pub_client = connected_client(url);
     MoqClient *sub_client = connected_client(url);
     char ns[64];
-    unique_name(ns, sizeof ns, "pubsub");
-    CHECK_RESULT(moq_announce_namespace(pub_client, ns), MOQ_OK);
+    announce_unique(pub_client, ns, sizeof ns, "pubsub");
     MoqPublisher *pub = moq_create_publisher_ex(pub_client, ns, "data", mode);
     CHECK(pub != NULL);
     DataLog log = {0};
@@ -464,9 +476,7 @@ static void test_zero_length_objects(void) {
 static void test_wait_ready_after_unsubscribe_of_an_established_subscription_fails(void) {
     MoqClient *client = connected_client(moqt_url);
     char ns[64];
-    unique_name(ns, sizeof ns, "unsub");
-    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
-    MoqPublisher *pub = moq_create_publisher(client, ns, "t");
+    MoqPublisher *pub = publisher_in_new_namespace(client, ns, sizeof ns, "unsub", "t");
     MoqSubscriber *sub = moq_subscribe(client, ns, "t", on_data, NULL);
     CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
     CHECK_RESULT(moq_unsubscribe(sub), MOQ_OK);
@@ -502,9 +512,7 @@ static void test_subscribe_failure_is_visible(void) {
 static void test_oversize_full_track_name_is_refused_and_the_session_survives(void) {
     MoqClient *client = connected_client(moqt_url);
     char ns[64];
-    unique_name(ns, sizeof ns, "names");
-    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
-    MoqPublisher *pub = moq_create_publisher(client, ns, "t");
+    MoqPublisher *pub = publisher_in_new_namespace(client, ns, sizeof ns, "names", "t");
     DataLog log = {0};
     log.expected_len = -1;
     MoqSubscriber *healthy = moq_subscribe(client, ns, "t", on_data, &log);
@@ -545,9 +553,7 @@ static void test_oversize_publish_is_refused_before_the_data_is_read(void) {
     MoqClient *client = moq_client_create_ex(&config);
     CHECK_RESULT(moq_connect(client, moqt_url, NULL, NULL), MOQ_OK);
     char ns[64];
-    unique_name(ns, sizeof ns, "oversize");
-    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
-    MoqPublisher *pub = moq_create_publisher(client, ns, "t");
+    MoqPublisher *pub = publisher_in_new_namespace(client, ns, sizeof ns, "oversize", "t");
     static uint8_t big[1025];
     CHECK_RESULT(moq_publish_data(pub, big, sizeof big, MOQ_DELIVERY_STREAM), MOQ_ERROR_BUFFER_TOO_SMALL);
     uint8_t small[16] = {0};
@@ -594,9 +600,7 @@ static void test_catalog_subscription(void) {
     MoqClient *pub_client = connected_client(https_url);
     MoqClient *sub_client = connected_client(moqt_url);
     char ns[64];
-    unique_name(ns, sizeof ns, "catalog");
-    CHECK_RESULT(moq_announce_namespace(pub_client, ns), MOQ_OK);
-    MoqPublisher *pub = moq_create_publisher(pub_client, ns, "catalog");
+    MoqPublisher *pub = publisher_in_new_namespace(pub_client, ns, sizeof ns, "catalog", "catalog");
     CatalogLog log = {0};
     MoqSubscriber *sub = moq_subscribe_catalog(sub_client, ns, "catalog", on_catalog, &log);
     CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
@@ -654,9 +658,7 @@ static void test_subscribe_announces_before_and_after_connect(void) {
 static void test_unsubscribe_while_callbacks_in_flight(void) {
     MoqClient *client = connected_client(moqt_url);
     char ns[64];
-    unique_name(ns, sizeof ns, "inflight");
-    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
-    MoqPublisher *pub = moq_create_publisher(client, ns, "t");
+    MoqPublisher *pub = publisher_in_new_namespace(client, ns, sizeof ns, "inflight", "t");
     int rounds = scaled(30);
     for (int round = 0; round < rounds; round++) {
         DataLog log = {0};
@@ -724,8 +726,7 @@ static void test_reentrant_calls_from_callbacks(void) {
     MoqClient *client = new_client();
     CHECK_RESULT(moq_connect(client, moqt_url, on_state_reentrant, client), MOQ_OK);
     char ns[64];
-    unique_name(ns, sizeof ns, "reentrant");
-    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
+    announce_unique(client, ns, sizeof ns, "reentrant");
     Reentrant r = {0};
     r.client = client;
     MoqPublisher *pub = moq_create_publisher(client, ns, "in");
@@ -755,9 +756,7 @@ static void test_destroy_in_every_order(void) {
     for (int order = 0; order < 6; order++) {
         MoqClient *client = connected_client(order % 2 ? https_url : moqt_url);
         char ns[64];
-        unique_name(ns, sizeof ns, "order");
-        CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
-        MoqPublisher *pub = moq_create_publisher(client, ns, "t");
+        MoqPublisher *pub = publisher_in_new_namespace(client, ns, sizeof ns, "order", "t");
         DataLog log = {0};
         log.expected_len = -1;
         MoqSubscriber *sub = moq_subscribe(client, ns, "t", on_data, &log);
@@ -775,9 +774,7 @@ static void test_destroy_in_every_order(void) {
     /* Using a publisher after its client is gone reports not-connected. */
     MoqClient *client = connected_client(moqt_url);
     char ns[64];
-    unique_name(ns, sizeof ns, "orphan");
-    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
-    MoqPublisher *pub = moq_create_publisher(client, ns, "t");
+    MoqPublisher *pub = publisher_in_new_namespace(client, ns, sizeof ns, "orphan", "t");
     moq_client_destroy(client);
     CHECK_RESULT(moq_publish_data(pub, (const uint8_t *)"x", 1, MOQ_DELIVERY_STREAM), MOQ_ERROR_NOT_CONNECTED);
     moq_publisher_destroy(pub);
@@ -805,8 +802,7 @@ static void *publish_thread(void *arg) {
 static void test_several_threads_publishing(void) {
     MoqClient *client = connected_client(moqt_url);
     char ns[64];
-    unique_name(ns, sizeof ns, "threads");
-    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
+    announce_unique(client, ns, sizeof ns, "threads");
     enum { THREADS = 4 };
     MoqPublisher *shared = moq_create_publisher(client, ns, "shared");
     DataLog log = {0};
@@ -905,8 +901,7 @@ static void test_destroy_from_another_thread_while_callbacks_in_flight_1000_time
     MoqClient *pub_client = connected_client(moqt_url);
     MoqClient *sub_client = connected_client(moqt_url);
     char ns[64];
-    unique_name(ns, sizeof ns, "destroy-race");
-    CHECK_RESULT(moq_announce_namespace(pub_client, ns), MOQ_OK);
+    announce_unique(pub_client, ns, sizeof ns, "destroy-race");
     int rounds = stress_iterations(1000);
     /* Every round's log stays allocated to the end, so a late callback is counted, not a
      * use-after-free. */
@@ -1076,8 +1071,7 @@ static void *publish_and_subscribe_thread(void *arg) {
 static void test_eight_threads_publish_and_subscribe_on_one_client(void) {
     MoqClient *client = connected_client(moqt_url);
     char ns[64];
-    unique_name(ns, sizeof ns, "eight");
-    CHECK_RESULT(moq_announce_namespace(client, ns), MOQ_OK);
+    announce_unique(client, ns, sizeof ns, "eight");
     const char *tracks[MT_TRACKS] = {"a", "b"};
     MoqPublisher *pubs[MT_TRACKS];
     for (int k = 0; k < MT_TRACKS; k++) {
@@ -1307,8 +1301,7 @@ static void test_negotiated_draft_and_objects_through_a_draft_16_relay(void) {
         CHECK_RESULT(moq_connect(sub_client, urls[i], NULL, NULL), MOQ_OK);
         CHECK(moq_client_negotiated_draft(pub_client) == 16);
         char ns[64];
-        unique_name(ns, sizeof ns, "d16");
-        CHECK_RESULT(moq_announce_namespace(pub_client, ns), MOQ_OK);
+        announce_unique(pub_client, ns, sizeof ns, "d16");
         MoqPublisher *pub = moq_create_publisher_ex(pub_client, ns, "data", MOQ_DELIVERY_STREAM);
         CHECK(pub != NULL);
         DataLog log = {0};
@@ -1414,9 +1407,7 @@ static void reconnect_after_relay_restart(int https) {
     MoqClient *pub_client = reconnecting_client(&relay, url, &pub_states);
     MoqClient *sub_client = reconnecting_client(&relay, url, &sub_states);
     char ns[64];
-    unique_name(ns, sizeof ns, "reconnect");
-    CHECK_RESULT(moq_announce_namespace(pub_client, ns), MOQ_OK);
-    MoqPublisher *pub = moq_create_publisher(pub_client, ns, "t");
+    MoqPublisher *pub = publisher_in_new_namespace(pub_client, ns, sizeof ns, "reconnect", "t");
     CHECK(pub != NULL);
     ResumeLog log = {0};
     MoqSubscriber *sub = moq_subscribe(sub_client, ns, "t", on_resumed_data, &log);
@@ -1732,9 +1723,7 @@ static void teardown_inside_subscription_callback(Action action, int catalog) {
     MoqClient *pub_client = connected_client(moqt_url);
     Reentry *r = new_reentry(action, -1, connected_client(moqt_url));
     char ns[64];
-    unique_name(ns, sizeof ns, "reentry-sub");
-    CHECK_RESULT(moq_announce_namespace(pub_client, ns), MOQ_OK);
-    MoqPublisher *pub = moq_create_publisher(pub_client, ns, "catalog");
+    MoqPublisher *pub = publisher_in_new_namespace(pub_client, ns, sizeof ns, "reentry-sub", "catalog");
     DataLog witness = {0};
     witness.expected_len = -1;
     MoqSubscriber *witness_sub = moq_subscribe(pub_client, ns, "catalog", on_data, &witness);
@@ -1820,8 +1809,7 @@ static void test_destroy_from_another_thread_while_announce_callback_subscribes_
     pthread_create(&destroyer, NULL, destroy_client_once_entered, r);
     MoqClient *announcer = connected_client(moqt_url);
     char ns[64];
-    unique_name(ns, sizeof ns, "reentry-cross");
-    CHECK_RESULT(moq_announce_namespace(announcer, ns), MOQ_OK);
+    announce_unique(announcer, ns, sizeof ns, "reentry-cross");
     check_cross_thread_outcome(r, destroyer);
     moq_client_destroy(announcer);
 }

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use moq_ffi::core::{Client, ClientConfig, PublisherOptions, SubscriberOptions};
+use moq_ffi::core::{
+    Client, ClientConfig, Object, Publisher, PublisherOptions, Subscriber, SubscriberOptions,
+};
 pub use moq_test_relay::TestRelay;
 
 /// The two ways to reach a relay.
@@ -159,7 +161,12 @@ pub fn config(relay: &impl Relay, scheme: &str) -> ClientConfig {
 
 /// A connected client.
 pub async fn connect(relay: &impl Relay, scheme: &str) -> Client {
-    let client = Client::new(config(relay, scheme)).expect("valid config");
+    connect_with(config(relay, scheme)).await
+}
+
+/// A client with `config`, connected.
+pub async fn connect_with(config: ClientConfig) -> Client {
+    let client = Client::new(config).expect("valid config");
     client.connect().await.expect("connect");
     client
 }
@@ -178,6 +185,109 @@ pub fn sub() -> SubscriberOptions {
 pub fn relay() -> TestRelay {
     let _ = env_logger::builder().is_test(true).try_init();
     TestRelay::start().expect("start relay")
+}
+
+/// Announce `namespace` on `client` and create a publisher of `track` in it.
+pub async fn announced(
+    client: &Client,
+    namespace: &str,
+    track: &str,
+    options: PublisherOptions,
+) -> Publisher {
+    client.announce(namespace).await.expect("announce");
+    client
+        .create_publisher(namespace, track, options)
+        .expect("create publisher")
+}
+
+/// The cast of most delivery tests: a relay, a client that announced `namespace` and
+/// publishes `track` in it, and a second client to subscribe with.
+pub struct PubSub {
+    pub relay: TestRelay,
+    /// The client that announced and publishes.
+    pub publishing: Client,
+    /// A second client, for subscriptions.
+    pub subscribing: Client,
+    pub publisher: Publisher,
+    pub namespace: String,
+    pub track: String,
+}
+
+impl PubSub {
+    /// Both clients over `scheme`, default publisher options.
+    pub async fn start(scheme: &str, namespace: &str, track: &str) -> Self {
+        Self::with(relay(), [scheme, scheme], namespace, track, stream()).await
+    }
+
+    /// The publishing client over `schemes[0]`, the subscribing one over `schemes[1]`.
+    pub async fn with(
+        relay: TestRelay,
+        schemes: [&str; 2],
+        namespace: &str,
+        track: &str,
+        options: PublisherOptions,
+    ) -> Self {
+        let publishing = connect(&relay, schemes[0]).await;
+        let subscribing = connect(&relay, schemes[1]).await;
+        let publisher = announced(&publishing, namespace, track, options).await;
+        Self {
+            relay,
+            publishing,
+            subscribing,
+            publisher,
+            namespace: namespace.to_string(),
+            track: track.to_string(),
+        }
+    }
+
+    /// One client publishing and subscribing (through the relay) over `scheme`:
+    /// `subscribing` is a handle on `publishing`'s session.
+    pub async fn one_client(
+        scheme: &str,
+        namespace: &str,
+        track: &str,
+        options: PublisherOptions,
+    ) -> Self {
+        let relay = relay();
+        let publishing = connect(&relay, scheme).await;
+        let publisher = announced(&publishing, namespace, track, options).await;
+        Self {
+            relay,
+            subscribing: publishing.clone(),
+            publishing,
+            publisher,
+            namespace: namespace.to_string(),
+            track: track.to_string(),
+        }
+    }
+
+    /// Subscribe the second client to the track.
+    pub async fn subscribe(&self, options: SubscriberOptions) -> Subscriber {
+        self.subscribing
+            .subscribe(&self.namespace, &self.track, options)
+            .await
+            .expect("subscribe")
+    }
+}
+
+/// The subscription's next object, within 10 s; `what` names it in the failure.
+pub async fn next_object(sub: &mut Subscriber, what: impl std::fmt::Display) -> Object {
+    next_within(sub, Duration::from_secs(10), what).await
+}
+
+/// The subscription's next object, within `bound` (a stall check with slack for a loaded
+/// machine, not a speed measurement); `what` names it in the failure.
+pub async fn next_within(
+    sub: &mut Subscriber,
+    bound: Duration,
+    what: impl std::fmt::Display,
+) -> Object {
+    match tokio::time::timeout(bound, sub.next()).await {
+        Ok(Ok(Some(object))) => object,
+        Ok(Ok(None)) => panic!("{what}: the subscription ended"),
+        Ok(Err(err)) => panic!("{what}: the subscription failed: {err}"),
+        Err(_) => panic!("{what}: nothing arrived within {bound:?}"),
+    }
 }
 
 /// A payload that encodes its index, so order and content can be checked byte for byte.

@@ -34,7 +34,7 @@ use super::data::{self, DataRecv, DataSend};
 use super::varint::Ints;
 use super::wire::{self, kind, Direction, Frame};
 use super::{WireError, INTERNAL_ERROR};
-use crate::core::early_reader::{ClaimingRecv, ClaimingSession};
+use crate::core::claiming_session::{ClaimingRecv, ClaimingSession};
 use crate::sync::lock;
 
 /// Requests the relay may have open toward us at once (we raise its MAX_REQUEST_ID as it
