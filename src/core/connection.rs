@@ -62,7 +62,7 @@ struct Inner {
     /// What this client has set up, restored on a new session after a reconnect.
     intent: Mutex<Intent>,
     /// Upstream subscriptions shared by this client's local subscribers, kept across sessions.
-    tracks: super::subscription::TrackRegistry,
+    tracks: super::delivery::subscription::TrackRegistry,
     /// Subscriptions held now (bounded by `config.max_subscriptions`).
     subscriptions: Arc<tokio::sync::Semaphore>,
     /// The token the next session presents (`config.token`, replaced by `set_token`).
@@ -329,7 +329,10 @@ impl Client {
             }
             if policy.max_attempts != 0 && attempt >= policy.max_attempts {
                 log::warn!("giving up reconnecting after {attempt} attempt(s)");
-                super::subscription::end_all(&client.inner.tracks, SubscribeError::ConnectionLost);
+                super::delivery::subscription::end_all(
+                    &client.inner.tracks,
+                    SubscribeError::ConnectionLost,
+                );
                 client.set_state(ConnectionState::Failed);
                 return;
             }
@@ -365,7 +368,7 @@ impl Client {
                 );
             }
         }
-        super::subscription::resubscribe_all(&self.inner.tracks, live);
+        super::delivery::subscription::resubscribe_all(&self.inner.tracks, live);
     }
 
     /// Create a publisher for `track` in `namespace`, which this client must have announced.
@@ -405,7 +408,7 @@ impl Client {
         intent.publishers.push(Arc::downgrade(publisher));
     }
 
-    pub(crate) fn tracks(&self) -> &super::subscription::TrackRegistry {
+    pub(crate) fn tracks(&self) -> &super::delivery::subscription::TrackRegistry {
         &self.inner.tracks
     }
 
@@ -426,7 +429,7 @@ impl Client {
             let _ = tokio::time::timeout(CLOSE_DRAIN, live.endpoint.wait_idle()).await;
         }
         // Subscriptions waiting for a reconnect end here.
-        super::subscription::end_all(&self.inner.tracks, SubscribeError::ConnectionLost);
+        super::delivery::subscription::end_all(&self.inner.tracks, SubscribeError::ConnectionLost);
         self.set_state(ConnectionState::Disconnected);
     }
 
@@ -540,7 +543,7 @@ impl Drop for Inner {
             live.shutdown(0, "client dropped");
         }
         // Subscriptions that outlive the client (waiting for a reconnect, say) end here.
-        super::subscription::end_all(&self.tracks, SubscribeError::ConnectionLost);
+        super::delivery::subscription::end_all(&self.tracks, SubscribeError::ConnectionLost);
     }
 }
 
@@ -552,7 +555,7 @@ fn announce_error(namespace: &str, err: SessionError, live: &Live) -> AnnounceEr
         }
         _ if live.is_lost() => AnnounceError::NotConnected,
         SessionError::Serve(ServeError::Closed(code))
-            if super::subscription::is_unauthorized_code(code) =>
+            if super::delivery::subscription::is_unauthorized_code(code) =>
         {
             AnnounceError::Unauthorized {
                 namespace,

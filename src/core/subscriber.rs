@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use super::delivery::queue::Queue;
+use super::delivery::subscription::{join, SharedTrack, Sink};
 pub use super::delivery::{Object, Overflow, SubscriberOptions};
 use super::error::SubscribeError;
 use super::names::check_track;
-use super::queue::Queue;
-use super::subscription::{join, SharedTrack, Sink};
 use super::Client;
 use crate::sync::lock;
 
@@ -171,7 +171,7 @@ impl Subscriber {
 /// Stops delivery to one [`Subscriber`]; see [`Subscriber::closer`].
 #[derive(Clone)]
 pub struct SubscriberCloser {
-    fanout: Option<std::sync::Weak<super::subscription::Fanout>>,
+    fanout: Option<std::sync::Weak<super::delivery::subscription::Fanout>>,
     sink: Arc<Sink>,
 }
 

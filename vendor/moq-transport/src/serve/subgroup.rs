@@ -1295,6 +1295,11 @@ impl SubgroupObjectWriter {
 
         let mut state = self.state.lock_mut().ok_or(ServeError::Cancel)?;
         state.chunks.push(chunk);
+        // moq-ffi patch: an uncharged chunk of a budgeted track still has its (zero) entry, so
+        // `charged` stays parallel to `chunks` for the reader that takes them.
+        if state.budget.is_some() {
+            state.charged.push(0);
+        }
 
         Ok(())
     }

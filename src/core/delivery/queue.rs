@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
-use super::delivery::{Object, Overflow};
+use super::{Object, Overflow};
 use crate::sync::lock;
 
 /// What became of one pushed object.

@@ -1,7 +1,27 @@
-//! What a subscription delivers ([`Object`]) and how it buffers for its reader
-//! ([`SubscriberOptions`], [`Overflow`]): shared by the subscriber (the reader's end), the
-//! subscription (the network's end) and the queue between them, so none of them depends on
-//! another for its types.
+//! Delivery: everything that makes what a subscriber receives ordered, complete (or visibly
+//! not) and bounded in memory, in one place, with the vendored transport's part named.
+//!
+//! The types every side shares live here: what a subscription delivers ([`Object`]) and how
+//! it buffers for its reader ([`SubscriberOptions`], [`Overflow`]).
+//!
+//! | guarantee | here | vendored transport (`vendor/patches/`) |
+//! |---|---|---|
+//! | one upstream subscription per track, fanned out to local subscribers, each getting exactly what was read after it joined | `subscription` (`Fanout`, `SharedTrack`) | |
+//! | the first groups of a new subscription are not dropped by our own session | `core::claiming_session` (outside this folder: the session takes the reader inside its own task) | `07-follow-before-subscribe-ok` (the same for the tracks we serve) |
+//! | groups in order, a late or missing group waited for a bounded time, then a visible gap | `group_order` | `06-open-streams-in-group-order` (a publisher's streams open in order) |
+//! | no repeats and no losses across a reconnect | `subscription` (`Fanout::resume`) | |
+//! | a group cut short is counted and reading goes on | `subscription::read_track` (`cut_groups`) | `05-stop-sending-cancelled` (dropping a stream mid-group ends that stream only) |
+//! | memory bounded on receive: the reader's queue, then QUIC flow control | `queue` (objects and bytes, the [`Overflow`] policy), `subscription` (the budget per track) | `01-receive-budget` |
+//! | a reader that takes nothing cannot freeze the connection's other tracks | `subscription::send` (`Stalled`) | `01-receive-budget` (the stall limit) |
+//! | datagrams not lost to scheduling | | `03-datagram-window` |
+//! | memory bounded on publish | `publisher` (outside this folder: `WouldBlock`, `publish_when_ready`) | `02-send-budget` |
+//!
+//! Each row has its tests beside its code (in-memory tracks on a paused clock in
+//! `subscription`, `group_order` and `queue`) and through the relays in `tests/`.
+
+pub(crate) mod group_order;
+pub(crate) mod queue;
+pub(crate) mod subscription;
 
 use bytes::Bytes;
 

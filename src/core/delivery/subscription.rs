@@ -19,13 +19,13 @@ use moq_transport::serve::{
 use moq_transport::session::Subscribe;
 use tokio::sync::watch;
 
-use super::claiming_session::EarlyReader;
-use super::delivery::{Object, SubscriberOptions};
-use super::error::shown;
-use super::error::SubscribeError;
+use super::super::claiming_session::EarlyReader;
+use super::super::error::shown;
+use super::super::error::SubscribeError;
+use super::super::live::Live;
 use super::group_order::GroupOrder;
-use super::live::Live;
 use super::queue::{Pushed, Queue};
+use super::{Object, SubscriberOptions};
 use crate::sync::lock;
 
 /// What a local subscriber shares with the fan-out: its identity and end state. (The
@@ -39,7 +39,7 @@ pub(crate) struct Sink {
     /// Groups cut short upstream (stream reset, object incomplete) while it was subscribed.
     pub(crate) cut_groups: std::sync::atomic::AtomicU64,
     /// Its `max_subscriptions` slot, released when it leaves or the subscription ends.
-    pub(crate) permit: Mutex<Option<super::delivery::SubscriptionPermit>>,
+    pub(crate) permit: Mutex<Option<super::SubscriptionPermit>>,
 }
 
 /// The local subscribers of one upstream subscription.
@@ -793,6 +793,11 @@ mod tests {
     use crate::core::delivery::Overflow;
 
     fn fanout_with_one_subscriber() -> (Fanout, Arc<Queue>) {
+        let (fanout, _sink, queue) = fanout_and_sink();
+        (fanout, queue)
+    }
+
+    fn fanout_and_sink() -> (Fanout, Arc<Sink>, Arc<Queue>) {
         let fanout = Fanout::default();
         let queue = Arc::new(Queue::new(1000, usize::MAX, Overflow::Backpressure));
         let sink = Arc::new(Sink {
@@ -803,8 +808,8 @@ mod tests {
             cut_groups: Default::default(),
             permit: Mutex::new(None),
         });
-        assert!(fanout.admit(sink, queue.clone()));
-        (fanout, queue)
+        assert!(fanout.admit(sink.clone(), queue.clone()));
+        (fanout, sink, queue)
     }
 
     async fn send(fanout: &Fanout, positions: &[(u64, u64)]) {
@@ -862,5 +867,203 @@ mod tests {
         fanout.resume();
         send(&fanout, &[(3, 0), (3, 1), (3, 2), (4, 0)]).await;
         assert_eq!(taken(&queue), [(3, 0), (3, 1), (3, 2), (4, 0)]);
+    }
+
+    /// The read path without a relay: an in-memory track, as the session would fill it,
+    /// read by [`read_track`] into one local subscriber (paused clock: the reorder wait and
+    /// any other timer pass at once).
+    mod read_path {
+        use super::*;
+        use crate::core::claiming_session::PendingReaders;
+        use moq_transport::serve::{Datagram, Subgroup, SubgroupsWriter, TrackWriter};
+
+        const MAX: usize = 1000;
+
+        /// A track budgeted as the session's are, written here with plain (uncharged)
+        /// writes. Regression: reading an uncharged chunk of a budgeted track indexed past
+        /// the transport's charge list and panicked (vendor patch 01 now keeps the two
+        /// parallel); every test below went through it.
+        fn in_memory_track() -> (TrackWriter, TrackSource) {
+            let budget = Arc::new(ReceiveBudget::new(64 * 1024));
+            let (writer, reader) = Track::new(TrackNamespace::from_utf8_path("test"), "t")
+                .produce_with_receive_budget(budget.clone());
+            let reader = Arc::new(PendingReaders::default()).register(reader);
+            let source = TrackSource {
+                reader,
+                budget,
+                first_group: None,
+            };
+            (writer, source)
+        }
+
+        fn group(groups: &mut SubgroupsWriter, group_id: u64, payloads: &[&[u8]]) {
+            let subgroup = Subgroup {
+                group_id,
+                subgroup_id: 0,
+                priority: 0,
+            };
+            let mut writer = groups.create(subgroup).unwrap();
+            for payload in payloads {
+                writer.write(Bytes::copy_from_slice(payload)).unwrap();
+            }
+        }
+
+        fn objects(queue: &Queue) -> Vec<(u64, u64, Vec<u8>)> {
+            std::iter::from_fn(|| queue.try_pop())
+                .map(|o| (o.group_id, o.object_id, o.payload.to_vec()))
+                .collect()
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn groups_arrive_in_order_and_a_finished_track_ends_normally() {
+            let (writer, source) = in_memory_track();
+            let (fanout, queue) = fanout_with_one_subscriber();
+            let mut groups = writer.subgroups().unwrap();
+            group(&mut groups, 0, &[b"a", b"b"]);
+            group(&mut groups, 1, &[b"c"]);
+            groups.close(ServeError::Done).unwrap();
+            assert_eq!(read_track(&source, &fanout, MAX).await, Ok(()));
+            assert_eq!(
+                objects(&queue),
+                [
+                    (0, 0, b"a".to_vec()),
+                    (0, 1, b"b".to_vec()),
+                    (1, 0, b"c".to_vec())
+                ]
+            );
+        }
+
+        /// A group whose stream is reset midway is counted as cut (the app sees the gap)
+        /// and reading goes on with the next group: a cut group never ends the subscription.
+        #[tokio::test(start_paused = true)]
+        async fn a_group_reset_midway_is_counted_and_the_next_group_still_arrives() {
+            let (writer, source) = in_memory_track();
+            let (fanout, sink, queue) = fanout_and_sink();
+            let mut groups = writer.subgroups().unwrap();
+            let mut cut = groups
+                .create(Subgroup {
+                    group_id: 0,
+                    subgroup_id: 0,
+                    priority: 0,
+                })
+                .unwrap();
+            cut.write(Bytes::from_static(b"kept")).unwrap();
+            cut.close(ServeError::Closed(0x1)).unwrap();
+            group(&mut groups, 1, &[b"next"]);
+            groups.close(ServeError::Done).unwrap();
+            assert_eq!(read_track(&source, &fanout, MAX).await, Ok(()));
+            assert_eq!(
+                objects(&queue),
+                [(0, 0, b"kept".to_vec()), (1, 0, b"next".to_vec())]
+            );
+            assert_eq!(
+                sink.cut_groups.load(std::sync::atomic::Ordering::Relaxed),
+                1
+            );
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn an_object_in_several_chunks_arrives_whole() {
+            let (writer, source) = in_memory_track();
+            let (fanout, queue) = fanout_with_one_subscriber();
+            let mut groups = writer.subgroups().unwrap();
+            let mut subgroup = groups
+                .create(Subgroup {
+                    group_id: 3,
+                    subgroup_id: 0,
+                    priority: 0,
+                })
+                .unwrap();
+            let mut object = subgroup.create(9, None).unwrap();
+            for chunk in [&b"abc"[..], b"def", b"ghi"] {
+                object.write(Bytes::copy_from_slice(chunk)).unwrap();
+            }
+            drop(object);
+            drop(subgroup);
+            groups.close(ServeError::Done).unwrap();
+            assert_eq!(read_track(&source, &fanout, MAX).await, Ok(()));
+            assert_eq!(objects(&queue), [(3, 0, b"abcdefghi".to_vec())]);
+        }
+
+        /// An object announced larger than `max_object_size` ends the subscription before
+        /// its payload is read, with the size in the error.
+        #[tokio::test(start_paused = true)]
+        async fn an_object_over_the_limit_ends_the_subscription_unread() {
+            let (writer, source) = in_memory_track();
+            let (fanout, queue) = fanout_with_one_subscriber();
+            let mut groups = writer.subgroups().unwrap();
+            group(&mut groups, 0, &[b"small", &[0u8; MAX + 1]]);
+            let ended = read_track(&source, &fanout, MAX).await;
+            assert_eq!(
+                ended,
+                Err(SubscribeError::ObjectTooLarge {
+                    size: MAX + 1,
+                    max: MAX
+                })
+            );
+            assert_eq!(objects(&queue), [(0, 0, b"small".to_vec())]);
+        }
+
+        /// Track end codes: the publisher finishing (Done, TRACK_ENDED) is a normal end;
+        /// anything else is `PublisherLost`, never a silent stop.
+        #[tokio::test(start_paused = true)]
+        async fn a_track_closed_with_an_error_is_publisher_lost() {
+            for (err, normal) in [
+                (ServeError::Done, true),
+                (ServeError::Closed(PublishDoneCode::TrackEnded as u64), true),
+                (
+                    ServeError::Closed(PublishDoneCode::SubscriptionEnded as u64),
+                    true,
+                ),
+                (ServeError::Closed(PublishDoneCode::GoingAway as u64), false),
+                (
+                    ServeError::Closed(PublishDoneCode::InternalError as u64),
+                    false,
+                ),
+                (ServeError::Internal("gone".into()), false),
+            ] {
+                let (writer, source) = in_memory_track();
+                let (fanout, _queue) = fanout_with_one_subscriber();
+                let shown = format!("{err:?}");
+                let mut groups = writer.subgroups().unwrap();
+                group(&mut groups, 0, &[b"x"]);
+                groups.close(err).unwrap();
+                let ended = read_track(&source, &fanout, MAX).await;
+                if normal {
+                    assert_eq!(ended, Ok(()), "{shown}");
+                } else {
+                    assert!(
+                        matches!(ended, Err(SubscribeError::PublisherLost { .. })),
+                        "{shown}: {ended:?}"
+                    );
+                }
+            }
+        }
+
+        /// A datagram over the limit is dropped (logged), the next one delivered: on a lossy
+        /// track one bad datagram does not end the subscription.
+        #[tokio::test(start_paused = true)]
+        async fn an_oversize_datagram_is_dropped_and_the_next_delivered() {
+            let (writer, source) = in_memory_track();
+            let (fanout, queue) = fanout_with_one_subscriber();
+            let mut datagrams = writer.datagrams().unwrap();
+            for (object_id, len) in [(0, MAX + 1), (1, 10)] {
+                datagrams
+                    .write(Datagram {
+                        group_id: 0,
+                        object_id,
+                        priority: 0,
+                        status: moq_transport::data::ObjectStatus::NormalObject,
+                        end_of_group: false,
+                        payload: Bytes::from(vec![7u8; len]),
+                        extension_headers: Default::default(),
+                    })
+                    .unwrap();
+            }
+            drop(datagrams);
+            let _ = tokio::time::timeout(Duration::from_secs(1), read_track(&source, &fanout, MAX))
+                .await;
+            assert_eq!(objects(&queue), [(0, 1, vec![7u8; 10])]);
+        }
     }
 }
