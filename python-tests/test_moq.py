@@ -178,7 +178,7 @@ def test_packed_publish_and_receive_are_byte_exact(relay, scheme):
     run(main())
 
 
-def test_mixed_pull_reads_keep_the_order_through_the_read_ahead(relay):
+def test_mixed_pull_reads_keep_the_order(relay):
     async def main():
         client = await connected(relay)
         ns = unique("mixed")
@@ -187,9 +187,11 @@ def test_mixed_pull_reads_keep_the_order_through_the_read_ahead(relay):
         subscriber = await client.subscribe(ns, "t")
         sent = [payload(i, 20 + i) for i in range(60)]
         publisher.publish_many(sent)
-        got = [(await asyncio.wait_for(subscriber.next(), 10)).payload]  # reads ahead
+        got = [(await asyncio.wait_for(subscriber.next(), 10)).payload]
         while len(got) < 3:
-            got.append((await subscriber.next()).payload)
+            got.append((await subscriber.read()).payload)
+        while len(got) < 5 and (obj := subscriber.try_next()) is not None:
+            got.append(obj.payload)
         got += [o.payload for o in await subscriber.next_batch(5)]
         got += [p for _, _, p in await subscriber.next_packed(4)]
         async for obj in subscriber:
@@ -200,7 +202,7 @@ def test_mixed_pull_reads_keep_the_order_through_the_read_ahead(relay):
         while len(got) < len(sent):
             got += [o.payload for o in await asyncio.wait_for(subscriber.next_batch(100), 10)]
         assert got == sent
-        # After unsubscribe, what had arrived (read ahead or not) can still be read, in order;
+        # After unsubscribe, what had arrived can still be read, in order;
         # nothing published later arrives, and then the end.
         publisher.publish_many([b"x", b"y", b"z"])
         assert (await asyncio.wait_for(subscriber.next(), 10)).payload == b"x"
@@ -671,6 +673,31 @@ def test_publish_async_through_a_small_queue_delivers_everything_in_order(relay)
         await asyncio.wait_for(reader, 60)
         assert [o.payload for o in received] == [payload(i, size) for i in range(count)]
         assert peak <= 256 * 1024 + size
+        await client.disconnect()
+
+    run(main())
+
+
+def test_try_next_takes_what_has_arrived_without_waiting(relay):
+    async def main():
+        client = await connected(relay)
+        ns = unique("try")
+        await client.announce(ns)
+        publisher = client.create_publisher(ns, "t", None)
+        subscriber = await client.subscribe(ns, "t")
+        assert subscriber.try_next() is None  # nothing yet: returns at once
+        sent = [payload(i, 10) for i in range(20)]
+        publisher.publish_many(sent)
+        got = [(await asyncio.wait_for(subscriber.next(), 10)).payload]
+        deadline = asyncio.get_running_loop().time() + 10
+        while len(got) < len(sent) and asyncio.get_running_loop().time() < deadline:
+            obj = subscriber.try_next()
+            if obj is None:
+                await asyncio.sleep(0.01)  # the rest is still on its way
+            else:
+                got.append(obj.payload)
+        assert got == sent
+        assert subscriber.try_next() is None
         await client.disconnect()
 
     run(main())

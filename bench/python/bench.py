@@ -97,7 +97,7 @@ class Receiver:
                 if self.variant == "listener":
                     await asyncio.sleep(0.0005)
                 elif self.variant == "pull":
-                    obj = await asyncio.wait_for(self.subscriber.next(), remaining)
+                    obj = await asyncio.wait_for(self.subscriber.read(), remaining)
                     if obj is None:
                         return
                     self.on_payload(obj.payload)

@@ -7,13 +7,14 @@ plus small helpers:
 * ``subscriber.batches(n)`` iterates batches of up to ``n`` objects (one FFI call per batch);
 * ``subscriber.packed_batches(n)`` iterates ``PackedObjects`` (fastest for many small objects);
   ``for group_id, object_id, payload in packed`` walks one;
-* ``publisher.publish_many(payloads)`` and the pull reads (``next()``, ``next_batch(n)``) cross
-  the boundary in packed form (one buffer, not one conversion per object); ``next()`` reads
-  ahead what has already arrived, so ``await next()`` per object costs no native round trip;
+* ``await subscriber.read()`` is the next object (``None`` at the end) taken without a native
+  round trip when it has already arrived (``try_next``), else awaited (``next``); ``async for``
+  uses it. The generated ``next()`` always makes the round trip. Both read one queue, in order;
+* ``publisher.publish_many(payloads)`` crosses the boundary in packed form (one buffer, not one
+  conversion per object);
 * ``ClientConfig(url=...)`` has defaults for every other field.
 """
 
-import collections as _collections
 import struct as _struct
 
 from ._native import *  # noqa: F401,F403  (the generated bindings)
@@ -24,8 +25,18 @@ from ._native import Subscriber as _Subscriber
 _INDEX_ENTRY = _struct.Struct("<QQI")  # group id, object id, payload length (PackedObjects.index)
 
 
+async def _read(self):
+    """The next object, in order; ``None`` when the track ended normally or the subscription
+    was closed. Raises ``MoqError`` when it ended abnormally. Takes an object that has already
+    arrived with one plain call (``try_next``), and awaits ``next()`` only when none has."""
+    obj = self.try_next()
+    if obj is None:
+        obj = await self.next()
+    return obj
+
+
 async def _anext(self):
-    obj = await self.next()
+    obj = await _read(self)
     if obj is None:
         raise StopAsyncIteration
     return obj
@@ -67,61 +78,6 @@ def _packed_len(self):
     return len(self.index) // _INDEX_ENTRY.size
 
 
-# Pull reads fetch what has arrived in packed form (one conversion per batch, not per object)
-# and keep the rest here, in order, for the next call: `await next()` per object costs a
-# Python coroutine, not a native round trip. Every pull method drains this first, so mixing
-# them keeps the order. Like objects buffered in the library, it stays readable after
-# unsubscribe (nothing new is added then).
-_READ_AHEAD = 256
-_fetch_packed = _Subscriber.next_packed
-
-
-def _ahead(subscriber):
-    ahead = subscriber.__dict__.get("_moq_ahead")
-    if ahead is None:
-        ahead = subscriber.__dict__.setdefault("_moq_ahead", _collections.deque())
-    return ahead
-
-
-def _take(ahead, max):
-    return [ahead.popleft() for _ in range(min(max, len(ahead)))]
-
-
-def _records(packed):
-    return [ReceivedObject(group_id=group_id, object_id=object_id, payload=payload)  # noqa: F405
-            for group_id, object_id, payload in _packed_iter(packed)]
-
-
-async def _next(self):
-    """The next object, in order; ``None`` when the track ended normally or the subscription
-    was closed. Raises ``MoqError`` when it ended abnormally."""
-    ahead = _ahead(self)
-    if not ahead:
-        ahead.extend(_records(await _fetch_packed(self, _READ_AHEAD)))
-    return ahead.popleft() if ahead else None
-
-
-async def _next_batch(self, max):
-    """Up to ``max`` objects (at least one, waiting for it); empty when the track ended."""
-    ahead = _ahead(self)
-    if ahead:
-        return _take(ahead, max)
-    return _records(await _fetch_packed(self, max))
-
-
-async def _next_packed(self, max):
-    """Up to ``max`` objects (at least one, waiting for it) in packed form; empty when the
-    track ended."""
-    ahead = _ahead(self)
-    if ahead:
-        records = _take(ahead, max)
-        return PackedObjects(  # noqa: F405
-            payloads=b"".join(r.payload for r in records),
-            index=b"".join(_INDEX_ENTRY.pack(r.group_id, r.object_id, len(r.payload))
-                           for r in records))
-    return await _fetch_packed(self, max)
-
-
 def _publish_many(self, payloads):
     """Publish ``payloads`` (bytes-like objects) in order with one call, in packed form.
 
@@ -133,13 +89,12 @@ def _publish_many(self, payloads):
     self.publish_packed(b"".join(payloads), lengths)
 
 
+# Named helpers beside the generated methods, which stay as generated.
 _Subscriber.__aiter__ = _aiter
 _Subscriber.__anext__ = _anext
+_Subscriber.read = _read
 _Subscriber.batches = _batches
 _Subscriber.packed_batches = _packed_batches
-_Subscriber.next = _next
-_Subscriber.next_batch = _next_batch
-_Subscriber.next_packed = _next_packed
 _PackedObjects.__iter__ = _packed_iter
 _PackedObjects.__len__ = _packed_len
 _Publisher.publish_many = _publish_many
@@ -163,7 +118,10 @@ del _error, _variant
 # interpreter starts finalizing while such a thread is inside the callback (it briefly gives
 # up the GIL to wake the event loop), CPython terminates that thread with a forced unwind,
 # which aborts the process. So the callback is tracked, and at exit we wait (bounded) until
-# no library thread is inside it.
+# no library thread is inside it. This is the one place the package uses the generated
+# module's private names: UniFFI offers no public hook for it (the callback is installed per
+# call from this module global). If an upgrade renames them, importing moqkit fails at once,
+# and python-tests/test_readme.py's exit test covers the behaviour.
 import atexit as _atexit
 import importlib as _importlib
 import threading as _threading

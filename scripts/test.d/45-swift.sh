@@ -18,6 +18,7 @@ work="$chroot_dir/moq-ffi"
 mkdir -p "$work/pkg" "$work/lib"
 rm -rf "$work/pkg/Package.swift" "$work/pkg/Sources" "$work/pkg/Tests"
 cp -a swift/Package.swift swift/Sources swift/Tests "$work/pkg/"
+cp tests/vectors/packed-objects.txt "$work/packed-objects.txt"
 cp "$target/debug/libmoq_ffi.so" "$work/lib/"
 ln -sf libmoq_ffi.so "$work/lib/libmoq_ffi.so.1"   # the SONAME build.rs gives it
 
@@ -69,6 +70,7 @@ in_chroot() {
     MOQ_DRAFT16_MOQT_URL="$(peer_value draft16 MOQ_RELAY_MOQT_URL)" \
     MOQ_DRAFT16_CA_FILE=/moq-ffi/draft16-ca.pem \
     MOQ_EXPECTED_VERSION="$(scripts/version)" \
+    MOQ_PACKED_VECTORS=/moq-ffi/packed-objects.txt \
     bash -c "cd /moq-ffi/pkg && $1"
 }
 in_chroot "swift build --build-tests $link"

@@ -13,6 +13,8 @@ mod client;
 mod error;
 mod listeners;
 mod logging;
+#[cfg(test)]
+mod packed_vectors;
 mod publisher;
 mod records;
 mod subscriber;

@@ -107,7 +107,7 @@ fn location(location: core::ObjectLocation) -> ObjectLocation {
 }
 
 /// The payload ranges described by packed `lengths`, checked against the buffer's size.
-fn packed_ranges(size: usize, lengths: &[u8]) -> Result<Vec<Range<usize>>, MoqError> {
+pub(super) fn packed_ranges(size: usize, lengths: &[u8]) -> Result<Vec<Range<usize>>, MoqError> {
     if lengths.len() % 4 != 0 {
         return Err(MoqError::InvalidArgument {
             reason: format!(

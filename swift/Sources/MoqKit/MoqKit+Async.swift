@@ -98,12 +98,19 @@ extension Publisher {
     /// Publish `payloads` in order with one native call, in packed form (one buffer instead of
     /// one per object). Errors like `publishMany`.
     public func publishPacked(_ payloads: [Data]) throws {
-        var joined = Data()
-        var lengths = Data(capacity: 4 * payloads.count)
-        for payload in payloads {
-            joined.append(payload)
-            withUnsafeBytes(of: UInt32(payload.count).littleEndian) { lengths.append(contentsOf: $0) }
-        }
+        let (joined, lengths) = packPayloads(payloads)
         try publishPacked(payloads: joined, lengths: lengths)
     }
+}
+
+/// `payloads` in the packed form `Publisher.publishPacked(payloads:lengths:)` takes: the
+/// payloads back to back, and one little-endian UInt32 length per payload.
+public func packPayloads(_ payloads: [Data]) -> (payloads: Data, lengths: Data) {
+    var joined = Data()
+    var lengths = Data(capacity: 4 * payloads.count)
+    for payload in payloads {
+        joined.append(payload)
+        withUnsafeBytes(of: UInt32(payload.count).littleEndian) { lengths.append(contentsOf: $0) }
+    }
+    return (joined, lengths)
 }

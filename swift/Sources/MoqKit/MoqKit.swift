@@ -2771,6 +2771,15 @@ public protocol SubscriberProtocol: AnyObject, Sendable {
     func track()  -> String
     
     /**
+     * The next object if one has already arrived, without waiting (a plain call, not
+     * async, so it costs no round trip through the caller's event loop): `None` when none
+     * is buffered, when the subscription has ended, or while a `next` call of this
+     * subscription is waiting. Objects come from the same queue as `next`'s, in order, so
+     * the two mix freely: take what is there with `try_next`, then await `next`.
+     */
+    func tryNext() throws  -> ReceivedObject?
+    
+    /**
      * Unsubscribe and stop delivery. Idempotent.
      */
     func unsubscribe() async 
@@ -2970,6 +2979,22 @@ open func track() -> String  {
     return try!  FfiConverterString.lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_moq_ffi_fn_method_subscriber_track(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The next object if one has already arrived, without waiting (a plain call, not
+     * async, so it costs no round trip through the caller's event loop): `None` when none
+     * is buffered, when the subscription has ended, or while a `next` call of this
+     * subscription is waiting. Objects come from the same queue as `next`'s, in order, so
+     * the two mix freely: take what is there with `try_next`, then await `next`.
+     */
+open func tryNext()throws  -> ReceivedObject?  {
+    return try  FfiConverterOptionTypeReceivedObject.lift(try rustCallWithError(FfiConverterTypeMoqError_lift) {
+        uniffiCallStatus in
+    uniffi_moq_ffi_fn_method_subscriber_try_next(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -5275,6 +5300,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_subscriber_track() != 35275) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_subscriber_try_next() != 55887) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_subscriber_unsubscribe() != 7313) {

@@ -679,6 +679,11 @@ uint64_t uniffi_moq_ffi_fn_method_subscriber_next_packed(uint64_t ptr, uint32_t 
 RustBuffer uniffi_moq_ffi_fn_method_subscriber_track(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_TRY_NEXT
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_TRY_NEXT
+RustBuffer uniffi_moq_ffi_fn_method_subscriber_try_next(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_UNSUBSCRIBE
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_UNSUBSCRIBE
 uint64_t uniffi_moq_ffi_fn_method_subscriber_unsubscribe(uint64_t ptr
@@ -1265,6 +1270,12 @@ uint16_t uniffi_moq_ffi_checksum_method_subscriber_next_packed(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_TRACK
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_TRACK
 uint16_t uniffi_moq_ffi_checksum_method_subscriber_track(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_TRY_NEXT
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_TRY_NEXT
+uint16_t uniffi_moq_ffi_checksum_method_subscriber_try_next(void
     
 );
 #endif

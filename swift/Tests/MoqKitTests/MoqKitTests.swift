@@ -25,6 +25,42 @@ final class MoqKitTests: XCTestCase {
 
     func unique(_ prefix: String) -> String { "\(prefix)-\(UUID().uuidString)" }
 
+    /// The packed-object vectors (tests/vectors/packed-objects.txt, shared with the Rust,
+    /// Python and Kotlin tests; 45-swift.sh copies the file in): reading a PackedObjects, and
+    /// packPayloads.
+    func testPackedVectors() throws {
+        let path = try XCTUnwrap(env["MOQ_PACKED_VECTORS"], "45-swift.sh passes MOQ_PACKED_VECTORS")
+        func hex(_ field: Substring) -> Data {
+            guard field != "-" else { return Data() }
+            var bytes = Data()
+            var at = field.startIndex
+            while at < field.endIndex {
+                let next = field.index(at, offsetBy: 2)
+                bytes.append(UInt8(field[at..<next], radix: 16)!)
+                at = next
+            }
+            return bytes
+        }
+        let lines = try String(contentsOfFile: path, encoding: .utf8)
+            .split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.isEmpty }
+        XCTAssertGreaterThanOrEqual(lines.count, 5, "the vectors file lost cases")
+        for line in lines {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: false)
+            XCTAssertEqual(fields.count, 5, String(line))
+            let name = String(fields[0])
+            let objects: [ReceivedObject] = fields[1] == "-" ? [] : fields[1].split(separator: ",").map { entry in
+                let parts = entry.split(separator: ":", omittingEmptySubsequences: false)
+                return ReceivedObject(groupId: UInt64(parts[0])!, objectId: UInt64(parts[1])!, payload: hex(parts[2]))
+            }
+            let packed = PackedObjects(payloads: hex(fields[2]), index: hex(fields[3]))
+            XCTAssertEqual(packed.count, objects.count, name)
+            XCTAssertEqual(packed.objects, objects, name)
+            let (joined, lengths) = packPayloads(objects.map { $0.payload })
+            XCTAssertEqual(joined, hex(fields[2]), name)
+            XCTAssertEqual(lengths, hex(fields[4]), name)
+        }
+    }
+
     func testTheLibraryReportsTheProjectVersion() throws {
         // One version on every face: the crate's (Cargo.toml, passed by 45-swift.sh).
         let expected = try XCTUnwrap(env["MOQ_EXPECTED_VERSION"], "45-swift.sh passes MOQ_EXPECTED_VERSION")

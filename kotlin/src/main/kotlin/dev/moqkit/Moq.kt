@@ -72,6 +72,15 @@ fun PackedObjects.toList(): List<ReceivedObject> {
  * per object). Errors like [Publisher.publishMany].
  */
 fun Publisher.publishPacked(payloads: List<ByteArray>) {
+    val (joined, lengths) = packPayloads(payloads)
+    publishPacked(joined, lengths)
+}
+
+/**
+ * [payloads] in the packed form [Publisher.publishPacked] takes: the payloads back to back,
+ * and one little-endian u32 length per payload.
+ */
+fun packPayloads(payloads: List<ByteArray>): Pair<ByteArray, ByteArray> {
     val lengths = java.nio.ByteBuffer.allocate(4 * payloads.size).order(java.nio.ByteOrder.LITTLE_ENDIAN)
     val joined = ByteArray(payloads.sumOf { it.size })
     var at = 0
@@ -80,7 +89,7 @@ fun Publisher.publishPacked(payloads: List<ByteArray>) {
         payload.copyInto(joined, at)
         at += payload.size
     }
-    publishPacked(joined, lengths.array())
+    return joined to lengths.array()
 }
 
 /**
