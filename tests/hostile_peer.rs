@@ -69,12 +69,14 @@ async fn still_flowing(sub: &mut Subscriber, when: &str) {
 /// What each test starts from, alone: the hostile peer, a client connected to it (its configuration
 /// as [`config`] makes it, then `configure`d), the good track flowing, and this process's
 /// resident memory once it is.
+/// Fields drop in declaration order: the subscription and client first, then the peer,
+/// and the lock last, so the next test starts only once this one is torn down.
 struct Scene {
-    _alone: tokio::sync::MutexGuard<'static, ()>,
-    _peer: RelayProcess,
-    client: Client,
     ticks: Subscriber,
+    client: Client,
     before: f64,
+    _peer: RelayProcess,
+    _alone: tokio::sync::MutexGuard<'static, ()>,
 }
 
 async fn scene(configure: impl FnOnce(&mut ClientConfig)) -> Scene {
@@ -85,11 +87,11 @@ async fn scene(configure: impl FnOnce(&mut ClientConfig)) -> Scene {
     let client = connect(config).await;
     let ticks = good(&client).await;
     Scene {
-        _alone: alone,
-        _peer: peer,
-        client,
         ticks,
+        client,
         before: rss_mb(),
+        _peer: peer,
+        _alone: alone,
     }
 }
 
@@ -253,7 +255,7 @@ async fn garbage_on_a_data_stream_ends_that_session_only_and_the_client_reconnec
         states.wait_for(|state| *state == ConnectionState::Connected),
     )
     .await
-    .expect("the s.client reconnected")
+    .expect("the client reconnected")
     .expect("state watch");
     still_flowing(&mut s.ticks, "after the reconnect").await;
     assert!(s.client.is_connected());
@@ -313,7 +315,7 @@ async fn a_namespace_flood_and_names_at_the_limits_are_followed_with_memory_boun
 }
 
 /// The misbehaviours that leave the session up, in an order drawn from a seed (printed; set
-/// `MOQ_HOSTILE_SEED` to replay one), several at once on one s.client.
+/// `MOQ_HOSTILE_SEED` to replay one), several at once on one client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seeded_sequence_of_misbehaviours_leaves_the_client_working() {
     let seed: u64 = std::env::var("MOQ_HOSTILE_SEED")
@@ -392,7 +394,7 @@ async fn seeded_sequence(seed: u64) {
 /// went on receiving the 8 MiB object nobody would read (+10 MB resident), and subscribing to
 /// the track again spun on "previous subscription still draining" for the whole request
 /// timeout. Then, with receive budgets: when the transport had spent the budget on that
-/// object s.before the reader dropped it, its read of the next chunk waited for a budget nobody
+/// object before the reader dropped it, its read of the next chunk waited for a budget nobody
 /// would release, the stream never drained, and the second subscribe failed with
 /// `AlreadySubscribed` (seen once, in a clean-clone run on a loaded machine; the reader task
 /// now closes its budget when it ends). A budget smaller than the object makes the race likelier.
@@ -436,7 +438,7 @@ async fn an_ended_subscription_releases_its_upstream_while_the_app_still_holds_i
 /// Regression (#23 item 4): while the subscriber waited for data, the transport read the
 /// track's other streams without charging its budget, and every uncharged read returned QUIC
 /// credit: a peer keeping group 0 open and idle (the reader waits on it) while streaming
-/// group 1 grew the s.client at link rate (64 MiB here). Now only the subgroup the reader waits
+/// group 1 grew the client at link rate (64 MiB here). Now only the subgroup the reader waits
 /// on reads past the budget; the others stop at `buffer_bytes` plus `receive_window`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subgroup_streaming_beside_an_idle_one_the_reader_waits_on_stays_bounded() {

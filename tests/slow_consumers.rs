@@ -40,8 +40,8 @@ fn numbered(i: usize) -> Vec<u8> {
 
 /// A subscriber that reads nothing (buffer 10, `overflow`) beside one that reads all `COUNT`
 /// objects of the track (two local subscribers of one track share one upstream subscription),
-/// once that reader has them all.
-async fn stalled_beside_a_reader(overflow: Overflow) -> (PubSub, Subscriber) {
+/// once that reader has them all. The reader is returned so it stays subscribed.
+async fn stalled_beside_a_reader(overflow: Overflow) -> (PubSub, Subscriber, Subscriber) {
     let t = PubSub::start("moqt", "slow", "t").await;
     let stalled = t.subscribe(options(10, overflow)).await;
     let mut reader = t.subscribe(sub()).await;
@@ -49,12 +49,12 @@ async fn stalled_beside_a_reader(overflow: Overflow) -> (PubSub, Subscriber) {
         t.publisher.publish(numbered(i)).unwrap();
     }
     read_all_in_order(&mut reader, COUNT).await;
-    (t, stalled)
+    (t, stalled, reader)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_oldest_keeps_the_newest_reports_drops_and_spares_the_other_subscriber() {
-    let (_t, mut stalled) = stalled_beside_a_reader(Overflow::DropOldest).await;
+    let (_t, mut stalled, _reader) = stalled_beside_a_reader(Overflow::DropOldest).await;
     let kept = stalled.next_batch(100).await.unwrap();
     let kept: Vec<u32> = kept.iter().map(index).collect();
     assert_eq!(
@@ -67,7 +67,7 @@ async fn drop_oldest_keeps_the_newest_reports_drops_and_spares_the_other_subscri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_policy_ends_only_the_slow_subscriber_with_a_typed_error() {
-    let (t, mut stalled) = stalled_beside_a_reader(Overflow::End).await;
+    let (t, mut stalled, _reader) = stalled_beside_a_reader(Overflow::End).await;
     // What was buffered is still readable, in order, then the typed end.
     for i in 0..10 {
         let object = stalled.next().await.unwrap().unwrap();

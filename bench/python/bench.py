@@ -2,7 +2,7 @@
 
 Usage: python bench.py <listener|pull|batch|packed> <workload> <count> <size>
 One run per invocation; prints one `RESULT {json}` line. The variant picks how objects are
-received: a listener (callback batches on a library thread), `await next()` per object,
+received: a listener (callback batches on a library thread), `await read()` per object,
 `await next_batch()` (a list of records), or `await next_packed()` (one buffer plus an index).
 Every variant publishes bursts with `publish_many` (packed under the hood).
 """
@@ -97,10 +97,14 @@ class Receiver:
                 if self.variant == "listener":
                     await asyncio.sleep(0.0005)
                 elif self.variant == "pull":
-                    obj = await asyncio.wait_for(self.subscriber.read(), remaining)
-                    if obj is None:
-                        return
-                    self.on_payload(obj.payload)
+                    # One timeout around the loop: wait_for per object would add a task per
+                    # object, the round trip read() avoids.
+                    async with asyncio.timeout(remaining):
+                        while not self.done():
+                            obj = await self.subscriber.read()
+                            if obj is None:
+                                return
+                            self.on_payload(obj.payload)
                 elif self.variant == "packed":
                     packed = await asyncio.wait_for(self.subscriber.next_packed(1024), remaining)
                     if not packed.index:

@@ -15,6 +15,7 @@ plus small helpers:
 * ``ClientConfig(url=...)`` has defaults for every other field.
 """
 
+import asyncio as _asyncio
 import struct as _struct
 
 from ._native import *  # noqa: F401,F403  (the generated bindings)
@@ -25,13 +26,23 @@ from ._native import Subscriber as _Subscriber
 _INDEX_ENTRY = _struct.Struct("<QQI")  # group id, object id, payload length (PackedObjects.index)
 
 
+# Objects taken without suspending before read() lets the event loop run once: a busy track
+# keeps try_next() finding objects, and a coroutine that never suspends starves the others.
+_YIELD_EVERY = 256
+
+
 async def _read(self):
     """The next object, in order; ``None`` when the track ended normally or the subscription
     was closed. Raises ``MoqError`` when it ended abnormally. Takes an object that has already
     arrived with one plain call (``try_next``), and awaits ``next()`` only when none has."""
     obj = self.try_next()
     if obj is None:
-        obj = await self.next()
+        self.__dict__["_moq_fast_reads"] = 0
+        return await self.next()
+    fast = self.__dict__.get("_moq_fast_reads", 0) + 1
+    self.__dict__["_moq_fast_reads"] = fast
+    if fast % _YIELD_EVERY == 0:
+        await _asyncio.sleep(0)
     return obj
 
 
@@ -120,14 +131,20 @@ del _error, _variant
 # which aborts the process. So the callback is tracked, and at exit we wait (bounded) until
 # no library thread is inside it. This is the one place the package uses the generated
 # module's private names: UniFFI offers no public hook for it (the callback is installed per
-# call from this module global). If an upgrade renames them, importing moqkit fails at once,
-# and python-tests/test_readme.py's exit test covers the behaviour.
+# call from this module global); an upgrade that renames any of the four names used fails the
+# import below, and python-tests/test_readme.py's exit test covers the behaviour.
 import atexit as _atexit
 import importlib as _importlib
 import threading as _threading
 import time as _time
 
 _generated = _importlib.import_module(__name__ + "._native.moq_ffi")
+for _name in ("_UNIFFI_RUST_FUTURE_CONTINUATION_CALLBACK", "_UniffiContinuationHandleMap",
+              "_uniffi_set_future_result", "_uniffi_continuation_callback"):
+    if not hasattr(_generated, _name):
+        raise ImportError(f"moqkit: the generated bindings lack {_name}: the UniFFI version "
+                          "changed; update the exit-safe continuation in moqkit/__init__.py")
+del _name
 _inflight_lock = _threading.Lock()
 _inflight = [0]
 

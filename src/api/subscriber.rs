@@ -130,9 +130,10 @@ impl Subscriber {
 
     /// The next object if one has already arrived, without waiting (a plain call, not
     /// async, so it costs no round trip through the caller's event loop): `None` when none
-    /// is buffered, when the subscription has ended, or while a `next` call of this
-    /// subscription is waiting. Objects come from the same queue as `next`'s, in order, so
-    /// the two mix freely: take what is there with `try_next`, then await `next`.
+    /// is buffered, when the subscription has ended, or while another read of this
+    /// subscription (`next`, `next_batch`, `next_packed`) or `unsubscribe` is in progress.
+    /// Objects come from the same queue as `next`'s, in order, so the two mix freely: take
+    /// what is there with `try_next`, then await `next`.
     pub fn try_next(&self) -> Result<Option<ReceivedObject>, MoqError> {
         let pull = self.pull_handle()?;
         let Ok(mut subscriber) = pull.try_lock() else {

@@ -202,15 +202,17 @@ pub async fn announced(
 
 /// The cast of most delivery tests: a relay, a client that announced `namespace` and
 /// publishes `track` in it, and a second client to subscribe with.
+/// Fields drop in declaration order: the publisher, then the clients, the relay last (as a
+/// test's locals did).
 pub struct PubSub {
-    pub relay: TestRelay,
-    /// The client that announced and publishes.
-    pub publishing: Client,
+    pub publisher: Publisher,
     /// A second client, for subscriptions.
     pub subscribing: Client,
-    pub publisher: Publisher,
+    /// The client that announced and publishes.
+    pub publishing: Client,
     pub namespace: String,
     pub track: String,
+    pub relay: TestRelay,
 }
 
 impl PubSub {

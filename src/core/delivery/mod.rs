@@ -17,7 +17,8 @@
 //! | memory bounded on publish | `publisher` (outside this folder: `WouldBlock`, `publish_when_ready`) | `02-send-budget` |
 //!
 //! Each row has its tests beside its code (in-memory tracks on a paused clock in
-//! `subscription`, `group_order` and `queue`) and through the relays in `tests/`.
+//! `subscription` and `group_order`, the buffer policies in `queue`) and through the relays
+//! in `tests/`.
 
 pub(crate) mod group_order;
 pub(crate) mod queue;

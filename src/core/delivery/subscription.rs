@@ -1004,7 +1004,8 @@ mod tests {
             assert_eq!(objects(&queue), [(0, 0, b"small".to_vec())]);
         }
 
-        /// Track end codes: the publisher finishing (Done, TRACK_ENDED) is a normal end;
+        /// Track end codes: the publisher finishing (Done, TRACK_ENDED, SUBSCRIPTION_ENDED) is
+        /// a normal end;
         /// anything else is `PublisherLost`, never a silent stop.
         #[tokio::test(start_paused = true)]
         async fn a_track_closed_with_an_error_is_publisher_lost() {

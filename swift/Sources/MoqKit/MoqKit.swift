@@ -2773,9 +2773,10 @@ public protocol SubscriberProtocol: AnyObject, Sendable {
     /**
      * The next object if one has already arrived, without waiting (a plain call, not
      * async, so it costs no round trip through the caller's event loop): `None` when none
-     * is buffered, when the subscription has ended, or while a `next` call of this
-     * subscription is waiting. Objects come from the same queue as `next`'s, in order, so
-     * the two mix freely: take what is there with `try_next`, then await `next`.
+     * is buffered, when the subscription has ended, or while another read of this
+     * subscription (`next`, `next_batch`, `next_packed`) or `unsubscribe` is in progress.
+     * Objects come from the same queue as `next`'s, in order, so the two mix freely: take
+     * what is there with `try_next`, then await `next`.
      */
     func tryNext() throws  -> ReceivedObject?
     
@@ -2987,9 +2988,10 @@ open func track() -> String  {
     /**
      * The next object if one has already arrived, without waiting (a plain call, not
      * async, so it costs no round trip through the caller's event loop): `None` when none
-     * is buffered, when the subscription has ended, or while a `next` call of this
-     * subscription is waiting. Objects come from the same queue as `next`'s, in order, so
-     * the two mix freely: take what is there with `try_next`, then await `next`.
+     * is buffered, when the subscription has ended, or while another read of this
+     * subscription (`next`, `next_batch`, `next_packed`) or `unsubscribe` is in progress.
+     * Objects come from the same queue as `next`'s, in order, so the two mix freely: take
+     * what is there with `try_next`, then await `next`.
      */
 open func tryNext()throws  -> ReceivedObject?  {
     return try  FfiConverterOptionTypeReceivedObject.lift(try rustCallWithError(FfiConverterTypeMoqError_lift) {
@@ -5302,7 +5304,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_subscriber_track() != 35275) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_subscriber_try_next() != 55887) {
+    if (uniffi_moq_ffi_checksum_method_subscriber_try_next() != 65222) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_subscriber_unsubscribe() != 7313) {

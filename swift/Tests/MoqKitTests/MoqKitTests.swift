@@ -115,6 +115,32 @@ final class MoqKitTests: XCTestCase {
         await client.disconnect()
     }
 
+    func testTryNextTakesWhatHasArrivedWithoutWaitingInOrderWithNext() async throws {
+        let client = try Client(config: try config())
+        try await client.connect()
+        let ns = unique("try")
+        try await client.announce(namespace: ns)
+        let publisher = try client.createPublisher(namespace: ns, track: "t", options: nil)
+        let subscriber = try await client.subscribe(namespace: ns, track: "t")
+        XCTAssertNil(try subscriber.tryNext(), "nothing yet: returns at once")
+        let sent = (0..<20).map { Data("object \($0)".utf8) }
+        try publisher.publishMany(payloads: sent)
+        let first = try await subscriber.next()
+        var got = [try XCTUnwrap(first).payload]
+        let deadline = Date().addingTimeInterval(10)
+        while got.count < sent.count && Date() < deadline {
+            if let object = try subscriber.tryNext() {
+                got.append(object.payload)
+            } else {
+                try await Task.sleep(nanoseconds: 10_000_000)
+            }
+        }
+        XCTAssertEqual(got, sent)
+        XCTAssertNil(try subscriber.tryNext())
+        await subscriber.unsubscribe()
+        await client.disconnect()
+    }
+
     func testPublishAsyncThroughASmallQueueWaitsForRoomAndLosesNothing() async throws {
         XCTAssertEqual(PublisherOptions(delivery: .stream).maxQueuedBytes, 16 * 1024 * 1024)
         let client = try Client(config: try config())

@@ -183,6 +183,30 @@ class MoqTest {
     }
 
     @Test
+    fun `tryNext takes what has arrived without suspending, in order with next`() = runBlocking {
+        connect(config("moqt")).use { client ->
+            val ns = unique("try")
+            client.announce(ns)
+            val publisher = client.createPublisher(ns, "t", null)
+            val subscriber = client.subscribe(ns, "t")
+            assertEquals(null, subscriber.tryNext()) // nothing yet: returns at once
+            val sent = List(20) { payload(it, 10) }
+            publisher.publishMany(sent)
+            val got = mutableListOf(withTimeout(10_000) { subscriber.next() }!!.payload)
+            withTimeout(10_000) {
+                while (got.size < sent.size) {
+                    val obj = subscriber.tryNext()
+                    if (obj == null) delay(10) else got += obj.payload
+                }
+            }
+            got.forEachIndexed { i, bytes -> assertArrayEquals(sent[i], bytes) }
+            assertEquals(null, subscriber.tryNext())
+            subscriber.unsubscribe()
+            publisher.close()
+        }
+    }
+
+    @Test
     fun `packed publish and receive are byte-exact with the right ids`() = runBlocking {
         connect(config("moqt")).use { publisherClient ->
             connect(config("https")).use { subscriberClient ->

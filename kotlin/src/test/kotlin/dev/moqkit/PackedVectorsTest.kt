@@ -20,9 +20,12 @@ class PackedVectorsTest {
     private fun hex(field: String): ByteArray =
         if (field == "-") ByteArray(0) else field.chunked(2).map { it.toInt(16).toByte() }.toByteArray()
 
-    // Maven runs the tests in kotlin/: the vectors are in the repository's tests/.
+    // The vectors are in the repository's tests/: Maven runs the tests in kotlin/, an IDE
+    // may run them from the repository's root.
     private fun cases(): List<Case> {
-        val cases = File("../tests/vectors/packed-objects.txt").readLines()
+        val file = listOf("../tests/vectors/packed-objects.txt", "tests/vectors/packed-objects.txt")
+            .map(::File).firstOrNull { it.exists() } ?: error("tests/vectors/packed-objects.txt not found")
+        val cases = file.readLines()
             .filter { it.isNotBlank() && !it.startsWith("#") }
             .map { line ->
                 val fields = line.split(" ")
