@@ -189,6 +189,75 @@ typedef struct MoqResult {
 } MoqResult;
 
 /**
+ * Connection statistics, filled by `moq_client_stats`. Set `struct_size` to
+ * `sizeof(MoqStats)` before the call (the struct may grow; a library fills only the fields
+ * both sides know). Transport figures are those of the current session (a reconnect starts
+ * them afresh), zero while not connected.
+ */
+typedef struct MoqStats {
+  /**
+   * Size of this struct (`sizeof(MoqStats)`), set by the caller. Required.
+   */
+  size_t struct_size;
+  /**
+   * The connection state.
+   */
+  enum MoqConnectionState state;
+  /**
+   * The MoQT draft of the current session; 0 while not connected.
+   */
+  uint32_t draft;
+  /**
+   * Sessions re-established automatically after a loss, since the last `moq_connect`.
+   */
+  uint64_t reconnects;
+  /**
+   * Smoothed round-trip time, microseconds.
+   */
+  uint64_t rtt_us;
+  /**
+   * Congestion window: bytes the sender may have in flight now.
+   */
+  uint64_t congestion_window;
+  /**
+   * UDP payload bytes sent on this session.
+   */
+  uint64_t bytes_sent;
+  /**
+   * UDP payload bytes received on this session.
+   */
+  uint64_t bytes_received;
+  /**
+   * UDP datagrams (QUIC packets) sent on this session.
+   */
+  uint64_t packets_sent;
+  /**
+   * UDP datagrams received on this session.
+   */
+  uint64_t packets_received;
+  /**
+   * Packets declared lost on this session.
+   */
+  uint64_t packets_lost;
+  /**
+   * Times congestion control reacted to loss or congestion on this session.
+   */
+  uint64_t congestion_events;
+  /**
+   * QUIC DATAGRAM frames sent (datagram-mode objects) on this session.
+   */
+  uint64_t datagrams_sent;
+  /**
+   * QUIC DATAGRAM frames received on this session.
+   */
+  uint64_t datagrams_received;
+  /**
+   * Received datagram objects discarded (over the maximum object size) on this session.
+   */
+  uint64_t datagrams_dropped;
+} MoqStats;
+
+/**
  * Called with each connection state change. Runs on a library thread or, for the states
  * reported during `moq_connect`/`moq_disconnect`, on the calling thread.
  */
@@ -201,10 +270,76 @@ typedef void (*MoqConnectionCallback)(void *user_data, enum MoqConnectionState s
 typedef void (*MoqTrackCallback)(void *user_data, const char *namespace_str, const char *track_name);
 
 /**
+ * Called with each new-group request a subscriber sent (coalesced while a call runs):
+ * `group` is the group it asks to reach (the largest it knows plus one; 0 when it knows
+ * none). Start a group with `moq_publisher_new_group` and publish a key frame. Runs on a
+ * library thread.
+ */
+typedef void (*MoqNewGroupCallback)(void *user_data, uint64_t group);
+
+/**
+ * Options for `moq_create_publisher_with_options`. Zero-initialise it and set what you need.
+ */
+typedef struct MoqPublisherOptions {
+  /**
+   * Size of this struct (`sizeof(MoqPublisherOptions)`), for forward compatibility.
+   * Required.
+   */
+  size_t struct_size;
+  /**
+   * `MOQ_DELIVERY_DATAGRAM` (0) or `MOQ_DELIVERY_STREAM` (1); validated like every mode.
+   */
+  MoqDeliveryMode delivery_mode;
+  /**
+   * Use `priority` (otherwise the default, 128).
+   */
+  bool has_priority;
+  /**
+   * Publisher priority, 0 (highest) to 255: under congestion, a relay sends a
+   * higher-priority track's objects first.
+   */
+  uint8_t priority;
+  /**
+   * STREAM mode: when set, subscribers may ask for a new group and each request is
+   * delivered here (see `MoqNewGroupCallback`); when NULL their requests are refused.
+   */
+  MoqNewGroupCallback on_new_group_request;
+  /**
+   * Passed back to `on_new_group_request`.
+   */
+  void *user_data;
+} MoqPublisherOptions;
+
+/**
  * Called with each received object. `data` is valid only during the call (NULL when
  * `data_len` is 0). Runs on a library thread.
  */
 typedef void (*MoqDataCallback)(void *user_data, const uint8_t *data, size_t data_len);
+
+/**
+ * Options for `moq_subscribe_with_options`. Zero-initialise it and set what you need.
+ */
+typedef struct MoqSubscribeOptions {
+  /**
+   * Size of this struct (`sizeof(MoqSubscribeOptions)`), for forward compatibility.
+   * Required.
+   */
+  size_t struct_size;
+  /**
+   * Use `priority` (otherwise the default, 128).
+   */
+  bool has_priority;
+  /**
+   * Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE.
+   */
+  uint8_t priority;
+  /**
+   * Which of several ready groups the sending side should send first: 0 the publisher's
+   * choice (the default), 1 oldest first, 2 newest first. Objects still reach the callback
+   * in ascending group order within the reorder wait.
+   */
+  uint32_t group_order;
+} MoqSubscribeOptions;
 
 /**
  * A track listed in a catalog. Strings may be NULL except `name`; numbers are 0 when
@@ -251,6 +386,49 @@ typedef struct MoqTrackInfo {
 typedef void (*MoqCatalogCallback)(void *user_data,
                                    const struct MoqTrackInfo *tracks,
                                    size_t track_count);
+
+/**
+ * One subscription's counters, filled by `moq_subscriber_stats`. Set `struct_size` to
+ * `sizeof(MoqSubscriptionStats)` before the call.
+ */
+typedef struct MoqSubscriptionStats {
+  /**
+   * Size of this struct (`sizeof(MoqSubscriptionStats)`), set by the caller. Required.
+   */
+  size_t struct_size;
+  /**
+   * Objects handed to this subscriber (delivered or about to be).
+   */
+  uint64_t objects_received;
+  /**
+   * Payload bytes of those objects.
+   */
+  uint64_t bytes_received;
+  /**
+   * Objects discarded because the reader fell behind.
+   */
+  uint64_t objects_dropped;
+  /**
+   * Groups cut short upstream (see `moq_subscriber_cut_groups`).
+   */
+  uint64_t groups_cut;
+  /**
+   * The group of the latest object received (valid when `has_current_group`).
+   */
+  uint64_t current_group;
+  /**
+   * Whether any object was received yet.
+   */
+  bool has_current_group;
+  /**
+   * Groups held back waiting for an earlier one, so delivery stays in order.
+   */
+  uint64_t groups_held_for_ordering;
+  /**
+   * Objects received and not yet passed to the data callback.
+   */
+  uint64_t buffered_objects;
+} MoqSubscriptionStats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -325,6 +503,51 @@ struct MoqResult moq_client_set_drafts(struct MoqClient *client,
  * `token` must be NULL or NUL-terminated.
  */
 MOQ_API struct MoqResult moq_client_set_token(struct MoqClient *client, const char *token);
+
+/**
+ * Extension: the client certificate (and its private key) to present to relays that require
+ * one (mutual TLS), as PEM text; NULL for both removes it. Takes effect at the next
+ * `moq_connect` and each automatic reconnect. A relay that refuses the certificate (or
+ * requires one and none is set) fails `moq_connect` with `MOQ_ERROR_CONNECTION_FAILED` and a
+ * `moq_last_error` saying the relay refused the client certificate. The library never logs
+ * the key. Errors: NULL client, only one of the two given, invalid UTF-8, no PEM
+ * certificate, no usable private key, or a key that does not match the certificate:
+ * `MOQ_ERROR_INVALID_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `certificate_pem` and `key_pem` must be NULL or NUL-terminated.
+ */
+MOQ_API
+struct MoqResult moq_client_set_client_certificate(struct MoqClient *client,
+                                                   const char *certificate_pem,
+                                                   const char *key_pem);
+
+/**
+ * Extension: as `moq_client_set_client_certificate`, with the certificate chain and the key
+ * read from PEM files: now (a mistake fails here) and again at each connect and reconnect,
+ * so a certificate renewed on disk is picked up. NULL for both removes it. Errors: as
+ * `moq_client_set_client_certificate`, and an unreadable file. Thread-safe.
+ *
+ * # Safety
+ * `certificate_file` and `key_file` must be NULL or NUL-terminated.
+ */
+MOQ_API
+struct MoqResult moq_client_set_client_certificate_files(struct MoqClient *client,
+                                                         const char *certificate_file,
+                                                         const char *key_file);
+
+/**
+ * Extension: a snapshot of the connection's statistics into `*out` (set
+ * `out->struct_size = sizeof(MoqStats)` first): state, draft, reconnects, RTT, congestion
+ * window, bytes and packets each way, losses, datagrams. Cheap: call it as often as needed.
+ * Before any `moq_connect` the state is DISCONNECTED and the figures 0. Errors: NULL or
+ * destroyed client, NULL `out`, or a `struct_size` smaller than the first published
+ * `MoqStats`: `MOQ_ERROR_INVALID_ARGUMENT`. Thread-safe.
+ *
+ * # Safety
+ * `out` must be NULL or point to a writable `MoqStats` of at least `out->struct_size` bytes.
+ */
+MOQ_API struct MoqResult moq_client_stats(const struct MoqClient *client, struct MoqStats *out);
 
 /**
  * Destroy a client: disconnects, stops every callback it owns (waiting for running ones,
@@ -434,6 +657,31 @@ struct MoqPublisher *moq_create_publisher_ex(struct MoqClient *client,
                                              MoqDeliveryMode delivery_mode);
 
 /**
+ * Extension: create a publisher with options (`options->struct_size =
+ * sizeof(MoqPublisherOptions)`): the delivery mode, a publisher priority, and a callback for
+ * subscribers' new-group requests. Returns NULL with `moq_last_error` set for what
+ * `moq_create_publisher_ex` refuses, a NULL `options`, or a wrong `struct_size`.
+ * `options` is read during the call only. The callback runs on a library thread; no call
+ * runs after `moq_publisher_destroy` returns (a destroy from inside the callback returns at
+ * once).
+ *
+ * # Safety
+ * Strings must be NULL or NUL-terminated; `options` NULL or a valid `MoqPublisherOptions`.
+ */
+MOQ_API
+struct MoqPublisher *moq_create_publisher_with_options(struct MoqClient *client,
+                                                       const char *namespace_str,
+                                                       const char *track_name,
+                                                       const struct MoqPublisherOptions *options);
+
+/**
+ * Extension: end the current group; the next `moq_publish_data` starts a new one (for
+ * example at a key frame, or answering a new-group request). STREAM mode. Errors: NULL or
+ * destroyed publisher: `MOQ_ERROR_INVALID_ARGUMENT`. Thread-safe.
+ */
+MOQ_API struct MoqResult moq_publisher_new_group(struct MoqPublisher *publisher);
+
+/**
  * Publish one object (`data_len` bytes; `data` may be NULL only when `data_len` is 0).
  * `delivery_mode` must match the publisher's mode. In STREAM mode each call is one object
  * delivered reliably, in order, once to every established subscriber.
@@ -514,6 +762,24 @@ struct MoqSubscriber *moq_subscribe(struct MoqClient *client,
                                     void *user_data);
 
 /**
+ * Extension: as `moq_subscribe`, with options (`options->struct_size =
+ * sizeof(MoqSubscribeOptions)`): the subscriber priority and the group order sent in
+ * SUBSCRIBE. `options` is read during the call only. Returns NULL with `moq_last_error` set
+ * for what `moq_subscribe` refuses, a NULL `options`, a wrong `struct_size`, or a
+ * `group_order` other than 0, 1, 2.
+ *
+ * # Safety
+ * Strings must be NULL or NUL-terminated; `options` NULL or a valid `MoqSubscribeOptions`.
+ */
+MOQ_API
+struct MoqSubscriber *moq_subscribe_with_options(struct MoqClient *client,
+                                                 const char *namespace_str,
+                                                 const char *track_name,
+                                                 MoqDataCallback data_callback,
+                                                 void *user_data,
+                                                 const struct MoqSubscribeOptions *options);
+
+/**
  * Subscribe to a catalog track: each object is parsed as MoQ catalog JSON and delivered as
  * `callback(user_data, tracks, track_count)` (valid only during the call). Malformed
  * catalogs are logged and skipped. Same lifetime and errors as `moq_subscribe`.
@@ -542,6 +808,35 @@ MOQ_API struct MoqResult moq_unsubscribe(struct MoqSubscriber *subscriber);
  * failure.
  */
 MOQ_API bool moq_is_subscribed(const struct MoqSubscriber *subscriber);
+
+/**
+ * Extension: ask the publisher for a new group (a decoder that lost its reference needs a
+ * key frame). The relay forwards the request to the publisher, whose callback
+ * (`MoqPublisherOptions.on_new_group_request`) starts a group. Blocks until the relay
+ * accepted the request (bounded by the request timeout). Errors: NULL or destroyed
+ * subscriber: `MOQ_ERROR_INVALID_ARGUMENT`; not established or ended:
+ * `MOQ_ERROR_NOT_CONNECTED`; the publisher does not take new-group requests:
+ * `MOQ_ERROR_CONNECTION_FAILED` (the message says so); no answer: `MOQ_ERROR_TIMEOUT`; on a
+ * library runtime thread: `MOQ_ERROR_UNSUPPORTED`. Thread-safe; callable from its data
+ * callback.
+ */
+MOQ_API struct MoqResult moq_subscriber_request_new_group(struct MoqSubscriber *subscriber);
+
+/**
+ * Extension: a snapshot of this subscription's counters into `*out` (set
+ * `out->struct_size = sizeof(MoqSubscriptionStats)` first): objects and bytes received,
+ * dropped, groups cut, the current group, groups held for ordering, objects not yet
+ * delivered. All 0 until the subscription is established. Errors: NULL or destroyed
+ * subscriber, NULL `out`, or a `struct_size` smaller than the first published struct:
+ * `MOQ_ERROR_INVALID_ARGUMENT`. Thread-safe; callable from inside its data callback.
+ *
+ * # Safety
+ * `out` must be NULL or point to a writable `MoqSubscriptionStats` of at least
+ * `out->struct_size` bytes.
+ */
+MOQ_API
+struct MoqResult moq_subscriber_stats(const struct MoqSubscriber *subscriber,
+                                      struct MoqSubscriptionStats *out);
 
 /**
  * Extension: how many groups of this subscription were cut short upstream (a relay, the

@@ -144,11 +144,11 @@ async fn a_blocked_listener_under_the_end_policy_is_ended_and_others_get_everyth
         ended: Mutex::new(None),
     });
     let blocked = blocked_client
-        .subscribe_with_listener("blocked".into(), "t".into(), listener.clone())
+        .subscribe_with_listener("blocked".into(), "t".into(), listener.clone(), None)
         .await
         .unwrap();
     let other = other_client
-        .subscribe("blocked".into(), "t".into())
+        .subscribe("blocked".into(), "t".into(), None)
         .await
         .unwrap();
     for i in 0..COUNT {

@@ -73,7 +73,7 @@ async fn unsubscribe_from_another_thread_during_callbacks_1000_times_never_calls
     // that variant.)
     let anchor = if std::env::var("STRESS_CHURN").is_err() {
         let anchor = subscriber_client
-            .subscribe("race".into(), "t".into())
+            .subscribe("race".into(), "t".into(), None)
             .await
             .unwrap();
         let reading = anchor.clone();
@@ -114,7 +114,7 @@ async fn unsubscribe_from_another_thread_during_callbacks_1000_times_never_calls
             ended: Mutex::new(None),
         });
         let subscriber = subscriber_client
-            .subscribe_with_listener("race".into(), "t".into(), witness.clone())
+            .subscribe_with_listener("race".into(), "t".into(), witness.clone(), None)
             .await
             .unwrap();
         let waiting = std::time::Instant::now();

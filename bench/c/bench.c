@@ -1,7 +1,7 @@
 /*
  * Benchmark path program for the legacy C ABI (include/moq_ffi.h).
  *
- * Usage: bench <workload> <count> <size>, workload one of burst, paced, datagram, publish.
+ * Usage: bench <workload> <count> <size>, workload one of burst, paced, datagram, publish, stats.
  * Environment: MOQ_RELAY_MOQT_URL (raw-QUIC relay URL), MOQ_RELAY_CA_FILE (PEM of the CA to
  * trust; system roots are disabled). Prints exactly one `RESULT {json}` line on stdout;
  * everything else goes to stderr. Exit status 0 on success, 1 on any failure.
@@ -33,7 +33,7 @@
 #define PACED_WAIT_NS (10ull * 1000000000ull)
 #define PACED_INTERVAL_NS 1000000ull
 
-typedef enum { W_BURST, W_PACED, W_DATAGRAM, W_PUBLISH } Workload;
+typedef enum { W_BURST, W_PACED, W_DATAGRAM, W_PUBLISH, W_STATS } Workload;
 
 /* ---------- small helpers ---------- */
 
@@ -425,10 +425,40 @@ static bool run_publish(Session *s, uint64_t count, size_t size) {
     return true;
 }
 
+/* The cost of one moq_client_stats call on a connected client (median round). */
+static bool run_stats(Session *s, uint64_t count) {
+    uint64_t per_round = count / PUBLISH_ROUNDS ? count / PUBLISH_ROUNDS : 1;
+    double rounds[PUBLISH_ROUNDS];
+    uint64_t seen = 0;
+    for (int round = 0; round < PUBLISH_ROUNDS; round++) {
+        uint64_t t0 = mono_ns();
+        for (uint64_t i = 0; i < per_round; i++) {
+            MoqStats stats;
+            stats.struct_size = sizeof stats;
+            MoqResult r = moq_client_stats(s->pub_client, &stats);
+            if (r.code != MOQ_OK) {
+                fail_msg("moq_client_stats: %s", r.message);
+                moq_free_str(r.message);
+                return false;
+            }
+            seen += stats.rtt_us; /* used, so the call is not optimised away */
+        }
+        rounds[round] = (double)(mono_ns() - t0) / (double)per_round;
+    }
+    if (seen == 0) {
+        fail_msg("moq_client_stats reported no RTT on a connected client");
+        return false;
+    }
+    qsort(rounds, PUBLISH_ROUNDS, sizeof rounds[0], compare_doubles);
+    double median = (rounds[PUBLISH_ROUNDS / 2 - 1] + rounds[PUBLISH_ROUNDS / 2]) / 2;
+    printf("RESULT {\"ns_per_call\": %.3f}\n", median);
+    return true;
+}
+
 /* ---------- main ---------- */
 
 static int usage(void) {
-    fail_msg("usage: bench <burst|paced|datagram|publish> <count> <size>");
+    fail_msg("usage: bench <burst|paced|datagram|publish|stats> <count> <size>");
     return 1;
 }
 
@@ -447,6 +477,9 @@ int main(int argc, char **argv) {
         min_size = 16;
     } else if (strcmp(argv[1], "publish") == 0) {
         workload = W_PUBLISH;
+        min_size = 0;
+    } else if (strcmp(argv[1], "stats") == 0) {
+        workload = W_STATS;
         min_size = 0;
     } else {
         return usage();
@@ -476,13 +509,14 @@ int main(int argc, char **argv) {
     bool ok = receiver_init(&rx, workload, count, size);
     Session session;
     memset(&session, 0, sizeof session);
-    if (ok) ok = session_open(&session, url, ca_file, ns, mode, workload == W_PUBLISH ? NULL : &rx);
+    if (ok) ok = session_open(&session, url, ca_file, ns, mode, (workload == W_PUBLISH || workload == W_STATS) ? NULL : &rx);
     if (ok) {
         switch (workload) {
         case W_BURST: ok = run_burst(&session, &rx, count, size); break;
         case W_PACED:
         case W_DATAGRAM: ok = run_paced(&session, &rx, count, size, mode); break;
         case W_PUBLISH: ok = run_publish(&session, count, size); break;
+        case W_STATS: ok = run_stats(&session, count); break;
         }
     }
     fflush(stdout);

@@ -225,6 +225,25 @@ async def publish_calls(namespace, count, size):
     return {"ns_per_call": ns}
 
 
+async def stats_calls(count):
+    client = moqkit.Client(config())
+    await client.connect()
+    # Median of PUBLISH_ROUNDS rounds, as every path does (bench/README.md).
+    per_round = max(count // PUBLISH_ROUNDS, 1)
+    rounds = []
+    for _ in range(PUBLISH_ROUNDS):
+        started = time.perf_counter_ns()
+        for _ in range(per_round):
+            client.stats()
+        rounds.append((time.perf_counter_ns() - started) / per_round)
+    rounds.sort()
+    ns = (rounds[PUBLISH_ROUNDS // 2 - 1] + rounds[PUBLISH_ROUNDS // 2]) / 2
+    if client.stats().rtt_us == 0:
+        fail("stats() reported no RTT on a connected client")
+    await client.disconnect()
+    return {"ns_per_call": ns}
+
+
 async def main():
     if len(sys.argv) != 5:
         fail("usage: bench.py <listener|pull|batch|packed> <workload> <count> <size>")
@@ -238,6 +257,8 @@ async def main():
         result = await paced(variant, namespace, count, size, workload == "datagram")
     elif workload == "publish":
         result = await publish_calls(namespace, count, size)
+    elif workload == "stats":
+        result = await stats_calls(count)
     else:
         fail(f"unknown workload {workload}")
     print("RESULT " + json.dumps(result), flush=True)

@@ -122,6 +122,7 @@ async fn main() {
         "paced" => workloads::paced(&path, &args, false).await,
         "datagram" => workloads::paced(&path, &args, true).await,
         "publish" => workloads::publish(&path, &args).await,
+        "stats" => workloads::stats(&path, &args).await,
         "memory" => sdk::memory(&args).await,
         "soak" => sdk::soak(&args).await,
         other => fail(format!("unknown workload {other}")),

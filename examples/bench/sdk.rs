@@ -101,6 +101,19 @@ pub async fn publish_calls(args: &Args, payload: Bytes) -> f64 {
     ns
 }
 
+/// Nanoseconds per `Client::stats()` call on a connected client (median round).
+pub async fn stats_calls(args: &Args) -> f64 {
+    let client = connect(args).await;
+    let ns = median_round_ns(args.count as u64, |_| {
+        std::hint::black_box(client.stats());
+    });
+    if client.stats().rtt.is_zero() {
+        fail("stats() reported no RTT on a connected client");
+    }
+    client.close().await;
+    ns
+}
+
 /// Resident memory of a connected client and of each active subscription
 /// (`count` subscriptions, each to its own track with its own publisher).
 pub async fn memory(args: &Args) -> Value {

@@ -156,3 +156,11 @@ pub async fn publish(path: &Path, args: &Args) -> Value {
     };
     json!({ "ns_per_call": ns })
 }
+
+/// The cost of one `Client::stats()` call on a connected client (the SDK only).
+pub async fn stats(path: &Path, args: &Args) -> Value {
+    match path {
+        Path::Core => json!({ "ns_per_call": sdk::stats_calls(args).await }),
+        Path::Baseline => fail("stats: an SDK call; the plain moq-transport path has none"),
+    }
+}

@@ -7,7 +7,7 @@ use super::error::thread_error;
 use super::listeners::{
     report, CatalogListener, ConnectionListener, ListenerHandle, NamespaceListener, ObjectListener,
 };
-use super::records::{ClientConfig, ConnectionState, PublisherOptions};
+use super::records::{ClientConfig, ConnectionState, PublisherOptions, SubscribeOptions};
 use super::subscriber::Subscriber;
 use super::{on_runtime, MoqError, Publisher};
 use crate::bridge::pump::{Flow, Pump};
@@ -80,6 +80,13 @@ impl Client {
         self.core.negotiated_draft()
     }
 
+    /// A snapshot of the connection's statistics (RTT, congestion window, bytes and packets,
+    /// losses, datagrams, the draft, reconnects). Cheap: no allocation, no wait, callable
+    /// from any thread as often as needed.
+    pub fn stats(&self) -> super::ConnectionStats {
+        self.core.stats().into()
+    }
+
     /// Announce a namespace (`/`-separated, e.g. `"room/alice"`), waiting for the relay to
     /// accept it.
     pub async fn announce(&self, namespace: String) -> Result<(), MoqError> {
@@ -115,27 +122,32 @@ impl Client {
 
     /// Subscribe to `track` in `namespace`; read objects with `next()` / `next_batch()`.
     /// Returns once the relay accepted (waiting up to the rendezvous timeout for a
-    /// publisher).
+    /// publisher). `options`: subscriber priority and group order (none: 128, the publisher's
+    /// order).
+    #[uniffi::method(default(options = None))]
     pub async fn subscribe(
         &self,
         namespace: String,
         track: String,
+        options: Option<SubscribeOptions>,
     ) -> Result<Arc<Subscriber>, MoqError> {
         Ok(Subscriber::pull(
-            self.core_subscribe(namespace, track).await?,
+            self.core_subscribe(namespace, track, options).await?,
         ))
     }
 
     /// Subscribe and deliver objects to `listener` (in order, in batches) on a library
     /// thread. The subscriber's `unsubscribe()` stops delivery; no listener call runs
-    /// after it returns.
+    /// after it returns. `options` as for `subscribe`.
+    #[uniffi::method(default(options = None))]
     pub async fn subscribe_with_listener(
         &self,
         namespace: String,
         track: String,
         listener: Arc<dyn ObjectListener>,
+        options: Option<SubscribeOptions>,
     ) -> Result<Arc<Subscriber>, MoqError> {
-        let subscriber = self.core_subscribe(namespace, track).await?;
+        let subscriber = self.core_subscribe(namespace, track, options).await?;
         Subscriber::with_listener(subscriber, listener)
     }
 
@@ -147,7 +159,7 @@ impl Client {
         track: String,
         listener: Arc<dyn CatalogListener>,
     ) -> Result<Arc<Subscriber>, MoqError> {
-        let subscriber = self.core_subscribe(namespace, track).await?;
+        let subscriber = self.core_subscribe(namespace, track, None).await?;
         Subscriber::with_catalog_listener(subscriber, listener)
     }
 
@@ -203,9 +215,17 @@ impl Client {
         &self,
         namespace: String,
         track: String,
+        options: Option<SubscribeOptions>,
     ) -> Result<core::Subscriber, MoqError> {
         let core = self.core.clone();
-        let options = self.subscriber_options;
+        let mut options_for = self.subscriber_options;
+        if let Some(options) = options {
+            options_for.priority = options.priority;
+            options_for.group_order = options
+                .group_order
+                .map_or(core::GroupOrder::Publisher, Into::into);
+        }
+        let options = options_for;
         on_runtime(async move { Ok(core.subscribe(&namespace, &track, options).await?) }).await
     }
 }

@@ -16,7 +16,9 @@ pub enum MoqError {
         /// What is wrong and how to fix it.
         reason: String,
     },
-    /// The relay's certificate was not accepted (untrusted CA, fingerprint mismatch).
+    /// The TLS handshake failed: the relay's certificate was not accepted (untrusted CA,
+    /// fingerprint mismatch), or the relay refused this client's certificate (mutual TLS:
+    /// none configured where one is required, or one it does not trust).
     #[error("{reason}")]
     Tls {
         /// What the TLS layer reported and what to do.

@@ -17,6 +17,7 @@ mod logging;
 mod packed_vectors;
 mod publisher;
 mod records;
+mod stats;
 mod subscriber;
 
 pub use client::Client;
@@ -28,6 +29,7 @@ pub use listeners::{
 pub use logging::{set_log_level, set_logger, LogLevel, Logger};
 pub use publisher::Publisher;
 pub use records::*;
+pub use stats::{ConnectionStats, SubscriptionStats};
 pub use subscriber::Subscriber;
 
 use std::future::Future;

@@ -15,11 +15,17 @@ use crate::core;
 #[derive(uniffi::Object)]
 pub struct Publisher {
     core: core::Publisher,
+    /// The track's new-group requests, from the publisher's creation on.
+    new_group_requests: Arc<tokio::sync::Mutex<core::NewGroupRequests>>,
 }
 
 impl Publisher {
     pub(crate) fn new(core: core::Publisher) -> Arc<Self> {
-        Arc::new(Self { core })
+        let new_group_requests = Arc::new(tokio::sync::Mutex::new(core.new_group_requests()));
+        Arc::new(Self {
+            core,
+            new_group_requests,
+        })
     }
 }
 
@@ -71,6 +77,16 @@ impl Publisher {
                 .map_err(|err| partly_published(err.into(), index, count))?;
         }
         Ok(())
+    }
+
+    /// Wait for subscribers' next new-group request (created with
+    /// `PublisherOptions.accept_new_group_requests`): requests since the last call are
+    /// coalesced into one. Returns the group the latest asks to reach (the largest group that
+    /// subscriber knows plus one; 0 when it knows none): call `new_group()` and publish a key
+    /// frame. Null once the publisher is finished. Cancelling the call loses no request.
+    pub async fn next_new_group_request(&self) -> Result<Option<u64>, MoqError> {
+        let requests = self.new_group_requests.clone();
+        super::on_runtime(async move { Ok(requests.lock().await.next().await) }).await
     }
 
     /// End the current group; the next object starts a new one (e.g. at a key frame).

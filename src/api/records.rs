@@ -24,6 +24,48 @@ pub struct TlsOptions {
     /// DEVELOPMENT ONLY: accept any certificate. Logged as a warning on every connect.
     #[uniffi(default = false)]
     pub danger_accept_any_certificate: bool,
+    /// The client certificate chain to present to a relay that requires one (mutual TLS),
+    /// PEM text. Give it here or as `client_certificate_file`, with the key.
+    #[uniffi(default = None)]
+    pub client_certificate_pem: Option<String>,
+    /// The client certificate chain as a PEM file (read at client creation and at each
+    /// connect, so a renewed file is picked up).
+    #[uniffi(default = None)]
+    pub client_certificate_file: Option<String>,
+    /// The client certificate's private key, PEM text (never logged by the library).
+    #[uniffi(default = None)]
+    pub client_key_pem: Option<String>,
+    /// The client certificate's private key as a PEM file.
+    #[uniffi(default = None)]
+    pub client_key_file: Option<String>,
+}
+
+impl TlsOptions {
+    /// The client certificate the four `client_*` fields name: none, or a chain and a key,
+    /// each given once.
+    fn client_certificate(&self) -> Result<Option<core::ClientCertificate>, super::MoqError> {
+        let source = |pem: &Option<String>, file: &Option<String>, what: &str| match (pem, file) {
+            (Some(pem), None) => Ok(Some(core::PemSource::Pem(pem.clone().into_bytes()))),
+            (None, Some(file)) => Ok(Some(core::PemSource::File(file.into()))),
+            (None, None) => Ok(None),
+            (Some(_), Some(_)) => Err(super::MoqError::InvalidArgument {
+                reason: format!("tls: give the client {what} as PEM text or as a file, not both"),
+            }),
+        };
+        let chain = source(
+            &self.client_certificate_pem,
+            &self.client_certificate_file,
+            "certificate",
+        )?;
+        let key = source(&self.client_key_pem, &self.client_key_file, "key")?;
+        match (chain, key) {
+            (Some(chain), Some(key)) => Ok(Some(core::ClientCertificate { chain, key })),
+            (None, None) => Ok(None),
+            _ => Err(super::MoqError::InvalidArgument {
+                reason: "tls: a client certificate needs both the certificate and its key".into(),
+            }),
+        }
+    }
 }
 
 /// Client configuration. Only `url` is required; every other field has a default.
@@ -163,6 +205,7 @@ impl ClientConfig {
                 .map(|pin| core::config::parse_fingerprint(pin))
                 .collect::<Result<_, _>>()?;
             config.tls.danger_accept_any_certificate = tls.danger_accept_any_certificate;
+            config.tls.client_certificate = tls.client_certificate()?;
         }
         config.connect_timeout = Duration::from_millis(self.connect_timeout_ms);
         config.request_timeout = Duration::from_millis(self.request_timeout_ms);
@@ -249,6 +292,11 @@ pub struct PublisherOptions {
     /// as it takes. Default 16 MiB.
     #[uniffi(default = 16777216)]
     pub max_queued_bytes: u64,
+    /// Stream mode: let subscribers ask for a new group (say, a decoder that needs a key
+    /// frame); each request comes out of `Publisher.next_new_group_request()`. Without it
+    /// their requests are refused.
+    #[uniffi(default = false)]
+    pub accept_new_group_requests: bool,
 }
 
 impl Default for PublisherOptions {
@@ -262,6 +310,7 @@ impl Default for PublisherOptions {
             priority: core.priority,
             max_group_objects: core.max_group_objects,
             max_queued_bytes: core.max_queued_bytes as u64,
+            accept_new_group_requests: core.accept_new_group_requests,
         }
     }
 }
@@ -276,7 +325,42 @@ impl PublisherOptions {
             priority: self.priority,
             max_group_objects: self.max_group_objects.max(1),
             max_queued_bytes: usize::try_from(self.max_queued_bytes).unwrap_or(usize::MAX),
+            accept_new_group_requests: self.accept_new_group_requests,
             ..core::PublisherOptions::default()
+        }
+    }
+}
+
+/// Per-subscription options of `Client.subscribe` and `subscribe_with_listener` (buffering
+/// is the client's: `ClientConfig.subscription_buffer`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct SubscribeOptions {
+    /// Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE: relays weigh it against
+    /// this client's other subscriptions when they cannot send everything at once.
+    #[uniffi(default = 128)]
+    pub priority: u8,
+    /// Which of several ready groups the sending side should send first (none: the
+    /// publisher's choice).
+    #[uniffi(default = None)]
+    pub group_order: Option<GroupOrder>,
+}
+
+/// The group order a subscription asks for. Groups still reach the app in ascending order
+/// (within the reorder wait, docs/contract.md); this steers what the publisher and relays
+/// put on the wire first when they have a backlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum GroupOrder {
+    /// Oldest group first.
+    Ascending,
+    /// Newest group first.
+    Descending,
+}
+
+impl From<GroupOrder> for core::GroupOrder {
+    fn from(order: GroupOrder) -> Self {
+        match order {
+            GroupOrder::Ascending => core::GroupOrder::Ascending,
+            GroupOrder::Descending => core::GroupOrder::Descending,
         }
     }
 }

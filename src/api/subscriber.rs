@@ -232,6 +232,22 @@ impl Subscriber {
         self.failures.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Ask the publisher for a new group (a decoder that lost its reference needs a key
+    /// frame): the relay forwards the request to the publisher, whose app starts a group.
+    /// Returns once the relay accepted it. `Refused` when the publisher does not take such
+    /// requests; `NotConnected` when the subscription or session is gone.
+    pub async fn request_new_group(&self) -> Result<(), MoqError> {
+        let closer = self.closer.clone();
+        super::on_runtime(async move { Ok(closer.request_new_group().await?) }).await
+    }
+
+    /// A snapshot of this subscription's counters: objects and bytes received, dropped,
+    /// groups cut, the current group, groups held for ordering, objects buffered. Cheap;
+    /// callable from any thread.
+    pub fn stats(&self) -> super::SubscriptionStats {
+        self.closer.stats().into()
+    }
+
     /// The namespace.
     pub fn namespace(&self) -> String {
         self.namespace.clone()

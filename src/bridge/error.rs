@@ -14,7 +14,8 @@ use crate::core::{
 pub(crate) enum ErrorKind {
     /// A bad argument or setting: fix the call.
     InvalidArgument,
-    /// The relay's certificate was not accepted: fix the trust settings.
+    /// The TLS handshake failed: the relay's certificate was not accepted, or the relay
+    /// refused this client's: fix the trust or client certificate settings.
     Tls,
     /// The relay could not be reached: check the address and network.
     ConnectionFailed,
@@ -85,7 +86,9 @@ impl Classify for ConnectError {
             ConnectError::Config(_) => ErrorKind::InvalidArgument,
             ConnectError::AlreadyConnected => ErrorKind::AlreadyExists,
             ConnectError::Timeout { .. } => ErrorKind::Timeout,
-            ConnectError::Tls { .. } => ErrorKind::Tls,
+            ConnectError::Tls { .. } | ConnectError::ClientCertificateRejected { .. } => {
+                ErrorKind::Tls
+            }
             ConnectError::Resolve { .. } | ConnectError::Transport { .. } => {
                 ErrorKind::ConnectionFailed
             }

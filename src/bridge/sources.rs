@@ -155,3 +155,12 @@ impl Source for Subscription {
         }
     }
 }
+
+/// A publisher's new-group requests (see [`core::NewGroupRequests`]), until it is closed.
+impl Source for core::NewGroupRequests {
+    type Item = u64;
+
+    async fn next(&mut self) -> Option<u64> {
+        core::NewGroupRequests::next(self).await
+    }
+}

@@ -131,7 +131,7 @@ pub extern "C" fn moq_client_set_reconnect(
         config.reconnect = policy;
         config.url = "moqt://check.invalid".into();
         config.validate().map_err(CError::of)?;
-        lock(&shared.template).reconnect = policy;
+        shared.update_template(|template| template.reconnect = policy);
         Ok(())
     })
 }
@@ -196,6 +196,128 @@ pub unsafe extern "C" fn moq_client_set_token(
             .map_err(CError::of)?;
         shared.set_token(token);
         Ok(())
+    })
+}
+
+/// Extension: the client certificate (and its private key) to present to relays that require
+/// one (mutual TLS), as PEM text; NULL for both removes it. Takes effect at the next
+/// `moq_connect` and each automatic reconnect. A relay that refuses the certificate (or
+/// requires one and none is set) fails `moq_connect` with `MOQ_ERROR_CONNECTION_FAILED` and a
+/// `moq_last_error` saying the relay refused the client certificate. The library never logs
+/// the key. Errors: NULL client, only one of the two given, invalid UTF-8, no PEM
+/// certificate, no usable private key, or a key that does not match the certificate:
+/// `MOQ_ERROR_INVALID_ARGUMENT`. Thread-safe.
+///
+/// # Safety
+/// `certificate_pem` and `key_pem` must be NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn moq_client_set_client_certificate(
+    client: *mut MoqClient,
+    certificate_pem: *const c_char,
+    key_pem: *const c_char,
+) -> MoqResult {
+    boundary::result("moq_client_set_client_certificate", || {
+        let shared = CLIENTS.get(client)?;
+        // SAFETY: per the caller's contract.
+        let (chain, key) = unsafe {
+            (
+                opt_str_arg(certificate_pem, "certificate_pem")?,
+                opt_str_arg(key_pem, "key_pem")?,
+            )
+        };
+        let pem = |text: &str| core::PemSource::Pem(text.as_bytes().to_vec());
+        set_client_certificate(&shared, chain.map(pem), key.map(pem))
+    })
+}
+
+/// Extension: as `moq_client_set_client_certificate`, with the certificate chain and the key
+/// read from PEM files: now (a mistake fails here) and again at each connect and reconnect,
+/// so a certificate renewed on disk is picked up. NULL for both removes it. Errors: as
+/// `moq_client_set_client_certificate`, and an unreadable file. Thread-safe.
+///
+/// # Safety
+/// `certificate_file` and `key_file` must be NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn moq_client_set_client_certificate_files(
+    client: *mut MoqClient,
+    certificate_file: *const c_char,
+    key_file: *const c_char,
+) -> MoqResult {
+    boundary::result("moq_client_set_client_certificate_files", || {
+        let shared = CLIENTS.get(client)?;
+        // SAFETY: per the caller's contract.
+        let (chain, key) = unsafe {
+            (
+                opt_str_arg(certificate_file, "certificate_file")?,
+                opt_str_arg(key_file, "key_file")?,
+            )
+        };
+        let file = |path: &str| core::PemSource::File(path.into());
+        set_client_certificate(&shared, chain.map(file), key.map(file))
+    })
+}
+
+/// Check and store a client certificate for the next connect (both parts or neither).
+fn set_client_certificate(
+    shared: &ClientShared,
+    chain: Option<core::PemSource>,
+    key: Option<core::PemSource>,
+) -> Result<(), CError> {
+    let certificate = match (chain, key) {
+        (Some(chain), Some(key)) => Some(core::ClientCertificate { chain, key }),
+        (None, None) => None,
+        _ => {
+            return Err(CError::invalid(
+                "give both the client certificate and its key (or NULL for both to remove it)",
+            ))
+        }
+    };
+    let mut check = lock(&shared.template).clone();
+    check.tls.client_certificate = certificate.clone();
+    check.url = "moqt://check.invalid".into();
+    Client::with_runtime(check, runtime::handle().map_err(CError::of)?).map_err(CError::of)?;
+    shared.update_template(|template| template.tls.client_certificate = certificate);
+    Ok(())
+}
+
+/// Extension: a snapshot of the connection's statistics into `*out` (set
+/// `out->struct_size = sizeof(MoqStats)` first): state, draft, reconnects, RTT, congestion
+/// window, bytes and packets each way, losses, datagrams. Cheap: call it as often as needed.
+/// Before any `moq_connect` the state is DISCONNECTED and the figures 0. Errors: NULL or
+/// destroyed client, NULL `out`, or a `struct_size` smaller than the first published
+/// `MoqStats`: `MOQ_ERROR_INVALID_ARGUMENT`. Thread-safe.
+///
+/// # Safety
+/// `out` must be NULL or point to a writable `MoqStats` of at least `out->struct_size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn moq_client_stats(
+    client: *const MoqClient,
+    out: *mut MoqStats,
+) -> MoqResult {
+    boundary::result("moq_client_stats", || {
+        let shared = CLIENTS.get(client)?;
+        let stats = shared.stats();
+        let value = MoqStats {
+            struct_size: std::mem::size_of::<MoqStats>(),
+            state: stats.map_or(MoqConnectionState::MOQ_STATE_DISCONNECTED, |s| {
+                s.state.into()
+            }),
+            draft: stats.and_then(|s| s.draft).unwrap_or(0),
+            reconnects: stats.map_or(0, |s| s.reconnects),
+            rtt_us: stats.map_or(0, |s| u64::try_from(s.rtt.as_micros()).unwrap_or(u64::MAX)),
+            congestion_window: stats.map_or(0, |s| s.congestion_window),
+            bytes_sent: stats.map_or(0, |s| s.bytes_sent),
+            bytes_received: stats.map_or(0, |s| s.bytes_received),
+            packets_sent: stats.map_or(0, |s| s.packets_sent),
+            packets_received: stats.map_or(0, |s| s.packets_received),
+            packets_lost: stats.map_or(0, |s| s.packets_lost),
+            congestion_events: stats.map_or(0, |s| s.congestion_events),
+            datagrams_sent: stats.map_or(0, |s| s.datagrams_sent),
+            datagrams_received: stats.map_or(0, |s| s.datagrams_received),
+            datagrams_dropped: stats.map_or(0, |s| s.datagrams_dropped),
+        };
+        // SAFETY: per the caller's contract.
+        unsafe { write_sized(out, value, "out") }
     })
 }
 

@@ -30,6 +30,9 @@ pub(crate) struct ClientShared {
     /// Counts `moq_disconnect`s and the destroy: a `moq_connect` that sees it change was
     /// overtaken (possibly by its own callback) and must not report success.
     closes: AtomicU64,
+    /// The template changed since the core client was made from it (see
+    /// [`ClientShared::update_template`]): the next connect makes a new one.
+    template_changed: AtomicBool,
 }
 
 /// The connection callback of the latest `moq_connect`.
@@ -103,7 +106,15 @@ impl ClientShared {
             announces: Mutex::new(Vec::new()),
             destroyed: AtomicBool::new(false),
             closes: AtomicU64::new(0),
+            template_changed: AtomicBool::new(false),
         }
+    }
+
+    /// Change the settings the next `moq_connect` uses. The current core client was made
+    /// from the old ones, so the next connect replaces it even for the same URL.
+    pub(crate) fn update_template(&self, change: impl FnOnce(&mut ClientConfig)) {
+        change(&mut lock(&self.template));
+        self.template_changed.store(true, Ordering::SeqCst);
     }
 
     /// The core client, if connected.
@@ -116,6 +127,11 @@ impl ClientShared {
 
     pub(crate) fn is_connected(&self) -> bool {
         lock(&self.core).as_ref().is_some_and(Client::is_connected)
+    }
+
+    /// The current core client's statistics; `None` before the first `moq_connect`.
+    pub(crate) fn stats(&self) -> Option<crate::core::ConnectionStats> {
+        lock(&self.core).as_ref().map(Client::stats)
     }
 
     /// The draft the current session agreed, if connected.
@@ -188,8 +204,9 @@ impl ClientShared {
             ));
         }
         let drafts = lock(&self.template).drafts.clone();
+        let changed = self.template_changed.swap(false, Ordering::SeqCst);
         if let Some(core) =
-            existing.filter(|c| c.config().url == url && c.config().drafts == drafts)
+            existing.filter(|c| !changed && c.config().url == url && c.config().drafts == drafts)
         {
             return Ok(core);
         }

@@ -8,6 +8,7 @@ use super::client::CLIENTS;
 use super::handles::Registry;
 use super::types::*;
 use crate::bridge::publish::publish_blocking;
+use crate::bridge::pump::{Flow, Pump};
 use crate::core::{DeliveryMode, Publisher, PublisherOptions};
 
 /// The live `MoqPublisher` handles.
@@ -17,6 +18,9 @@ static PUBLISHERS: Registry<PublisherHandle> = Registry::new("publisher");
 pub(crate) struct PublisherHandle {
     publisher: Publisher,
     mode: MoqDeliveryMode,
+    /// Delivers new-group requests to the C callback; stopped (waiting for a running call,
+    /// unless on its own thread) when the handle goes.
+    _requests: Option<Pump>,
 }
 
 /// Validate a raw delivery-mode integer.
@@ -87,23 +91,146 @@ unsafe fn create(
     delivery_mode: MoqDeliveryModeRaw,
 ) -> *mut MoqPublisher {
     boundary::value(function, std::ptr::null_mut(), || {
-        // SAFETY: forwarded contract.
         let shared = CLIENTS.get(client)?;
-        let namespace = unsafe { str_arg(namespace_str, "namespace_str") }?;
-        let track = unsafe { str_arg(track_name, "track_name") }?;
+        // SAFETY: forwarded contract.
+        let (namespace, track) = unsafe { names(namespace_str, track_name) }?;
         let mode = parse_mode(delivery_mode)?;
-        let core = shared.connected_core()?;
-        let options = PublisherOptions {
-            delivery: match mode {
-                MoqDeliveryMode::MOQ_DELIVERY_STREAM => DeliveryMode::Stream,
-                MoqDeliveryMode::MOQ_DELIVERY_DATAGRAM => DeliveryMode::Datagram,
-            },
-            ..PublisherOptions::default()
-        };
-        let publisher = core
-            .create_publisher(namespace, track, options)
-            .map_err(CError::of)?;
-        Ok(PUBLISHERS.insert(Arc::new(PublisherHandle { publisher, mode })))
+        open(
+            &shared,
+            namespace,
+            track,
+            mode,
+            PublisherOptions::default(),
+            None,
+        )
+    })
+}
+
+/// The namespace and track arguments.
+///
+/// # Safety
+/// Both must be NULL or NUL-terminated.
+unsafe fn names<'a>(
+    namespace_str: *const c_char,
+    track_name: *const c_char,
+) -> Result<(&'a str, &'a str), CError> {
+    // SAFETY: forwarded contract.
+    let namespace = unsafe { str_arg(namespace_str, "namespace_str") }?;
+    let track = unsafe { str_arg(track_name, "track_name") }?;
+    Ok((namespace, track))
+}
+
+/// Create the core publisher and its handle; with `requests`, a pump delivering its
+/// new-group requests to the C callback.
+fn open(
+    shared: &super::client_state::ClientShared,
+    namespace: &str,
+    track: &str,
+    mode: MoqDeliveryMode,
+    mut options: PublisherOptions,
+    requests: Option<(
+        unsafe extern "C" fn(*mut std::os::raw::c_void, u64),
+        UserData,
+    )>,
+) -> Result<*mut MoqPublisher, CError> {
+    let core = shared.connected_core()?;
+    options.delivery = match mode {
+        MoqDeliveryMode::MOQ_DELIVERY_STREAM => DeliveryMode::Stream,
+        MoqDeliveryMode::MOQ_DELIVERY_DATAGRAM => DeliveryMode::Datagram,
+    };
+    options.accept_new_group_requests = requests.is_some();
+    let publisher = core
+        .create_publisher(namespace, track, options)
+        .map_err(CError::of)?;
+    let pump = match requests {
+        None => None,
+        Some((callback, user_data)) => Some(
+            Pump::spawn(
+                "moq-new-group",
+                core.runtime().clone(),
+                publisher.new_group_requests(),
+                move |group, _| {
+                    // SAFETY: a C function pointer supplied by the caller for exactly this use.
+                    unsafe { callback(user_data.ptr(), group) };
+                    Flow::Continue
+                },
+            )
+            .map_err(|err| {
+                CError::new(
+                    MoqResultCode::MOQ_ERROR_INTERNAL,
+                    format!("cannot start a library thread: {err}"),
+                )
+            })?,
+        ),
+    };
+    Ok(PUBLISHERS.insert(Arc::new(PublisherHandle {
+        publisher,
+        mode,
+        _requests: pump,
+    })))
+}
+
+/// Extension: create a publisher with options (`options->struct_size =
+/// sizeof(MoqPublisherOptions)`): the delivery mode, a publisher priority, and a callback for
+/// subscribers' new-group requests. Returns NULL with `moq_last_error` set for what
+/// `moq_create_publisher_ex` refuses, a NULL `options`, or a wrong `struct_size`.
+/// `options` is read during the call only. The callback runs on a library thread; no call
+/// runs after `moq_publisher_destroy` returns (a destroy from inside the callback returns at
+/// once).
+///
+/// # Safety
+/// Strings must be NULL or NUL-terminated; `options` NULL or a valid `MoqPublisherOptions`.
+#[no_mangle]
+pub unsafe extern "C" fn moq_create_publisher_with_options(
+    client: *mut MoqClient,
+    namespace_str: *const c_char,
+    track_name: *const c_char,
+    options: *const MoqPublisherOptions,
+) -> *mut MoqPublisher {
+    boundary::value(
+        "moq_create_publisher_with_options",
+        std::ptr::null_mut(),
+        || {
+            let shared = CLIENTS.get(client)?;
+            // SAFETY: per the caller's contract.
+            let raw =
+                unsafe { options.as_ref() }.ok_or_else(|| CError::invalid("options is NULL"))?;
+            check_struct_size::<MoqPublisherOptions>(
+                raw.struct_size,
+                "options",
+                "MoqPublisherOptions",
+            )?;
+            // SAFETY: forwarded contract.
+            let (namespace, track) = unsafe { names(namespace_str, track_name) }?;
+            let mode = parse_mode(raw.delivery_mode)?;
+            let mut core_options = PublisherOptions::default();
+            if raw.has_priority {
+                core_options.priority = raw.priority;
+            }
+            let requests = raw
+                .on_new_group_request
+                .map(|callback| (callback, UserData(raw.user_data)));
+            if requests.is_some() && mode != MoqDeliveryMode::MOQ_DELIVERY_STREAM {
+                return Err(CError::invalid(
+                    "on_new_group_request needs MOQ_DELIVERY_STREAM (each datagram is a group of its own)",
+                ));
+            }
+            open(&shared, namespace, track, mode, core_options, requests)
+        },
+    )
+}
+
+/// Extension: end the current group; the next `moq_publish_data` starts a new one (for
+/// example at a key frame, or answering a new-group request). STREAM mode. Errors: NULL or
+/// destroyed publisher: `MOQ_ERROR_INVALID_ARGUMENT`. Thread-safe.
+#[no_mangle]
+pub extern "C" fn moq_publisher_new_group(publisher: *mut MoqPublisher) -> MoqResult {
+    boundary::result("moq_publisher_new_group", || {
+        PUBLISHERS
+            .get(publisher)?
+            .publisher
+            .new_group()
+            .map_err(CError::of)
     })
 }
 

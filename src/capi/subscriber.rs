@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::boundary::{self, str_arg, CError};
 use super::client::CLIENTS;
-use super::client_state::ClientShared;
+use super::client_state::{blocking_allowed, ClientShared};
 use super::handles::Registry;
 use super::types::*;
 use crate::bridge::pump::{Delivery, Flow, Pump};
@@ -81,7 +81,72 @@ pub unsafe extern "C" fn moq_subscribe(
 ) -> *mut MoqSubscriber {
     boundary::value("moq_subscribe", std::ptr::null_mut(), || {
         // SAFETY: forwarded contract.
+        let subscribe =
+            unsafe { subscribe_data(client, namespace_str, track_name, data_callback, user_data) };
+        subscribe(SubscriberOptions::default())
+    })
+}
+
+/// Extension: as `moq_subscribe`, with options (`options->struct_size =
+/// sizeof(MoqSubscribeOptions)`): the subscriber priority and the group order sent in
+/// SUBSCRIBE. `options` is read during the call only. Returns NULL with `moq_last_error` set
+/// for what `moq_subscribe` refuses, a NULL `options`, a wrong `struct_size`, or a
+/// `group_order` other than 0, 1, 2.
+///
+/// # Safety
+/// Strings must be NULL or NUL-terminated; `options` NULL or a valid `MoqSubscribeOptions`.
+#[no_mangle]
+pub unsafe extern "C" fn moq_subscribe_with_options(
+    client: *mut MoqClient,
+    namespace_str: *const c_char,
+    track_name: *const c_char,
+    data_callback: MoqDataCallback,
+    user_data: *mut c_void,
+    options: *const MoqSubscribeOptions,
+) -> *mut MoqSubscriber {
+    boundary::value("moq_subscribe_with_options", std::ptr::null_mut(), || {
+        // SAFETY: forwarded contract.
+        let subscribe =
+            unsafe { subscribe_data(client, namespace_str, track_name, data_callback, user_data) };
+        // SAFETY: per the caller's contract.
+        let raw = unsafe { options.as_ref() }.ok_or_else(|| CError::invalid("options is NULL"))?;
+        check_struct_size::<MoqSubscribeOptions>(
+            raw.struct_size,
+            "options",
+            "MoqSubscribeOptions",
+        )?;
+        let mut core_options = SubscriberOptions::default();
+        if raw.has_priority {
+            core_options.priority = raw.priority;
+        }
+        core_options.group_order = match raw.group_order {
+            0 => core::GroupOrder::Publisher,
+            1 => core::GroupOrder::Ascending,
+            2 => core::GroupOrder::Descending,
+            other => {
+                return Err(CError::invalid(format!(
+                    "options->group_order {other} is not 0 (the publisher's), 1 (ascending) or 2 (descending)"
+                )))
+            }
+        };
+        subscribe(core_options)
+    })
+}
+
+/// The data subscription `moq_subscribe[_with_options]` make, given its options.
+///
+/// # Safety
+/// Strings must be NULL or NUL-terminated.
+unsafe fn subscribe_data(
+    client: *mut MoqClient,
+    namespace_str: *const c_char,
+    track_name: *const c_char,
+    data_callback: MoqDataCallback,
+    user_data: *mut c_void,
+) -> impl FnOnce(SubscriberOptions) -> Result<*mut MoqSubscriber, CError> {
+    move |options| {
         let shared = CLIENTS.get(client)?;
+        // SAFETY: forwarded contract.
         let namespace = unsafe { str_arg(namespace_str, "namespace_str") }?;
         let track = unsafe { str_arg(track_name, "track_name") }?;
         start(
@@ -90,8 +155,9 @@ pub unsafe extern "C" fn moq_subscribe(
             track,
             Sink::Data(data_callback),
             UserData(user_data),
+            options,
         )
-    })
+    }
 }
 
 /// Subscribe to a catalog track: each object is parsed as MoQ catalog JSON and delivered as
@@ -119,6 +185,7 @@ pub unsafe extern "C" fn moq_subscribe_catalog(
             track,
             Sink::Catalog(callback),
             UserData(user_data),
+            SubscriberOptions::default(),
         )
     })
 }
@@ -129,6 +196,7 @@ fn start(
     track: &str,
     sink: Sink,
     user_data: UserData,
+    options: SubscriberOptions,
 ) -> Result<*mut MoqSubscriber, CError> {
     // Names are checked here, so a bad one is a NULL return now rather than a failure
     // reported later by moq_subscriber_wait_ready.
@@ -144,7 +212,7 @@ fn start(
         core.clone(),
         namespace.to_string(),
         track.to_string(),
-        SubscriberOptions::default(),
+        options,
         BATCH,
     );
     let updates = status.clone();
@@ -283,6 +351,70 @@ pub extern "C" fn moq_unsubscribe(subscriber: *mut MoqSubscriber) -> MoqResult {
 pub extern "C" fn moq_is_subscribed(subscriber: *const MoqSubscriber) -> bool {
     boundary::value("moq_is_subscribed", false, || {
         Ok(!lock(&SUBSCRIBERS.get(subscriber)?.status.status).ended)
+    })
+}
+
+/// Extension: ask the publisher for a new group (a decoder that lost its reference needs a
+/// key frame). The relay forwards the request to the publisher, whose callback
+/// (`MoqPublisherOptions.on_new_group_request`) starts a group. Blocks until the relay
+/// accepted the request (bounded by the request timeout). Errors: NULL or destroyed
+/// subscriber: `MOQ_ERROR_INVALID_ARGUMENT`; not established or ended:
+/// `MOQ_ERROR_NOT_CONNECTED`; the publisher does not take new-group requests:
+/// `MOQ_ERROR_CONNECTION_FAILED` (the message says so); no answer: `MOQ_ERROR_TIMEOUT`; on a
+/// library runtime thread: `MOQ_ERROR_UNSUPPORTED`. Thread-safe; callable from its data
+/// callback.
+#[no_mangle]
+pub extern "C" fn moq_subscriber_request_new_group(subscriber: *mut MoqSubscriber) -> MoqResult {
+    boundary::result("moq_subscriber_request_new_group", || {
+        blocking_allowed()?;
+        let handle = SUBSCRIBERS.get(subscriber)?;
+        let closer = lock(&handle.status.status).closer.clone().ok_or_else(|| {
+            CError::new(
+                MoqResultCode::MOQ_ERROR_NOT_CONNECTED,
+                "the subscription is not established (moq_subscriber_wait_ready first)",
+            )
+        })?;
+        crate::bridge::runtime::block_on(closer.request_new_group())
+            .map_err(CError::of)?
+            .map_err(CError::of)
+    })
+}
+
+/// Extension: a snapshot of this subscription's counters into `*out` (set
+/// `out->struct_size = sizeof(MoqSubscriptionStats)` first): objects and bytes received,
+/// dropped, groups cut, the current group, groups held for ordering, objects not yet
+/// delivered. All 0 until the subscription is established. Errors: NULL or destroyed
+/// subscriber, NULL `out`, or a `struct_size` smaller than the first published struct:
+/// `MOQ_ERROR_INVALID_ARGUMENT`. Thread-safe; callable from inside its data callback.
+///
+/// # Safety
+/// `out` must be NULL or point to a writable `MoqSubscriptionStats` of at least
+/// `out->struct_size` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn moq_subscriber_stats(
+    subscriber: *const MoqSubscriber,
+    out: *mut MoqSubscriptionStats,
+) -> MoqResult {
+    boundary::result("moq_subscriber_stats", || {
+        let handle = SUBSCRIBERS.get(subscriber)?;
+        let stats = lock(&handle.status.status)
+            .closer
+            .as_ref()
+            .map(core::SubscriberCloser::stats)
+            .unwrap_or_default();
+        let value = MoqSubscriptionStats {
+            struct_size: std::mem::size_of::<MoqSubscriptionStats>(),
+            objects_received: stats.objects_received,
+            bytes_received: stats.bytes_received,
+            objects_dropped: stats.objects_dropped,
+            groups_cut: stats.groups_cut,
+            current_group: stats.current_group.unwrap_or(0),
+            has_current_group: stats.current_group.is_some(),
+            groups_held_for_ordering: stats.groups_held_for_ordering,
+            buffered_objects: stats.buffered_objects,
+        };
+        // SAFETY: per the caller's contract.
+        unsafe { write_sized(out, value, "out") }
     })
 }
 

@@ -53,6 +53,18 @@ pub enum MoqConnectionState {
     MOQ_STATE_FAILED = 3,
 }
 
+impl From<crate::core::ConnectionState> for MoqConnectionState {
+    fn from(state: crate::core::ConnectionState) -> Self {
+        use crate::core::ConnectionState::*;
+        match state {
+            Disconnected => MoqConnectionState::MOQ_STATE_DISCONNECTED,
+            Connecting => MoqConnectionState::MOQ_STATE_CONNECTING,
+            Connected => MoqConnectionState::MOQ_STATE_CONNECTED,
+            Failed => MoqConnectionState::MOQ_STATE_FAILED,
+        }
+    }
+}
+
 /// Delivery modes. Functions taking a mode accept the raw integer and reject other values
 /// with `MOQ_ERROR_INVALID_ARGUMENT`.
 #[repr(C)]
@@ -112,6 +124,50 @@ pub type MoqTrackCallback = Option<
     ),
 >;
 
+/// Called with each new-group request a subscriber sent (coalesced while a call runs):
+/// `group` is the group it asks to reach (the largest it knows plus one; 0 when it knows
+/// none). Start a group with `moq_publisher_new_group` and publish a key frame. Runs on a
+/// library thread.
+pub type MoqNewGroupCallback = Option<unsafe extern "C" fn(user_data: *mut c_void, group: u64)>;
+
+/// Options for `moq_create_publisher_with_options`. Zero-initialise it and set what you need.
+#[repr(C)]
+#[derive(Debug)]
+pub struct MoqPublisherOptions {
+    /// Size of this struct (`sizeof(MoqPublisherOptions)`), for forward compatibility.
+    /// Required.
+    pub struct_size: usize,
+    /// `MOQ_DELIVERY_DATAGRAM` (0) or `MOQ_DELIVERY_STREAM` (1); validated like every mode.
+    pub delivery_mode: MoqDeliveryModeRaw,
+    /// Use `priority` (otherwise the default, 128).
+    pub has_priority: bool,
+    /// Publisher priority, 0 (highest) to 255: under congestion, a relay sends a
+    /// higher-priority track's objects first.
+    pub priority: u8,
+    /// STREAM mode: when set, subscribers may ask for a new group and each request is
+    /// delivered here (see `MoqNewGroupCallback`); when NULL their requests are refused.
+    pub on_new_group_request: MoqNewGroupCallback,
+    /// Passed back to `on_new_group_request`.
+    pub user_data: *mut c_void,
+}
+
+/// Options for `moq_subscribe_with_options`. Zero-initialise it and set what you need.
+#[repr(C)]
+#[derive(Debug)]
+pub struct MoqSubscribeOptions {
+    /// Size of this struct (`sizeof(MoqSubscribeOptions)`), for forward compatibility.
+    /// Required.
+    pub struct_size: usize,
+    /// Use `priority` (otherwise the default, 128).
+    pub has_priority: bool,
+    /// Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE.
+    pub priority: u8,
+    /// Which of several ready groups the sending side should send first: 0 the publisher's
+    /// choice (the default), 1 oldest first, 2 newest first. Objects still reach the callback
+    /// in ascending group order within the reorder wait.
+    pub group_order: u32,
+}
+
 /// Called with each well-formed catalog's track list (valid only during the call).
 pub type MoqCatalogCallback = Option<
     unsafe extern "C" fn(user_data: *mut c_void, tracks: *const MoqTrackInfo, track_count: usize),
@@ -145,6 +201,134 @@ pub struct MoqClientConfig {
     pub idle_timeout_ms: u32,
     /// Largest object accepted on publish and receive, in bytes (0: 16 MiB).
     pub max_object_size: u64,
+}
+
+/// Connection statistics, filled by `moq_client_stats`. Set `struct_size` to
+/// `sizeof(MoqStats)` before the call (the struct may grow; a library fills only the fields
+/// both sides know). Transport figures are those of the current session (a reconnect starts
+/// them afresh), zero while not connected.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct MoqStats {
+    /// Size of this struct (`sizeof(MoqStats)`), set by the caller. Required.
+    pub struct_size: usize,
+    /// The connection state.
+    pub state: MoqConnectionState,
+    /// The MoQT draft of the current session; 0 while not connected.
+    pub draft: u32,
+    /// Sessions re-established automatically after a loss, since the last `moq_connect`.
+    pub reconnects: u64,
+    /// Smoothed round-trip time, microseconds.
+    pub rtt_us: u64,
+    /// Congestion window: bytes the sender may have in flight now.
+    pub congestion_window: u64,
+    /// UDP payload bytes sent on this session.
+    pub bytes_sent: u64,
+    /// UDP payload bytes received on this session.
+    pub bytes_received: u64,
+    /// UDP datagrams (QUIC packets) sent on this session.
+    pub packets_sent: u64,
+    /// UDP datagrams received on this session.
+    pub packets_received: u64,
+    /// Packets declared lost on this session.
+    pub packets_lost: u64,
+    /// Times congestion control reacted to loss or congestion on this session.
+    pub congestion_events: u64,
+    /// QUIC DATAGRAM frames sent (datagram-mode objects) on this session.
+    pub datagrams_sent: u64,
+    /// QUIC DATAGRAM frames received on this session.
+    pub datagrams_received: u64,
+    /// Received datagram objects discarded (over the maximum object size) on this session.
+    pub datagrams_dropped: u64,
+}
+
+/// One subscription's counters, filled by `moq_subscriber_stats`. Set `struct_size` to
+/// `sizeof(MoqSubscriptionStats)` before the call.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct MoqSubscriptionStats {
+    /// Size of this struct (`sizeof(MoqSubscriptionStats)`), set by the caller. Required.
+    pub struct_size: usize,
+    /// Objects handed to this subscriber (delivered or about to be).
+    pub objects_received: u64,
+    /// Payload bytes of those objects.
+    pub bytes_received: u64,
+    /// Objects discarded because the reader fell behind.
+    pub objects_dropped: u64,
+    /// Groups cut short upstream (see `moq_subscriber_cut_groups`).
+    pub groups_cut: u64,
+    /// The group of the latest object received (valid when `has_current_group`).
+    pub current_group: u64,
+    /// Whether any object was received yet.
+    pub has_current_group: bool,
+    /// Groups held back waiting for an earlier one, so delivery stays in order.
+    pub groups_held_for_ordering: u64,
+    /// Objects received and not yet passed to the data callback.
+    pub buffered_objects: u64,
+}
+
+/// Refuse an input struct whose `struct_size` is not this library's `sizeof(T)`.
+pub(crate) fn check_struct_size<T>(
+    size: usize,
+    name: &str,
+    type_name: &str,
+) -> Result<(), super::boundary::CError> {
+    if size == std::mem::size_of::<T>() {
+        return Ok(());
+    }
+    Err(super::boundary::CError::invalid(format!(
+        "{name}->struct_size is {size} but this library expects {}; set it to sizeof({type_name})",
+        std::mem::size_of::<T>()
+    )))
+}
+
+/// A C struct whose first field is its `struct_size`, filled by the library.
+pub(crate) trait SizedOut: Copy {
+    /// The smallest `struct_size` accepted: the struct's first published size.
+    const FIRST_SIZE: usize;
+}
+
+impl SizedOut for MoqStats {
+    const FIRST_SIZE: usize = std::mem::size_of::<MoqStats>();
+}
+
+impl SizedOut for MoqSubscriptionStats {
+    const FIRST_SIZE: usize = std::mem::size_of::<MoqSubscriptionStats>();
+}
+
+/// Write `value` to the caller's `out`, as much of it as the caller's `struct_size` says it
+/// has room for (a caller built against an older, shorter struct gets the fields it knows),
+/// leaving `struct_size` as the caller set it.
+///
+/// # Safety
+/// `out` must be NULL or point to a writable struct of at least its `struct_size` bytes.
+pub(crate) unsafe fn write_sized<T: SizedOut>(
+    out: *mut T,
+    value: T,
+    name: &str,
+) -> Result<(), super::boundary::CError> {
+    if out.is_null() {
+        return Err(super::boundary::CError::invalid(format!("{name} is NULL")));
+    }
+    // SAFETY: non-NULL, and every such struct starts with its size (per the contract).
+    let size = unsafe { std::ptr::read_unaligned(out as *const usize) };
+    if size < T::FIRST_SIZE {
+        return Err(super::boundary::CError::invalid(format!(
+            "{name}->struct_size is {size}; set it to sizeof the struct ({})",
+            std::mem::size_of::<T>()
+        )));
+    }
+    let header = std::mem::size_of::<usize>();
+    let len = size.min(std::mem::size_of::<T>()) - header;
+    // SAFETY: both sides hold at least `header + len` bytes; they do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            (&value as *const T as *const u8).add(header),
+            (out as *mut u8).add(header),
+            len,
+        );
+    }
+    Ok(())
 }
 
 /// A client handle. Create with `moq_client_create`, free with `moq_client_destroy`.

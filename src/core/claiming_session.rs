@@ -90,6 +90,11 @@ impl PendingReaders {
 }
 
 impl EarlyReader {
+    /// The track's reader handle, for requests about the track (a new group).
+    pub(crate) fn track(&self) -> TrackReader {
+        self.claim.reader.clone()
+    }
+
     /// The track's reader: the one taken inside the session if it got there first, else a
     /// fresh one (datagram tracks, which do not go through stream reads).
     pub(crate) async fn mode(&self) -> Result<TrackReaderMode, ServeError> {

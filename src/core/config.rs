@@ -37,6 +37,50 @@ pub struct TlsConfig {
     /// DEVELOPMENT ONLY: accept any certificate, so anyone on the path can read and alter the
     /// session. Logged as a warning on every connect. Never enable in a shipped app.
     pub danger_accept_any_certificate: bool,
+    /// The certificate this client presents to a relay that asks for one (mutual TLS).
+    /// Default `None`: none presented; a relay that requires one fails `connect` with
+    /// [`ConnectError::ClientCertificateRejected`](super::ConnectError::ClientCertificateRejected).
+    pub client_certificate: Option<ClientCertificate>,
+}
+
+/// A client certificate and its private key, for relays that require mutual TLS.
+///
+/// Files are read when the client is created (a mistake fails there) and again at each
+/// connect and reconnect, so a certificate renewed on disk is picked up without a new client.
+#[derive(Clone)]
+pub struct ClientCertificate {
+    /// The certificate chain, PEM: the client's certificate first, then any intermediates.
+    pub chain: PemSource,
+    /// The private key, PEM (PKCS#8, PKCS#1 or SEC1). Never logged or shown.
+    pub key: PemSource,
+}
+
+impl std::fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key stays out of debug output (configurations get logged).
+        f.debug_struct("ClientCertificate")
+            .field("chain", &self.chain)
+            .field("key", &"(hidden)")
+            .finish()
+    }
+}
+
+/// PEM text given inline or as a file to read.
+#[derive(Clone)]
+pub enum PemSource {
+    /// The PEM text itself.
+    Pem(Vec<u8>),
+    /// A file holding it.
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for PemSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PemSource::Pem(pem) => write!(f, "Pem({} bytes)", pem.len()),
+            PemSource::File(path) => write!(f, "File({})", path.display()),
+        }
+    }
 }
 
 impl Default for TlsConfig {
@@ -47,6 +91,7 @@ impl Default for TlsConfig {
             extra_ca_files: Vec::new(),
             pinned_sha256: Vec::new(),
             danger_accept_any_certificate: false,
+            client_certificate: None,
         }
     }
 }

@@ -67,6 +67,8 @@ struct Inner {
     subscriptions: Arc<tokio::sync::Semaphore>,
     /// The token the next session presents (`config.token`, replaced by `set_token`).
     token: Mutex<Option<super::Token>>,
+    /// Sessions re-established by `reconnect` (for `stats()`).
+    reconnects: std::sync::atomic::AtomicU64,
 }
 
 /// The namespaces and publishers a reconnect restores.
@@ -119,6 +121,7 @@ impl Client {
                 intent: Default::default(),
                 tracks: Default::default(),
                 subscriptions: Arc::new(tokio::sync::Semaphore::new(max_subscriptions)),
+                reconnects: Default::default(),
             }),
         })
     }
@@ -163,6 +166,11 @@ impl Client {
     /// otherwise. Follows reconnects (each session agrees its own).
     pub fn negotiated_draft(&self) -> Option<u32> {
         self.live().map(|live| live.draft)
+    }
+
+    /// Sessions re-established automatically after a loss.
+    pub(crate) fn reconnects(&self) -> u64 {
+        self.inner.reconnects.load(Ordering::Relaxed)
     }
 
     pub(crate) fn live(&self) -> Option<Arc<Live>> {
@@ -225,31 +233,39 @@ impl Client {
                 claiming_sessions.clone(),
             )
             .await?;
-            let token = lock(&self.inner.token).clone();
-            let tokens = token.iter().map(super::Token::setup_token).collect();
-            let (session, publisher, subscriber) =
-                moq_transport::session::Session::connect_with_tokens(
-                    established.session.clone(),
-                    None,
-                    established.transport,
-                    tokens,
-                )
-                .await
-                .map_err(|err| match unauthorized(&err) {
-                    Some(reason) => ConnectError::Unauthorized {
-                        url: redacted(&self.inner.url),
-                        reason,
-                    },
-                    None => ConnectError::Refused {
-                        url: redacted(&self.inner.url),
-                        reason: format!("MoQT SETUP failed: {err}"),
-                    },
-                })?;
-            // Where credentials are in play: a token, or a path (relays scope access by
-            // path, and a path without the token a scope needs is refused the same way).
-            if token.is_some() || !self.inner.url.path().trim_matches('/').is_empty() {
-                admitted(&established.session, &self.inner.url).await?;
-            }
+            let url = redacted(&self.inner.url);
+            let setup = async {
+                let token = lock(&self.inner.token).clone();
+                let tokens = token.iter().map(super::Token::setup_token).collect();
+                let (session, publisher, subscriber) =
+                    moq_transport::session::Session::connect_with_tokens(
+                        established.session.clone(),
+                        None,
+                        established.transport,
+                        tokens,
+                    )
+                    .await
+                    .map_err(|err| match unauthorized(&err) {
+                        Some(reason) => ConnectError::Unauthorized {
+                            url: redacted(&self.inner.url),
+                            reason,
+                        },
+                        None => ConnectError::Refused {
+                            url: redacted(&self.inner.url),
+                            reason: format!("MoQT SETUP failed: {err}"),
+                        },
+                    })?;
+                // Where credentials are in play: a token, or a path (relays scope access by
+                // path, and a path without the token a scope needs is refused the same way).
+                if token.is_some() || !self.inner.url.path().trim_matches('/').is_empty() {
+                    admitted(&established.session, &self.inner.url).await?;
+                }
+                Ok::<_, ConnectError>((session, publisher, subscriber))
+            };
+            let (session, publisher, subscriber) = setup.await.map_err(|err| {
+                // A relay refusing our certificate closes the connection during SETUP.
+                super::transport::tls_failure(&url, &established.connection).unwrap_or(err)
+            })?;
             Ok::<_, ConnectError>((established, session, publisher, subscriber))
         };
         let (established, session, publisher, subscriber) =
@@ -271,6 +287,8 @@ impl Client {
                 draft: established.draft,
                 session: established.session,
                 endpoint: established.endpoint,
+                connection: established.connection,
+                datagrams_dropped: Default::default(),
                 lost,
                 announced: Mutex::new(HashMap::new()),
                 claiming_sessions,
@@ -321,6 +339,7 @@ impl Client {
             match client.open_session().await {
                 Ok(live) => {
                     log::info!("reconnected after {attempt} attempt(s)");
+                    client.inner.reconnects.fetch_add(1, Ordering::Relaxed);
                     client.restore(&live).await;
                     client.set_state(ConnectionState::Connected);
                     return;

@@ -67,6 +67,13 @@ pub enum ConfigError {
         /// The I/O error.
         reason: String,
     },
+    /// The client certificate or its key cannot be used (unreadable file, no PEM block, a
+    /// key that does not match the certificate). The message never contains the key.
+    #[error("invalid client certificate: {reason}; provide the certificate chain and its private key as PEM")]
+    InvalidClientCertificate {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A certificate fingerprint is not a SHA-256 digest.
     #[error("invalid certificate fingerprint '{value}': expected 32 bytes as 64 hex digits (colons allowed)")]
     InvalidFingerprint {
@@ -113,6 +120,15 @@ pub enum ConnectError {
         /// The relay URL (without credentials).
         url: String,
         /// What the TLS layer reported.
+        reason: String,
+    },
+    /// The relay refused this client's certificate: it requires one (mutual TLS) and none
+    /// was configured, or the one presented is not signed by a CA it trusts (or expired).
+    #[error("relay {url} refused the client certificate: {reason}; configure the certificate and key the relay's operator issued (TlsConfig::client_certificate)")]
+    ClientCertificateRejected {
+        /// The relay URL (without credentials).
+        url: String,
+        /// What the relay's TLS alert said.
         reason: String,
     },
     /// The host name could not be resolved.

@@ -57,6 +57,10 @@ pub(crate) struct LiveParts {
     pub(crate) draft: u32,
     pub(crate) session: TransportSession,
     pub(crate) endpoint: quinn::Endpoint,
+    /// The QUIC connection under the session, for its statistics.
+    pub(crate) connection: quinn::Connection,
+    /// Received datagram objects discarded on this session (over `max_object_size`).
+    pub(crate) datagrams_dropped: Arc<std::sync::atomic::AtomicU64>,
     pub(crate) lost: watch::Sender<bool>,
     pub(crate) announced: Mutex<HashMap<String, Announcement>>,
     /// Subscriptions whose reader the session takes as soon as their first group arrives.

@@ -19,24 +19,26 @@ mod in_runtime;
 mod live;
 pub mod names;
 pub mod publisher;
+pub mod stats;
 pub mod subscriber;
 mod tls;
 pub mod token;
 mod transport;
 
 pub use catalog::{parse_catalog, CatalogError, CatalogReader, TrackInfo};
-pub use config::{ClientConfig, ReconnectPolicy, Scheme, TlsConfig};
+pub use config::{ClientCertificate, ClientConfig, PemSource, ReconnectPolicy, Scheme, TlsConfig};
 pub use connection::Client;
-pub use delivery::{Object, Overflow, SubscriberOptions};
+pub use delivery::{GroupOrder, Object, Overflow, SubscriberOptions};
 pub use discovery::{NamespaceEvent, NamespaceWatch};
 pub use error::{
     AnnounceError, ConfigError, ConnectError, InvalidName, PublishError, SubscribeError,
 };
 pub use live::ConnectionState;
 pub use publisher::{
-    DeliveryMode, ObjectLocation, Publisher, PublisherOptions, DEFAULT_MAX_GROUP_OBJECTS,
-    DEFAULT_MAX_QUEUED_BYTES, SUBSCRIBER_SETTLE,
+    DeliveryMode, NewGroupRequests, ObjectLocation, Publisher, PublisherOptions,
+    DEFAULT_MAX_GROUP_OBJECTS, DEFAULT_MAX_QUEUED_BYTES, SUBSCRIBER_SETTLE,
 };
+pub use stats::{ConnectionStats, SubscriptionStats};
 pub use subscriber::{Subscriber, SubscriberCloser};
 pub use tls::certificate_sha256;
 pub use token::Token;

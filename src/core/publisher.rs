@@ -37,6 +37,7 @@ use moq_transport::serve::{
     Datagram, DatagramsWriter, SendBudget, SendBudgetFull, Subgroup, SubgroupWriter,
     SubgroupsWriter, MAX_QUEUED_SUBGROUPS,
 };
+use tokio::sync::watch;
 
 use super::config::ClientConfig;
 use super::error::PublishError;
@@ -73,6 +74,11 @@ pub struct PublisherOptions {
     /// is accepted while the queue is below the limit, so the queue holds at most this plus
     /// one object. Default 16 MiB.
     pub max_queued_bytes: usize,
+    /// `Stream` mode: advertise that subscribers may ask for a new group (draft-18
+    /// REQUEST_UPDATE with NEW_GROUP_REQUEST; relays forward it to the publisher), and hand
+    /// each request to [`Publisher::new_group_requests`], so the app can start a group with a
+    /// key frame. Without it a subscriber's request is refused. Default `false`.
+    pub accept_new_group_requests: bool,
 }
 
 /// How long a subscription must stay for [`Publisher::wait_for_subscriber`] to count it: a
@@ -99,6 +105,7 @@ impl Default for PublisherOptions {
             max_group_objects: DEFAULT_MAX_GROUP_OBJECTS,
             max_group_bytes: 64 * 1024 * 1024,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
+            accept_new_group_requests: false,
         }
     }
 }
@@ -139,6 +146,39 @@ pub(crate) struct Shared {
     /// Cancelled by [`Publisher::close`]: wakes a `publish_when_ready` waiting for room, which
     /// then reports `Closed` (room may never come on a stalled network).
     closing: tokio_util::sync::CancellationToken,
+    /// New-group requests received (how many, and the latest one's group), for
+    /// [`NewGroupRequests`]; fed by the track's dynamic-groups handler on every session.
+    new_group_requests: Arc<watch::Sender<(u64, u64)>>,
+}
+
+/// The new-group requests subscribers send a publisher (see
+/// [`PublisherOptions::accept_new_group_requests`]). Requests that arrive while the app is
+/// busy are coalesced: [`NewGroupRequests::next`] returns once for all of them.
+pub struct NewGroupRequests {
+    requests: watch::Receiver<(u64, u64)>,
+    seen: u64,
+    closing: tokio_util::sync::CancellationToken,
+}
+
+impl NewGroupRequests {
+    /// Wait for the next request (or requests, coalesced) since the last call. Returns the
+    /// group the latest one asks to reach (the largest group that subscriber knows, plus one;
+    /// 0 when it knows none): call [`Publisher::new_group`] and publish a key frame. `None`
+    /// once the publisher is closed. Cancel-safe.
+    pub async fn next(&mut self) -> Option<u64> {
+        let seen = self.seen;
+        let request = tokio::select! {
+            request = self.requests.wait_for(|(count, _)| *count > seen) => *request.ok()?,
+            _ = self.closing.cancelled() => return None,
+        };
+        self.seen = request.0;
+        Some(request.1)
+    }
+
+    /// Requests received so far, in all.
+    pub fn count(&self) -> u64 {
+        self.requests.borrow().0
+    }
 }
 
 /// The session a publisher writes to, and its writer there.
@@ -187,7 +227,8 @@ impl Publisher {
         let live = live.ok_or(PublishError::NotConnected)?;
         let send_budget = SendBudget::new(options.max_queued_bytes, MAX_QUEUED_SUBGROUPS);
         let (writer, name) = live.create_track(namespace, track)?;
-        let writer = Writer::new(writer, options.delivery, &send_budget)?;
+        let new_group_requests = Arc::new(watch::channel((0, 0)).0);
+        let writer = Writer::new(writer, &options, &send_budget, &new_group_requests)?;
         let shared = Arc::new(Shared {
             namespace: namespace.to_string(),
             track: track.to_string(),
@@ -203,6 +244,7 @@ impl Publisher {
                 next_group: 0,
             }),
             closing: Default::default(),
+            new_group_requests,
         });
         Ok(Publisher { shared, runtime })
     }
@@ -231,10 +273,25 @@ fn track_closed(err: moq_transport::serve::ServeError) -> PublishError {
 impl Writer {
     fn new(
         track: moq_transport::serve::TrackWriter,
-        delivery: DeliveryMode,
+        options: &PublisherOptions,
         send_budget: &Arc<SendBudget>,
+        requests: &Arc<watch::Sender<(u64, u64)>>,
     ) -> Result<Self, PublishError> {
-        Ok(match delivery {
+        if options.accept_new_group_requests && options.delivery == DeliveryMode::Stream {
+            // Set before the track is served, so SUBSCRIBE_OK advertises it.
+            let requests = requests.clone();
+            track
+                .enable_dynamic_groups(move |value| {
+                    requests.send_modify(|(count, latest)| {
+                        *count += 1;
+                        *latest = value;
+                    });
+                    log::debug!("a subscriber asked for a new group (group {value} or later)");
+                    std::future::ready(Ok(()))
+                })
+                .map_err(track_closed)?;
+        }
+        Ok(match options.delivery {
             DeliveryMode::Stream => Writer::Stream {
                 groups: {
                     track.set_send_budget(send_budget.clone());
@@ -268,7 +325,12 @@ impl Shared {
         let created = live
             .create_track(&self.namespace, &self.track)
             .and_then(|(writer, name)| {
-                let writer = Writer::new(writer, self.options.delivery, &self.send_budget)?;
+                let writer = Writer::new(
+                    writer,
+                    &self.options,
+                    &self.send_budget,
+                    &self.new_group_requests,
+                )?;
                 Ok((writer, name))
             });
         match created {
@@ -497,6 +559,19 @@ impl Publisher {
     /// Bytes published and not yet handed to QUIC (`Stream` mode; see `max_queued_bytes`).
     pub fn queued_bytes(&self) -> usize {
         self.shared.send_budget.queued()
+    }
+
+    /// The new-group requests of this track's subscribers, from now on (needs
+    /// [`PublisherOptions::accept_new_group_requests`]; otherwise none ever comes). Each call
+    /// gives an independent receiver.
+    pub fn new_group_requests(&self) -> NewGroupRequests {
+        let requests = self.shared.new_group_requests.subscribe();
+        let seen = requests.borrow().0;
+        NewGroupRequests {
+            requests,
+            seen,
+            closing: self.shared.closing.clone(),
+        }
     }
 
     /// End the current group; the next object starts a new one (for example at a key frame).

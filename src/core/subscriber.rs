@@ -7,9 +7,10 @@ use tokio::sync::watch;
 
 use super::delivery::queue::Queue;
 use super::delivery::subscription::{join, SharedTrack, Sink};
-pub use super::delivery::{Object, Overflow, SubscriberOptions};
+pub use super::delivery::{GroupOrder, Object, Overflow, SubscriberOptions};
 use super::error::SubscribeError;
 use super::names::check_track;
+use super::stats::SubscriptionStats;
 use super::Client;
 use crate::sync::lock;
 
@@ -98,6 +99,23 @@ impl Subscriber {
         Ok(batch)
     }
 
+    /// Ask the publisher for a new group (say, a decoder lost its reference and needs a key
+    /// frame): draft-18 REQUEST_UPDATE with NEW_GROUP_REQUEST, forwarded by relays to the
+    /// publisher, whose app starts a group when it sees the request. Returns once the relay
+    /// accepted the request, not when the group comes. A request while one is outstanding,
+    /// or for a group already delivered, is not sent again. Fails with `Refused` when the
+    /// publisher does not take such requests, `NotConnected` without a session (also while
+    /// reconnecting), `Timeout` after `request_timeout`.
+    pub async fn request_new_group(&self) -> Result<(), SubscribeError> {
+        self.closer().request_new_group().await
+    }
+
+    /// A snapshot of this subscription's counters. Cheap (a few atomic loads and one short
+    /// lock of the buffer); thread-safe through [`SubscriberCloser::stats`] too.
+    pub fn stats(&self) -> SubscriptionStats {
+        self.closer().stats()
+    }
+
     /// The next object if one is already buffered, without waiting.
     pub fn try_next(&mut self) -> Option<Object> {
         self.objects.try_pop()
@@ -164,6 +182,8 @@ impl Subscriber {
                 .as_ref()
                 .map(|shared| Arc::downgrade(&shared.fanout)),
             sink: self.sink.clone(),
+            objects: self.objects.clone(),
+            track: self.shared.as_ref().map(Arc::downgrade),
         }
     }
 }
@@ -173,6 +193,8 @@ impl Subscriber {
 pub struct SubscriberCloser {
     fanout: Option<std::sync::Weak<super::delivery::subscription::Fanout>>,
     sink: Arc<Sink>,
+    objects: Arc<Queue>,
+    track: Option<std::sync::Weak<SharedTrack>>,
 }
 
 impl SubscriberCloser {
@@ -184,6 +206,37 @@ impl SubscriberCloser {
     /// Groups cut short upstream while subscribed (see [`Subscriber::cut_groups`]).
     pub fn cut_groups(&self) -> u64 {
         self.sink.cut_groups.load(Ordering::Relaxed)
+    }
+
+    /// Ask the publisher for a new group (see [`Subscriber::request_new_group`]).
+    pub async fn request_new_group(&self) -> Result<(), SubscribeError> {
+        let track = self.track.as_ref().and_then(std::sync::Weak::upgrade);
+        if !*self.sink.active.borrow() {
+            return Err(SubscribeError::NotConnected);
+        }
+        match track {
+            Some(track) => track.request_new_group().await,
+            None => Err(SubscribeError::NotConnected),
+        }
+    }
+
+    /// A snapshot of the subscription's counters (see [`Subscriber::stats`]).
+    pub fn stats(&self) -> SubscriptionStats {
+        let held = self
+            .fanout
+            .as_ref()
+            .and_then(std::sync::Weak::upgrade)
+            .map_or(0, |fanout| fanout.held.load(Ordering::Relaxed));
+        let sink = &self.sink;
+        SubscriptionStats {
+            objects_received: sink.received.load(Ordering::Relaxed),
+            bytes_received: sink.received_bytes.load(Ordering::Relaxed),
+            objects_dropped: sink.dropped.load(Ordering::Relaxed),
+            groups_cut: sink.cut_groups.load(Ordering::Relaxed),
+            current_group: sink.current_group.load(Ordering::Relaxed).checked_sub(1),
+            groups_held_for_ordering: held,
+            buffered_objects: self.objects.len() as u64,
+        }
     }
 
     /// Stop delivery (idempotent). Objects already buffered can still be read.

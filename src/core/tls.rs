@@ -5,11 +5,11 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-use super::config::TlsConfig;
+use super::config::{ClientCertificate, PemSource, TlsConfig};
 use super::error::ConfigError;
 
 /// Build the client TLS configuration (without ALPN, which depends on the scheme).
@@ -22,7 +22,7 @@ pub(crate) fn client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, Con
             reason: err.to_string(),
         })?;
 
-    let config = if tls.danger_accept_any_certificate {
+    let builder = if tls.danger_accept_any_certificate {
         log::warn!("TLS certificate verification is DISABLED (danger_accept_any_certificate); never use this outside development");
         builder
             .dangerous()
@@ -30,7 +30,6 @@ pub(crate) fn client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, Con
                 pins: None,
                 provider,
             }))
-            .with_no_client_auth()
     } else if !tls.pinned_sha256.is_empty() {
         builder
             .dangerous()
@@ -38,13 +37,52 @@ pub(crate) fn client_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, Con
                 pins: Some(tls.pinned_sha256.clone()),
                 provider,
             }))
-            .with_no_client_auth()
     } else {
-        builder
-            .with_root_certificates(root_store(tls)?)
-            .with_no_client_auth()
+        builder.with_root_certificates(root_store(tls)?)
+    };
+    let config = match &tls.client_certificate {
+        None => builder.with_no_client_auth(),
+        Some(identity) => {
+            let (chain, key) = client_identity(identity)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|err| invalid_client_certificate(err.to_string()))?
+        }
     };
     Ok(config)
+}
+
+fn invalid_client_certificate(reason: String) -> ConfigError {
+    ConfigError::InvalidClientCertificate { reason }
+}
+
+/// Read and parse the client certificate chain and key (files read now, at each call).
+fn client_identity(
+    identity: &ClientCertificate,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ConfigError> {
+    let read = |source: &PemSource, what: &str| match source {
+        PemSource::Pem(pem) => Ok(pem.clone()),
+        PemSource::File(path) => std::fs::read(path).map_err(|err| {
+            invalid_client_certificate(format!(
+                "cannot read the {what} file '{}': {err}",
+                path.display()
+            ))
+        }),
+    };
+    let chain_pem = read(&identity.chain, "certificate")?;
+    let chain = CertificateDer::pem_slice_iter(&chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| invalid_client_certificate(format!("certificate: {err}")))?;
+    if chain.is_empty() {
+        return Err(invalid_client_certificate(
+            "no PEM 'CERTIFICATE' block in the certificate chain".into(),
+        ));
+    }
+    let key_pem = read(&identity.key, "key")?;
+    // The parser's error names only the PEM section kind, never key material.
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|err| invalid_client_certificate(format!("no usable PEM private key ({err})")))?;
+    Ok((chain, key))
 }
 
 fn root_store(tls: &TlsConfig) -> Result<rustls::RootCertStore, ConfigError> {

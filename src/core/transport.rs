@@ -14,6 +14,8 @@ pub(crate) struct Established {
     pub session: TransportSession,
     pub transport: Transport,
     pub endpoint: quinn::Endpoint,
+    /// The QUIC connection under the session (for its statistics and close reason).
+    pub connection: quinn::Connection,
     /// The MoQT draft agreed in the handshake.
     pub draft: u32,
     /// Over draft 16: how many requests the relay allows this session in all (it may raise
@@ -112,6 +114,7 @@ pub(crate) async fn establish(
         Err(err) => return Err(classify(&shown, &err)),
     };
 
+    let quic = connection.clone();
     let (session, transport) = match scheme {
         Scheme::WebTransport => {
             let mut request = web_transport_quinn::proto::ConnectRequest::new(url.clone());
@@ -120,13 +123,19 @@ pub(crate) async fn establish(
             }
             let session = web_transport_quinn::Session::connect(connection, request)
                 .await
-                .map_err(|err| match err {
-                    web_transport_quinn::ClientError::Connection(err) => classify(&shown, &err),
-                    web_transport_quinn::ClientError::HttpError(err) => ConnectError::Refused {
-                        url: shown.clone(),
-                        reason: format!("WebTransport CONNECT refused: {err}"),
-                    },
-                    other => transport_err(other.to_string()),
+                .map_err(|err| {
+                    // A relay refusing our certificate closes the connection meanwhile.
+                    if let Some(tls) = tls_failure(&shown, &quic) {
+                        return tls;
+                    }
+                    match err {
+                        web_transport_quinn::ClientError::Connection(err) => classify(&shown, &err),
+                        web_transport_quinn::ClientError::HttpError(err) => ConnectError::Refused {
+                            url: shown.clone(),
+                            reason: format!("WebTransport CONNECT refused: {err}"),
+                        },
+                        other => transport_err(other.to_string()),
+                    }
                 })?;
             (session, Transport::WebTransport)
         }
@@ -189,6 +198,7 @@ pub(crate) async fn establish(
         requests_allowed,
         transport,
         endpoint,
+        connection: quic,
         draft,
     })
 }
@@ -222,9 +232,17 @@ fn classify(url: &str, err: &quinn::ConnectionError) -> ConnectError {
             reason: e.reason.clone(),
         },
         quinn::ConnectionError::ConnectionClosed(close) if is_crypto(close.error_code) => {
-            ConnectError::Tls {
-                url: url.to_string(),
-                reason: format!("relay rejected the handshake: {}", close.error_code),
+            let alert = (u64::from(close.error_code) - 0x100) as u8;
+            match client_certificate_alert(alert) {
+                // The relay verifies one certificate only: ours.
+                Some(name) => ConnectError::ClientCertificateRejected {
+                    url: url.to_string(),
+                    reason: format!("TLS alert {name} ({alert})"),
+                },
+                None => ConnectError::Tls {
+                    url: url.to_string(),
+                    reason: format!("relay rejected the handshake: {}", close.error_code),
+                },
             }
         }
         quinn::ConnectionError::ConnectionClosed(close) => ConnectError::Refused {
@@ -247,6 +265,35 @@ fn classify(url: &str, err: &quinn::ConnectionError) -> ConnectError {
             url: url.to_string(),
             reason: other.to_string(),
         },
+    }
+}
+
+/// The TLS alerts (RFC 8446 §6.2) a server sends about the client's certificate, by name:
+/// from a relay, they can only mean ours.
+fn client_certificate_alert(alert: u8) -> Option<&'static str> {
+    Some(match alert {
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        116 => "certificate_required: the relay requires a client certificate",
+        _ => return None,
+    })
+}
+
+/// The handshake's verdict on a session that failed after QUIC connected: over TLS 1.3 a
+/// relay checks the client's certificate after the client considers the handshake done, so
+/// its refusal surfaces as a closed connection while the session is being set up.
+pub(crate) fn tls_failure(url: &str, connection: &quinn::Connection) -> Option<ConnectError> {
+    let reason = connection.close_reason()?;
+    match classify(url, &reason) {
+        err @ (ConnectError::Tls { .. } | ConnectError::ClientCertificateRejected { .. }) => {
+            Some(err)
+        }
+        _ => None,
     }
 }
 

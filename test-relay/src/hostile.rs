@@ -59,6 +59,11 @@ pub mod tracks {
     /// ends the session. Sent on the first such request of the peer's life only, so a client
     /// that reconnects and subscribes again gets a working session.
     pub const GARBAGE: &str = "garbage";
+    /// Namespace whose tracks answer with what the SUBSCRIBE asked for (not hostile: a
+    /// peer that shows the client's request as it arrived). One object, then the group
+    /// stays open: `subscriber_priority=P group_order=O`, O one of `publisher`, `ascending`,
+    /// `descending`.
+    pub const ECHO: &str = "echo";
 }
 
 /// Size of the object sent on [`tracks::OVERSIZE`].
@@ -203,6 +208,7 @@ impl Connection {
         let track = subscribed.info.track_name.to_string_lossy().into_owned();
         let result = match (namespace.as_str(), track.as_str()) {
             (tracks::GOOD, _) => serve_good(subscribed).await,
+            (tracks::ECHO, _) => serve_echo(subscribed).await,
             (tracks::HOSTILE, tracks::SILENT) => {
                 // Keep the request without answering until the session ends.
                 std::future::pending::<()>().await;
@@ -302,6 +308,25 @@ async fn serve_good(subscribed: Subscribed) -> anyhow::Result<()> {
             interval.tick().await;
             group(&mut groups, tick)?.write(Bytes::copy_from_slice(&tick.to_le_bytes()))?;
         }
+        Ok(groups)
+    })
+    .await
+}
+
+/// One object describing the SUBSCRIBE as received (see [`tracks::ECHO`]).
+async fn serve_echo(subscribed: Subscribed) -> anyhow::Result<()> {
+    use moq_transport::message::GroupOrder;
+    let order = match subscribed.info.group_order {
+        GroupOrder::Publisher => "publisher",
+        GroupOrder::Ascending => "ascending",
+        GroupOrder::Descending => "descending",
+    };
+    let echo = format!(
+        "subscriber_priority={} group_order={order}",
+        subscribed.info.subscriber_priority
+    );
+    serve_writing(subscribed, |mut groups| async move {
+        group(&mut groups, 0)?.write(Bytes::from(echo))?;
         Ok(groups)
     })
     .await

@@ -102,6 +102,81 @@ struct Identity {
     token_signer: cat_token::Es256Algorithm,
     /// Its public half, PEM: what the relay verifies tokens with.
     token_key_pem: String,
+    /// With mutual TLS on: the CA client certificates must chain to, and what it issued.
+    client_auth: Option<(CertificateDer<'static>, ClientCertificates)>,
+}
+
+/// Client certificates for a relay that requires them
+/// ([`TestRelay::start_requiring_client_certificates`]).
+pub struct ClientCertificates {
+    /// Issued by the CA the relay trusts for clients: accepted.
+    pub accepted: ClientIdentity,
+    /// Self-signed, unknown to the relay: refused.
+    pub untrusted: ClientIdentity,
+}
+
+/// A client certificate and its key, as PEM text and as files (valid while the relay lives).
+pub struct ClientIdentity {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// Its private key, PEM (PKCS#8).
+    pub key_pem: String,
+    /// A file holding `cert_pem`.
+    pub cert_path: PathBuf,
+    /// A file holding `key_pem`.
+    pub key_path: PathBuf,
+}
+
+impl ClientCertificates {
+    /// A client CA and two identities (one it signed, one self-signed), files in `dir`.
+    fn generate(dir: &Path) -> anyhow::Result<(CertificateDer<'static>, Self)> {
+        use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "moq-ffi test client CA");
+        let ca_key = KeyPair::generate()?;
+        let ca = ca_params.self_signed(&ca_key)?;
+        let client_params = || -> anyhow::Result<CertificateParams> {
+            let mut params = CertificateParams::new(vec!["moq-ffi-test-client".to_string()])?;
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            Ok(params)
+        };
+        let write = |name: &str, cert: &rcgen::Certificate, key: &KeyPair| {
+            let (cert_path, key_path) = (
+                dir.join(format!("{name}-cert.pem")),
+                dir.join(format!("{name}-key.pem")),
+            );
+            std::fs::write(&cert_path, cert.pem()).context("write client certificate")?;
+            std::fs::write(&key_path, key.serialize_pem()).context("write client key")?;
+            anyhow::Ok(ClientIdentity {
+                cert_pem: cert.pem(),
+                key_pem: key.serialize_pem(),
+                cert_path,
+                key_path,
+            })
+        };
+        let key = KeyPair::generate()?;
+        let accepted = write(
+            "client",
+            &client_params()?.signed_by(&key, &ca, &ca_key)?,
+            &key,
+        )?;
+        let stranger_key = KeyPair::generate()?;
+        let untrusted = write(
+            "stranger",
+            &client_params()?.self_signed(&stranger_key)?,
+            &stranger_key,
+        )?;
+        Ok((
+            ca.der().clone(),
+            Self {
+                accepted,
+                untrusted,
+            },
+        ))
+    }
 }
 
 impl Identity {
@@ -131,11 +206,13 @@ impl Identity {
             ca_pem,
             token_signer,
             token_key_pem,
+            client_auth: None,
         })
     }
 
     fn tls(&self) -> anyhow::Result<moq_native_ietf::tls::Config> {
-        relay_server::tls_config(&self.cert, &self.key_der)
+        let client_ca = self.client_auth.as_ref().map(|(ca, _)| ca);
+        relay_server::tls_config(&self.cert, &self.key_der, client_ca)
     }
 
     /// Write the certificate (DER), its key (PKCS#8 DER) and the token key (public, PEM) for
@@ -396,6 +473,28 @@ impl TestRelay {
         })
     }
 
+    /// Start an in-process relay (the workspace's moq-transport, whatever `MOQ_TEST_RELAY`
+    /// says: the TLS layer in front of it is the same rustls either way) that requires every
+    /// client to present a certificate signed by its client CA ([`ClientCertificates`]):
+    /// a client without one, or with another, is refused in the handshake.
+    pub fn start_requiring_client_certificates() -> anyhow::Result<Self> {
+        let mut identity = Identity::generate()?;
+        identity.client_auth = Some(ClientCertificates::generate(identity._dir.path())?);
+        let (running, addr) = Self::spawn(&identity, RelayKind::Patched, 0)?;
+        Ok(Self {
+            identity,
+            kind: RelayKind::Patched,
+            addr,
+            running: Some(running),
+        })
+    }
+
+    /// The client certificates of a relay started with
+    /// [`TestRelay::start_requiring_client_certificates`]; `None` for any other.
+    pub fn client_certificates(&self) -> Option<&ClientCertificates> {
+        self.identity.client_auth.as_ref().map(|(_, certs)| certs)
+    }
+
     fn spawn(
         identity: &Identity,
         kind: RelayKind,
@@ -489,21 +588,36 @@ impl TestRelay {
     /// and `moqkit relay` print): `MOQ_RELAY_MOQT_URL`, `MOQ_RELAY_HTTPS_URL`,
     /// `MOQ_RELAY_CA_FILE`, `MOQ_RELAY_SHA256`, `MOQ_RELAY_KIND` (`patched` or `upstream`),
     /// `MOQ_RELAY_AUTH_PATH` ([`AUTH_PATH`]), `MOQ_RELAY_TOKEN` (publish and subscribe there),
-    /// `MOQ_RELAY_TOKEN_SUBSCRIBE_ONLY`, `MOQ_RELAY_PORT` (last).
+    /// `MOQ_RELAY_TOKEN_SUBSCRIBE_ONLY`, `MOQ_RELAY_PORT` (last). A relay requiring client
+    /// certificates also prints, first, `MOQ_RELAY_CLIENT_CERT_FILE` and
+    /// `MOQ_RELAY_CLIENT_KEY_FILE` (accepted) and `MOQ_RELAY_UNTRUSTED_CERT_FILE` and
+    /// `MOQ_RELAY_UNTRUSTED_KEY_FILE` (refused).
     pub fn environment(&self) -> String {
-        format!(
-            "MOQ_RELAY_MOQT_URL={}\nMOQ_RELAY_HTTPS_URL={}\nMOQ_RELAY_CA_FILE={}\n\
+        let mut client_auth = String::new();
+        if let Some(certs) = self.client_certificates() {
+            client_auth = format!(
+                "MOQ_RELAY_CLIENT_CERT_FILE={}\nMOQ_RELAY_CLIENT_KEY_FILE={}\n\
+                 MOQ_RELAY_UNTRUSTED_CERT_FILE={}\nMOQ_RELAY_UNTRUSTED_KEY_FILE={}\n",
+                certs.accepted.cert_path.display(),
+                certs.accepted.key_path.display(),
+                certs.untrusted.cert_path.display(),
+                certs.untrusted.key_path.display(),
+            );
+        }
+        client_auth
+            + &format!(
+                "MOQ_RELAY_MOQT_URL={}\nMOQ_RELAY_HTTPS_URL={}\nMOQ_RELAY_CA_FILE={}\n\
              MOQ_RELAY_SHA256={}\nMOQ_RELAY_KIND={}\nMOQ_RELAY_AUTH_PATH={AUTH_PATH}\n\
              MOQ_RELAY_TOKEN={}\nMOQ_RELAY_TOKEN_SUBSCRIBE_ONLY={}\nMOQ_RELAY_PORT={}\n",
-            self.moqt_url(),
-            self.https_url(),
-            self.ca_path().display(),
-            self.sha256_hex(),
-            self.kind.name(),
-            self.token(TokenGrant::PublishAndSubscribe),
-            self.token(TokenGrant::SubscribeOnly),
-            self.addr.port()
-        )
+                self.moqt_url(),
+                self.https_url(),
+                self.ca_path().display(),
+                self.sha256_hex(),
+                self.kind.name(),
+                self.token(TokenGrant::PublishAndSubscribe),
+                self.token(TokenGrant::SubscribeOnly),
+                self.addr.port()
+            )
     }
 
     /// Whether the relay is currently running.

@@ -74,16 +74,30 @@ impl Coordinator for SingleRelayCoordinator {
 }
 
 /// TLS for a relay serving `cert` (DER) with its PKCS#8 `key_der`; TLS 1.3 only, ring.
+/// With `client_ca`, every client must present a certificate that CA signed (mutual TLS).
 pub fn tls_config(
     cert: &CertificateDer<'static>,
     key_der: &[u8],
+    client_ca: Option<&CertificateDer<'static>>,
 ) -> anyhow::Result<moq_native_ietf::tls::Config> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_der.to_vec()));
     let server = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)?;
+        .with_protocol_versions(&[&rustls::version::TLS13])?;
+    let server = match client_ca {
+        None => server.with_no_client_auth(),
+        Some(ca) => {
+            let mut clients = rustls::RootCertStore::empty();
+            clients.add(ca.clone())?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(clients),
+                provider.clone(),
+            )
+            .build()?;
+            server.with_client_cert_verifier(verifier)
+        }
+    }
+    .with_single_cert(vec![cert.clone()], key)?;
     // The relay's own outbound client (unused with a single relay) trusts only this CA.
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone())?;

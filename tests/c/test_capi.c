@@ -1189,6 +1189,11 @@ typedef struct {
     char moqt[256];
     char https[256];
     char ca[1024];
+    /* `--client-auth` only: an accepted and a refused client identity (PEM files). */
+    char client_cert[1024];
+    char client_key[1024];
+    char untrusted_cert[1024];
+    char untrusted_key[1024];
 } OwnRelay;
 
 /* `arg`: NULL for the relay, "--hostile" for the misbehaving peer (test-relay/src/hostile.rs). */
@@ -1219,6 +1224,14 @@ static int own_relay_start_as(OwnRelay *relay, const char *arg) {
         if (strncmp(line, "MOQ_RELAY_MOQT_URL=", 19) == 0) snprintf(relay->moqt, sizeof relay->moqt, "%s", line + 19);
         if (strncmp(line, "MOQ_RELAY_HTTPS_URL=", 20) == 0) snprintf(relay->https, sizeof relay->https, "%s", line + 20);
         if (strncmp(line, "MOQ_RELAY_CA_FILE=", 18) == 0) snprintf(relay->ca, sizeof relay->ca, "%s", line + 18);
+        const char *value;
+        if ((value = strchr(line, '=')) != NULL) {
+            value++;
+            if (strncmp(line, "MOQ_RELAY_CLIENT_CERT_FILE=", 27) == 0) snprintf(relay->client_cert, sizeof relay->client_cert, "%s", value);
+            if (strncmp(line, "MOQ_RELAY_CLIENT_KEY_FILE=", 26) == 0) snprintf(relay->client_key, sizeof relay->client_key, "%s", value);
+            if (strncmp(line, "MOQ_RELAY_UNTRUSTED_CERT_FILE=", 30) == 0) snprintf(relay->untrusted_cert, sizeof relay->untrusted_cert, "%s", value);
+            if (strncmp(line, "MOQ_RELAY_UNTRUSTED_KEY_FILE=", 29) == 0) snprintf(relay->untrusted_key, sizeof relay->untrusted_key, "%s", value);
+        }
     }
     return 0;
 }
@@ -1276,6 +1289,280 @@ static void test_a_group_cut_short_is_counted_by_moq_subscriber_cut_groups(void)
     CHECK(moq_subscriber_cut_groups(NULL) == 0);
     moq_subscriber_destroy(sub);
     CHECK(moq_subscriber_cut_groups(sub) == 0); /* a destroyed handle */
+    moq_client_destroy(client);
+    own_relay_end(&peer);
+}
+
+/* A whole file's bytes, NUL-terminated (the caller frees it); NULL if unreadable. */
+static char *read_text_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return NULL;
+    static char buf[16384];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *copy = malloc(n + 1);
+    if (copy != NULL) memcpy(copy, buf, n + 1);
+    return copy;
+}
+
+/* Mutual TLS (#26 item 5): `moq-test-relay --client-auth` requires a client certificate signed
+ * by its client CA. None, or a self-signed one, fails moq_connect with CONNECTION_FAILED and a
+ * message naming the client certificate; the issued one, from files or as PEM text, connects and
+ * carries objects; a key that does not match, or half a pair, is refused when set. */
+static void test_client_certificate_required_by_the_relay(void) {
+    OwnRelay relay;
+    memset(&relay, 0, sizeof relay);
+    CHECK(own_relay_start_as(&relay, "--client-auth"));
+    CHECK(relay.client_cert[0] != '\0' && relay.untrusted_key[0] != '\0');
+    const char *urls[2] = {relay.moqt, relay.https};
+    for (int i = 0; i < 2; i++) {
+        MoqClient *client = own_relay_client(&relay, 0);
+        CHECK_RESULT(moq_connect(client, urls[i], NULL, NULL), MOQ_ERROR_CONNECTION_FAILED);
+        CHECK(strstr(moq_last_error(), "refused the client certificate") != NULL);
+        CHECK(strstr(moq_last_error(), "certificate_required") != NULL);
+        CHECK_RESULT(moq_client_set_client_certificate_files(client, relay.untrusted_cert, relay.untrusted_key), MOQ_OK);
+        CHECK_RESULT(moq_connect(client, urls[i], NULL, NULL), MOQ_ERROR_CONNECTION_FAILED);
+        CHECK(strstr(moq_last_error(), "refused the client certificate") != NULL);
+        CHECK_RESULT(moq_client_set_client_certificate_files(client, relay.client_cert, relay.client_key), MOQ_OK);
+        CHECK_RESULT(moq_connect(client, urls[i], NULL, NULL), MOQ_OK);
+        zero_length_round_trip(client, "mtls", 3);
+        moq_client_destroy(client);
+    }
+    char *cert = read_text_file(relay.client_cert);
+    char *key = read_text_file(relay.client_key);
+    char *other_key = read_text_file(relay.untrusted_key);
+    CHECK(cert != NULL && key != NULL && other_key != NULL);
+    MoqClient *client = own_relay_client(&relay, 0);
+    CHECK_RESULT(moq_client_set_client_certificate(client, cert, other_key), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_client_set_client_certificate(client, cert, NULL), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_client_set_client_certificate(client, cert, cert), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_client_set_client_certificate_files(client, "/nonexistent/cert.pem", relay.client_key),
+                 MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_client_set_client_certificate(NULL, cert, key), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_client_set_client_certificate(client, cert, key), MOQ_OK);
+    CHECK_RESULT(moq_connect(client, relay.moqt, NULL, NULL), MOQ_OK);
+    zero_length_round_trip(client, "mtls-pem", 1);
+    CHECK_RESULT(moq_disconnect(client), MOQ_OK);
+    /* Removed: the relay refuses the next connect. */
+    CHECK_RESULT(moq_client_set_client_certificate(client, NULL, NULL), MOQ_OK);
+    CHECK_RESULT(moq_connect(client, relay.moqt, NULL, NULL), MOQ_ERROR_CONNECTION_FAILED);
+    moq_client_destroy(client);
+    free(cert);
+    free(key);
+    free(other_key);
+    own_relay_end(&relay);
+}
+
+/* Statistics (#26 item 3): moq_client_stats and moq_subscriber_stats count what flowed; both
+ * check struct_size and fill no more than the caller's struct holds. */
+static void test_stats_count_what_flowed(void) {
+    MoqStats stats;
+    memset(&stats, 0, sizeof stats);
+    stats.struct_size = sizeof stats;
+    MoqClient *idle = new_client();
+    CHECK_RESULT(moq_client_stats(idle, &stats), MOQ_OK);
+    CHECK(stats.state == MOQ_STATE_DISCONNECTED && stats.draft == 0 && stats.bytes_sent == 0);
+    moq_client_destroy(idle);
+
+    MoqClient *pub_client = connected_client(moqt_url);
+    MoqClient *sub_client = connected_client(moqt_url);
+    char ns[64];
+    MoqPublisher *pub = publisher_in_new_namespace(pub_client, ns, sizeof ns, "stats", "t");
+    DataLog log = {0};
+    log.expected_len = 1000;
+    MoqSubscriber *sub = moq_subscribe(sub_client, ns, "t", on_data, &log);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
+    unsigned char buf[1000];
+    int count = scaled(100);
+    for (int i = 0; i < count; i++) {
+        fill(buf, sizeof buf, i);
+        CHECK_RESULT(moq_publish_data(pub, buf, sizeof buf, MOQ_DELIVERY_STREAM), MOQ_OK);
+    }
+    CHECK(wait_for(&log.count, count, 10000));
+    CHECK(atomic_load(&log.order_errors) == 0 && atomic_load(&log.content_errors) == 0);
+
+    MoqSubscriptionStats sub_stats;
+    memset(&sub_stats, 0, sizeof sub_stats);
+    sub_stats.struct_size = sizeof sub_stats;
+    CHECK_RESULT(moq_subscriber_stats(sub, &sub_stats), MOQ_OK);
+    CHECK(sub_stats.objects_received == (uint64_t)count);
+    CHECK(sub_stats.bytes_received == (uint64_t)count * sizeof buf);
+    CHECK(sub_stats.has_current_group && sub_stats.buffered_objects == 0);
+    CHECK(sub_stats.objects_dropped == 0 && sub_stats.groups_cut == 0);
+
+    CHECK_RESULT(moq_client_stats(sub_client, &stats), MOQ_OK);
+    CHECK(stats.struct_size == sizeof stats);
+    CHECK(stats.state == MOQ_STATE_CONNECTED && stats.draft == 18);
+    CHECK(stats.rtt_us > 0 && stats.congestion_window > 0);
+    CHECK(stats.bytes_received >= (uint64_t)count * sizeof buf && stats.packets_received > 0);
+    CHECK_RESULT(moq_client_stats(pub_client, &stats), MOQ_OK);
+    CHECK(stats.bytes_sent >= (uint64_t)count * sizeof buf && stats.reconnects == 0);
+
+    /* A caller built against a longer struct (a newer header): its extra bytes are untouched. */
+    unsigned char longer[sizeof(MoqStats) + 16];
+    memset(longer, 0xAB, sizeof longer);
+    size_t longer_size = sizeof longer;
+    memcpy(longer, &longer_size, sizeof longer_size);
+    CHECK_RESULT(moq_client_stats(sub_client, (MoqStats *)longer), MOQ_OK);
+    CHECK(longer[sizeof(MoqStats)] == 0xAB && longer[sizeof longer - 1] == 0xAB);
+    CHECK(((MoqStats *)longer)->state == MOQ_STATE_CONNECTED);
+
+    /* Misuse is an error, never a write past the caller's struct. */
+    stats.struct_size = 8;
+    CHECK_RESULT(moq_client_stats(sub_client, &stats), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_client_stats(sub_client, NULL), MOQ_ERROR_INVALID_ARGUMENT);
+    stats.struct_size = sizeof stats;
+    CHECK_RESULT(moq_client_stats(NULL, &stats), MOQ_ERROR_INVALID_ARGUMENT);
+    sub_stats.struct_size = 0;
+    CHECK_RESULT(moq_subscriber_stats(sub, &sub_stats), MOQ_ERROR_INVALID_ARGUMENT);
+    sub_stats.struct_size = sizeof sub_stats;
+    CHECK_RESULT(moq_subscriber_stats(NULL, &sub_stats), MOQ_ERROR_INVALID_ARGUMENT);
+
+    moq_subscriber_destroy(sub);
+    CHECK_RESULT(moq_subscriber_stats(sub, &sub_stats), MOQ_ERROR_INVALID_ARGUMENT);
+    moq_publisher_destroy(pub);
+    moq_client_destroy(sub_client);
+    moq_client_destroy(pub_client);
+}
+
+typedef struct {
+    atomic_int count;
+    _Atomic uint64_t last_group;
+} NewGroupLog;
+
+static void on_new_group(void *user_data, uint64_t group) {
+    NewGroupLog *log = user_data;
+    atomic_store(&log->last_group, group);
+    signal_event(&log->count);
+}
+
+/* New-group requests (#26 item 2): a subscriber's moq_subscriber_request_new_group reaches the
+ * publisher's on_new_group_request through the relay; the publisher's moq_publisher_new_group
+ * then starts the group its next object opens. A publisher without the callback has the
+ * request refused; bad options are refused at creation. */
+static void test_new_group_request_round_trip(void) {
+    MoqClient *pub_client = connected_client(moqt_url);
+    MoqClient *sub_client = connected_client(moqt_url);
+    char ns[64];
+    announce_unique(pub_client, ns, sizeof ns, "newgroup");
+    NewGroupLog requests = {0};
+    MoqPublisherOptions options;
+    memset(&options, 0, sizeof options);
+    options.struct_size = sizeof options;
+    options.delivery_mode = MOQ_DELIVERY_STREAM;
+    options.has_priority = true;
+    options.priority = 10;
+    options.on_new_group_request = on_new_group;
+    options.user_data = &requests;
+    MoqPublisher *pub = moq_create_publisher_with_options(pub_client, ns, "video", &options);
+    CHECK(pub != NULL);
+    DataLog log = {0};
+    log.expected_len = -1;
+    MoqSubscriber *sub = moq_subscribe(sub_client, ns, "video", on_data, &log);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
+    for (int i = 0; i < 3; i++) CHECK_RESULT(moq_publish_data(pub, (const uint8_t *)"d", 1, MOQ_DELIVERY_STREAM), MOQ_OK);
+    CHECK(wait_for(&log.count, 3, 10000));
+    CHECK_RESULT(moq_subscriber_request_new_group(sub), MOQ_OK);
+    CHECK(wait_for(&requests.count, 1, 10000));
+    CHECK(atomic_load(&requests.last_group) == 1);
+    CHECK_RESULT(moq_publisher_new_group(pub), MOQ_OK);
+    CHECK_RESULT(moq_publish_data(pub, (const uint8_t *)"key", 3, MOQ_DELIVERY_STREAM), MOQ_OK);
+    CHECK(wait_for(&log.count, 4, 10000));
+    MoqSubscriptionStats stats;
+    memset(&stats, 0, sizeof stats);
+    stats.struct_size = sizeof stats;
+    CHECK_RESULT(moq_subscriber_stats(sub, &stats), MOQ_OK);
+    CHECK(stats.has_current_group && stats.current_group == 1);
+    moq_subscriber_destroy(sub);
+    moq_publisher_destroy(pub);
+    CHECK(atomic_load(&requests.count) == 1);
+
+    /* Without the callback, a request is refused and the subscription carries on. */
+    MoqPublisher *plain = moq_create_publisher(pub_client, ns, "plain");
+    DataLog plain_log = {0};
+    plain_log.expected_len = -1;
+    sub = moq_subscribe(sub_client, ns, "plain", on_data, &plain_log);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
+    CHECK_RESULT(moq_publish_data(plain, (const uint8_t *)"0", 1, MOQ_DELIVERY_STREAM), MOQ_OK);
+    CHECK(wait_for(&plain_log.count, 1, 10000));
+    CHECK_RESULT(moq_subscriber_request_new_group(sub), MOQ_ERROR_CONNECTION_FAILED);
+    CHECK(strstr(moq_last_error(), "does not take new-group requests") != NULL);
+    CHECK_RESULT(moq_publish_data(plain, (const uint8_t *)"1", 1, MOQ_DELIVERY_STREAM), MOQ_OK);
+    CHECK(wait_for(&plain_log.count, 2, 10000));
+    CHECK_RESULT(moq_subscriber_request_new_group(NULL), MOQ_ERROR_INVALID_ARGUMENT);
+    moq_subscriber_destroy(sub);
+    moq_publisher_destroy(plain);
+
+    /* Options checked at creation. */
+    options.delivery_mode = MOQ_DELIVERY_DATAGRAM;
+    CHECK(moq_create_publisher_with_options(pub_client, ns, "dg", &options) == NULL);
+    CHECK(strstr(moq_last_error(), "MOQ_DELIVERY_STREAM") != NULL);
+    options.delivery_mode = 7;
+    CHECK(moq_create_publisher_with_options(pub_client, ns, "bad", &options) == NULL);
+    options.delivery_mode = MOQ_DELIVERY_STREAM;
+    options.struct_size = 4;
+    CHECK(moq_create_publisher_with_options(pub_client, ns, "small", &options) == NULL);
+    CHECK(moq_create_publisher_with_options(pub_client, ns, "null", NULL) == NULL);
+    CHECK_RESULT(moq_publisher_new_group(NULL), MOQ_ERROR_INVALID_ARGUMENT);
+    moq_client_destroy(sub_client);
+    moq_client_destroy(pub_client);
+}
+
+typedef struct {
+    atomic_int count;
+    char text[128];
+} TextLog;
+
+static void on_text(void *user_data, const uint8_t *data, size_t len) {
+    TextLog *log = user_data;
+    if (atomic_load(&log->count) == 0) {
+        size_t n = len < sizeof log->text - 1 ? len : sizeof log->text - 1;
+        memcpy(log->text, data, n);
+        log->text[n] = '\0';
+    }
+    signal_event(&log->count);
+}
+
+/* Priorities (#26 item 4): the subscriber priority and group order of
+ * moq_subscribe_with_options are what the peer's SUBSCRIBE carries (the hostile peer's `echo`
+ * namespace answers with them); out-of-range options are refused. The publisher priority of
+ * MoqPublisherOptions is tested through a throttled uplink in tests/priorities.rs. */
+static void test_subscribe_options_reach_the_peer(void) {
+    OwnRelay peer;
+    memset(&peer, 0, sizeof peer);
+    CHECK(own_relay_start_as(&peer, "--hostile"));
+    MoqClient *client = own_relay_client(&peer, 0);
+    CHECK_RESULT(moq_connect(client, peer.moqt, NULL, NULL), MOQ_OK);
+    MoqSubscribeOptions options;
+    memset(&options, 0, sizeof options);
+    options.struct_size = sizeof options;
+    options.has_priority = true;
+    options.priority = 7;
+    options.group_order = 2;
+    TextLog log;
+    memset(&log, 0, sizeof log);
+    MoqSubscriber *sub = moq_subscribe_with_options(client, "echo", "t", on_text, &log, &options);
+    CHECK(sub != NULL);
+    CHECK(wait_for(&log.count, 1, 10000));
+    CHECK(strcmp(log.text, "subscriber_priority=7 group_order=descending") == 0);
+    moq_subscriber_destroy(sub);
+
+    memset(&options, 0, sizeof options);
+    options.struct_size = sizeof options; /* zeroed: the defaults */
+    memset(&log, 0, sizeof log);
+    sub = moq_subscribe_with_options(client, "echo", "t2", on_text, &log, &options);
+    CHECK(wait_for(&log.count, 1, 10000));
+    CHECK(strcmp(log.text, "subscriber_priority=128 group_order=publisher") == 0);
+    moq_subscriber_destroy(sub);
+
+    options.group_order = 3;
+    CHECK(moq_subscribe_with_options(client, "echo", "t3", on_text, &log, &options) == NULL);
+    CHECK(strstr(moq_last_error(), "group_order 3") != NULL);
+    options.group_order = 0;
+    options.struct_size = 1;
+    CHECK(moq_subscribe_with_options(client, "echo", "t4", on_text, &log, &options) == NULL);
+    CHECK(moq_subscribe_with_options(client, "echo", "t5", on_text, &log, NULL) == NULL);
     moq_client_destroy(client);
     own_relay_end(&peer);
 }
@@ -1397,6 +1684,27 @@ static int own_relay_start_checked(OwnRelay *relay) {
     if (own_relay_start(relay)) return 1;
     CHECK(!"MOQ_TEST_RELAY_BIN must name a runnable moq-test-relay");
     return 0;
+}
+
+/* Regression: moq_client_set_reconnect after a connect did not apply to the next moq_connect
+ * to the same URL (the client made from the old settings was reused), so a lost session
+ * ended in FAILED instead of reconnecting. */
+static void test_set_reconnect_after_a_connect_applies_to_the_next_connect_to_the_same_url(void) {
+    OwnRelay relay;
+    if (!own_relay_start_checked(&relay)) return;
+    MoqClient *client = own_relay_client(&relay, 2000);
+    CHECK_RESULT(moq_connect(client, relay.moqt, NULL, NULL), MOQ_OK);
+    CHECK_RESULT(moq_disconnect(client), MOQ_OK);
+    CHECK_RESULT(moq_client_set_reconnect(client, 100, 400, 0), MOQ_OK);
+    StateLog states = {0};
+    CHECK_RESULT(moq_connect(client, relay.moqt, on_state, &states), MOQ_OK);
+    CHECK(own_relay_command(&relay, "stop", "STOPPED"));
+    CHECK(wait_state(&states, MOQ_STATE_CONNECTING, 6000));
+    CHECK(own_relay_command(&relay, "restart", "RESTARTED"));
+    CHECK(wait_state(&states, MOQ_STATE_CONNECTED, slack_ms(15000)));
+    CHECK(moq_is_connected(client));
+    moq_client_destroy(client);
+    own_relay_end(&relay);
 }
 
 static void reconnect_after_relay_restart(int https) {
@@ -1865,6 +2173,10 @@ int main(int argc, char **argv) {
              test_a_group_cut_short_is_counted_by_moq_subscriber_cut_groups);
     run_case("negotiated_draft_and_objects_through_a_draft_16_relay",
              test_negotiated_draft_and_objects_through_a_draft_16_relay);
+    run_case("client_certificate_required_by_the_relay", test_client_certificate_required_by_the_relay);
+    run_case("stats_count_what_flowed", test_stats_count_what_flowed);
+    run_case("new_group_request_round_trip", test_new_group_request_round_trip);
+    run_case("subscribe_options_reach_the_peer", test_subscribe_options_reach_the_peer);
     run_case("wait_ready_after_unsubscribe_of_an_established_subscription_fails",
              test_wait_ready_after_unsubscribe_of_an_established_subscription_fails);
     run_case("subscribe_failure_is_visible", test_subscribe_failure_is_visible);
@@ -1884,6 +2196,8 @@ int main(int argc, char **argv) {
     run_case("oversize_full_track_name_is_refused_and_the_session_survives",
              test_oversize_full_track_name_is_refused_and_the_session_survives);
     run_case("reconnect_after_relay_restart_both_schemes", test_reconnect_after_relay_restart_both_schemes);
+    run_case("set_reconnect_after_a_connect_applies_to_the_next_connect_to_the_same_url",
+             test_set_reconnect_after_a_connect_applies_to_the_next_connect_to_the_same_url);
     /* The reentrancy contract; each case under a 30 s watchdog. */
     REENTRY_CASE(destroy_client_inside_connecting_callback);
     REENTRY_CASE(destroy_client_inside_connected_callback);

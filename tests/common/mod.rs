@@ -313,6 +313,10 @@ pub fn api_config(relay: &impl Relay) -> moq_ffi::api::ClientConfig {
         extra_ca_files: vec![],
         pinned_sha256: vec![],
         danger_accept_any_certificate: false,
+        client_certificate_pem: None,
+        client_certificate_file: None,
+        client_key_pem: None,
+        client_key_file: None,
     });
     config
 }

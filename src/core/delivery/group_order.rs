@@ -34,6 +34,8 @@
 //!   once; a re-subscription after a reconnect starts a new order anyway.)
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -81,6 +83,8 @@ pub(crate) struct GroupOrder {
     first_known: bool,
     /// How the transport's reader ended, once it has.
     ended: Option<Result<(), ServeError>>,
+    /// Where `held.len()` is published for the subscription's statistics.
+    held_gauge: Arc<AtomicU64>,
 }
 
 impl GroupOrder {
@@ -97,7 +101,19 @@ impl GroupOrder {
             skipped: Default::default(),
             delivered: Default::default(),
             ended: None,
+            held_gauge: Default::default(),
         }
+    }
+
+    /// Publish how many subgroups are held, as it changes, to `gauge`.
+    pub(crate) fn counting_held(mut self, gauge: Arc<AtomicU64>) -> Self {
+        self.held_gauge = gauge;
+        self
+    }
+
+    fn note_held(&self) {
+        self.held_gauge
+            .store(self.held.len() as u64, Ordering::Relaxed);
     }
 
     /// The next subgroup in group order; `Ok(None)` once the track has ended and everything
@@ -174,10 +190,12 @@ impl GroupOrder {
                 if self.delivered.len() > GROUPS_REMEMBERED {
                     self.delivered.pop_first();
                 }
-                return Ok(self
+                let reader = self
                     .held
                     .remove(&(group, subgroup))
-                    .map(|(reader, _)| reader));
+                    .map(|(reader, _)| reader);
+                self.note_held();
+                return Ok(reader);
             }
             tokio::select! {
                 next = self.groups.next() => self.take(next),
@@ -212,6 +230,7 @@ impl GroupOrder {
             Ok(Some(subgroup)) => {
                 let key = (subgroup.group_id, subgroup.subgroup_id);
                 self.held.insert(key, (subgroup, Instant::now()));
+                self.note_held();
             }
             Ok(None) => self.ended = Some(Ok(())),
             Err(err) => self.ended = Some(Err(err)),
@@ -281,6 +300,30 @@ mod tests {
         let (writer, g1) = late.await.expect("writer task");
         drop((writer, g0, g1, g2));
         assert_eq!(next_group(&mut order).await, None);
+    }
+
+    /// The gauge behind `SubscriptionStats::groups_held_for_ordering` shows a group waiting
+    /// for a gap to fill, and drops once it is handed out.
+    #[tokio::test(start_paused = true)]
+    async fn the_held_gauge_counts_groups_waiting_behind_a_gap() {
+        let (mut writer, reader) = track().await;
+        let gauge = Arc::new(AtomicU64::new(0));
+        let mut order = GroupOrder::new(reader, Some(0)).counting_held(gauge.clone());
+        let _held = [
+            group(&mut writer, 0),
+            group(&mut writer, 2),
+            group(&mut writer, 3),
+        ];
+        assert_eq!(next_group(&mut order).await, Some(0));
+        assert_eq!(
+            gauge.load(Ordering::Relaxed),
+            2,
+            "groups 2 and 3 wait for 1"
+        );
+        assert_eq!(next_group(&mut order).await, Some(2));
+        assert_eq!(gauge.load(Ordering::Relaxed), 1);
+        assert_eq!(next_group(&mut order).await, Some(3));
+        assert_eq!(gauge.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -54,8 +54,29 @@ pub struct SubscriberOptions {
     pub buffer_bytes: usize,
     /// What happens when the buffer is full. Default [`Overflow::Backpressure`].
     pub overflow: Overflow,
-    /// Subscriber priority, 0 (highest) to 255. Default 128.
+    /// Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE: relays weigh it against
+    /// this client's other subscriptions when they cannot send everything at once. Default
+    /// 128.
     pub priority: u8,
+    /// Which of several ready groups the publisher and relays should send first (SUBSCRIBE's
+    /// GROUP_ORDER). Default [`GroupOrder::Publisher`]: the publisher's choice.
+    pub group_order: GroupOrder,
+}
+
+/// The group order a subscription asks for ([`SubscriberOptions::group_order`]). It steers
+/// what the sending side puts on the wire first when it has a backlog; the client still hands
+/// groups to the app in ascending order within its reorder wait (`group_order`'s module
+/// docs), so `Descending` means a late joiner or a congested path gets the newest group
+/// sooner, and older groups that arrive after it are then delivered late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum GroupOrder {
+    /// The publisher's order (GROUP_ORDER omitted).
+    #[default]
+    Publisher,
+    /// Oldest group first.
+    Ascending,
+    /// Newest group first.
+    Descending,
 }
 
 impl Default for SubscriberOptions {
@@ -65,6 +86,7 @@ impl Default for SubscriberOptions {
             buffer_bytes: 8 * 1024 * 1024,
             overflow: Overflow::Backpressure,
             priority: 128,
+            group_order: GroupOrder::Publisher,
         }
     }
 }

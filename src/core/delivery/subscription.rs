@@ -38,6 +38,11 @@ pub(crate) struct Sink {
     pub(crate) dropped: std::sync::atomic::AtomicU64,
     /// Groups cut short upstream (stream reset, object incomplete) while it was subscribed.
     pub(crate) cut_groups: std::sync::atomic::AtomicU64,
+    /// Objects handed to its queue, and their payload bytes.
+    pub(crate) received: std::sync::atomic::AtomicU64,
+    pub(crate) received_bytes: std::sync::atomic::AtomicU64,
+    /// The group of the latest object handed to it, plus one (0: none yet).
+    pub(crate) current_group: std::sync::atomic::AtomicU64,
     /// Its `max_subscriptions` slot, released when it leaves or the subscription ends.
     pub(crate) permit: Mutex<Option<super::SubscriptionPermit>>,
 }
@@ -48,6 +53,8 @@ pub(crate) struct Fanout {
     /// The sinks, and whether the upstream subscription has ended (then later joiners open
     /// a new one). One lock for both, so a sink can never join a fan-out that has finished.
     members: Mutex<Members>,
+    /// Subgroups the track's reader holds back for ordering (see `group_order`).
+    pub(crate) held: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Default)]
@@ -122,8 +129,21 @@ impl Fanout {
             members.sinks.clone()
         };
         let mut gone = Vec::new();
+        let (group_id, size) = (object.group_id, object.payload.len() as u64);
         for (sink, queue) in &sinks {
-            match queue.push(object.clone()).await {
+            use std::sync::atomic::Ordering::Relaxed;
+            // Counted before the push: once queued, the reader may take the object (and the
+            // app read the stats) before this task runs again.
+            sink.received.fetch_add(1, Relaxed);
+            sink.received_bytes.fetch_add(size, Relaxed);
+            sink.current_group
+                .store(group_id.saturating_add(1), Relaxed);
+            let pushed = queue.push(object.clone()).await;
+            if matches!(pushed, Pushed::Closed | Pushed::Overflowed) {
+                sink.received.fetch_sub(1, Relaxed);
+                sink.received_bytes.fetch_sub(size, Relaxed);
+            }
+            match pushed {
                 Pushed::Queued => {}
                 Pushed::ReplacedOldest(discarded) => {
                     let before = sink
@@ -217,6 +237,8 @@ struct Upstream {
     subscribe: Option<Subscribe>,
     task: tokio::task::JoinHandle<()>,
     live: Arc<Live>,
+    /// The track as the transport sees it (for a new-group request).
+    track: moq_transport::serve::TrackReader,
 }
 
 impl Drop for Upstream {
@@ -230,6 +252,7 @@ impl SharedTrack {
     /// Start reading a new upstream subscription on `live`.
     fn start(self: &Arc<Self>, subscribe: Subscribe, reader: TrackSource, live: Arc<Live>) {
         let (installed, is_installed) = tokio::sync::oneshot::channel();
+        let track = reader.reader.track();
         let task = tokio::spawn(run(
             reader,
             self.fanout.clone(),
@@ -240,6 +263,7 @@ impl SharedTrack {
             subscribe: Some(subscribe),
             task,
             live,
+            track,
         });
         let _ = installed.send(());
     }
@@ -255,6 +279,39 @@ impl SharedTrack {
             .and_then(|upstream| upstream.subscribe.take());
         if let (Some(subscribe), false) = (subscribe, live.is_lost()) {
             let _ = tokio::time::timeout(Duration::from_secs(1), subscribe.unsubscribe()).await;
+        }
+    }
+
+    /// Ask the publisher (through the relay) to start a new group: draft-18 REQUEST_UPDATE
+    /// with NEW_GROUP_REQUEST, naming the largest group delivered here plus one. The transport
+    /// suppresses a request already satisfied or outstanding. Bounded by `request_timeout`.
+    pub(crate) async fn request_new_group(&self) -> Result<(), SubscribeError> {
+        let (track, live) = lock(&self.upstream)
+            .as_ref()
+            .map(|upstream| (upstream.track.clone(), upstream.live.clone()))
+            .ok_or(SubscribeError::NotConnected)?;
+        if live.is_lost() {
+            return Err(SubscribeError::NotConnected);
+        }
+        let value = lock(&self.fanout.members)
+            .last
+            .map_or(0, |(group, _)| group.saturating_add(1));
+        let after = live.config.request_timeout;
+        match tokio::time::timeout(after, track.request_new_group(value)).await {
+            Err(_) => Err(SubscribeError::Timeout { after }),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(ServeError::NotImplemented(_) | ServeError::NotImplementedWithId(..))) => {
+                Err(SubscribeError::Refused {
+                    reason: "the track does not take new-group requests: its publisher did \
+                             not opt in (PublisherOptions::accept_new_group_requests), or a \
+                             relay on the way does not pass the dynamic-groups property on \
+                             (draft-16 relays do not)"
+                        .into(),
+                })
+            }
+            Ok(Err(err)) => Err(SubscribeError::Refused {
+                reason: format!("new-group request refused: {err}"),
+            }),
         }
     }
 
@@ -377,6 +434,9 @@ pub(crate) async fn join(
         active,
         dropped: Default::default(),
         cut_groups: Default::default(),
+        received: Default::default(),
+        received_bytes: Default::default(),
+        current_group: Default::default(),
         permit: Mutex::new(None),
     });
     let _opening = slot.opening.lock().await;
@@ -411,6 +471,8 @@ pub(crate) struct TrackSource {
     /// The group expected first: SUBSCRIBE_OK's largest (the relay serves the open group
     /// from its start); `None` when it named none (nothing published yet).
     first_group: Option<u64>,
+    /// The session's count of received datagrams discarded (see `ConnectionStats`).
+    datagrams_dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Drop for TrackSource {
@@ -490,6 +552,15 @@ async fn open(
         let reader = live.claiming_sessions.register(reader);
         let mut params = KeyValuePairs::default();
         params.set_subscriber_priority(options.priority);
+        match options.group_order {
+            super::GroupOrder::Publisher => {}
+            super::GroupOrder::Ascending => {
+                params.set_group_order(moq_transport::message::GroupOrder::Ascending)
+            }
+            super::GroupOrder::Descending => {
+                params.set_group_order(moq_transport::message::GroupOrder::Descending)
+            }
+        }
         let remaining = deadline.saturating_duration_since(Instant::now());
         if !remaining.is_zero() {
             // The relay caps this at 30 s.
@@ -512,6 +583,7 @@ async fn open(
                         reader,
                         budget,
                         first_group,
+                        datagrams_dropped: live.datagrams_dropped.clone(),
                     },
                 ));
             }
@@ -633,7 +705,8 @@ async fn read_track(
     };
     match mode {
         TrackReaderMode::Subgroups(groups) => {
-            let mut groups = GroupOrder::new(groups, source.first_group);
+            let mut groups =
+                GroupOrder::new(groups, source.first_group).counting_held(fanout.held.clone());
             loop {
                 let group = match waiting(budget, groups.next()).await {
                     Ok(Some(group)) => group,
@@ -691,6 +764,9 @@ async fn read_track(
                             "dropping datagram of {} bytes (max_object_size {max})",
                             datagram.payload.len()
                         );
+                        source
+                            .datagrams_dropped
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         continue;
                     }
                     let object = Object {
@@ -806,6 +882,9 @@ mod tests {
             active: watch::channel(true).0,
             dropped: Default::default(),
             cut_groups: Default::default(),
+            received: Default::default(),
+            received_bytes: Default::default(),
+            current_group: Default::default(),
             permit: Mutex::new(None),
         });
         assert!(fanout.admit(sink.clone(), queue.clone()));
@@ -892,6 +971,7 @@ mod tests {
                 reader,
                 budget,
                 first_group: None,
+                datagrams_dropped: Default::default(),
             };
             (writer, source)
         }

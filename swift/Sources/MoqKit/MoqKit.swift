@@ -890,11 +890,19 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func state()  -> ConnectionState
     
     /**
+     * A snapshot of the connection's statistics (RTT, congestion window, bytes and packets,
+     * losses, datagrams, the draft, reconnects). Cheap: no allocation, no wait, callable
+     * from any thread as often as needed.
+     */
+    func stats()  -> ConnectionStats
+    
+    /**
      * Subscribe to `track` in `namespace`; read objects with `next()` / `next_batch()`.
      * Returns once the relay accepted (waiting up to the rendezvous timeout for a
-     * publisher).
+     * publisher). `options`: subscriber priority and group order (none: 128, the publisher's
+     * order).
      */
-    func subscribe(namespace: String, track: String) async throws  -> Subscriber
+    func subscribe(namespace: String, track: String, options: SubscribeOptions?) async throws  -> Subscriber
     
     /**
      * Subscribe to a catalog track: each well-formed catalog is delivered to `listener` as
@@ -905,9 +913,9 @@ public protocol ClientProtocol: AnyObject, Sendable {
     /**
      * Subscribe and deliver objects to `listener` (in order, in batches) on a library
      * thread. The subscriber's `unsubscribe()` stops delivery; no listener call runs
-     * after it returns.
+     * after it returns. `options` as for `subscribe`.
      */
-    func subscribeWithListener(namespace: String, track: String, listener: ObjectListener) async throws  -> Subscriber
+    func subscribeWithListener(namespace: String, track: String, listener: ObjectListener, options: SubscribeOptions?) async throws  -> Subscriber
     
     /**
      * Withdraw a namespace this client announced. Returns whether it was announced.
@@ -1150,16 +1158,31 @@ open func state() -> ConnectionState  {
 }
     
     /**
+     * A snapshot of the connection's statistics (RTT, congestion window, bytes and packets,
+     * losses, datagrams, the draft, reconnects). Cheap: no allocation, no wait, callable
+     * from any thread as often as needed.
+     */
+open func stats() -> ConnectionStats  {
+    return try!  FfiConverterTypeConnectionStats_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_moq_ffi_fn_method_client_stats(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Subscribe to `track` in `namespace`; read objects with `next()` / `next_batch()`.
      * Returns once the relay accepted (waiting up to the rendezvous timeout for a
-     * publisher).
+     * publisher). `options`: subscriber priority and group order (none: 128, the publisher's
+     * order).
      */
-open func subscribe(namespace: String, track: String)async throws  -> Subscriber  {
+open func subscribe(namespace: String, track: String, options: SubscribeOptions? = nil)async throws  -> Subscriber  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_moq_ffi_fn_method_client_subscribe(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(namespace),FfiConverterString.lower(track)
+                        self.uniffiCloneHandle(),FfiConverterString.lower(namespace),FfiConverterString.lower(track),FfiConverterOptionTypeSubscribeOptions.lower(options)
                 )
             },
             pollFunc: ffi_moq_ffi_rust_future_poll_u64,
@@ -1193,14 +1216,14 @@ open func subscribeCatalog(namespace: String, track: String, listener: CatalogLi
     /**
      * Subscribe and deliver objects to `listener` (in order, in batches) on a library
      * thread. The subscriber's `unsubscribe()` stops delivery; no listener call runs
-     * after it returns.
+     * after it returns. `options` as for `subscribe`.
      */
-open func subscribeWithListener(namespace: String, track: String, listener: ObjectListener)async throws  -> Subscriber  {
+open func subscribeWithListener(namespace: String, track: String, listener: ObjectListener, options: SubscribeOptions? = nil)async throws  -> Subscriber  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
                 uniffi_moq_ffi_fn_method_client_subscribe_with_listener(
-                        self.uniffiCloneHandle(),FfiConverterString.lower(namespace),FfiConverterString.lower(track),FfiConverterTypeObjectListener_lower(listener)
+                        self.uniffiCloneHandle(),FfiConverterString.lower(namespace),FfiConverterString.lower(track),FfiConverterTypeObjectListener_lower(listener),FfiConverterOptionTypeSubscribeOptions.lower(options)
                 )
             },
             pollFunc: ffi_moq_ffi_rust_future_poll_u64,
@@ -2426,6 +2449,15 @@ public protocol PublisherProtocol: AnyObject, Sendable {
     func newGroup() throws 
     
     /**
+     * Wait for subscribers' next new-group request (created with
+     * `PublisherOptions.accept_new_group_requests`): requests since the last call are
+     * coalesced into one. Returns the group the latest asks to reach (the largest group that
+     * subscriber knows plus one; 0 when it knows none): call `new_group()` and publish a key
+     * frame. Null once the publisher is finished. Cancelling the call loses no request.
+     */
+    func nextNewGroupRequest() async throws  -> UInt64?
+    
+    /**
      * Publish one object: queued and sent by the library runtime. Returns at once unless
      * `max_queued_bytes` already wait for the network (stream mode): then it waits for room,
      * at most the client's request timeout, and fails with `WouldBlock` (nothing published).
@@ -2568,6 +2600,29 @@ open func newGroup()throws   {try rustCallWithError(FfiConverterTypeMoqError_lif
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Wait for subscribers' next new-group request (created with
+     * `PublisherOptions.accept_new_group_requests`): requests since the last call are
+     * coalesced into one. Returns the group the latest asks to reach (the largest group that
+     * subscriber knows plus one; 0 when it knows none): call `new_group()` and publish a key
+     * frame. Null once the publisher is finished. Cancelling the call loses no request.
+     */
+open func nextNewGroupRequest()async throws  -> UInt64?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_moq_ffi_fn_method_publisher_next_new_group_request(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_moq_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_moq_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_moq_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionUInt64.lift,
+            errorHandler: FfiConverterTypeMoqError_lift
+        )
 }
     
     /**
@@ -2764,6 +2819,21 @@ public protocol SubscriberProtocol: AnyObject, Sendable {
      * read many small objects from Python, Kotlin or Swift.
      */
     func nextPacked(max: UInt32) async throws  -> PackedObjects
+    
+    /**
+     * Ask the publisher for a new group (a decoder that lost its reference needs a key
+     * frame): the relay forwards the request to the publisher, whose app starts a group.
+     * Returns once the relay accepted it. `Refused` when the publisher does not take such
+     * requests; `NotConnected` when the subscription or session is gone.
+     */
+    func requestNewGroup() async throws 
+    
+    /**
+     * A snapshot of this subscription's counters: objects and bytes received, dropped,
+     * groups cut, the current group, groups held for ordering, objects buffered. Cheap;
+     * callable from any thread.
+     */
+    func stats()  -> SubscriptionStats
     
     /**
      * The track name.
@@ -2971,6 +3041,42 @@ open func nextPacked(max: UInt32)async throws  -> PackedObjects  {
             liftFunc: FfiConverterTypePackedObjects_lift,
             errorHandler: FfiConverterTypeMoqError_lift
         )
+}
+    
+    /**
+     * Ask the publisher for a new group (a decoder that lost its reference needs a key
+     * frame): the relay forwards the request to the publisher, whose app starts a group.
+     * Returns once the relay accepted it. `Refused` when the publisher does not take such
+     * requests; `NotConnected` when the subscription or session is gone.
+     */
+open func requestNewGroup()async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_moq_ffi_fn_method_subscriber_request_new_group(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_moq_ffi_rust_future_poll_void,
+            completeFunc: ffi_moq_ffi_rust_future_complete_void,
+            freeFunc: ffi_moq_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeMoqError_lift
+        )
+}
+    
+    /**
+     * A snapshot of this subscription's counters: objects and bytes received, dropped,
+     * groups cut, the current group, groups held for ordering, objects buffered. Cheap;
+     * callable from any thread.
+     */
+open func stats() -> SubscriptionStats  {
+    return try!  FfiConverterTypeSubscriptionStats_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_moq_ffi_fn_method_subscriber_stats(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -3316,6 +3422,197 @@ public func FfiConverterTypeClientConfig_lower(_ value: ClientConfig) -> RustBuf
 
 
 /**
+ * A snapshot of the connection (`Client.stats()`): cheap to take, so poll it as often as a
+ * UI or a rate controller needs. Transport figures are those of the current session (a
+ * reconnect starts them afresh) and zero while not connected.
+ */
+public struct ConnectionStats: Equatable, Hashable {
+    /**
+     * The connection state when the snapshot was taken.
+     */
+    public var state: ConnectionState
+    /**
+     * The MoQT draft of the current session; null while not connected.
+     */
+    public var draft: UInt32?
+    /**
+     * Sessions re-established automatically after a loss, over the client's life.
+     */
+    public var reconnects: UInt64
+    /**
+     * Smoothed round-trip time (QUIC's estimate), microseconds.
+     */
+    public var rttUs: UInt64
+    /**
+     * Congestion window: bytes the sender may have in flight now.
+     */
+    public var congestionWindow: UInt64
+    /**
+     * UDP payload bytes sent on this session.
+     */
+    public var bytesSent: UInt64
+    /**
+     * UDP payload bytes received on this session.
+     */
+    public var bytesReceived: UInt64
+    /**
+     * UDP datagrams (QUIC packets) sent on this session.
+     */
+    public var packetsSent: UInt64
+    /**
+     * UDP datagrams received on this session.
+     */
+    public var packetsReceived: UInt64
+    /**
+     * Packets declared lost on this session.
+     */
+    public var packetsLost: UInt64
+    /**
+     * Times congestion control reacted to loss or congestion on this session.
+     */
+    public var congestionEvents: UInt64
+    /**
+     * QUIC DATAGRAM frames sent (datagram-mode objects) on this session.
+     */
+    public var datagramsSent: UInt64
+    /**
+     * QUIC DATAGRAM frames received on this session.
+     */
+    public var datagramsReceived: UInt64
+    /**
+     * Received datagram objects discarded (over `max_object_size`) on this session.
+     */
+    public var datagramsDropped: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The connection state when the snapshot was taken.
+         */state: ConnectionState, 
+        /**
+         * The MoQT draft of the current session; null while not connected.
+         */draft: UInt32?, 
+        /**
+         * Sessions re-established automatically after a loss, over the client's life.
+         */reconnects: UInt64, 
+        /**
+         * Smoothed round-trip time (QUIC's estimate), microseconds.
+         */rttUs: UInt64, 
+        /**
+         * Congestion window: bytes the sender may have in flight now.
+         */congestionWindow: UInt64, 
+        /**
+         * UDP payload bytes sent on this session.
+         */bytesSent: UInt64, 
+        /**
+         * UDP payload bytes received on this session.
+         */bytesReceived: UInt64, 
+        /**
+         * UDP datagrams (QUIC packets) sent on this session.
+         */packetsSent: UInt64, 
+        /**
+         * UDP datagrams received on this session.
+         */packetsReceived: UInt64, 
+        /**
+         * Packets declared lost on this session.
+         */packetsLost: UInt64, 
+        /**
+         * Times congestion control reacted to loss or congestion on this session.
+         */congestionEvents: UInt64, 
+        /**
+         * QUIC DATAGRAM frames sent (datagram-mode objects) on this session.
+         */datagramsSent: UInt64, 
+        /**
+         * QUIC DATAGRAM frames received on this session.
+         */datagramsReceived: UInt64, 
+        /**
+         * Received datagram objects discarded (over `max_object_size`) on this session.
+         */datagramsDropped: UInt64) {
+        self.state = state
+        self.draft = draft
+        self.reconnects = reconnects
+        self.rttUs = rttUs
+        self.congestionWindow = congestionWindow
+        self.bytesSent = bytesSent
+        self.bytesReceived = bytesReceived
+        self.packetsSent = packetsSent
+        self.packetsReceived = packetsReceived
+        self.packetsLost = packetsLost
+        self.congestionEvents = congestionEvents
+        self.datagramsSent = datagramsSent
+        self.datagramsReceived = datagramsReceived
+        self.datagramsDropped = datagramsDropped
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ConnectionStats: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeConnectionStats: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ConnectionStats {
+        return
+            try ConnectionStats(
+                state: FfiConverterTypeConnectionState.read(from: &buf), 
+                draft: FfiConverterOptionUInt32.read(from: &buf), 
+                reconnects: FfiConverterUInt64.read(from: &buf), 
+                rttUs: FfiConverterUInt64.read(from: &buf), 
+                congestionWindow: FfiConverterUInt64.read(from: &buf), 
+                bytesSent: FfiConverterUInt64.read(from: &buf), 
+                bytesReceived: FfiConverterUInt64.read(from: &buf), 
+                packetsSent: FfiConverterUInt64.read(from: &buf), 
+                packetsReceived: FfiConverterUInt64.read(from: &buf), 
+                packetsLost: FfiConverterUInt64.read(from: &buf), 
+                congestionEvents: FfiConverterUInt64.read(from: &buf), 
+                datagramsSent: FfiConverterUInt64.read(from: &buf), 
+                datagramsReceived: FfiConverterUInt64.read(from: &buf), 
+                datagramsDropped: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ConnectionStats, into buf: inout [UInt8]) {
+        FfiConverterTypeConnectionState.write(value.state, into: &buf)
+        FfiConverterOptionUInt32.write(value.draft, into: &buf)
+        FfiConverterUInt64.write(value.reconnects, into: &buf)
+        FfiConverterUInt64.write(value.rttUs, into: &buf)
+        FfiConverterUInt64.write(value.congestionWindow, into: &buf)
+        FfiConverterUInt64.write(value.bytesSent, into: &buf)
+        FfiConverterUInt64.write(value.bytesReceived, into: &buf)
+        FfiConverterUInt64.write(value.packetsSent, into: &buf)
+        FfiConverterUInt64.write(value.packetsReceived, into: &buf)
+        FfiConverterUInt64.write(value.packetsLost, into: &buf)
+        FfiConverterUInt64.write(value.congestionEvents, into: &buf)
+        FfiConverterUInt64.write(value.datagramsSent, into: &buf)
+        FfiConverterUInt64.write(value.datagramsReceived, into: &buf)
+        FfiConverterUInt64.write(value.datagramsDropped, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConnectionStats_lift(_ buf: RustBuffer) throws -> ConnectionStats {
+    return try FfiConverterTypeConnectionStats.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConnectionStats_lower(_ value: ConnectionStats) -> RustBuffer {
+    return FfiConverterTypeConnectionStats.lower(value)
+}
+
+
+/**
  * Where a published object went.
  */
 public struct ObjectLocation: Equatable, Hashable {
@@ -3485,6 +3782,12 @@ public struct PublisherOptions: Equatable, Hashable {
      * as it takes. Default 16 MiB.
      */
     public var maxQueuedBytes: UInt64
+    /**
+     * Stream mode: let subscribers ask for a new group (say, a decoder that needs a key
+     * frame); each request comes out of `Publisher.next_new_group_request()`. Without it
+     * their requests are refused.
+     */
+    public var acceptNewGroupRequests: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3504,11 +3807,17 @@ public struct PublisherOptions: Equatable, Hashable {
          * network slower than the publisher). When full, `publish` waits for room up to the
          * client's request timeout, then fails with `WouldBlock`; `publish_async` waits as long
          * as it takes. Default 16 MiB.
-         */maxQueuedBytes: UInt64 = UInt64(16777216)) {
+         */maxQueuedBytes: UInt64 = UInt64(16777216), 
+        /**
+         * Stream mode: let subscribers ask for a new group (say, a decoder that needs a key
+         * frame); each request comes out of `Publisher.next_new_group_request()`. Without it
+         * their requests are refused.
+         */acceptNewGroupRequests: Bool = false) {
         self.delivery = delivery
         self.priority = priority
         self.maxGroupObjects = maxGroupObjects
         self.maxQueuedBytes = maxQueuedBytes
+        self.acceptNewGroupRequests = acceptNewGroupRequests
     }
 
     
@@ -3530,7 +3839,8 @@ public struct FfiConverterTypePublisherOptions: FfiConverterRustBuffer {
                 delivery: FfiConverterTypeDeliveryMode.read(from: &buf), 
                 priority: FfiConverterUInt8.read(from: &buf), 
                 maxGroupObjects: FfiConverterUInt64.read(from: &buf), 
-                maxQueuedBytes: FfiConverterUInt64.read(from: &buf)
+                maxQueuedBytes: FfiConverterUInt64.read(from: &buf), 
+                acceptNewGroupRequests: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -3539,6 +3849,7 @@ public struct FfiConverterTypePublisherOptions: FfiConverterRustBuffer {
         FfiConverterUInt8.write(value.priority, into: &buf)
         FfiConverterUInt64.write(value.maxGroupObjects, into: &buf)
         FfiConverterUInt64.write(value.maxQueuedBytes, into: &buf)
+        FfiConverterBool.write(value.acceptNewGroupRequests, into: &buf)
     }
 }
 
@@ -3724,6 +4035,199 @@ public func FfiConverterTypeReconnectPolicy_lower(_ value: ReconnectPolicy) -> R
 
 
 /**
+ * Per-subscription options of `Client.subscribe` and `subscribe_with_listener` (buffering
+ * is the client's: `ClientConfig.subscription_buffer`...).
+ */
+public struct SubscribeOptions: Equatable, Hashable {
+    /**
+     * Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE: relays weigh it against
+     * this client's other subscriptions when they cannot send everything at once.
+     */
+    public var priority: UInt8
+    /**
+     * Which of several ready groups the sending side should send first (none: the
+     * publisher's choice).
+     */
+    public var groupOrder: GroupOrder?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE: relays weigh it against
+         * this client's other subscriptions when they cannot send everything at once.
+         */priority: UInt8 = UInt8(128), 
+        /**
+         * Which of several ready groups the sending side should send first (none: the
+         * publisher's choice).
+         */groupOrder: GroupOrder? = nil) {
+        self.priority = priority
+        self.groupOrder = groupOrder
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SubscribeOptions: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSubscribeOptions: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SubscribeOptions {
+        return
+            try SubscribeOptions(
+                priority: FfiConverterUInt8.read(from: &buf), 
+                groupOrder: FfiConverterOptionTypeGroupOrder.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SubscribeOptions, into buf: inout [UInt8]) {
+        FfiConverterUInt8.write(value.priority, into: &buf)
+        FfiConverterOptionTypeGroupOrder.write(value.groupOrder, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubscribeOptions_lift(_ buf: RustBuffer) throws -> SubscribeOptions {
+    return try FfiConverterTypeSubscribeOptions.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubscribeOptions_lower(_ value: SubscribeOptions) -> RustBuffer {
+    return FfiConverterTypeSubscribeOptions.lower(value)
+}
+
+
+/**
+ * A snapshot of one subscription as its subscriber sees it (`Subscriber.stats()`).
+ */
+public struct SubscriptionStats: Equatable, Hashable {
+    /**
+     * Objects handed to this subscriber (read or still buffered).
+     */
+    public var objectsReceived: UInt64
+    /**
+     * Payload bytes of those objects.
+     */
+    public var bytesReceived: UInt64
+    /**
+     * Objects discarded unread under `OverflowPolicy.DropOldest`.
+     */
+    public var objectsDropped: UInt64
+    /**
+     * Groups cut short upstream (the rest of each never arrived).
+     */
+    public var groupsCut: UInt64
+    /**
+     * The group of the latest object received; null before the first.
+     */
+    public var currentGroup: UInt64?
+    /**
+     * Groups held back waiting for an earlier one, so delivery stays in order.
+     */
+    public var groupsHeldForOrdering: UInt64
+    /**
+     * Objects received and not read yet.
+     */
+    public var bufferedObjects: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Objects handed to this subscriber (read or still buffered).
+         */objectsReceived: UInt64, 
+        /**
+         * Payload bytes of those objects.
+         */bytesReceived: UInt64, 
+        /**
+         * Objects discarded unread under `OverflowPolicy.DropOldest`.
+         */objectsDropped: UInt64, 
+        /**
+         * Groups cut short upstream (the rest of each never arrived).
+         */groupsCut: UInt64, 
+        /**
+         * The group of the latest object received; null before the first.
+         */currentGroup: UInt64?, 
+        /**
+         * Groups held back waiting for an earlier one, so delivery stays in order.
+         */groupsHeldForOrdering: UInt64, 
+        /**
+         * Objects received and not read yet.
+         */bufferedObjects: UInt64) {
+        self.objectsReceived = objectsReceived
+        self.bytesReceived = bytesReceived
+        self.objectsDropped = objectsDropped
+        self.groupsCut = groupsCut
+        self.currentGroup = currentGroup
+        self.groupsHeldForOrdering = groupsHeldForOrdering
+        self.bufferedObjects = bufferedObjects
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SubscriptionStats: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSubscriptionStats: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SubscriptionStats {
+        return
+            try SubscriptionStats(
+                objectsReceived: FfiConverterUInt64.read(from: &buf), 
+                bytesReceived: FfiConverterUInt64.read(from: &buf), 
+                objectsDropped: FfiConverterUInt64.read(from: &buf), 
+                groupsCut: FfiConverterUInt64.read(from: &buf), 
+                currentGroup: FfiConverterOptionUInt64.read(from: &buf), 
+                groupsHeldForOrdering: FfiConverterUInt64.read(from: &buf), 
+                bufferedObjects: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SubscriptionStats, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.objectsReceived, into: &buf)
+        FfiConverterUInt64.write(value.bytesReceived, into: &buf)
+        FfiConverterUInt64.write(value.objectsDropped, into: &buf)
+        FfiConverterUInt64.write(value.groupsCut, into: &buf)
+        FfiConverterOptionUInt64.write(value.currentGroup, into: &buf)
+        FfiConverterUInt64.write(value.groupsHeldForOrdering, into: &buf)
+        FfiConverterUInt64.write(value.bufferedObjects, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubscriptionStats_lift(_ buf: RustBuffer) throws -> SubscriptionStats {
+    return try FfiConverterTypeSubscriptionStats.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSubscriptionStats_lower(_ value: SubscriptionStats) -> RustBuffer {
+    return FfiConverterTypeSubscriptionStats.lower(value)
+}
+
+
+/**
  * Certificate trust (core's `TlsConfig`). Defaults: system roots on, nothing else.
  */
 public struct TlsOptions: Equatable, Hashable {
@@ -3748,6 +4252,24 @@ public struct TlsOptions: Equatable, Hashable {
      * DEVELOPMENT ONLY: accept any certificate. Logged as a warning on every connect.
      */
     public var dangerAcceptAnyCertificate: Bool
+    /**
+     * The client certificate chain to present to a relay that requires one (mutual TLS),
+     * PEM text. Give it here or as `client_certificate_file`, with the key.
+     */
+    public var clientCertificatePem: String?
+    /**
+     * The client certificate chain as a PEM file (read at client creation and at each
+     * connect, so a renewed file is picked up).
+     */
+    public var clientCertificateFile: String?
+    /**
+     * The client certificate's private key, PEM text (never logged by the library).
+     */
+    public var clientKeyPem: String?
+    /**
+     * The client certificate's private key as a PEM file.
+     */
+    public var clientKeyFile: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3767,12 +4289,30 @@ public struct TlsOptions: Equatable, Hashable {
          */pinnedSha256: [String] = [], 
         /**
          * DEVELOPMENT ONLY: accept any certificate. Logged as a warning on every connect.
-         */dangerAcceptAnyCertificate: Bool = false) {
+         */dangerAcceptAnyCertificate: Bool = false, 
+        /**
+         * The client certificate chain to present to a relay that requires one (mutual TLS),
+         * PEM text. Give it here or as `client_certificate_file`, with the key.
+         */clientCertificatePem: String? = nil, 
+        /**
+         * The client certificate chain as a PEM file (read at client creation and at each
+         * connect, so a renewed file is picked up).
+         */clientCertificateFile: String? = nil, 
+        /**
+         * The client certificate's private key, PEM text (never logged by the library).
+         */clientKeyPem: String? = nil, 
+        /**
+         * The client certificate's private key as a PEM file.
+         */clientKeyFile: String? = nil) {
         self.useSystemRoots = useSystemRoots
         self.extraCaPem = extraCaPem
         self.extraCaFiles = extraCaFiles
         self.pinnedSha256 = pinnedSha256
         self.dangerAcceptAnyCertificate = dangerAcceptAnyCertificate
+        self.clientCertificatePem = clientCertificatePem
+        self.clientCertificateFile = clientCertificateFile
+        self.clientKeyPem = clientKeyPem
+        self.clientKeyFile = clientKeyFile
     }
 
     
@@ -3795,7 +4335,11 @@ public struct FfiConverterTypeTlsOptions: FfiConverterRustBuffer {
                 extraCaPem: FfiConverterSequenceString.read(from: &buf), 
                 extraCaFiles: FfiConverterSequenceString.read(from: &buf), 
                 pinnedSha256: FfiConverterSequenceString.read(from: &buf), 
-                dangerAcceptAnyCertificate: FfiConverterBool.read(from: &buf)
+                dangerAcceptAnyCertificate: FfiConverterBool.read(from: &buf), 
+                clientCertificatePem: FfiConverterOptionString.read(from: &buf), 
+                clientCertificateFile: FfiConverterOptionString.read(from: &buf), 
+                clientKeyPem: FfiConverterOptionString.read(from: &buf), 
+                clientKeyFile: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -3805,6 +4349,10 @@ public struct FfiConverterTypeTlsOptions: FfiConverterRustBuffer {
         FfiConverterSequenceString.write(value.extraCaFiles, into: &buf)
         FfiConverterSequenceString.write(value.pinnedSha256, into: &buf)
         FfiConverterBool.write(value.dangerAcceptAnyCertificate, into: &buf)
+        FfiConverterOptionString.write(value.clientCertificatePem, into: &buf)
+        FfiConverterOptionString.write(value.clientCertificateFile, into: &buf)
+        FfiConverterOptionString.write(value.clientKeyPem, into: &buf)
+        FfiConverterOptionString.write(value.clientKeyFile, into: &buf)
     }
 }
 
@@ -4078,6 +4626,83 @@ public func FfiConverterTypeDeliveryMode_lower(_ value: DeliveryMode) -> RustBuf
 
 
 /**
+ * The group order a subscription asks for. Groups still reach the app in ascending order
+ * (within the reorder wait, docs/contract.md); this steers what the publisher and relays
+ * put on the wire first when they have a backlog.
+ */
+
+public enum GroupOrder: Equatable, Hashable {
+    
+    /**
+     * Oldest group first.
+     */
+    case ascending
+    /**
+     * Newest group first.
+     */
+    case descending
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension GroupOrder: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeGroupOrder: FfiConverterRustBuffer {
+    typealias SwiftType = GroupOrder
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> GroupOrder {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .ascending
+        
+        case 2: return .descending
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: GroupOrder, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .ascending:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .descending:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupOrder_lift(_ buf: RustBuffer) throws -> GroupOrder {
+    return try FfiConverterTypeGroupOrder.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeGroupOrder_lower(_ value: GroupOrder) -> RustBuffer {
+    return FfiConverterTypeGroupOrder.lower(value)
+}
+
+
+
+/**
  * What a listener may return to say it failed. The failure is logged and counted; delivery
  * continues.
  */
@@ -4307,7 +4932,9 @@ enum MoqError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */reason: String
     )
     /**
-     * The relay's certificate was not accepted (untrusted CA, fingerprint mismatch).
+     * The TLS handshake failed: the relay's certificate was not accepted (untrusted CA,
+     * fingerprint mismatch), or the relay refused this client's certificate (mutual TLS:
+     * none configured where one is required, or one it does not trust).
      */
     case Tls(
         /**
@@ -4762,6 +5389,30 @@ fileprivate struct FfiConverterOptionUInt32: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionUInt64: FfiConverterRustBuffer {
+    typealias SwiftType = UInt64?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterUInt64.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterUInt64.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
     typealias SwiftType = String?
 
@@ -4882,6 +5533,30 @@ fileprivate struct FfiConverterOptionTypeReconnectPolicy: FfiConverterRustBuffer
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeSubscribeOptions: FfiConverterRustBuffer {
+    typealias SwiftType = SubscribeOptions?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeSubscribeOptions.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeSubscribeOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeTlsOptions: FfiConverterRustBuffer {
     typealias SwiftType = TlsOptions?
 
@@ -4898,6 +5573,30 @@ fileprivate struct FfiConverterOptionTypeTlsOptions: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeTlsOptions.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeGroupOrder: FfiConverterRustBuffer {
+    typealias SwiftType = GroupOrder?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeGroupOrder.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeGroupOrder.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -5202,13 +5901,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_client_state() != 18067) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_client_subscribe() != 60122) {
+    if (uniffi_moq_ffi_checksum_method_client_stats() != 1270) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_client_subscribe() != 9696) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_client_subscribe_catalog() != 39435) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_client_subscribe_with_listener() != 37686) {
+    if (uniffi_moq_ffi_checksum_method_client_subscribe_with_listener() != 63610) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_client_unannounce() != 7242) {
@@ -5259,6 +5961,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_publisher_new_group() != 42934) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_moq_ffi_checksum_method_publisher_next_new_group_request() != 26070) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_moq_ffi_checksum_method_publisher_publish() != 9314) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5299,6 +6004,12 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_subscriber_next_packed() != 18368) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_subscriber_request_new_group() != 16379) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_subscriber_stats() != 37296) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_subscriber_track() != 35275) {

@@ -404,9 +404,14 @@ void uniffi_moq_ffi_fn_method_client_set_token(uint64_t ptr, RustBuffer token, R
 RustBuffer uniffi_moq_ffi_fn_method_client_state(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_STATS
+RustBuffer uniffi_moq_ffi_fn_method_client_stats(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_SUBSCRIBE
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_SUBSCRIBE
-uint64_t uniffi_moq_ffi_fn_method_client_subscribe(uint64_t ptr, RustBuffer namespace, RustBuffer track
+uint64_t uniffi_moq_ffi_fn_method_client_subscribe(uint64_t ptr, RustBuffer namespace, RustBuffer track, RustBuffer options
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_SUBSCRIBE_CATALOG
@@ -416,7 +421,7 @@ uint64_t uniffi_moq_ffi_fn_method_client_subscribe_catalog(uint64_t ptr, RustBuf
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_SUBSCRIBE_WITH_LISTENER
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_SUBSCRIBE_WITH_LISTENER
-uint64_t uniffi_moq_ffi_fn_method_client_subscribe_with_listener(uint64_t ptr, RustBuffer namespace, RustBuffer track, uint64_t listener
+uint64_t uniffi_moq_ffi_fn_method_client_subscribe_with_listener(uint64_t ptr, RustBuffer namespace, RustBuffer track, uint64_t listener, RustBuffer options
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_UNANNOUNCE
@@ -594,6 +599,11 @@ RustBuffer uniffi_moq_ffi_fn_method_publisher_namespace(uint64_t ptr, RustCallSt
 void uniffi_moq_ffi_fn_method_publisher_new_group(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_NEXT_NEW_GROUP_REQUEST
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_NEXT_NEW_GROUP_REQUEST
+uint64_t uniffi_moq_ffi_fn_method_publisher_next_new_group_request(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_PUBLISH
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_PUBLISHER_PUBLISH
 RustBuffer uniffi_moq_ffi_fn_method_publisher_publish(uint64_t ptr, RustBuffer payload, RustCallStatus *_Nonnull out_status
@@ -672,6 +682,16 @@ uint64_t uniffi_moq_ffi_fn_method_subscriber_next_batch(uint64_t ptr, uint32_t m
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_NEXT_PACKED
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_NEXT_PACKED
 uint64_t uniffi_moq_ffi_fn_method_subscriber_next_packed(uint64_t ptr, uint32_t max
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_REQUEST_NEW_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_REQUEST_NEW_GROUP
+uint64_t uniffi_moq_ffi_fn_method_subscriber_request_new_group(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_STATS
+RustBuffer uniffi_moq_ffi_fn_method_subscriber_stats(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_SUBSCRIBER_TRACK
@@ -1069,6 +1089,12 @@ uint16_t uniffi_moq_ffi_checksum_method_client_state(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_STATS
+uint16_t uniffi_moq_ffi_checksum_method_client_stats(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_SUBSCRIBE
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_SUBSCRIBE
 uint16_t uniffi_moq_ffi_checksum_method_client_subscribe(void
@@ -1183,6 +1209,12 @@ uint16_t uniffi_moq_ffi_checksum_method_publisher_new_group(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_NEXT_NEW_GROUP_REQUEST
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_NEXT_NEW_GROUP_REQUEST
+uint16_t uniffi_moq_ffi_checksum_method_publisher_next_new_group_request(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_PUBLISHER_PUBLISH
 uint16_t uniffi_moq_ffi_checksum_method_publisher_publish(void
@@ -1264,6 +1296,18 @@ uint16_t uniffi_moq_ffi_checksum_method_subscriber_next_batch(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_NEXT_PACKED
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_NEXT_PACKED
 uint16_t uniffi_moq_ffi_checksum_method_subscriber_next_packed(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_REQUEST_NEW_GROUP
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_REQUEST_NEW_GROUP
+uint16_t uniffi_moq_ffi_checksum_method_subscriber_request_new_group(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_STATS
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_SUBSCRIBER_STATS
+uint16_t uniffi_moq_ffi_checksum_method_subscriber_stats(void
     
 );
 #endif

@@ -141,6 +141,38 @@ final class MoqKitTests: XCTestCase {
         await client.disconnect()
     }
 
+    func testStatsCountWhatASubscriptionReceived() async throws {
+        let idle = try Client(config: try config())
+        XCTAssertEqual(idle.stats().state, .disconnected)
+        XCTAssertNil(idle.stats().draft)
+        let client = try Client(config: try config())
+        try await client.connect()
+        let ns = unique("stats")
+        try await client.announce(namespace: ns)
+        let publisher = try client.createPublisher(namespace: ns, track: "t", options: nil)
+        let subscriber = try await client.subscribe(namespace: ns, track: "t")
+        XCTAssertEqual(subscriber.stats().objectsReceived, 0)
+        XCTAssertNil(subscriber.stats().currentGroup)
+        let sent = (0..<100).map { Data(repeating: UInt8($0), count: 1000) }
+        try publisher.publishMany(payloads: sent)
+        for _ in sent { _ = try await subscriber.next() }
+        let stats = subscriber.stats()
+        XCTAssertEqual(stats.objectsReceived, 100)
+        XCTAssertEqual(stats.bytesReceived, 100_000)
+        XCTAssertEqual(stats.bufferedObjects, 0)
+        XCTAssertNotNil(stats.currentGroup)
+        let connection = client.stats()
+        XCTAssertEqual(connection.state, .connected)
+        XCTAssertEqual(connection.draft, 18)
+        XCTAssertGreaterThan(connection.rttUs, 0)
+        XCTAssertGreaterThan(connection.congestionWindow, 0)
+        // One client published and received the same 100 kB through the relay.
+        XCTAssertGreaterThanOrEqual(connection.bytesSent, 100_000)
+        XCTAssertGreaterThanOrEqual(connection.bytesReceived, 100_000)
+        await subscriber.unsubscribe()
+        await client.disconnect()
+    }
+
     func testPublishAsyncThroughASmallQueueWaitsForRoomAndLosesNothing() async throws {
         XCTAssertEqual(PublisherOptions(delivery: .stream).maxQueuedBytes, 16 * 1024 * 1024)
         let client = try Client(config: try config())

@@ -10,6 +10,11 @@
 //! The relay runs until stdin closes or the process is terminated, so a parent that
 //! dies takes the relay with it.
 //!
+//! `moq-test-relay --client-auth` runs a relay that requires client certificates (mutual
+//! TLS), printing first where an accepted and a refused client identity are
+//! (`MOQ_RELAY_CLIENT_CERT_FILE`, `MOQ_RELAY_CLIENT_KEY_FILE`, `MOQ_RELAY_UNTRUSTED_CERT_FILE`,
+//! `MOQ_RELAY_UNTRUSTED_KEY_FILE`).
+//!
 //! `moq-test-relay --hostile` runs [`moq_test_relay::hostile::HostilePeer`] instead (the same
 //! lines without `MOQ_RELAY_SHA256`, no commands): a peer that misbehaves on purpose, for tests
 //! that measure the client's memory without the peer's.
@@ -26,7 +31,11 @@ fn main() -> anyhow::Result<()> {
     if std::env::args().any(|arg| arg == "--draft16") {
         return draft16();
     }
-    let mut relay = moq_test_relay::TestRelay::start()?;
+    let mut relay = if std::env::args().any(|arg| arg == "--client-auth") {
+        moq_test_relay::TestRelay::start_requiring_client_certificates()?
+    } else {
+        moq_test_relay::TestRelay::start()?
+    };
     let mut out = std::io::stdout().lock();
     write!(out, "{}", relay.environment())?;
     writeln!(out, "READY")?;

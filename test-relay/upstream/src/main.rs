@@ -33,7 +33,7 @@ fn main() -> anyhow::Result<()> {
     }
     let cert = std::fs::read(cert.context("--cert is required")?).context("read --cert")?;
     let key = std::fs::read(key.context("--key is required")?).context("read --key")?;
-    let tls = relay_server::tls_config(&cert.into(), &key)?;
+    let tls = relay_server::tls_config(&cert.into(), &key, None)?;
     let auth_pem = match auth_pem {
         Some(path) => Some(std::fs::read_to_string(path).context("read --auth-pem")?),
         None => None,

@@ -931,7 +931,7 @@ impl ObjectForwarder {
 
         // TODO figure out u32 vs u64 priority
         #[cfg(any(not(target_arch = "wasm32"), target_os = "wasi"))]
-        send_stream.set_priority(subgroup_reader.priority);
+        send_stream.set_priority(quic_send_priority(subgroup_reader.priority));
         #[cfg(all(target_arch = "wasm32", not(target_os = "wasi")))]
         send_stream.set_priority(i32::from(subgroup_reader.priority));
 
@@ -1552,10 +1552,27 @@ impl ObjectForwarderRecv {
     }
 }
 
+/// moq-ffi patch: the QUIC send priority of a subgroup's stream. MoQT puts priority 0 first
+/// (draft-18 §7: "lower numbers get higher priority"); quinn sends the stream with the
+/// *higher* number first, so the value is inverted (it was passed as is, sending a
+/// priority-255 bulk track ahead of a priority-0 one).
+#[cfg(any(not(target_arch = "wasm32"), target_os = "wasi"))]
+fn quic_send_priority(moqt_priority: u8) -> u8 {
+    u8::MAX - moqt_priority
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::coding::Decode;
+
+    /// moq-ffi patch: quinn sends higher numbers first, MoQT lower ones.
+    #[test]
+    fn a_lower_moqt_priority_is_a_higher_quic_send_priority() {
+        assert!(quic_send_priority(0) > quic_send_priority(1));
+        assert!(quic_send_priority(1) > quic_send_priority(128));
+        assert_eq!((quic_send_priority(0), quic_send_priority(255)), (255, 0));
+    }
     use crate::message::Message;
     use crate::session::test_support::{loopback_raw_session_pair, loopback_session_pair};
     use crate::session::{Reader, Session};

@@ -207,6 +207,38 @@ class MoqTest {
     }
 
     @Test
+    fun `stats count what a subscription received`() = runBlocking {
+        Client(config("moqt")).use { idle ->
+            assertEquals(ConnectionState.DISCONNECTED, idle.stats().state)
+            assertEquals(null, idle.stats().draft)
+        }
+        connect(config("moqt")).use { client ->
+            val ns = unique("stats")
+            client.announce(ns)
+            val publisher = client.createPublisher(ns, "t", null)
+            val subscriber = client.subscribe(ns, "t")
+            assertEquals(0uL, subscriber.stats().objectsReceived)
+            assertEquals(null, subscriber.stats().currentGroup)
+            val sent = List(100) { payload(it, 1000) }
+            publisher.publishMany(sent)
+            withTimeout(10_000) { repeat(sent.size) { subscriber.next() } }
+            val stats = subscriber.stats()
+            assertEquals(100uL, stats.objectsReceived)
+            assertEquals(100_000uL, stats.bytesReceived)
+            assertEquals(0uL, stats.bufferedObjects)
+            assertTrue(stats.currentGroup != null)
+            val connection = client.stats()
+            assertEquals(ConnectionState.CONNECTED, connection.state)
+            assertEquals(18u, connection.draft)
+            assertTrue(connection.rttUs > 0uL && connection.congestionWindow > 0uL)
+            // One client published and received the same 100 kB through the relay.
+            assertTrue(connection.bytesSent >= 100_000uL && connection.bytesReceived >= 100_000uL)
+            subscriber.unsubscribe()
+            publisher.close()
+        }
+    }
+
+    @Test
     fun `packed publish and receive are byte-exact with the right ids`() = runBlocking {
         connect(config("moqt")).use { publisherClient ->
             connect(config("https")).use { subscriberClient ->
