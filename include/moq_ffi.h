@@ -208,7 +208,10 @@ typedef struct MoqStats {
    */
   uint32_t draft;
   /**
-   * Sessions re-established automatically after a loss, since the last `moq_connect`.
+   * Sessions re-established automatically after a loss, counted from the `moq_connect`
+   * that made the current session's client (a connect to another URL, with other drafts,
+   * or after a setter changed the settings starts the count afresh; a reconnect by hand to
+   * the same URL does not).
    */
   uint64_t reconnects;
   /**
@@ -295,8 +298,9 @@ typedef struct MoqPublisherOptions {
    */
   bool has_priority;
   /**
-   * Publisher priority, 0 (highest) to 255: under congestion, a relay sends a
-   * higher-priority track's objects first.
+   * Publisher priority, 0 (highest) to 255: when this client's uplink cannot carry
+   * everything, a higher-priority track's objects go first. (Relays on the published
+   * moq-transport invert priorities on their own hop: docs/contract.md, Priorities.)
    */
   uint8_t priority;
   /**
@@ -330,13 +334,14 @@ typedef struct MoqSubscribeOptions {
    */
   bool has_priority;
   /**
-   * Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE.
+   * Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE (the relays tested carry it
+   * but do not act on it).
    */
   uint8_t priority;
   /**
-   * Which of several ready groups the sending side should send first: 0 the publisher's
-   * choice (the default), 1 oldest first, 2 newest first. Objects still reach the callback
-   * in ascending group order within the reorder wait.
+   * The group order to ask for in SUBSCRIBE: 0 the publisher's choice (the default), 1
+   * oldest first, 2 newest first (the relays tested carry it but do not act on it).
+   * Objects reach the callback in ascending group order within the reorder wait either way.
    */
   uint32_t group_order;
 } MoqSubscribeOptions;
@@ -425,7 +430,8 @@ typedef struct MoqSubscriptionStats {
    */
   uint64_t groups_held_for_ordering;
   /**
-   * Objects received and not yet passed to the data callback.
+   * Objects received and waiting in the subscription's buffer (a batch the delivery thread
+   * has taken and is passing to the data callback is not counted).
    */
   uint64_t buffered_objects;
 } MoqSubscriptionStats;
@@ -538,7 +544,7 @@ struct MoqResult moq_client_set_client_certificate_files(struct MoqClient *clien
 
 /**
  * Extension: a snapshot of the connection's statistics into `*out` (set
- * `out->struct_size = sizeof(MoqStats)` first): state, draft, reconnects, RTT, congestion
+ * `out->struct_size = sizeof(MoqStats)` first; on return it holds the bytes filled): state, draft, reconnects, RTT, congestion
  * window, bytes and packets each way, losses, datagrams. Cheap: call it as often as needed.
  * Before any `moq_connect` the state is DISCONNECTED and the figures 0. Errors: NULL or
  * destroyed client, NULL `out`, or a `struct_size` smaller than the first published
@@ -547,7 +553,9 @@ struct MoqResult moq_client_set_client_certificate_files(struct MoqClient *clien
  * # Safety
  * `out` must be NULL or point to a writable `MoqStats` of at least `out->struct_size` bytes.
  */
-MOQ_API struct MoqResult moq_client_stats(const struct MoqClient *client, struct MoqStats *out);
+MOQ_API
+struct MoqResult moq_client_stats(const struct MoqClient *client,
+                                  struct MoqStats *out);
 
 /**
  * Destroy a client: disconnects, stops every callback it owns (waiting for running ones,
@@ -706,10 +714,12 @@ struct MoqResult moq_publish_data(struct MoqPublisher *publisher,
 
 /**
  * Destroy a publisher, ending its track for subscribers (once no `moq_publish_data` on
- * it is still running). NULL or an already-destroyed handle is a no-op. Valid before or
+ * it is still running). Its new-group callback does not run after this returns (a destroy
+ * from inside that callback returns at once). NULL or an already-destroyed handle is a no-op. Valid before or
  * after its client's destroy. Thread-safe.
  */
-MOQ_API void moq_publisher_destroy(struct MoqPublisher *publisher);
+MOQ_API
+void moq_publisher_destroy(struct MoqPublisher *publisher);
 
 /**
  * Initialise the library: installs the TLS crypto provider and a stderr logger whose level
@@ -824,7 +834,8 @@ MOQ_API struct MoqResult moq_subscriber_request_new_group(struct MoqSubscriber *
 
 /**
  * Extension: a snapshot of this subscription's counters into `*out` (set
- * `out->struct_size = sizeof(MoqSubscriptionStats)` first): objects and bytes received,
+ * `out->struct_size = sizeof(MoqSubscriptionStats)` first; on return it holds the bytes
+ * filled): objects and bytes received,
  * dropped, groups cut, the current group, groups held for ordering, objects not yet
  * delivered. All 0 until the subscription is established. Errors: NULL or destroyed
  * subscriber, NULL `out`, or a `struct_size` smaller than the first published struct:

@@ -83,10 +83,11 @@ impl Publisher {
     /// `PublisherOptions.accept_new_group_requests`): requests since the last call are
     /// coalesced into one. Returns the group the latest asks to reach (the largest group that
     /// subscriber knows plus one; 0 when it knows none): call `new_group()` and publish a key
-    /// frame. Null once the publisher is finished. Cancelling the call loses no request.
+    /// frame. Null once the publisher is finished. Without the option no request ever
+    /// comes, so this waits until the publisher is finished. Cancelling the call loses no
+    /// request (it is awaited where the caller awaits: the wait needs no library thread).
     pub async fn next_new_group_request(&self) -> Result<Option<u64>, MoqError> {
-        let requests = self.new_group_requests.clone();
-        super::on_runtime(async move { Ok(requests.lock().await.next().await) }).await
+        Ok(self.new_group_requests.lock().await.next().await)
     }
 
     /// End the current group; the next object starts a new one (e.g. at a key frame).

@@ -5,8 +5,11 @@ use std::time::Duration;
 use crate::core;
 pub use crate::core::TrackInfo;
 
-/// Certificate trust (core's `TlsConfig`). Defaults: system roots on, nothing else.
-#[derive(Debug, Clone, uniffi::Record)]
+/// Certificate trust (core's `TlsConfig`), and a client certificate for relays that require
+/// one. Defaults: system roots on, nothing else. The library never logs the client key;
+/// the generated record's text form (Kotlin `toString`, Swift `description`, Python `repr`)
+/// does show `client_key_pem`, so do not log the configuration (or give the key as a file).
+#[derive(Clone, uniffi::Record)]
 pub struct TlsOptions {
     /// Trust the system root certificates (honouring `SSL_CERT_FILE` / `SSL_CERT_DIR`).
     #[uniffi(default = true)]
@@ -38,6 +41,28 @@ pub struct TlsOptions {
     /// The client certificate's private key as a PEM file.
     #[uniffi(default = None)]
     pub client_key_file: Option<String>,
+}
+
+impl std::fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Written out so the client key stays hidden (configurations get logged).
+        f.debug_struct("TlsOptions")
+            .field("use_system_roots", &self.use_system_roots)
+            .field("extra_ca_pem", &self.extra_ca_pem.len())
+            .field("extra_ca_files", &self.extra_ca_files)
+            .field("pinned_sha256", &self.pinned_sha256)
+            .field(
+                "danger_accept_any_certificate",
+                &self.danger_accept_any_certificate,
+            )
+            .field("client_certificate_file", &self.client_certificate_file)
+            .field("client_key_file", &self.client_key_file)
+            .field(
+                "client_key_pem",
+                &self.client_key_pem.as_ref().map(|_| "(hidden)"),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl TlsOptions {
@@ -335,8 +360,8 @@ impl PublisherOptions {
 /// is the client's: `ClientConfig.subscription_buffer`...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
 pub struct SubscribeOptions {
-    /// Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE: relays weigh it against
-    /// this client's other subscriptions when they cannot send everything at once.
+    /// Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE for the relay's scheduling
+    /// (the relays tested carry it but do not act on it).
     #[uniffi(default = 128)]
     pub priority: u8,
     /// Which of several ready groups the sending side should send first (none: the
@@ -345,9 +370,9 @@ pub struct SubscribeOptions {
     pub group_order: Option<GroupOrder>,
 }
 
-/// The group order a subscription asks for. Groups still reach the app in ascending order
-/// (within the reorder wait, docs/contract.md); this steers what the publisher and relays
-/// put on the wire first when they have a backlog.
+/// The group order a subscription asks for, sent in SUBSCRIBE (the relays tested carry it
+/// but do not act on it). Groups reach the app in ascending order either way (within the
+/// reorder wait, docs/contract.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum GroupOrder {
     /// Oldest group first.
@@ -480,6 +505,29 @@ pub struct TrackInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The client key stays out of the records' debug text (a logged configuration).
+    #[test]
+    fn the_client_key_is_hidden_from_debug_output() {
+        let mut config = default_client_config("moqt://relay:1".into());
+        config.tls = Some(TlsOptions {
+            use_system_roots: false,
+            extra_ca_pem: vec![],
+            extra_ca_files: vec![],
+            pinned_sha256: vec![],
+            danger_accept_any_certificate: false,
+            client_certificate_pem: Some("CERT".into()),
+            client_certificate_file: None,
+            client_key_pem: Some("-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n".into()),
+            client_key_file: None,
+        });
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("c2VjcmV0") && !shown.contains("PRIVATE"),
+            "{shown}"
+        );
+        assert!(shown.contains("(hidden)"), "{shown}");
+    }
 
     /// The one source of defaults is the core; the UniFFI record's attribute defaults are
     /// checked against `default_client_config` by the Python and Kotlin suites.

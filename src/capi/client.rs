@@ -281,7 +281,7 @@ fn set_client_certificate(
 }
 
 /// Extension: a snapshot of the connection's statistics into `*out` (set
-/// `out->struct_size = sizeof(MoqStats)` first): state, draft, reconnects, RTT, congestion
+/// `out->struct_size = sizeof(MoqStats)` first; on return it holds the bytes filled): state, draft, reconnects, RTT, congestion
 /// window, bytes and packets each way, losses, datagrams. Cheap: call it as often as needed.
 /// Before any `moq_connect` the state is DISCONNECTED and the figures 0. Errors: NULL or
 /// destroyed client, NULL `out`, or a `struct_size` smaller than the first published

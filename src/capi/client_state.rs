@@ -212,8 +212,17 @@ impl ClientShared {
         }
         let mut config = lock(&self.template).clone();
         config.url = url.to_string();
-        let core = Client::with_runtime(config, runtime::handle().map_err(CError::of)?)
-            .map_err(CError::of)?;
+        let made = runtime::handle()
+            .map_err(CError::of)
+            .and_then(|handle| Client::with_runtime(config, handle).map_err(CError::of));
+        let core = match made {
+            Ok(core) => core,
+            Err(err) => {
+                // Not made: the next connect must still not reuse the old client.
+                self.template_changed.store(changed, Ordering::SeqCst);
+                return Err(err);
+            }
+        };
         let replaced = lock(&self.core).replace(core.clone());
         if replaced.is_some() {
             // Registrations follow the new client: their pumps restart on connect.

@@ -18,9 +18,10 @@ static PUBLISHERS: Registry<PublisherHandle> = Registry::new("publisher");
 pub(crate) struct PublisherHandle {
     publisher: Publisher,
     mode: MoqDeliveryMode,
-    /// Delivers new-group requests to the C callback; stopped (waiting for a running call,
-    /// unless on its own thread) when the handle goes.
-    _requests: Option<Pump>,
+    /// Delivers new-group requests to the C callback. `moq_publisher_destroy` stops it (waiting
+    /// for a running call, unless on its own thread): a call in flight on another thread may
+    /// keep the handle alive past the destroy, the callback must not outlive it.
+    requests: std::sync::Mutex<Option<Pump>>,
 }
 
 /// Validate a raw delivery-mode integer.
@@ -166,7 +167,7 @@ fn open(
     Ok(PUBLISHERS.insert(Arc::new(PublisherHandle {
         publisher,
         mode,
-        _requests: pump,
+        requests: std::sync::Mutex::new(pump),
     })))
 }
 
@@ -193,13 +194,7 @@ pub unsafe extern "C" fn moq_create_publisher_with_options(
         || {
             let shared = CLIENTS.get(client)?;
             // SAFETY: per the caller's contract.
-            let raw =
-                unsafe { options.as_ref() }.ok_or_else(|| CError::invalid("options is NULL"))?;
-            check_struct_size::<MoqPublisherOptions>(
-                raw.struct_size,
-                "options",
-                "MoqPublisherOptions",
-            )?;
+            let raw = unsafe { sized_input(options, "options", "MoqPublisherOptions") }?;
             // SAFETY: forwarded contract.
             let (namespace, track) = unsafe { names(namespace_str, track_name) }?;
             let mode = parse_mode(raw.delivery_mode)?;
@@ -286,12 +281,19 @@ pub unsafe extern "C" fn moq_publish_data(
 }
 
 /// Destroy a publisher, ending its track for subscribers (once no `moq_publish_data` on
-/// it is still running). NULL or an already-destroyed handle is a no-op. Valid before or
+/// it is still running). Its new-group callback does not run after this returns (a destroy
+/// from inside that callback returns at once). NULL or an already-destroyed handle is a no-op. Valid before or
 /// after its client's destroy. Thread-safe.
 #[no_mangle]
 pub extern "C" fn moq_publisher_destroy(publisher: *mut MoqPublisher) {
     boundary::value("moq_publisher_destroy", (), || {
-        drop(PUBLISHERS.remove(publisher));
+        if let Some(handle) = PUBLISHERS.remove(publisher) {
+            // Taken out first: never stop (join) under the lock.
+            let pump = crate::sync::lock(&handle.requests).take();
+            if let Some(mut pump) = pump {
+                pump.stop();
+            }
+        }
         Ok(())
     })
 }

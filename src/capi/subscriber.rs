@@ -109,12 +109,7 @@ pub unsafe extern "C" fn moq_subscribe_with_options(
         let subscribe =
             unsafe { subscribe_data(client, namespace_str, track_name, data_callback, user_data) };
         // SAFETY: per the caller's contract.
-        let raw = unsafe { options.as_ref() }.ok_or_else(|| CError::invalid("options is NULL"))?;
-        check_struct_size::<MoqSubscribeOptions>(
-            raw.struct_size,
-            "options",
-            "MoqSubscribeOptions",
-        )?;
+        let raw = unsafe { sized_input(options, "options", "MoqSubscribeOptions") }?;
         let mut core_options = SubscriberOptions::default();
         if raw.has_priority {
             core_options.priority = raw.priority;
@@ -381,7 +376,8 @@ pub extern "C" fn moq_subscriber_request_new_group(subscriber: *mut MoqSubscribe
 }
 
 /// Extension: a snapshot of this subscription's counters into `*out` (set
-/// `out->struct_size = sizeof(MoqSubscriptionStats)` first): objects and bytes received,
+/// `out->struct_size = sizeof(MoqSubscriptionStats)` first; on return it holds the bytes
+/// filled): objects and bytes received,
 /// dropped, groups cut, the current group, groups held for ordering, objects not yet
 /// delivered. All 0 until the subscription is established. Errors: NULL or destroyed
 /// subscriber, NULL `out`, or a `struct_size` smaller than the first published struct:

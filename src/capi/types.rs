@@ -141,8 +141,9 @@ pub struct MoqPublisherOptions {
     pub delivery_mode: MoqDeliveryModeRaw,
     /// Use `priority` (otherwise the default, 128).
     pub has_priority: bool,
-    /// Publisher priority, 0 (highest) to 255: under congestion, a relay sends a
-    /// higher-priority track's objects first.
+    /// Publisher priority, 0 (highest) to 255: when this client's uplink cannot carry
+    /// everything, a higher-priority track's objects go first. (Relays on the published
+    /// moq-transport invert priorities on their own hop: docs/contract.md, Priorities.)
     pub priority: u8,
     /// STREAM mode: when set, subscribers may ask for a new group and each request is
     /// delivered here (see `MoqNewGroupCallback`); when NULL their requests are refused.
@@ -160,11 +161,12 @@ pub struct MoqSubscribeOptions {
     pub struct_size: usize,
     /// Use `priority` (otherwise the default, 128).
     pub has_priority: bool,
-    /// Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE.
+    /// Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE (the relays tested carry it
+    /// but do not act on it).
     pub priority: u8,
-    /// Which of several ready groups the sending side should send first: 0 the publisher's
-    /// choice (the default), 1 oldest first, 2 newest first. Objects still reach the callback
-    /// in ascending group order within the reorder wait.
+    /// The group order to ask for in SUBSCRIBE: 0 the publisher's choice (the default), 1
+    /// oldest first, 2 newest first (the relays tested carry it but do not act on it).
+    /// Objects reach the callback in ascending group order within the reorder wait either way.
     pub group_order: u32,
 }
 
@@ -216,7 +218,10 @@ pub struct MoqStats {
     pub state: MoqConnectionState,
     /// The MoQT draft of the current session; 0 while not connected.
     pub draft: u32,
-    /// Sessions re-established automatically after a loss, since the last `moq_connect`.
+    /// Sessions re-established automatically after a loss, counted from the `moq_connect`
+    /// that made the current session's client (a connect to another URL, with other drafts,
+    /// or after a setter changed the settings starts the count afresh; a reconnect by hand to
+    /// the same URL does not).
     pub reconnects: u64,
     /// Smoothed round-trip time, microseconds.
     pub rtt_us: u64,
@@ -263,23 +268,36 @@ pub struct MoqSubscriptionStats {
     pub has_current_group: bool,
     /// Groups held back waiting for an earlier one, so delivery stays in order.
     pub groups_held_for_ordering: u64,
-    /// Objects received and not yet passed to the data callback.
+    /// Objects received and waiting in the subscription's buffer (a batch the delivery thread
+    /// has taken and is passing to the data callback is not counted).
     pub buffered_objects: u64,
 }
 
-/// Refuse an input struct whose `struct_size` is not this library's `sizeof(T)`.
-pub(crate) fn check_struct_size<T>(
-    size: usize,
+/// An input struct whose first field is its `struct_size`, checked to be this library's
+/// `sizeof(T)` before any reference to it is made (the size is read on its own, so a
+/// caller's shorter struct is never read as a whole).
+///
+/// # Safety
+/// `ptr` must be NULL or point to a readable struct starting with its `size_t` size, valid
+/// for the returned lifetime.
+pub(crate) unsafe fn sized_input<'a, T>(
+    ptr: *const T,
     name: &str,
     type_name: &str,
-) -> Result<(), super::boundary::CError> {
-    if size == std::mem::size_of::<T>() {
-        return Ok(());
+) -> Result<&'a T, super::boundary::CError> {
+    if ptr.is_null() {
+        return Err(super::boundary::CError::invalid(format!("{name} is NULL")));
     }
-    Err(super::boundary::CError::invalid(format!(
-        "{name}->struct_size is {size} but this library expects {}; set it to sizeof({type_name})",
-        std::mem::size_of::<T>()
-    )))
+    // SAFETY: non-NULL, and the struct starts with its size (per the contract).
+    let size = unsafe { std::ptr::read_unaligned(ptr as *const usize) };
+    if size != std::mem::size_of::<T>() {
+        return Err(super::boundary::CError::invalid(format!(
+            "{name}->struct_size is {size} but this library expects {}; set it to sizeof({type_name})",
+            std::mem::size_of::<T>()
+        )));
+    }
+    // SAFETY: the caller's struct is as large as ours (checked), per the contract.
+    Ok(unsafe { &*ptr })
 }
 
 /// A C struct whose first field is its `struct_size`, filled by the library.
@@ -298,7 +316,8 @@ impl SizedOut for MoqSubscriptionStats {
 
 /// Write `value` to the caller's `out`, as much of it as the caller's `struct_size` says it
 /// has room for (a caller built against an older, shorter struct gets the fields it knows),
-/// leaving `struct_size` as the caller set it.
+/// and set `struct_size` to the bytes filled (a caller with a newer, longer struct learns
+/// which fields this library wrote).
 ///
 /// # Safety
 /// `out` must be NULL or point to a writable struct of at least its `struct_size` bytes.
@@ -327,6 +346,7 @@ pub(crate) unsafe fn write_sized<T: SizedOut>(
             (out as *mut u8).add(header),
             len,
         );
+        std::ptr::write_unaligned(out as *mut usize, header + len);
     }
     Ok(())
 }

@@ -278,7 +278,6 @@ fn client_certificate_alert(alert: u8) -> Option<&'static str> {
         45 => "certificate_expired",
         46 => "certificate_unknown",
         48 => "unknown_ca",
-        49 => "access_denied",
         116 => "certificate_required: the relay requires a client certificate",
         _ => return None,
     })

@@ -1400,13 +1400,16 @@ static void test_stats_count_what_flowed(void) {
     CHECK(stats.bytes_sent >= (uint64_t)count * sizeof buf && stats.reconnects == 0);
 
     /* A caller built against a longer struct (a newer header): its extra bytes are untouched. */
-    unsigned char longer[sizeof(MoqStats) + 16];
-    memset(longer, 0xAB, sizeof longer);
-    size_t longer_size = sizeof longer;
-    memcpy(longer, &longer_size, sizeof longer_size);
-    CHECK_RESULT(moq_client_stats(sub_client, (MoqStats *)longer), MOQ_OK);
-    CHECK(longer[sizeof(MoqStats)] == 0xAB && longer[sizeof longer - 1] == 0xAB);
-    CHECK(((MoqStats *)longer)->state == MOQ_STATE_CONNECTED);
+    union {
+        MoqStats stats;
+        unsigned char bytes[sizeof(MoqStats) + 16];
+    } longer;
+    memset(&longer, 0xAB, sizeof longer);
+    longer.stats.struct_size = sizeof longer;
+    CHECK_RESULT(moq_client_stats(sub_client, &longer.stats), MOQ_OK);
+    CHECK(longer.bytes[sizeof(MoqStats)] == 0xAB && longer.bytes[sizeof longer - 1] == 0xAB);
+    CHECK(longer.stats.state == MOQ_STATE_CONNECTED);
+    CHECK(longer.stats.struct_size == sizeof(MoqStats)); /* what this library filled */
 
     /* Misuse is an error, never a write past the caller's struct. */
     stats.struct_size = 8;
@@ -1474,9 +1477,13 @@ static void test_new_group_request_round_trip(void) {
     stats.struct_size = sizeof stats;
     CHECK_RESULT(moq_subscriber_stats(sub, &stats), MOQ_OK);
     CHECK(stats.has_current_group && stats.current_group == 1);
-    moq_subscriber_destroy(sub);
+    /* After the publisher's destroy its callback never runs: a request now reaches no one. */
     moq_publisher_destroy(pub);
+    MoqResult late = moq_subscriber_request_new_group(sub);
+    moq_free_str(late.message);
+    sleep_ms(200);
     CHECK(atomic_load(&requests.count) == 1);
+    moq_subscriber_destroy(sub);
 
     /* Without the callback, a request is refused and the subscription carries on. */
     MoqPublisher *plain = moq_create_publisher(pub_client, ns, "plain");

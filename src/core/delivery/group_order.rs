@@ -83,8 +83,16 @@ pub(crate) struct GroupOrder {
     first_known: bool,
     /// How the transport's reader ended, once it has.
     ended: Option<Result<(), ServeError>>,
-    /// Where `held.len()` is published for the subscription's statistics.
+    /// Where the subgroups held behind a gap are counted for the subscription's statistics.
     held_gauge: Arc<AtomicU64>,
+}
+
+impl Drop for GroupOrder {
+    /// Nothing is held once the order is gone (the subscription ended or its session was
+    /// lost): the statistics must not show a stale count meanwhile.
+    fn drop(&mut self) {
+        self.held_gauge.store(0, Ordering::Relaxed);
+    }
 }
 
 impl GroupOrder {
@@ -111,9 +119,15 @@ impl GroupOrder {
         self
     }
 
+    /// Publish how many held subgroups wait behind a gap (those past the next expected
+    /// group; in-order ones taken early are not waiting for anything).
     fn note_held(&self) {
-        self.held_gauge
-            .store(self.held.len() as u64, Ordering::Relaxed);
+        let waiting = self
+            .held
+            .keys()
+            .filter(|(group, _)| *group > self.next)
+            .count();
+        self.held_gauge.store(waiting as u64, Ordering::Relaxed);
     }
 
     /// The next subgroup in group order; `Ok(None)` once the track has ended and everything
@@ -320,10 +334,21 @@ mod tests {
             2,
             "groups 2 and 3 wait for 1"
         );
+        // Delivery went on past the gap: group 3 is next in order, waiting for nothing.
         assert_eq!(next_group(&mut order).await, Some(2));
-        assert_eq!(gauge.load(Ordering::Relaxed), 1);
-        assert_eq!(next_group(&mut order).await, Some(3));
         assert_eq!(gauge.load(Ordering::Relaxed), 0);
+        assert_eq!(next_group(&mut order).await, Some(3));
+        // Group 6 comes after a gap (4, 5): held, then the order goes (subscription ended).
+        let _more = [group(&mut writer, 6)];
+        let waiting = tokio::time::timeout(Duration::from_millis(1), order.next()).await;
+        assert!(waiting.is_err(), "group 6 waits for 4 and 5");
+        assert_eq!(gauge.load(Ordering::Relaxed), 1);
+        drop(order);
+        assert_eq!(
+            gauge.load(Ordering::Relaxed),
+            0,
+            "nothing held once the order is gone"
+        );
     }
 
     #[tokio::test(start_paused = true)]

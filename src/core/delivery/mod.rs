@@ -54,20 +54,20 @@ pub struct SubscriberOptions {
     pub buffer_bytes: usize,
     /// What happens when the buffer is full. Default [`Overflow::Backpressure`].
     pub overflow: Overflow,
-    /// Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE: relays weigh it against
-    /// this client's other subscriptions when they cannot send everything at once. Default
-    /// 128.
+    /// Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE for the relay's scheduling
+    /// (moq-relay-ietf 0.8 on moq-transport 0.17, and this client as a publisher, carry it but
+    /// do not act on it). Default 128.
     pub priority: u8,
     /// Which of several ready groups the publisher and relays should send first (SUBSCRIBE's
     /// GROUP_ORDER). Default [`GroupOrder::Publisher`]: the publisher's choice.
     pub group_order: GroupOrder,
 }
 
-/// The group order a subscription asks for ([`SubscriberOptions::group_order`]). It steers
-/// what the sending side puts on the wire first when it has a backlog; the client still hands
-/// groups to the app in ascending order within its reorder wait (`group_order`'s module
-/// docs), so `Descending` means a late joiner or a congested path gets the newest group
-/// sooner, and older groups that arrive after it are then delivered late.
+/// The group order a subscription asks for ([`SubscriberOptions::group_order`]), sent in
+/// SUBSCRIBE (GROUP_ORDER) for a sending side that orders its backlog by it; moq-relay-ietf
+/// 0.8 on moq-transport 0.17 and this client as a publisher carry it but do not act on it.
+/// Whatever order groups arrive in, the client hands them to the app in ascending order
+/// within its reorder wait (`group_order`'s module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum GroupOrder {
     /// The publisher's order (GROUP_ORDER omitted).

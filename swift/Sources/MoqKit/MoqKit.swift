@@ -2453,7 +2453,9 @@ public protocol PublisherProtocol: AnyObject, Sendable {
      * `PublisherOptions.accept_new_group_requests`): requests since the last call are
      * coalesced into one. Returns the group the latest asks to reach (the largest group that
      * subscriber knows plus one; 0 when it knows none): call `new_group()` and publish a key
-     * frame. Null once the publisher is finished. Cancelling the call loses no request.
+     * frame. Null once the publisher is finished. Without the option no request ever
+     * comes, so this waits until the publisher is finished. Cancelling the call loses no
+     * request (it is awaited where the caller awaits: the wait needs no library thread).
      */
     func nextNewGroupRequest() async throws  -> UInt64?
     
@@ -2607,7 +2609,9 @@ open func newGroup()throws   {try rustCallWithError(FfiConverterTypeMoqError_lif
      * `PublisherOptions.accept_new_group_requests`): requests since the last call are
      * coalesced into one. Returns the group the latest asks to reach (the largest group that
      * subscriber knows plus one; 0 when it knows none): call `new_group()` and publish a key
-     * frame. Null once the publisher is finished. Cancelling the call loses no request.
+     * frame. Null once the publisher is finished. Without the option no request ever
+     * comes, so this waits until the publisher is finished. Cancelling the call loses no
+     * request (it is awaited where the caller awaits: the wait needs no library thread).
      */
 open func nextNewGroupRequest()async throws  -> UInt64?  {
     return
@@ -4040,8 +4044,8 @@ public func FfiConverterTypeReconnectPolicy_lower(_ value: ReconnectPolicy) -> R
  */
 public struct SubscribeOptions: Equatable, Hashable {
     /**
-     * Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE: relays weigh it against
-     * this client's other subscriptions when they cannot send everything at once.
+     * Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE for the relay's scheduling
+     * (the relays tested carry it but do not act on it).
      */
     public var priority: UInt8
     /**
@@ -4054,8 +4058,8 @@ public struct SubscribeOptions: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE: relays weigh it against
-         * this client's other subscriptions when they cannot send everything at once.
+         * Subscriber priority, 0 (highest) to 255, sent in SUBSCRIBE for the relay's scheduling
+         * (the relays tested carry it but do not act on it).
          */priority: UInt8 = UInt8(128), 
         /**
          * Which of several ready groups the sending side should send first (none: the
@@ -4228,7 +4232,10 @@ public func FfiConverterTypeSubscriptionStats_lower(_ value: SubscriptionStats) 
 
 
 /**
- * Certificate trust (core's `TlsConfig`). Defaults: system roots on, nothing else.
+ * Certificate trust (core's `TlsConfig`), and a client certificate for relays that require
+ * one. Defaults: system roots on, nothing else. The library never logs the client key;
+ * the generated record's text form (Kotlin `toString`, Swift `description`, Python `repr`)
+ * does show `client_key_pem`, so do not log the configuration (or give the key as a file).
  */
 public struct TlsOptions: Equatable, Hashable {
     /**
@@ -4626,9 +4633,9 @@ public func FfiConverterTypeDeliveryMode_lower(_ value: DeliveryMode) -> RustBuf
 
 
 /**
- * The group order a subscription asks for. Groups still reach the app in ascending order
- * (within the reorder wait, docs/contract.md); this steers what the publisher and relays
- * put on the wire first when they have a backlog.
+ * The group order a subscription asks for, sent in SUBSCRIBE (the relays tested carry it
+ * but do not act on it). Groups reach the app in ascending order either way (within the
+ * reorder wait, docs/contract.md).
  */
 
 public enum GroupOrder: Equatable, Hashable {
@@ -5961,7 +5968,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_publisher_new_group() != 42934) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_publisher_next_new_group_request() != 26070) {
+    if (uniffi_moq_ffi_checksum_method_publisher_next_new_group_request() != 56502) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_publisher_publish() != 9314) {
