@@ -27,18 +27,23 @@ WORKLOADS_FULL = [
      "ns_per_call", "ns/call", False),
     ("stats", "stats() call, connected client", ["stats", "100000", "0"],
      "ns_per_call", "ns/call", False),
+    ("joinfetch", "joining fetch of the last group ({n} x 1 KB): time to first object",
+     ["joinfetch", "30", "1000"], "p50_us", "us p50", False),
 ]
 # The publish and stats calls do not depend on how Python receives: measured once, on the
 # batch row. stats() is an SDK call (no plain moq-transport equivalent); the Kotlin and Swift
 # bench programs do not run it.
 SKIP = {("publish", "py-listener"), ("publish", "py-pull"), ("publish", "py-packed")} | {
     ("stats", path) for path in ("baseline", "py-listener", "py-pull", "py-packed", "kotlin",
-                                 "swift")}
+                                 "swift")} | {
+    # `past_groups` is measured on the core: every face runs the same core code for it.
+    ("joinfetch", path) for path in ("baseline", "c", "py-batch", "py-listener", "py-pull",
+                                     "py-packed", "kotlin", "swift")}
 # A burst lasts well under a second (10,000 x 100 B: under 100 ms), so single runs spread by
 # +-40% on a busy 2-core machine: bursts get 2 * runs + 1 runs (cheap), the rest `runs`.
 BURSTS = {"small", "large"}
 SMOKE_COUNTS = {"small": "200", "large": "20", "paced": "20", "datagram": "20", "publish": "1000",
-                "stats": "1000"}
+                "stats": "1000", "joinfetch": "5"}
 
 
 def machine():

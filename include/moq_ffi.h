@@ -27,6 +27,9 @@
 #  define MOQ_API __attribute__((visibility("default")))
 #endif
 
+/** `end_object` of `moq_fetch` meaning "to the end of the group" (src/capi/types.rs). */
+#define MOQ_FETCH_WHOLE_GROUP UINT64_MAX
+
 
 /**
  * Result codes. Stable numbers: never renumber.
@@ -110,6 +113,11 @@ typedef enum MoqDeliveryMode {
  * Handles are opaque ids, never dereferenced: a destroyed one is reported as an error.
  */
 typedef struct MoqClient MoqClient;
+
+/**
+ * A FETCH response handle (`moq_fetch`). Free with `moq_fetch_destroy`.
+ */
+typedef struct MoqFetch MoqFetch;
 
 /**
  * A publisher handle. Free with `moq_publisher_destroy`.
@@ -273,6 +281,29 @@ typedef void (*MoqConnectionCallback)(void *user_data, enum MoqConnectionState s
 typedef void (*MoqTrackCallback)(void *user_data, const char *namespace_str, const char *track_name);
 
 /**
+ * One object of a FETCH response, filled by `moq_fetch_next`.
+ */
+typedef struct MoqFetchedObject {
+  /**
+   * Group id.
+   */
+  uint64_t group_id;
+  /**
+   * Object id within the group.
+   */
+  uint64_t object_id;
+  /**
+   * The payload (NULL when empty), valid until the next `moq_fetch_next` on the handle or
+   * `moq_fetch_destroy`.
+   */
+  const uint8_t *data;
+  /**
+   * Payload length in bytes.
+   */
+  size_t data_len;
+} MoqFetchedObject;
+
+/**
  * Called with each new-group request a subscriber sent (coalesced while a call runs):
  * `group` is the group it asks to reach (the largest it knows plus one; 0 when it knows
  * none). Start a group with `moq_publisher_new_group` and publish a key frame. Runs on a
@@ -312,6 +343,16 @@ typedef struct MoqPublisherOptions {
    * Passed back to `on_new_group_request`.
    */
   void *user_data;
+  /**
+   * Groups kept for `moq_fetch` and subscribers' `past_groups`: the last this many (with
+   * `retain_bytes`, whichever bound comes first). 0: none kept (FETCH is answered "not
+   * available"). Added after the first release of this struct: a shorter struct reads 0.
+   */
+  uint64_t retain_groups;
+  /**
+   * Payload bytes kept for FETCH at most; 0: the default, 16 MiB.
+   */
+  uint64_t retain_bytes;
 } MoqPublisherOptions;
 
 /**
@@ -344,6 +385,14 @@ typedef struct MoqSubscribeOptions {
    * Objects reach the callback in ascending group order within the reorder wait either way.
    */
   uint32_t group_order;
+  /**
+   * Deliver the track's recent past first: the group the live objects start in (from its
+   * start) and up to `past_groups - 1` groups before it, fetched from the publisher (which
+   * must keep them: `MoqPublisherOptions.retain_groups`), then the live objects, with no
+   * duplicate and no gap at the seam. 0: only what is published from now on. Added after
+   * the first release of this struct: a shorter struct reads 0.
+   */
+  uint64_t past_groups;
 } MoqSubscribeOptions;
 
 /**
@@ -638,6 +687,59 @@ struct MoqResult moq_subscribe_announces(struct MoqClient *client,
                                          void *user_data);
 
 /**
+ * Extension: fetch the past objects of `track_name` in `namespace_str` from
+ * (`start_group`, `start_object`) to (`end_group`, `end_object`), both included
+ * (`end_object` = `MOQ_FETCH_WHOLE_GROUP`: to the end of `end_group`), from the groups the
+ * track's publisher keeps (`MoqPublisherOptions.retain_groups`). Blocks until the publisher,
+ * through the relay, accepts (at most the request timeout), then sets `*out` to a handle to
+ * read the objects from with `moq_fetch_next`; free it with `moq_fetch_destroy`.
+ * Errors: NULL arguments, invalid names, an empty range: `MOQ_ERROR_INVALID_ARGUMENT`; not
+ * connected: `MOQ_ERROR_NOT_CONNECTED`; none of the range available (no such track, or not
+ * kept), or no answer: `MOQ_ERROR_TIMEOUT` (the message says which); a draft-16 relay or
+ * another refusal: `MOQ_ERROR_CONNECTION_FAILED`; on a library thread:
+ * `MOQ_ERROR_UNSUPPORTED`. Thread-safe.
+ *
+ * # Safety
+ * Strings must be NULL or NUL-terminated; `out` NULL or writable.
+ */
+MOQ_API
+struct MoqResult moq_fetch(struct MoqClient *client,
+                           const char *namespace_str,
+                           const char *track_name,
+                           uint64_t start_group,
+                           uint64_t start_object,
+                           uint64_t end_group,
+                           uint64_t end_object,
+                           struct MoqFetch **out);
+
+/**
+ * Extension: the next object of a FETCH, in order. On `MOQ_OK` either `*done` is false and
+ * `*object` holds the object (its `data` valid until the next `moq_fetch_next` on this
+ * handle or `moq_fetch_destroy`), or `*done` is true: the response is complete. Blocks
+ * until the object arrives (each wait at most the request timeout). Errors: NULL or
+ * destroyed handle, NULL `object`/`done`, or destroyed while waiting:
+ * `MOQ_ERROR_INVALID_ARGUMENT`; the response cut short (what was read is all there is):
+ * `MOQ_ERROR_CONNECTION_FAILED`; an object over `max_object_size`:
+ * `MOQ_ERROR_BUFFER_TOO_SMALL`; after an error, `*done` on the next call; on a library
+ * thread: `MOQ_ERROR_UNSUPPORTED`. Calls on one handle are serialized (call it from one
+ * thread at a time: another call invalidates `data`).
+ *
+ * # Safety
+ * `object` and `done` must be NULL or writable.
+ */
+MOQ_API
+struct MoqResult moq_fetch_next(struct MoqFetch *fetch,
+                                struct MoqFetchedObject *object,
+                                bool *done);
+
+/**
+ * Extension: free a FETCH handle; what was not read is not sent. A `moq_fetch_next`
+ * waiting in another thread returns `MOQ_ERROR_INVALID_ARGUMENT`. NULL or already
+ * destroyed: no-op. Thread-safe.
+ */
+MOQ_API void moq_fetch_destroy(struct MoqFetch *fetch);
+
+/**
  * Create a reliable (STREAM mode) publisher for `track_name` in an announced namespace.
  * Returns NULL with `moq_last_error` set for a NULL client/namespace/track, invalid UTF-8,
  * not connected, or a namespace this client never announced. Free with
@@ -666,9 +768,12 @@ struct MoqPublisher *moq_create_publisher_ex(struct MoqClient *client,
 
 /**
  * Extension: create a publisher with options (`options->struct_size =
- * sizeof(MoqPublisherOptions)`): the delivery mode, a publisher priority, and a callback for
- * subscribers' new-group requests. Returns NULL with `moq_last_error` set for what
- * `moq_create_publisher_ex` refuses, a NULL `options`, or a wrong `struct_size`.
+ * sizeof(MoqPublisherOptions)`): the delivery mode, a publisher priority, a callback for
+ * subscribers' new-group requests, and the groups kept for FETCH. A struct from an older
+ * header (smaller `struct_size`) is read as far as it goes, the rest zero. Returns NULL with
+ * `moq_last_error` set for what `moq_create_publisher_ex` refuses, a NULL `options`, or a
+ * `struct_size` smaller than the first release's (or larger, with fields this library does
+ * not know set).
  * `options` is read during the call only. The callback runs on a library thread; no call
  * runs after `moq_publisher_destroy` returns (a destroy from inside the callback returns at
  * once).
@@ -774,9 +879,14 @@ struct MoqSubscriber *moq_subscribe(struct MoqClient *client,
 /**
  * Extension: as `moq_subscribe`, with options (`options->struct_size =
  * sizeof(MoqSubscribeOptions)`): the subscriber priority and the group order sent in
- * SUBSCRIBE. `options` is read during the call only. Returns NULL with `moq_last_error` set
- * for what `moq_subscribe` refuses, a NULL `options`, a wrong `struct_size`, or a
- * `group_order` other than 0, 1, 2.
+ * SUBSCRIBE, and the past groups to deliver first. `options` is read during the call only.
+ * A struct from an older header (smaller `struct_size`) is read as far as it goes, the rest
+ * zero. Returns NULL with `moq_last_error` set for what `moq_subscribe` refuses, a NULL
+ * `options`, a `struct_size` smaller than the first release's (or larger, with fields this
+ * library does not know set), or a `group_order` other than 0, 1, 2. With `past_groups`,
+ * a past that cannot be fetched ends the subscription (`moq_subscriber_wait_ready` reports
+ * why) when the relay said where the live objects start, and is otherwise logged and
+ * counted in `groups_cut` (`moq_subscriber_stats`).
  *
  * # Safety
  * Strings must be NULL or NUL-terminated; `options` NULL or a valid `MoqSubscribeOptions`.

@@ -4,8 +4,9 @@
 //!
 //! Usage: `bench <core|baseline> <workload> <count> <size>`; one run per invocation, one
 //! `RESULT {json}` line on stdout. Workloads (shared with the C, Python and Kotlin programs,
-//! see `bench/README.md`): `burst`, `paced`, `datagram`, `publish`; core only: `memory`
-//! (count = subscriptions) and `soak` (count = seconds).
+//! see `bench/README.md`): `burst`, `paced`, `datagram`, `publish`; core only: `stats`,
+//! `joinfetch` (count = objects in the fetched group), `memory` (count = subscriptions) and
+//! `soak` (count = seconds).
 
 mod baseline;
 mod sdk;
@@ -123,6 +124,7 @@ async fn main() {
         "datagram" => workloads::paced(&path, &args, true).await,
         "publish" => workloads::publish(&path, &args).await,
         "stats" => workloads::stats(&path, &args).await,
+        "joinfetch" => workloads::join_fetch(&path, &args).await,
         "memory" => sdk::memory(&args).await,
         "soak" => sdk::soak(&args).await,
         other => fail(format!("unknown workload {other}")),

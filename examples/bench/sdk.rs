@@ -241,3 +241,72 @@ pub async fn soak(args: &Args) -> Value {
         "received": received,
     })
 }
+
+/// Joining a track with `past_groups = 1` where the relay already follows it: time from the
+/// `subscribe` call to the first object of the newest group (`count` objects of `size` bytes,
+/// kept by the publisher and fetched through the relay), over 15 joins (median, p90), and the
+/// same for a plain subscribe's first live object, published right after it returns.
+pub async fn join_fetch(args: &Args) -> Value {
+    let publishing = connect(args).await;
+    let watching = connect(args).await;
+    publishing
+        .announce(&args.namespace)
+        .await
+        .unwrap_or_else(|err| fail(err));
+    let keep = PublisherOptions {
+        retain_groups: 2,
+        ..options(false)
+    };
+    let publisher = publishing
+        .create_publisher(&args.namespace, "t", keep)
+        .unwrap_or_else(|err| fail(err));
+    // The relay follows the track (a watcher), so SUBSCRIBE_OK names the newest object.
+    let mut watcher = watching
+        .subscribe(&args.namespace, "t", SubscriberOptions::default())
+        .await
+        .unwrap_or_else(|err| fail(err));
+    publisher
+        .publish(stamped(0, 16))
+        .unwrap_or_else(|err| fail(err));
+    publisher.new_group().unwrap_or_else(|err| fail(err));
+    for i in 0..args.count {
+        publisher
+            .publish(stamped(i, args.size))
+            .unwrap_or_else(|err| fail(err));
+    }
+    for _ in 0..=args.count {
+        watcher.next().await.unwrap_or_else(|err| fail(err));
+    }
+    let with_past = SubscriberOptions {
+        past_groups: 1,
+        ..SubscriberOptions::default()
+    };
+    let mut joins = Vec::new();
+    for _ in 0..15 {
+        let joining = connect(args).await;
+        let started = std::time::Instant::now();
+        let mut sub = joining
+            .subscribe(&args.namespace, "t", with_past)
+            .await
+            .unwrap_or_else(|err| fail(err));
+        let first = sub.next().await.unwrap_or_else(|err| fail(err));
+        let elapsed = started.elapsed();
+        match first {
+            Some(object) if (object.group_id, object.object_id) == (1, 0) => {}
+            other => fail(format!("the first object was {other:?}, not (1, 0)")),
+        }
+        for _ in 1..args.count {
+            sub.next().await.unwrap_or_else(|err| fail(err));
+        }
+        joins.push(elapsed.as_secs_f64() * 1e6);
+        joining.close().await;
+    }
+    joins.sort_by(f64::total_cmp);
+    let result = json!({
+        "p50_us": joins[joins.len() / 2],
+        "p90_us": joins[joins.len() * 9 / 10],
+    });
+    publishing.close().await;
+    watching.close().await;
+    result
+}

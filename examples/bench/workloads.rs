@@ -164,3 +164,11 @@ pub async fn stats(path: &Path, args: &Args) -> Value {
         Path::Baseline => fail("stats: an SDK call; the plain moq-transport path has none"),
     }
 }
+
+/// Joining with the newest group fetched first: time to its first object.
+pub async fn join_fetch(path: &Path, args: &Args) -> Value {
+    match path {
+        Path::Core => sdk::join_fetch(args).await,
+        Path::Baseline => fail("joinfetch: an SDK option; the plain moq-transport path has none"),
+    }
+}

@@ -22,7 +22,7 @@ use crate::core::{self, NamespaceEvent, SubscriberOptions};
 /// deinit, Python garbage collection).
 #[derive(uniffi::Object)]
 pub struct Client {
-    core: core::Client,
+    pub(super) core: core::Client,
     subscriber_options: SubscriberOptions,
 }
 
@@ -122,8 +122,8 @@ impl Client {
 
     /// Subscribe to `track` in `namespace`; read objects with `next()` / `next_batch()`.
     /// Returns once the relay accepted (waiting up to the rendezvous timeout for a
-    /// publisher). `options`: subscriber priority and group order (none: 128, the publisher's
-    /// order).
+    /// publisher). `options`: subscriber priority, group order and past groups (none: 128,
+    /// the publisher's order, no past).
     #[uniffi::method(default(options = None))]
     pub async fn subscribe(
         &self,
@@ -224,6 +224,7 @@ impl Client {
             options_for.group_order = options
                 .group_order
                 .map_or(core::GroupOrder::Publisher, Into::into);
+            options_for.past_groups = options.past_groups;
         }
         let options = options_for;
         on_runtime(async move { Ok(core.subscribe(&namespace, &track, options).await?) }).await

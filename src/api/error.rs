@@ -2,7 +2,9 @@
 
 use crate::bridge::error::{Classify, ErrorKind};
 use crate::bridge::runtime::RuntimeError;
-use crate::core::{AnnounceError, ConfigError, ConnectError, PublishError, SubscribeError};
+use crate::core::{
+    AnnounceError, ConfigError, ConnectError, FetchError, PublishError, SubscribeError,
+};
 
 /// Everything that can go wrong, with a readable, actionable message in every variant
 /// (Kotlin `message`, Swift `description`, Python `str(e)`).
@@ -42,7 +44,8 @@ pub enum MoqError {
         /// What timed out and after how long.
         reason: String,
     },
-    /// No publisher offers the track (after the rendezvous period).
+    /// No publisher offers the track (after the rendezvous period), or none of a FETCH's
+    /// range is available.
     #[error("{reason}")]
     NotFound {
         /// Which track and how long it waited.
@@ -193,7 +196,8 @@ from_classified!(
     ConnectError,
     AnnounceError,
     PublishError,
-    SubscribeError
+    SubscribeError,
+    FetchError
 );
 
 /// A delivery thread (a listener's, a watch's) could not be started.

@@ -11,6 +11,7 @@
 
 mod client;
 mod error;
+mod fetch;
 mod listeners;
 mod logging;
 #[cfg(test)]
@@ -22,6 +23,7 @@ mod subscriber;
 
 pub use client::Client;
 pub use error::MoqError;
+pub use fetch::FetchResponse;
 pub use listeners::{
     CatalogListener, ConnectionListener, ListenerError, ListenerHandle, NamespaceListener,
     ObjectListener,

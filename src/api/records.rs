@@ -322,6 +322,15 @@ pub struct PublisherOptions {
     /// their requests are refused.
     #[uniffi(default = false)]
     pub accept_new_group_requests: bool,
+    /// Groups kept for `Client.fetch` and subscribers' `past_groups`: the last this many
+    /// (with `retain_bytes`, whichever bound comes first). 0: none kept, FETCH is answered
+    /// "not available".
+    #[uniffi(default = 0)]
+    pub retain_groups: u64,
+    /// Payload bytes kept for FETCH at most; whole groups are evicted, oldest first. Default
+    /// 16 MiB.
+    #[uniffi(default = 16777216)]
+    pub retain_bytes: u64,
 }
 
 impl Default for PublisherOptions {
@@ -336,6 +345,8 @@ impl Default for PublisherOptions {
             max_group_objects: core.max_group_objects,
             max_queued_bytes: core.max_queued_bytes as u64,
             accept_new_group_requests: core.accept_new_group_requests,
+            retain_groups: core.retain_groups,
+            retain_bytes: core.retain_bytes as u64,
         }
     }
 }
@@ -351,6 +362,8 @@ impl PublisherOptions {
             max_group_objects: self.max_group_objects.max(1),
             max_queued_bytes: usize::try_from(self.max_queued_bytes).unwrap_or(usize::MAX),
             accept_new_group_requests: self.accept_new_group_requests,
+            retain_groups: self.retain_groups,
+            retain_bytes: usize::try_from(self.retain_bytes).unwrap_or(usize::MAX),
             ..core::PublisherOptions::default()
         }
     }
@@ -368,6 +381,38 @@ pub struct SubscribeOptions {
     /// publisher's choice).
     #[uniffi(default = None)]
     pub group_order: Option<GroupOrder>,
+    /// Deliver the track's recent past first: the group the live objects start in (from its
+    /// start) and up to `past_groups - 1` groups before it, fetched from the publisher (it
+    /// must keep them: `PublisherOptions.retain_groups`), then the live objects, with no
+    /// duplicate and no gap at the seam. 0: only what is published from now on.
+    #[uniffi(default = 0)]
+    pub past_groups: u64,
+}
+
+/// A range of locations for `Client.fetch`, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct FetchRange {
+    /// First group.
+    pub start_group: u64,
+    /// Last group.
+    pub end_group: u64,
+    /// First object in `start_group`.
+    #[uniffi(default = 0)]
+    pub start_object: u64,
+    /// Last object in `end_group`; null: the whole group.
+    #[uniffi(default = None)]
+    pub end_object: Option<u64>,
+}
+
+impl FetchRange {
+    pub(crate) fn to_core(self) -> core::FetchRange {
+        core::FetchRange {
+            start_group: self.start_group,
+            start_object: self.start_object,
+            end_group: self.end_group,
+            end_object: self.end_object,
+        }
+    }
 }
 
 /// The group order a subscription asks for, sent in SUBSCRIBE (the relays tested carry it

@@ -6,7 +6,8 @@
 
 use crate::bridge::runtime::RuntimeError;
 use crate::core::{
-    AnnounceError, CatalogError, ConfigError, ConnectError, PublishError, SubscribeError,
+    AnnounceError, CatalogError, ConfigError, ConnectError, FetchError, PublishError,
+    SubscribeError,
 };
 
 /// What kind of failure an error is, as far as a caller can act on it.
@@ -149,6 +150,24 @@ impl Classify for SubscribeError {
             | SubscribeError::SlowConsumer { .. }
             | SubscribeError::Stalled { .. }
             | SubscribeError::SessionRequestsExhausted { .. } => ErrorKind::LimitReached,
+        }
+    }
+}
+
+impl Classify for FetchError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            FetchError::NotConnected => ErrorKind::NotConnected,
+            FetchError::InvalidName(_) | FetchError::InvalidRange { .. } => {
+                ErrorKind::InvalidArgument
+            }
+            FetchError::NotAvailable { .. } => ErrorKind::NotFound,
+            FetchError::Unsupported { .. } | FetchError::Refused { .. } => ErrorKind::Refused,
+            FetchError::Unauthorized { .. } => ErrorKind::Unauthorized,
+            FetchError::Timeout { .. } => ErrorKind::Timeout,
+            FetchError::Cut { .. } => ErrorKind::PublisherLost,
+            FetchError::ObjectTooLarge { .. } => ErrorKind::TooLarge,
+            FetchError::SessionRequestsExhausted { .. } => ErrorKind::LimitReached,
         }
     }
 }

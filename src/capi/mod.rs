@@ -14,6 +14,7 @@
 mod boundary;
 mod client;
 mod client_state;
+mod fetch;
 mod handles;
 mod publisher;
 mod strings;
@@ -21,6 +22,7 @@ mod subscriber;
 mod types;
 
 pub use client::*;
+pub use fetch::*;
 pub use publisher::*;
 pub use strings::*;
 pub use subscriber::*;

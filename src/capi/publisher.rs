@@ -172,9 +172,12 @@ fn open(
 }
 
 /// Extension: create a publisher with options (`options->struct_size =
-/// sizeof(MoqPublisherOptions)`): the delivery mode, a publisher priority, and a callback for
-/// subscribers' new-group requests. Returns NULL with `moq_last_error` set for what
-/// `moq_create_publisher_ex` refuses, a NULL `options`, or a wrong `struct_size`.
+/// sizeof(MoqPublisherOptions)`): the delivery mode, a publisher priority, a callback for
+/// subscribers' new-group requests, and the groups kept for FETCH. A struct from an older
+/// header (smaller `struct_size`) is read as far as it goes, the rest zero. Returns NULL with
+/// `moq_last_error` set for what `moq_create_publisher_ex` refuses, a NULL `options`, or a
+/// `struct_size` smaller than the first release's (or larger, with fields this library does
+/// not know set).
 /// `options` is read during the call only. The callback runs on a library thread; no call
 /// runs after `moq_publisher_destroy` returns (a destroy from inside the callback returns at
 /// once).
@@ -201,6 +204,10 @@ pub unsafe extern "C" fn moq_create_publisher_with_options(
             let mut core_options = PublisherOptions::default();
             if raw.has_priority {
                 core_options.priority = raw.priority;
+            }
+            core_options.retain_groups = raw.retain_groups;
+            if raw.retain_bytes > 0 {
+                core_options.retain_bytes = usize::try_from(raw.retain_bytes).unwrap_or(usize::MAX);
             }
             let requests = raw
                 .on_new_group_request

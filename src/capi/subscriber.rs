@@ -89,9 +89,14 @@ pub unsafe extern "C" fn moq_subscribe(
 
 /// Extension: as `moq_subscribe`, with options (`options->struct_size =
 /// sizeof(MoqSubscribeOptions)`): the subscriber priority and the group order sent in
-/// SUBSCRIBE. `options` is read during the call only. Returns NULL with `moq_last_error` set
-/// for what `moq_subscribe` refuses, a NULL `options`, a wrong `struct_size`, or a
-/// `group_order` other than 0, 1, 2.
+/// SUBSCRIBE, and the past groups to deliver first. `options` is read during the call only.
+/// A struct from an older header (smaller `struct_size`) is read as far as it goes, the rest
+/// zero. Returns NULL with `moq_last_error` set for what `moq_subscribe` refuses, a NULL
+/// `options`, a `struct_size` smaller than the first release's (or larger, with fields this
+/// library does not know set), or a `group_order` other than 0, 1, 2. With `past_groups`,
+/// a past that cannot be fetched ends the subscription (`moq_subscriber_wait_ready` reports
+/// why) when the relay said where the live objects start, and is otherwise logged and
+/// counted in `groups_cut` (`moq_subscriber_stats`).
 ///
 /// # Safety
 /// Strings must be NULL or NUL-terminated; `options` NULL or a valid `MoqSubscribeOptions`.
@@ -114,6 +119,7 @@ pub unsafe extern "C" fn moq_subscribe_with_options(
         if raw.has_priority {
             core_options.priority = raw.priority;
         }
+        core_options.past_groups = raw.past_groups;
         core_options.group_order = match raw.group_order {
             0 => core::GroupOrder::Publisher,
             1 => core::GroupOrder::Ascending,

@@ -132,7 +132,7 @@ pub type MoqNewGroupCallback = Option<unsafe extern "C" fn(user_data: *mut c_voi
 
 /// Options for `moq_create_publisher_with_options`. Zero-initialise it and set what you need.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct MoqPublisherOptions {
     /// Size of this struct (`sizeof(MoqPublisherOptions)`), for forward compatibility.
     /// Required.
@@ -150,11 +150,17 @@ pub struct MoqPublisherOptions {
     pub on_new_group_request: MoqNewGroupCallback,
     /// Passed back to `on_new_group_request`.
     pub user_data: *mut c_void,
+    /// Groups kept for `moq_fetch` and subscribers' `past_groups`: the last this many (with
+    /// `retain_bytes`, whichever bound comes first). 0: none kept (FETCH is answered "not
+    /// available"). Added after the first release of this struct: a shorter struct reads 0.
+    pub retain_groups: u64,
+    /// Payload bytes kept for FETCH at most; 0: the default, 16 MiB.
+    pub retain_bytes: u64,
 }
 
 /// Options for `moq_subscribe_with_options`. Zero-initialise it and set what you need.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct MoqSubscribeOptions {
     /// Size of this struct (`sizeof(MoqSubscribeOptions)`), for forward compatibility.
     /// Required.
@@ -168,6 +174,12 @@ pub struct MoqSubscribeOptions {
     /// oldest first, 2 newest first (the relays tested carry it but do not act on it).
     /// Objects reach the callback in ascending group order within the reorder wait either way.
     pub group_order: u32,
+    /// Deliver the track's recent past first: the group the live objects start in (from its
+    /// start) and up to `past_groups - 1` groups before it, fetched from the publisher (which
+    /// must keep them: `MoqPublisherOptions.retain_groups`), then the live objects, with no
+    /// duplicate and no gap at the seam. 0: only what is published from now on. Added after
+    /// the first release of this struct: a shorter struct reads 0.
+    pub past_groups: u64,
 }
 
 /// Called with each well-formed catalog's track list (valid only during the call).
@@ -273,31 +285,71 @@ pub struct MoqSubscriptionStats {
     pub buffered_objects: u64,
 }
 
-/// An input struct whose first field is its `struct_size`, checked to be this library's
-/// `sizeof(T)` before any reference to it is made (the size is read on its own, so a
-/// caller's shorter struct is never read as a whole).
+/// A C input struct whose first field is its `struct_size`, read by the library. All-zero
+/// bytes must be a valid value (numbers, bools, NULL pointers and callbacks): the fields a
+/// caller's older, shorter struct lacks read as zero, their defaults.
+pub(crate) trait SizedIn: Copy {
+    /// The smallest `struct_size` accepted: the struct's first published size.
+    const FIRST_SIZE: usize;
+}
+
+impl SizedIn for MoqPublisherOptions {
+    /// Before `retain_groups` and `retain_bytes`.
+    const FIRST_SIZE: usize = std::mem::offset_of!(MoqPublisherOptions, retain_groups);
+}
+
+impl SizedIn for MoqSubscribeOptions {
+    /// Before `past_groups`.
+    const FIRST_SIZE: usize = std::mem::offset_of!(MoqSubscribeOptions, past_groups);
+}
+
+/// Read an input struct whose first field is its `struct_size`: from a caller built against
+/// this header all of it; from one built against an older, shorter one (at least the first
+/// published size) the fields it has, the rest zero (their defaults); from a newer, longer
+/// one the fields this library knows, provided the ones it does not know are zero (a set
+/// option it cannot honour is refused, not ignored). The size is read on its own first, and
+/// only the caller's bytes are read, never a reference to its struct.
 ///
 /// # Safety
-/// `ptr` must be NULL or point to a readable struct starting with its `size_t` size, valid
-/// for the returned lifetime.
-pub(crate) unsafe fn sized_input<'a, T>(
+/// `ptr` must be NULL or point to a readable struct of at least its `struct_size` bytes,
+/// starting with that `size_t` size.
+pub(crate) unsafe fn sized_input<T: SizedIn>(
     ptr: *const T,
     name: &str,
     type_name: &str,
-) -> Result<&'a T, super::boundary::CError> {
+) -> Result<T, super::boundary::CError> {
     if ptr.is_null() {
         return Err(super::boundary::CError::invalid(format!("{name} is NULL")));
     }
     // SAFETY: non-NULL, and the struct starts with its size (per the contract).
     let size = unsafe { std::ptr::read_unaligned(ptr as *const usize) };
-    if size != std::mem::size_of::<T>() {
+    let ours = std::mem::size_of::<T>();
+    if size < T::FIRST_SIZE {
         return Err(super::boundary::CError::invalid(format!(
-            "{name}->struct_size is {size} but this library expects {}; set it to sizeof({type_name})",
-            std::mem::size_of::<T>()
+            "{name}->struct_size is {size}, smaller than any {type_name} (this library's is {ours}); set it to sizeof({type_name})"
         )));
     }
-    // SAFETY: the caller's struct is as large as ours (checked), per the contract.
-    Ok(unsafe { &*ptr })
+    if size > ours {
+        // SAFETY: the caller's struct has `size` readable bytes (per the contract).
+        let tail = unsafe { std::slice::from_raw_parts((ptr as *const u8).add(ours), size - ours) };
+        if tail.iter().any(|&b| b != 0) {
+            return Err(super::boundary::CError::invalid(format!(
+                "{name}->struct_size is {size}: the caller sets fields of {type_name} this library (size {ours}) does not know; use a newer library or leave them zero"
+            )));
+        }
+    }
+    // SAFETY: all-zero bytes are a valid `T` (the trait's contract).
+    let mut value: T = unsafe { std::mem::zeroed() };
+    // SAFETY: `size.min(ours)` bytes are readable from the caller's struct and writable in
+    // ours; the two do not overlap.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            ptr as *const u8,
+            &mut value as *mut T as *mut u8,
+            size.min(ours),
+        )
+    };
+    Ok(value)
 }
 
 /// A C struct whose first field is its `struct_size`, filled by the library.
@@ -365,6 +417,30 @@ pub struct MoqPublisher {
 /// A subscriber handle (data or catalog). Free with `moq_subscriber_destroy`.
 pub struct MoqSubscriber {
     _opaque: [u8; 0],
+}
+
+/// A FETCH response handle (`moq_fetch`). Free with `moq_fetch_destroy`.
+pub struct MoqFetch {
+    _opaque: [u8; 0],
+}
+
+/// `end_object` of `moq_fetch` meaning "to the end of the group" (the header defines it in
+/// cbindgen.toml, which exports no constants).
+pub const MOQ_FETCH_WHOLE_GROUP: u64 = 0xFFFF_FFFF_FFFF_FFFF;
+
+/// One object of a FETCH response, filled by `moq_fetch_next`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct MoqFetchedObject {
+    /// Group id.
+    pub group_id: u64,
+    /// Object id within the group.
+    pub object_id: u64,
+    /// The payload (NULL when empty), valid until the next `moq_fetch_next` on the handle or
+    /// `moq_fetch_destroy`.
+    pub data: *const u8,
+    /// Payload length in bytes.
+    pub data_len: usize,
 }
 
 /// Opaque user data pointer, passed back to callbacks untouched. The caller guarantees it

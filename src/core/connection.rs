@@ -1,6 +1,6 @@
 //! The client: one MoQT session with a relay, its state, and the namespaces it announces.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -519,7 +519,7 @@ impl Client {
                 namespace.to_string(),
                 Announcement {
                     tracks: writer,
-                    track_names: Arc::new(Mutex::new(HashSet::new())),
+                    track_names: Arc::new(Mutex::new(HashMap::new())),
                     task,
                 },
             );
@@ -752,9 +752,16 @@ async fn supervise(
         }
         std::future::pending::<()>().await
     };
+    // FETCHes the relay forwards to this client's publishers.
+    let fetches = super::fetch_serving::serve_fetches(
+        live.publisher.clone(),
+        Arc::downgrade(&live),
+        live.config.request_timeout,
+    );
     let result = tokio::select! {
         result = session.run() => result,
         _ = reject_unknown => Ok(()),
+        _ = fetches => std::future::pending().await,
     };
     let was_closing = live.is_lost();
     live.mark_lost();

@@ -30,6 +30,7 @@ use tokio::sync::{watch, Notify};
 use tokio_util::task::AbortOnDropHandle;
 
 use super::live::{ConnectionState, CurrentLive, Live};
+use super::names::path;
 use crate::sync::lock;
 
 /// A change in the set of namespaces announced under a watched prefix.
@@ -459,31 +460,10 @@ async fn hold_prefix(live: Weak<Live>, prefix: String, hub: Weak<Hub>) {
     }
 }
 
-/// The namespace as this library names namespaces: its fields joined by `/`. `None` (and
-/// logged) for one that has no such name: a field that is not UTF-8, or contains `/` or NUL,
-/// would alias another namespace (`["a/b"]` and `["a", "b"]` are both "a/b") or could not
-/// cross the C ABI, and could not be subscribed to by name anyway.
-fn path(namespace: &moq_transport::coding::TrackNamespace) -> Option<String> {
-    let mut fields = Vec::with_capacity(namespace.fields.len());
-    for field in &namespace.fields {
-        match std::str::from_utf8(&field.value) {
-            Ok(text) if !text.contains(['/', '\0']) => fields.push(text),
-            _ => {
-                let lossy = namespace.to_utf8_path();
-                log::debug!(
-                    "skipping announced namespace '{}': a field is not UTF-8 or contains '/' or NUL",
-                    super::error::shown(&lossy)
-                );
-                return None;
-            }
-        }
-    }
-    Some(fields.join("/"))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{matches, path, plan, Hub, NamespaceEvent, Pending, WatchQueue, Watcher};
+    use super::super::names::path;
+    use super::{matches, plan, Hub, NamespaceEvent, Pending, WatchQueue, Watcher};
     use moq_transport::coding::{TrackNamespace, TupleField};
     use std::collections::BTreeSet;
     use std::sync::Arc;

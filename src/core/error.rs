@@ -410,3 +410,81 @@ pub enum SubscribeError {
         limit: u64,
     },
 }
+
+/// Why a [`Client::fetch`](super::Client::fetch) failed, or its response ended early.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum FetchError {
+    /// The client is not connected (or the session was lost).
+    #[error("not connected; the session is closed or was lost")]
+    NotConnected,
+    /// The namespace or track name is empty or malformed.
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    /// The range is empty (its end before its start).
+    #[error("invalid FETCH range: {reason}")]
+    InvalidRange {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Nothing of the range is available: the track is not published, or the publisher no
+    /// longer keeps (or never kept) those groups. A publisher keeps its last
+    /// `retain_groups` groups (`PublisherOptions`), none by default.
+    #[error("objects of track '{track_}' in '{ns_}' not available: {reason}", ns_ = shown(.namespace), track_ = shown(.track))]
+    NotAvailable {
+        /// The namespace.
+        namespace: String,
+        /// The track name.
+        track: String,
+        /// The peer's reason.
+        reason: String,
+    },
+    /// FETCH cannot be sent on this session: the relay speaks draft 16, whose FETCH this
+    /// client does not carry.
+    #[error("FETCH is not supported here: {reason}")]
+    Unsupported {
+        /// Why.
+        reason: String,
+    },
+    /// The relay's authorization refused the FETCH.
+    #[error(
+        "FETCH refused: not authorized ({reason}); the token must allow subscribing to this track"
+    )]
+    Unauthorized {
+        /// The relay's reason.
+        reason: String,
+    },
+    /// The relay or publisher refused the FETCH.
+    #[error("FETCH refused: {reason}")]
+    Refused {
+        /// The peer's reason.
+        reason: String,
+    },
+    /// The relay did not answer within the request timeout.
+    #[error("relay did not answer the FETCH within {after:?}")]
+    Timeout {
+        /// The configured timeout.
+        after: Duration,
+    },
+    /// The response ended before its end (the publisher, a relay or the connection reset
+    /// it): the objects read so far are all there is.
+    #[error("FETCH response cut short: {reason}")]
+    Cut {
+        /// The transport's reason.
+        reason: String,
+    },
+    /// An object of the response exceeded the configured maximum object size; the FETCH was
+    /// cancelled rather than buffer it.
+    #[error("fetched object of {size} bytes exceeds the maximum object size of {max} bytes; FETCH cancelled")]
+    ObjectTooLarge {
+        /// The announced object size.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// This session has sent as many requests as the relay accepts in one session.
+    #[error("this session has sent {limit} requests, as many as the relay accepts in one session; nothing was sent: disconnect and connect again to continue")]
+    SessionRequestsExhausted {
+        /// The budget.
+        limit: u64,
+    },
+}

@@ -6,7 +6,7 @@
 //! depend on it and not on the client that owns it: the client (`connection.rs`) depends on
 //! them, never the other way round.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use web_transport_quinn::quinn;
 
 use super::config::ClientConfig;
+use super::history::History;
 use crate::sync::lock;
 
 /// The connection's observable state.
@@ -80,7 +81,8 @@ pub(crate) struct LiveParts {
 /// A namespace this client announced: the tracks it serves and the task answering SUBSCRIBEs.
 pub(crate) struct Announcement {
     pub(crate) tracks: TracksWriter,
-    pub(crate) track_names: Arc<Mutex<HashSet<String>>>,
+    /// The tracks published in it, each with what its publisher keeps for FETCH (if any).
+    pub(crate) track_names: Arc<Mutex<HashMap<String, Option<Arc<History>>>>>,
     pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
@@ -111,10 +113,12 @@ impl Live {
 
     /// Create the track `name` in an announced namespace. Returns the track writer and a
     /// guard that frees the name when the publisher goes away.
+    /// `history`: what the publisher keeps for FETCH, served on this session.
     pub(crate) fn create_track(
         &self,
         namespace: &str,
         name: &str,
+        history: Option<Arc<History>>,
     ) -> Result<(moq_transport::serve::TrackWriter, TrackNameGuard), super::PublishError> {
         let mut announced = lock(&self.announced);
         let announcement =
@@ -123,11 +127,15 @@ impl Live {
                 .ok_or_else(|| super::PublishError::NotAnnounced {
                     namespace: namespace.to_string(),
                 })?;
-        if !lock(&announcement.track_names).insert(name.to_string()) {
-            return Err(super::PublishError::DuplicateTrack {
-                namespace: namespace.to_string(),
-                track: name.to_string(),
-            });
+        {
+            let mut names = lock(&announcement.track_names);
+            if names.contains_key(name) {
+                return Err(super::PublishError::DuplicateTrack {
+                    namespace: namespace.to_string(),
+                    track: name.to_string(),
+                });
+            }
+            names.insert(name.to_string(), history);
         }
         let guard = TrackNameGuard {
             names: announcement.track_names.clone(),
@@ -138,6 +146,14 @@ impl Live {
             .create(name)
             .ok_or(super::PublishError::NotConnected)?;
         Ok((writer, guard))
+    }
+
+    /// What the publisher of `namespace`/`track` keeps for FETCH on this session: `None`
+    /// when no such track is published here, `Some(None)` when its publisher keeps nothing.
+    pub(crate) fn history(&self, namespace: &str, track: &str) -> Option<Option<Arc<History>>> {
+        let announced = lock(&self.announced);
+        let names = lock(&announced.get(namespace)?.track_names);
+        names.get(track).cloned()
     }
 
     /// Count one request against the session's budget; `Err(limit)` (and nothing counted)
@@ -179,7 +195,7 @@ impl Live {
 
 /// Frees a track name in its announcement when the publisher is dropped.
 pub(crate) struct TrackNameGuard {
-    names: Arc<Mutex<HashSet<String>>>,
+    names: Arc<Mutex<HashMap<String, Option<Arc<History>>>>>,
     name: String,
 }
 

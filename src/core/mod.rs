@@ -15,6 +15,9 @@ pub mod discovery;
 mod draft16;
 pub mod drafts;
 pub mod error;
+pub mod fetch;
+mod fetch_serving;
+mod history;
 mod in_runtime;
 mod live;
 pub mod names;
@@ -31,12 +34,13 @@ pub use connection::Client;
 pub use delivery::{GroupOrder, Object, Overflow, SubscriberOptions};
 pub use discovery::{NamespaceEvent, NamespaceWatch};
 pub use error::{
-    AnnounceError, ConfigError, ConnectError, InvalidName, PublishError, SubscribeError,
+    AnnounceError, ConfigError, ConnectError, FetchError, InvalidName, PublishError, SubscribeError,
 };
+pub use fetch::{FetchRange, Fetched};
 pub use live::ConnectionState;
 pub use publisher::{
     DeliveryMode, NewGroupRequests, ObjectLocation, Publisher, PublisherOptions,
-    DEFAULT_MAX_GROUP_OBJECTS, DEFAULT_MAX_QUEUED_BYTES, SUBSCRIBER_SETTLE,
+    DEFAULT_MAX_GROUP_OBJECTS, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_RETAIN_BYTES, SUBSCRIBER_SETTLE,
 };
 pub use stats::{ConnectionStats, SubscriptionStats};
 pub use subscriber::{Subscriber, SubscriberCloser};

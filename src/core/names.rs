@@ -73,6 +73,28 @@ pub(crate) fn check_track(namespace: &str, track: &str) -> Result<(), InvalidNam
     validate_full_track_name(namespace, track).map_err(invalid(format!("{namespace}/{track}")))
 }
 
+/// The namespace as this library names namespaces: its fields joined by `/`. `None` (and
+/// logged) for one that has no such name: a field that is not UTF-8, or contains `/` or NUL,
+/// would alias another namespace (`["a/b"]` and `["a", "b"]` are both "a/b") or could not
+/// cross the C ABI, and could not be subscribed to by name anyway.
+pub(crate) fn path(namespace: &moq_transport::coding::TrackNamespace) -> Option<String> {
+    let mut fields = Vec::with_capacity(namespace.fields.len());
+    for field in &namespace.fields {
+        match std::str::from_utf8(&field.value) {
+            Ok(text) if !text.contains(['/', '\0']) => fields.push(text),
+            _ => {
+                let lossy = namespace.to_utf8_path();
+                log::debug!(
+                    "namespace '{}' has no name here: a field is not UTF-8 or contains '/' or NUL",
+                    super::error::shown(&lossy)
+                );
+                return None;
+            }
+        }
+    }
+    Some(fields.join("/"))
+}
+
 fn field_bytes(namespace: &str) -> usize {
     namespace.split('/').map(str::len).sum()
 }

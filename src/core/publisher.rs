@@ -41,6 +41,7 @@ use tokio::sync::watch;
 
 use super::config::ClientConfig;
 use super::error::PublishError;
+use super::history::History;
 use super::live::{Live, TrackNameGuard};
 use super::names::check_track;
 use crate::sync::lock;
@@ -79,6 +80,16 @@ pub struct PublisherOptions {
     /// each request to [`Publisher::new_group_requests`], so the app can start a group with a
     /// key frame. Without it a subscriber's request is refused. Default `false`.
     pub accept_new_group_requests: bool,
+    /// Groups kept for FETCH (on a datagram track each object is a group of its own): the
+    /// last this many groups of the track (with
+    /// [`Self::retain_bytes`], whichever bound is reached first), handed to a subscriber's
+    /// [`Client::fetch`](super::Client::fetch) that the relay forwards here. 0 (the default):
+    /// none kept, and a FETCH is answered "not available". The payloads are shared with the
+    /// objects sent, so this costs no copy, but holds up to `retain_bytes` of memory.
+    pub retain_groups: u64,
+    /// Payload bytes kept for FETCH at most (see [`Self::retain_groups`]); whole groups are
+    /// evicted, oldest first, and a group larger than this is not kept. Default 16 MiB.
+    pub retain_bytes: usize,
 }
 
 /// How long a subscription must stay for [`Publisher::wait_for_subscriber`] to count it: a
@@ -94,6 +105,9 @@ pub const SUBSCRIBER_SETTLE: Duration = Duration::from_millis(200);
 /// from the 8 a hop keeps before it starts following a track.
 pub const DEFAULT_MAX_GROUP_OBJECTS: u64 = 4_096;
 
+/// Default [`PublisherOptions::retain_bytes`]: 16 MiB.
+pub const DEFAULT_RETAIN_BYTES: usize = 16 * 1024 * 1024;
+
 /// Default [`PublisherOptions::max_queued_bytes`].
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 16 * 1024 * 1024;
 
@@ -106,6 +120,8 @@ impl Default for PublisherOptions {
             max_group_bytes: 64 * 1024 * 1024,
             max_queued_bytes: DEFAULT_MAX_QUEUED_BYTES,
             accept_new_group_requests: false,
+            retain_groups: 0,
+            retain_bytes: DEFAULT_RETAIN_BYTES,
         }
     }
 }
@@ -149,6 +165,8 @@ pub(crate) struct Shared {
     /// New-group requests received (how many, and the latest one's group), for
     /// [`NewGroupRequests`]; fed by the track's dynamic-groups handler on every session.
     new_group_requests: Arc<watch::Sender<(u64, u64)>>,
+    /// The groups kept for FETCH (`retain_groups` > 0), across sessions.
+    history: Option<Arc<History>>,
 }
 
 /// The new-group requests subscribers send a publisher (see
@@ -226,7 +244,15 @@ impl Publisher {
         check_track(namespace, track)?;
         let live = live.ok_or(PublishError::NotConnected)?;
         let send_budget = SendBudget::new(options.max_queued_bytes, MAX_QUEUED_SUBGROUPS);
-        let (writer, name) = live.create_track(namespace, track)?;
+        let history = (options.retain_groups > 0).then(|| {
+            Arc::new(History::new(
+                options.retain_groups,
+                options.retain_bytes,
+                options.delivery == DeliveryMode::Datagram,
+                options.priority,
+            ))
+        });
+        let (writer, name) = live.create_track(namespace, track, history.clone())?;
         let new_group_requests = Arc::new(watch::channel((0, 0)).0);
         let writer = Writer::new(writer, &options, &send_budget, &new_group_requests)?;
         let shared = Arc::new(Shared {
@@ -245,6 +271,7 @@ impl Publisher {
             }),
             closing: Default::default(),
             new_group_requests,
+            history,
         });
         Ok(Publisher { shared, runtime })
     }
@@ -323,7 +350,7 @@ impl Shared {
         binding.writer = None;
         binding._name = None;
         let created = live
-            .create_track(&self.namespace, &self.track)
+            .create_track(&self.namespace, &self.track, self.history.clone())
             .and_then(|(writer, name)| {
                 let writer = Writer::new(
                     writer,
@@ -423,10 +450,16 @@ impl Publisher {
                 };
                 group.objects += 1;
                 group.bytes += payload.len() as u64;
+                // Kept once sent (a failed write keeps nothing); a clone of `Bytes` is a
+                // reference count.
+                let kept = shared.history.as_ref().map(|h| (h, payload.clone()));
                 group
                     .writer
                     .write_charged_object(payload, charge)
                     .map_err(track_closed)?;
+                if let Some((history, payload)) = kept {
+                    history.record(location.group_id, location.object_id, &payload);
+                }
                 if group.objects >= shared.options.max_group_objects
                     || group.bytes >= shared.options.max_group_bytes
                 {
@@ -450,6 +483,7 @@ impl Publisher {
                     group_id: *next_group,
                     object_id: *object_id,
                 };
+                let kept = shared.history.as_ref().map(|h| (h, payload.clone()));
                 writer
                     .write(Datagram {
                         group_id: *next_group,
@@ -461,6 +495,9 @@ impl Publisher {
                         extension_headers: Default::default(),
                     })
                     .map_err(track_closed)?;
+                if let Some((history, payload)) = kept {
+                    history.record(location.group_id, location.object_id, &payload);
+                }
                 *next_group += 1;
                 Ok(location)
             }

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use super::delivery::queue::Queue;
-use super::delivery::subscription::{join, SharedTrack, Sink};
+use super::delivery::subscription::{join, Joined, SharedTrack, Sink};
 pub use super::delivery::{GroupOrder, Object, Overflow, SubscriberOptions};
+use super::error::FetchError;
 use super::error::SubscribeError;
+use super::fetch::{fetch_on, FetchRange, Fetched};
+use super::live::Live;
 use super::names::check_track;
 use super::stats::SubscriptionStats;
 use super::Client;
@@ -29,6 +32,39 @@ pub struct Subscriber {
     shared: Option<Arc<SharedTrack>>,
     /// Leaving the shared track sends UNSUBSCRIBE, which needs this runtime's context.
     runtime: tokio::runtime::Handle,
+    /// The past asked for with `SubscriberOptions::past_groups`, delivered first.
+    past: Option<Box<Past>>,
+}
+
+/// The past asked for with `SubscriberOptions::past_groups`, and where the live objects
+/// take over from it.
+struct Past {
+    /// How many groups, counting the one the live objects start in.
+    groups: u64,
+    /// The session the subscription was made on, to fetch on.
+    live: std::sync::Weak<Live>,
+    stage: Stage,
+}
+
+enum Stage {
+    /// Nothing says yet where the live objects start (the relay had no state for the track:
+    /// it forwards what the publisher holds, from its start): the first live object does.
+    FirstLive,
+    /// The first live object, held while the past before it is fetched.
+    Held(Object),
+    /// Handing out the fetched objects, then `held` (the first live object, if it was
+    /// taken to decide the range), then the live ones after `seam`.
+    Fetching {
+        fetched: Box<Fetched>,
+        held: Option<Object>,
+        seam: Option<(u64, u64)>,
+    },
+    /// The past is out: live objects up to `seam` came before (a relay may send the open
+    /// group from its start) and are skipped, until the first one after it.
+    Skipping {
+        seam: (u64, u64),
+    },
+    Done,
 }
 
 impl Client {
@@ -52,10 +88,15 @@ impl Client {
             .map_err(|_| SubscribeError::TooManySubscriptions {
                 max: self.config().max_subscriptions,
             })?;
-        let (shared, sink, objects) = join(self.tracks(), &live, namespace, track, options).await?;
+        let Joined {
+            shared,
+            sink,
+            queue: objects,
+            seam,
+        } = join(self.tracks(), &live, namespace, track, options).await?;
         // The slot is given back when the subscriber leaves or the subscription ends.
         *lock(&sink.permit) = Some(permit);
-        Ok(Subscriber {
+        let mut subscriber = Subscriber {
             namespace: namespace.to_string(),
             track: track.to_string(),
             objects,
@@ -63,7 +104,34 @@ impl Client {
             sink,
             shared: Some(shared),
             runtime: self.runtime().clone(),
-        })
+            past: None,
+        };
+        if options.past_groups > 0 {
+            let mut past = Past {
+                groups: options.past_groups,
+                live: Arc::downgrade(&live),
+                stage: Stage::FirstLive,
+            };
+            if let Some(seam) = seam {
+                // Where the live objects start is known: fetch at once (the live objects
+                // queue meanwhile), so `subscribe` can say when the past is not available.
+                match past.fetch_before(namespace, track, seam, true).await {
+                    Ok(stage) => past.stage = stage,
+                    Err(err) => {
+                        subscriber.close().await;
+                        return Err(SubscribeError::Refused {
+                            reason: format!(
+                                "the past groups asked for (past_groups = {}) cannot be \
+                                 fetched: {err}",
+                                options.past_groups
+                            ),
+                        });
+                    }
+                }
+            }
+            subscriber.past = Some(Box::new(past));
+        }
+        Ok(subscriber)
     }
 }
 
@@ -82,21 +150,164 @@ impl Subscriber {
     /// closed it) or the subscription was closed; an error when it ended abnormally
     /// (publisher lost, connection lost, oversize object).
     pub async fn next(&mut self) -> Result<Option<Object>, SubscribeError> {
+        if let Some(object) = self.next_past().await? {
+            return Ok(Some(object));
+        }
         let mut one = Vec::with_capacity(1);
-        match self.objects.pop_many(&mut one, 1).await {
-            0 => self.finished(),
-            _ => Ok(one.pop()),
+        loop {
+            match self.objects.pop_many(&mut one, 1).await {
+                0 => return self.finished(),
+                _ => {
+                    self.skip_before_seam(&mut one);
+                    if let Some(object) = one.pop() {
+                        return Ok(Some(object));
+                    }
+                }
+            }
         }
     }
 
     /// Up to `max` objects at once (at least one, waiting for it), in order. An empty vector
     /// means the track ended normally.
     pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Object>, SubscribeError> {
-        let mut batch = Vec::with_capacity(max.clamp(1, 1024));
-        if self.objects.pop_many(&mut batch, max.max(1)).await == 0 {
-            self.finished::<()>()?;
+        if let Some(object) = self.next_past().await? {
+            return Ok(vec![object]);
         }
-        Ok(batch)
+        let mut batch = Vec::with_capacity(max.clamp(1, 1024));
+        loop {
+            if self.objects.pop_many(&mut batch, max.max(1)).await == 0 {
+                self.finished::<()>()?;
+                return Ok(batch);
+            }
+            self.skip_before_seam(&mut batch);
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+        }
+    }
+
+    /// The next object of the past, while it lasts (`SubscriberOptions::past_groups`): the
+    /// fetched objects, then the first live object if it was held back to decide the range.
+    /// A fetch that fails or is cut short is counted as a cut group and logged; delivery goes
+    /// on with the live objects (a jump in the ids). `Err` only when the live objects ended
+    /// before the first came.
+    async fn next_past(&mut self) -> Result<Option<Object>, SubscribeError> {
+        loop {
+            let Some(past) = self.past.as_mut() else {
+                return Ok(None);
+            };
+            match &mut past.stage {
+                Stage::FirstLive => {
+                    let mut one = Vec::with_capacity(1);
+                    if self.objects.pop_many(&mut one, 1).await == 0 {
+                        past.stage = Stage::Done;
+                        return self.finished();
+                    }
+                    // Held in the stage while the past is fetched, so a `next()` dropped
+                    // meanwhile loses nothing: the next call fetches again.
+                    if let Some(first) = one.pop() {
+                        past.stage = Stage::Held(first);
+                    }
+                }
+                Stage::Held(first) => {
+                    let at = (first.group_id, first.object_id);
+                    let fetched = past
+                        .fetch_before(&self.namespace, &self.track, at, false)
+                        .await;
+                    let Stage::Held(first) = std::mem::replace(&mut past.stage, Stage::Done) else {
+                        continue;
+                    };
+                    match fetched {
+                        Ok(Stage::Fetching { fetched, .. }) => {
+                            past.stage = Stage::Fetching {
+                                fetched,
+                                held: Some(first),
+                                seam: None,
+                            }
+                        }
+                        Ok(_) => return Ok(Some(first)),
+                        Err(err) => {
+                            self.past_lost(&err);
+                            return Ok(Some(first));
+                        }
+                    }
+                }
+                Stage::Fetching { fetched, .. } => {
+                    let outcome = tokio::select! {
+                        outcome = fetched.next() => outcome,
+                        // `close()` from another task ends the wait, as it ends a live one.
+                        _ = self.active.wait_for(|active| !*active) => Ok(None),
+                    };
+                    match outcome {
+                        Ok(Some(object)) => {
+                            use std::sync::atomic::Ordering::Relaxed;
+                            self.sink.received.fetch_add(1, Relaxed);
+                            self.sink
+                                .received_bytes
+                                .fetch_add(object.payload.len() as u64, Relaxed);
+                            return Ok(Some(object));
+                        }
+                        Ok(None) => {}
+                        Err(err) => self.past_lost(&err),
+                    }
+                    let Some(past) = self.past.as_mut() else {
+                        return Ok(None);
+                    };
+                    let Stage::Fetching { held, seam, .. } =
+                        std::mem::replace(&mut past.stage, Stage::Done)
+                    else {
+                        continue;
+                    };
+                    if let Some(seam) = seam {
+                        past.stage = Stage::Skipping { seam };
+                    }
+                    if let Some(first) = held {
+                        return Ok(Some(first));
+                    }
+                    return Ok(None);
+                }
+                Stage::Skipping { .. } | Stage::Done => return Ok(None),
+            }
+        }
+    }
+
+    fn past_lost(&self, err: &FetchError) {
+        self.sink.cut_groups.fetch_add(1, Ordering::Relaxed);
+        log::warn!(
+            "the past of '{}' (past_groups) could not be fetched whole ({err}): what is \
+             missing is lost; counted in the subscriber's cut groups",
+            super::error::shown(&self.track)
+        );
+    }
+
+    /// Drop live objects the past delivered already (up to the seam), until the first one
+    /// after it.
+    fn skip_before_seam(&mut self, batch: &mut Vec<Object>) {
+        let Some(past) = self.past.as_mut() else {
+            return;
+        };
+        let Stage::Skipping { seam } = past.stage else {
+            return;
+        };
+        let before = (
+            batch.len(),
+            batch.iter().map(|o| o.payload.len()).sum::<usize>(),
+        );
+        batch.retain(|o| (o.group_id, o.object_id) > seam);
+        // Counted as received when they were queued; they are not, twice.
+        let after = (
+            batch.len(),
+            batch.iter().map(|o| o.payload.len()).sum::<usize>(),
+        );
+        self.sink
+            .received
+            .fetch_sub((before.0 - after.0) as u64, Ordering::Relaxed);
+        self.sink
+            .received_bytes
+            .fetch_sub((before.1 - after.1) as u64, Ordering::Relaxed);
+        if !batch.is_empty() {
+            past.stage = Stage::Done;
+        }
     }
 
     /// Ask the publisher for a new group (say, a decoder lost its reference and needs a key
@@ -116,9 +327,24 @@ impl Subscriber {
         self.closer().stats()
     }
 
-    /// The next object if one is already buffered, without waiting.
+    /// The next object if one is already buffered, without waiting. While the past asked for
+    /// with `past_groups` is still to come, `None`: it needs waiting for ([`Self::next`]).
     pub fn try_next(&mut self) -> Option<Object> {
-        self.objects.try_pop()
+        if self.past.as_ref().is_some_and(|past| {
+            matches!(
+                past.stage,
+                Stage::FirstLive | Stage::Held(_) | Stage::Fetching { .. }
+            )
+        }) {
+            return None; // the past comes first, and needs waiting for
+        }
+        loop {
+            let mut one = vec![self.objects.try_pop()?];
+            self.skip_before_seam(&mut one);
+            if let Some(object) = one.pop() {
+                return Some(object);
+            }
+        }
     }
 
     /// Objects discarded so far under [`Overflow::DropOldest`].
@@ -267,5 +493,45 @@ impl Drop for Subscriber {
         // runtime's context, whichever thread drops us.
         let _entered = self.runtime.enter();
         self.shared.take();
+    }
+}
+
+impl Past {
+    /// Fetch the past before `at`: `inclusive` (the seam is the last object published before
+    /// the live ones) fetches through `at`, else up to just before it (the first live object).
+    /// `Stage::Done` when there is nothing before it to fetch.
+    async fn fetch_before(
+        &self,
+        namespace: &str,
+        track: &str,
+        at: (u64, u64),
+        inclusive: bool,
+    ) -> Result<Stage, FetchError> {
+        let start_group = at.0.saturating_sub(self.groups - 1);
+        let end = if inclusive {
+            Some((at.0, Some(at.1)))
+        } else if at.1 > 0 {
+            Some((at.0, Some(at.1 - 1)))
+        } else if at.0 > start_group {
+            Some((at.0 - 1, None))
+        } else {
+            None
+        };
+        let Some((end_group, end_object)) = end else {
+            return Ok(Stage::Done);
+        };
+        let live = self.live.upgrade().ok_or(FetchError::NotConnected)?;
+        let range = FetchRange {
+            start_group,
+            start_object: 0,
+            end_group,
+            end_object,
+        };
+        let fetched = fetch_on(&live, namespace, track, range).await?;
+        Ok(Stage::Fetching {
+            fetched: Box::new(fetched),
+            held: None,
+            seam: inclusive.then_some(at),
+        })
     }
 }

@@ -1535,6 +1535,168 @@ static void on_text(void *user_data, const uint8_t *data, size_t len) {
  * moq_subscribe_with_options are what the peer's SUBSCRIBE carries (the hostile peer's `echo`
  * namespace answers with them); out-of-range options are refused. The publisher priority of
  * MoqPublisherOptions is tested through a throttled uplink in tests/priorities.rs. */
+/* =============== FETCH and past groups =============== */
+
+/* Publish `groups` groups of `per_group` objects of 64 bytes: object (g, o) is fill(index
+ * g * per_group + o). */
+static void publish_groups(MoqPublisher *pub, int groups, int per_group) {
+    unsigned char buf[64];
+    for (int g = 0; g < groups; g++) {
+        if (g > 0) CHECK_RESULT(moq_publisher_new_group(pub), MOQ_OK);
+        for (int o = 0; o < per_group; o++) {
+            fill(buf, sizeof buf, g * per_group + o);
+            CHECK_RESULT(moq_publish_data(pub, buf, sizeof buf, MOQ_DELIVERY_STREAM), MOQ_OK);
+        }
+    }
+}
+
+static MoqPublisher *keeping_publisher(MoqClient *client, const char *ns, const char *track,
+                                       uint64_t groups) {
+    MoqPublisherOptions options;
+    memset(&options, 0, sizeof options);
+    options.struct_size = sizeof options;
+    options.delivery_mode = MOQ_DELIVERY_STREAM;
+    options.retain_groups = groups;
+    MoqPublisher *pub = moq_create_publisher_with_options(client, ns, track, &options);
+    CHECK(pub != NULL);
+    return pub;
+}
+
+static void test_fetch_kept_groups_and_what_is_not_available(void) {
+    MoqClient *pub_client = connected_client(moqt_url);
+    MoqClient *fetch_client = connected_client(https_url);
+    char ns[64];
+    announce_unique(pub_client, ns, sizeof ns, "fetch");
+    MoqPublisher *pub = keeping_publisher(pub_client, ns, "t", 3);
+    publish_groups(pub, 5, 4);
+
+    /* Groups 0 and 1 were evicted: the response is groups 2-4, in order, byte-exact. */
+    MoqFetch *fetch = NULL;
+    CHECK_RESULT(moq_fetch(fetch_client, ns, "t", 0, 0, 4, MOQ_FETCH_WHOLE_GROUP, &fetch), MOQ_OK);
+    CHECK(fetch != NULL);
+    int expected = 8; /* index of (2, 0) */
+    for (;;) {
+        MoqFetchedObject object;
+        bool done = false;
+        CHECK_RESULT(moq_fetch_next(fetch, &object, &done), MOQ_OK);
+        if (done) break;
+        unsigned char want[64];
+        fill(want, sizeof want, expected);
+        CHECK(object.group_id == (uint64_t)(expected / 4) && object.object_id == (uint64_t)(expected % 4));
+        CHECK(object.data_len == sizeof want && memcmp(object.data, want, sizeof want) == 0);
+        expected++;
+    }
+    CHECK(expected == 20);
+    bool done = false;
+    MoqFetchedObject object;
+    CHECK_RESULT(moq_fetch_next(fetch, &object, &done), MOQ_OK);
+    CHECK(done);
+    moq_fetch_destroy(fetch);
+    CHECK_RESULT(moq_fetch_next(fetch, &object, &done), MOQ_ERROR_INVALID_ARGUMENT);
+    moq_fetch_destroy(fetch); /* again: no-op */
+
+    /* One object, both ends included. */
+    CHECK_RESULT(moq_fetch(fetch_client, ns, "t", 3, 2, 3, 2, &fetch), MOQ_OK);
+    CHECK_RESULT(moq_fetch_next(fetch, &object, &done), MOQ_OK);
+    CHECK(!done && object.group_id == 3 && object.object_id == 2);
+    CHECK_RESULT(moq_fetch_next(fetch, &object, &done), MOQ_OK);
+    CHECK(done);
+    moq_fetch_destroy(fetch);
+
+    /* Destroyed halfway: the handle is gone, the rest never read. */
+    CHECK_RESULT(moq_fetch(fetch_client, ns, "t", 2, 0, 4, MOQ_FETCH_WHOLE_GROUP, &fetch), MOQ_OK);
+    CHECK_RESULT(moq_fetch_next(fetch, &object, &done), MOQ_OK);
+    moq_fetch_destroy(fetch);
+
+    /* Not kept, an empty range, bad arguments. */
+    fetch = NULL;
+    CHECK_RESULT(moq_fetch(fetch_client, ns, "t", 0, 0, 1, MOQ_FETCH_WHOLE_GROUP, &fetch), MOQ_ERROR_TIMEOUT);
+    CHECK(strstr(moq_last_error(), "groups 2 to 4 are kept") != NULL);
+    CHECK(fetch == NULL);
+    CHECK_RESULT(moq_fetch(fetch_client, ns, "t", 3, 0, 2, MOQ_FETCH_WHOLE_GROUP, &fetch), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_fetch(fetch_client, ns, "t", 0, 0, 1, 0, NULL), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_fetch(NULL, ns, "t", 0, 0, 1, 0, &fetch), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_fetch_next(NULL, &object, &done), MOQ_ERROR_INVALID_ARGUMENT);
+    moq_fetch_destroy(NULL);
+    moq_publisher_destroy(pub);
+    moq_client_destroy(fetch_client);
+    moq_client_destroy(pub_client);
+}
+
+/* Options from a header older or newer than the library's. */
+typedef struct {
+    MoqSubscribeOptions options;
+    uint64_t from_the_future;
+} NewerSubscribeOptions;
+
+static void test_past_groups_and_option_struct_sizes(void) {
+    MoqClient *pub_client = connected_client(moqt_url);
+    MoqClient *watch_client = connected_client(moqt_url);
+    MoqClient *sub_client = connected_client(moqt_url);
+    char ns[64];
+    announce_unique(pub_client, ns, sizeof ns, "past");
+    MoqPublisher *pub = keeping_publisher(pub_client, ns, "t", 8);
+    /* A watcher first, so the relay follows the track and knows where it is. */
+    DataLog watched = {0};
+    watched.expected_len = 64;
+    MoqSubscriber *watcher = moq_subscribe(watch_client, ns, "t", on_data, &watched);
+    CHECK_RESULT(moq_subscriber_wait_ready(watcher, slack_ms(5000)), MOQ_OK);
+    publish_groups(pub, 4, 3);
+    CHECK(wait_for(&watched.count, 12, 10000));
+
+    MoqSubscribeOptions options;
+    memset(&options, 0, sizeof options);
+    options.struct_size = sizeof options;
+    options.past_groups = 2;
+    DataLog log = {0};
+    log.expected_len = 64;
+    log.next_index = 6; /* (2, 0): the group before the newest, then the newest, then live */
+    MoqSubscriber *sub = moq_subscribe_with_options(sub_client, ns, "t", on_data, &log, &options);
+    CHECK(sub != NULL);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
+    unsigned char buf[64];
+    CHECK_RESULT(moq_publisher_new_group(pub), MOQ_OK);
+    for (int i = 12; i < 15; i++) {
+        fill(buf, sizeof buf, i);
+        CHECK_RESULT(moq_publish_data(pub, buf, sizeof buf, MOQ_DELIVERY_STREAM), MOQ_OK);
+    }
+    CHECK(wait_for(&log.count, 9, 10000));
+    sleep_ms(300);
+    CHECK(atomic_load(&log.count) == 9); /* nothing twice */
+    CHECK(atomic_load(&log.order_errors) == 0 && atomic_load(&log.content_errors) == 0);
+    moq_subscriber_destroy(sub);
+
+    /* A struct from the first release (no past_groups) is read as far as it goes. */
+    options.struct_size = offsetof(MoqSubscribeOptions, past_groups);
+    options.past_groups = 99; /* beyond the caller's struct: never read */
+    DataLog old_log = {0};
+    old_log.expected_len = -1;
+    sub = moq_subscribe_with_options(sub_client, ns, "t", on_data, &old_log, &options);
+    CHECK(sub != NULL);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
+    moq_subscriber_destroy(sub);
+    /* A newer, longer struct: refused if it sets what this library does not know. */
+    NewerSubscribeOptions newer;
+    memset(&newer, 0, sizeof newer);
+    newer.options.struct_size = sizeof newer;
+    newer.from_the_future = 1;
+    CHECK(moq_subscribe_with_options(sub_client, ns, "t", on_data, &old_log, &newer.options) == NULL);
+    CHECK(strstr(moq_last_error(), "does not know") != NULL);
+    newer.from_the_future = 0;
+    sub = moq_subscribe_with_options(sub_client, ns, "t", on_data, &old_log, &newer.options);
+    CHECK(sub != NULL);
+    moq_subscriber_destroy(sub);
+    /* Shorter than the first release: refused. */
+    options.struct_size = offsetof(MoqSubscribeOptions, past_groups) - 1;
+    CHECK(moq_subscribe_with_options(sub_client, ns, "t", on_data, &old_log, &options) == NULL);
+
+    moq_subscriber_destroy(watcher);
+    moq_publisher_destroy(pub);
+    moq_client_destroy(sub_client);
+    moq_client_destroy(watch_client);
+    moq_client_destroy(pub_client);
+}
+
 static void test_subscribe_options_reach_the_peer(void) {
     OwnRelay peer;
     memset(&peer, 0, sizeof peer);
@@ -2082,6 +2244,58 @@ static void test_disconnect_inside_catalog_callback(void) {
     teardown_inside_subscription_callback(ACT_DISCONNECT_CLIENT, 1);
 }
 
+/* The new-group callback destroys its own publisher: the destroy returns at once (no
+ * deadlock waiting for the callback it runs in), and no call comes after it. */
+typedef struct {
+    atomic_int entered;
+    atomic_int destroyed;
+    atomic_int after_destroy;
+    MoqPublisher *pub;
+} SelfDestroy;
+
+static void on_new_group_destroy_self(void *user_data, uint64_t group) {
+    (void)group;
+    SelfDestroy *d = user_data;
+    if (atomic_load(&d->destroyed)) atomic_fetch_add(&d->after_destroy, 1);
+    signal_event(&d->entered);
+    moq_publisher_destroy(d->pub);
+    signal_event(&d->destroyed);
+}
+
+static void test_destroy_publisher_inside_its_new_group_callback(void) {
+    MoqClient *pub_client = connected_client(moqt_url);
+    MoqClient *sub_client = connected_client(moqt_url);
+    char ns[64];
+    announce_unique(pub_client, ns, sizeof ns, "newgroup-self");
+    SelfDestroy d = {0};
+    MoqPublisherOptions options;
+    memset(&options, 0, sizeof options);
+    options.struct_size = sizeof options;
+    options.delivery_mode = MOQ_DELIVERY_STREAM;
+    options.on_new_group_request = on_new_group_destroy_self;
+    options.user_data = &d;
+    d.pub = moq_create_publisher_with_options(pub_client, ns, "t", &options);
+    CHECK(d.pub != NULL);
+    DataLog log = {0};
+    log.expected_len = -1;
+    MoqSubscriber *sub = moq_subscribe(sub_client, ns, "t", on_data, &log);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
+    CHECK_RESULT(moq_publish_data(d.pub, (const uint8_t *)"d", 1, MOQ_DELIVERY_STREAM), MOQ_OK);
+    CHECK(wait_for(&log.count, 1, 10000));
+    CHECK_RESULT(moq_subscriber_request_new_group(sub), MOQ_OK);
+    CHECK(wait_for(&d.destroyed, 1, 10000)); /* the destroy inside returned */
+    CHECK(atomic_load(&d.entered) == 1);
+    CHECK_RESULT(moq_publish_data(d.pub, (const uint8_t *)"x", 1, MOQ_DELIVERY_STREAM),
+                 MOQ_ERROR_INVALID_ARGUMENT); /* the handle is gone */
+    MoqResult late = moq_subscriber_request_new_group(sub);
+    moq_free_str(late.message);
+    sleep_ms(200);
+    CHECK(atomic_load(&d.after_destroy) == 0);
+    moq_subscriber_destroy(sub);
+    moq_client_destroy(sub_client);
+    moq_client_destroy(pub_client);
+}
+
 /* ---------- destroy from another thread while a callback calls in ---------- */
 
 /* Thread B: once the acting callback has started (it then waits delay_ms before its inner
@@ -2184,6 +2398,8 @@ int main(int argc, char **argv) {
     run_case("stats_count_what_flowed", test_stats_count_what_flowed);
     run_case("new_group_request_round_trip", test_new_group_request_round_trip);
     run_case("subscribe_options_reach_the_peer", test_subscribe_options_reach_the_peer);
+    run_case("fetch_kept_groups_and_what_is_not_available", test_fetch_kept_groups_and_what_is_not_available);
+    run_case("past_groups_and_option_struct_sizes", test_past_groups_and_option_struct_sizes);
     run_case("wait_ready_after_unsubscribe_of_an_established_subscription_fails",
              test_wait_ready_after_unsubscribe_of_an_established_subscription_fails);
     run_case("subscribe_failure_is_visible", test_subscribe_failure_is_visible);
@@ -2217,6 +2433,7 @@ int main(int argc, char **argv) {
     REENTRY_CASE(destroy_client_inside_data_callback);
     REENTRY_CASE(disconnect_inside_data_callback);
     REENTRY_CASE(destroy_subscriber_inside_its_own_data_callback);
+    REENTRY_CASE(destroy_publisher_inside_its_new_group_callback);
     REENTRY_CASE(destroy_client_inside_catalog_callback);
     REENTRY_CASE(disconnect_inside_catalog_callback);
     REENTRY_CASE(destroy_from_another_thread_while_connected_callback_disconnects);

@@ -173,14 +173,15 @@ impl Fanout {
         !members.sinks.is_empty()
     }
 
-    /// Add a local subscriber. False if the upstream subscription has already ended.
-    fn admit(&self, sink: Arc<Sink>, queue: Arc<Queue>) -> bool {
+    /// Add a local subscriber: `Some(last)`, the last object handed out before it (it gets
+    /// the objects after), or `None` if the upstream subscription has already ended.
+    fn admit(&self, sink: Arc<Sink>, queue: Arc<Queue>) -> Option<Option<(u64, u64)>> {
         let mut members = lock(&self.members);
         if members.ended {
-            return false;
+            return None;
         }
         members.sinks.push((sink, queue));
-        true
+        Some(members.last)
     }
 
     /// End delivery for every local subscriber with `outcome`.
@@ -230,6 +231,8 @@ pub(crate) struct SharedTrack {
     options: SubscriberOptions,
     pub(crate) fanout: Arc<Fanout>,
     upstream: Mutex<Option<Upstream>>,
+    /// The largest location the first SUBSCRIBE_OK named (`None`: nothing published yet).
+    subscribed_at: Option<(u64, u64)>,
 }
 
 /// The subscription on one session and the task reading it.
@@ -411,7 +414,7 @@ pub(crate) async fn join(
     namespace: &str,
     track: &str,
     options: SubscriberOptions,
-) -> Result<(Arc<SharedTrack>, Arc<Sink>, Arc<Queue>), SubscribeError> {
+) -> Result<Joined, SubscribeError> {
     let slot = {
         let mut slots = lock(&registry.slots);
         slots.retain(|_, slot| {
@@ -442,11 +445,19 @@ pub(crate) async fn join(
     let _opening = slot.opening.lock().await;
     let existing = lock(&slot.current).upgrade();
     if let Some(shared) = existing {
-        if shared.fanout.admit(sink.clone(), queue.clone()) {
-            return Ok((shared, sink, queue));
+        if let Some(last) = shared.fanout.admit(sink.clone(), queue.clone()) {
+            // Nothing handed out yet: the new subscriber starts where the first one did.
+            let seam = last.or(shared.subscribed_at);
+            return Ok(Joined {
+                shared,
+                sink,
+                queue,
+                seam,
+            });
         }
     }
     let (subscribe, reader) = open(live, namespace, track, options).await?;
+    let subscribed_at = largest(&subscribe);
     let fanout = Arc::new(Fanout::default());
     // The first sink is in before the reader task exists: the task ends as soon as it
     // finds no sink, and the relay may send an object with SUBSCRIBE_OK.
@@ -457,10 +468,28 @@ pub(crate) async fn join(
         options,
         fanout,
         upstream: Mutex::new(None),
+        subscribed_at,
     });
     shared.start(subscribe, reader, live.clone());
     *lock(&slot.current) = Arc::downgrade(&shared);
-    Ok((shared, sink, queue))
+    Ok(Joined {
+        shared,
+        sink,
+        queue,
+        seam: subscribed_at,
+    })
+}
+
+/// A local subscriber, joined to a track's upstream subscription.
+pub(crate) struct Joined {
+    pub(crate) shared: Arc<SharedTrack>,
+    pub(crate) sink: Arc<Sink>,
+    pub(crate) queue: Arc<Queue>,
+    /// The newest object published before this subscriber's delivery starts, as far as
+    /// known: the last object handed to the track's other subscribers, or else the largest
+    /// location SUBSCRIBE_OK named. Objects up to it came before (a relay may still send the
+    /// open group from its start); `None`: nothing was published before.
+    pub(crate) seam: Option<(u64, u64)>,
 }
 
 /// What an upstream subscription's reader task reads: the track, and the receive budget the
@@ -656,10 +685,15 @@ async fn open(
 /// The group a new subscription's data starts with: the largest location's group SUBSCRIBE_OK
 /// reports, if it reports one (not when nothing was published yet).
 fn first_group(subscribe: &Subscribe) -> Option<u64> {
+    largest(subscribe).map(|(group, _)| group)
+}
+
+/// The largest location SUBSCRIBE_OK reports, if it reports one.
+fn largest(subscribe: &Subscribe) -> Option<(u64, u64)> {
     subscribe
         .subscribe_ok()
         .and_then(|ok| ok.params.largest_object().ok().flatten())
-        .map(|largest| largest.group_id)
+        .map(|largest| (largest.group_id, largest.object_id))
 }
 
 /// REQUEST_ERROR codes of a relay's authorization: UNAUTHORIZED (0x1) and
@@ -887,7 +921,7 @@ mod tests {
             current_group: Default::default(),
             permit: Mutex::new(None),
         });
-        assert!(fanout.admit(sink.clone(), queue.clone()));
+        assert!(fanout.admit(sink.clone(), queue.clone()).is_some());
         (fanout, sink, queue)
     }
 

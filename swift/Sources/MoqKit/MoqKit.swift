@@ -899,8 +899,8 @@ public protocol ClientProtocol: AnyObject, Sendable {
     /**
      * Subscribe to `track` in `namespace`; read objects with `next()` / `next_batch()`.
      * Returns once the relay accepted (waiting up to the rendezvous timeout for a
-     * publisher). `options`: subscriber priority and group order (none: 128, the publisher's
-     * order).
+     * publisher). `options`: subscriber priority, group order and past groups (none: 128,
+     * the publisher's order, no past).
      */
     func subscribe(namespace: String, track: String, options: SubscribeOptions?) async throws  -> Subscriber
     
@@ -928,6 +928,15 @@ public protocol ClientProtocol: AnyObject, Sendable {
      * registration; `cancel()` it to stop.
      */
     func watchNamespaces(prefix: String, listener: NamespaceListener) throws  -> ListenerHandle
+    
+    /**
+     * Fetch the past objects of `track` in `namespace` within `range` (both ends included),
+     * from the groups its publisher keeps (`PublisherOptions.retain_groups`). Returns once
+     * the publisher, through the relay, accepted; read the objects from the response.
+     * `NotFound` when none of the range is available (no such track, or not kept);
+     * `Refused` over a draft-16 relay; `InvalidArgument` for an empty range.
+     */
+    func fetch(namespace: String, track: String, range: FetchRange) async throws  -> FetchResponse
     
 }
 /**
@@ -1174,8 +1183,8 @@ open func stats() -> ConnectionStats  {
     /**
      * Subscribe to `track` in `namespace`; read objects with `next()` / `next_batch()`.
      * Returns once the relay accepted (waiting up to the rendezvous timeout for a
-     * publisher). `options`: subscriber priority and group order (none: 128, the publisher's
-     * order).
+     * publisher). `options`: subscriber priority, group order and past groups (none: 128,
+     * the publisher's order, no past).
      */
 open func subscribe(namespace: String, track: String, options: SubscribeOptions? = nil)async throws  -> Subscriber  {
     return
@@ -1261,6 +1270,29 @@ open func watchNamespaces(prefix: String, listener: NamespaceListener)throws  ->
         FfiConverterTypeNamespaceListener_lower(listener),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Fetch the past objects of `track` in `namespace` within `range` (both ends included),
+     * from the groups its publisher keeps (`PublisherOptions.retain_groups`). Returns once
+     * the publisher, through the relay, accepted; read the objects from the response.
+     * `NotFound` when none of the range is available (no such track, or not kept);
+     * `Refused` over a draft-16 relay; `InvalidArgument` for an empty range.
+     */
+open func fetch(namespace: String, track: String, range: FetchRange)async throws  -> FetchResponse  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_moq_ffi_fn_method_client_fetch(
+                        self.uniffiCloneHandle(),FfiConverterString.lower(namespace),FfiConverterString.lower(track),FfiConverterTypeFetchRange_lower(range)
+                )
+            },
+            pollFunc: ffi_moq_ffi_rust_future_poll_u64,
+            completeFunc: ffi_moq_ffi_rust_future_complete_u64,
+            freeFunc: ffi_moq_ffi_rust_future_free_u64,
+            liftFunc: FfiConverterTypeFetchResponse_lift,
+            errorHandler: FfiConverterTypeMoqError_lift
+        )
 }
     
 
@@ -1517,6 +1549,194 @@ public func FfiConverterTypeConnectionListener_lift(_ handle: UInt64) throws -> 
 #endif
 public func FfiConverterTypeConnectionListener_lower(_ value: ConnectionListener) -> UInt64 {
     return FfiConverterTypeConnectionListener.lower(value)
+}
+
+
+
+
+
+
+/**
+ * The response to `Client.fetch`: read its objects in order with `next()` until it returns
+ * null. Thread-safe; reads are serialized. `cancel()` (or dropping it) stops what is left of
+ * the response.
+ */
+public protocol FetchResponseProtocol: AnyObject, Sendable {
+    
+    /**
+     * Stop the response: what was not read is not sent; a `next()` waiting returns null.
+     * Idempotent.
+     */
+    func cancel() async 
+    
+    /**
+     * Whether the response reaches the end of the track (its publisher closed it).
+     */
+    func endOfTrack()  -> Bool
+    
+    /**
+     * The next object, in order; null once the response is complete (or cancelled). Errors
+     * when it ended early (`PublisherLost`: what was read is all there is) or an object is
+     * over the client's `max_object_size` (`TooLarge`); null after that.
+     */
+    func next() async throws  -> ReceivedObject?
+    
+}
+/**
+ * The response to `Client.fetch`: read its objects in order with `next()` until it returns
+ * null. Thread-safe; reads are serialized. `cancel()` (or dropping it) stops what is left of
+ * the response.
+ */
+open class FetchResponse: FetchResponseProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_moq_ffi_fn_clone_fetchresponse(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_moq_ffi_fn_free_fetchresponse(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Stop the response: what was not read is not sent; a `next()` waiting returns null.
+     * Idempotent.
+     */
+open func cancel()async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_moq_ffi_fn_method_fetchresponse_cancel(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_moq_ffi_rust_future_poll_void,
+            completeFunc: ffi_moq_ffi_rust_future_complete_void,
+            freeFunc: ffi_moq_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
+        )
+}
+    
+    /**
+     * Whether the response reaches the end of the track (its publisher closed it).
+     */
+open func endOfTrack() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_moq_ffi_fn_method_fetchresponse_end_of_track(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The next object, in order; null once the response is complete (or cancelled). Errors
+     * when it ended early (`PublisherLost`: what was read is all there is) or an object is
+     * over the client's `max_object_size` (`TooLarge`); null after that.
+     */
+open func next()async throws  -> ReceivedObject?  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_moq_ffi_fn_method_fetchresponse_next(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_moq_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_moq_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_moq_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterOptionTypeReceivedObject.lift,
+            errorHandler: FfiConverterTypeMoqError_lift
+        )
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFetchResponse: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = FetchResponse
+
+    public static func lift(_ handle: UInt64) throws -> FetchResponse {
+        return FetchResponse(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: FetchResponse) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FetchResponse {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: FetchResponse, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFetchResponse_lift(_ handle: UInt64) throws -> FetchResponse {
+    return try FfiConverterTypeFetchResponse.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFetchResponse_lower(_ value: FetchResponse) -> UInt64 {
+    return FfiConverterTypeFetchResponse.lower(value)
 }
 
 
@@ -3617,6 +3837,95 @@ public func FfiConverterTypeConnectionStats_lower(_ value: ConnectionStats) -> R
 
 
 /**
+ * A range of locations for `Client.fetch`, both ends included.
+ */
+public struct FetchRange: Equatable, Hashable {
+    /**
+     * First group.
+     */
+    public var startGroup: UInt64
+    /**
+     * Last group.
+     */
+    public var endGroup: UInt64
+    /**
+     * First object in `start_group`.
+     */
+    public var startObject: UInt64
+    /**
+     * Last object in `end_group`; null: the whole group.
+     */
+    public var endObject: UInt64?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * First group.
+         */startGroup: UInt64, 
+        /**
+         * Last group.
+         */endGroup: UInt64, 
+        /**
+         * First object in `start_group`.
+         */startObject: UInt64 = UInt64(0), 
+        /**
+         * Last object in `end_group`; null: the whole group.
+         */endObject: UInt64? = nil) {
+        self.startGroup = startGroup
+        self.endGroup = endGroup
+        self.startObject = startObject
+        self.endObject = endObject
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension FetchRange: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFetchRange: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> FetchRange {
+        return
+            try FetchRange(
+                startGroup: FfiConverterUInt64.read(from: &buf), 
+                endGroup: FfiConverterUInt64.read(from: &buf), 
+                startObject: FfiConverterUInt64.read(from: &buf), 
+                endObject: FfiConverterOptionUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: FetchRange, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.startGroup, into: &buf)
+        FfiConverterUInt64.write(value.endGroup, into: &buf)
+        FfiConverterUInt64.write(value.startObject, into: &buf)
+        FfiConverterOptionUInt64.write(value.endObject, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFetchRange_lift(_ buf: RustBuffer) throws -> FetchRange {
+    return try FfiConverterTypeFetchRange.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFetchRange_lower(_ value: FetchRange) -> RustBuffer {
+    return FfiConverterTypeFetchRange.lower(value)
+}
+
+
+/**
  * Where a published object went.
  */
 public struct ObjectLocation: Equatable, Hashable {
@@ -3792,6 +4101,17 @@ public struct PublisherOptions: Equatable, Hashable {
      * their requests are refused.
      */
     public var acceptNewGroupRequests: Bool
+    /**
+     * Groups kept for `Client.fetch` and subscribers' `past_groups`: the last this many
+     * (with `retain_bytes`, whichever bound comes first). 0: none kept, FETCH is answered
+     * "not available".
+     */
+    public var retainGroups: UInt64
+    /**
+     * Payload bytes kept for FETCH at most; whole groups are evicted, oldest first. Default
+     * 16 MiB.
+     */
+    public var retainBytes: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3816,12 +4136,23 @@ public struct PublisherOptions: Equatable, Hashable {
          * Stream mode: let subscribers ask for a new group (say, a decoder that needs a key
          * frame); each request comes out of `Publisher.next_new_group_request()`. Without it
          * their requests are refused.
-         */acceptNewGroupRequests: Bool = false) {
+         */acceptNewGroupRequests: Bool = false, 
+        /**
+         * Groups kept for `Client.fetch` and subscribers' `past_groups`: the last this many
+         * (with `retain_bytes`, whichever bound comes first). 0: none kept, FETCH is answered
+         * "not available".
+         */retainGroups: UInt64 = UInt64(0), 
+        /**
+         * Payload bytes kept for FETCH at most; whole groups are evicted, oldest first. Default
+         * 16 MiB.
+         */retainBytes: UInt64 = UInt64(16777216)) {
         self.delivery = delivery
         self.priority = priority
         self.maxGroupObjects = maxGroupObjects
         self.maxQueuedBytes = maxQueuedBytes
         self.acceptNewGroupRequests = acceptNewGroupRequests
+        self.retainGroups = retainGroups
+        self.retainBytes = retainBytes
     }
 
     
@@ -3844,7 +4175,9 @@ public struct FfiConverterTypePublisherOptions: FfiConverterRustBuffer {
                 priority: FfiConverterUInt8.read(from: &buf), 
                 maxGroupObjects: FfiConverterUInt64.read(from: &buf), 
                 maxQueuedBytes: FfiConverterUInt64.read(from: &buf), 
-                acceptNewGroupRequests: FfiConverterBool.read(from: &buf)
+                acceptNewGroupRequests: FfiConverterBool.read(from: &buf), 
+                retainGroups: FfiConverterUInt64.read(from: &buf), 
+                retainBytes: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -3854,6 +4187,8 @@ public struct FfiConverterTypePublisherOptions: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.maxGroupObjects, into: &buf)
         FfiConverterUInt64.write(value.maxQueuedBytes, into: &buf)
         FfiConverterBool.write(value.acceptNewGroupRequests, into: &buf)
+        FfiConverterUInt64.write(value.retainGroups, into: &buf)
+        FfiConverterUInt64.write(value.retainBytes, into: &buf)
     }
 }
 
@@ -4053,6 +4388,13 @@ public struct SubscribeOptions: Equatable, Hashable {
      * publisher's choice).
      */
     public var groupOrder: GroupOrder?
+    /**
+     * Deliver the track's recent past first: the group the live objects start in (from its
+     * start) and up to `past_groups - 1` groups before it, fetched from the publisher (it
+     * must keep them: `PublisherOptions.retain_groups`), then the live objects, with no
+     * duplicate and no gap at the seam. 0: only what is published from now on.
+     */
+    public var pastGroups: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4064,9 +4406,16 @@ public struct SubscribeOptions: Equatable, Hashable {
         /**
          * Which of several ready groups the sending side should send first (none: the
          * publisher's choice).
-         */groupOrder: GroupOrder? = nil) {
+         */groupOrder: GroupOrder? = nil, 
+        /**
+         * Deliver the track's recent past first: the group the live objects start in (from its
+         * start) and up to `past_groups - 1` groups before it, fetched from the publisher (it
+         * must keep them: `PublisherOptions.retain_groups`), then the live objects, with no
+         * duplicate and no gap at the seam. 0: only what is published from now on.
+         */pastGroups: UInt64 = UInt64(0)) {
         self.priority = priority
         self.groupOrder = groupOrder
+        self.pastGroups = pastGroups
     }
 
     
@@ -4086,13 +4435,15 @@ public struct FfiConverterTypeSubscribeOptions: FfiConverterRustBuffer {
         return
             try SubscribeOptions(
                 priority: FfiConverterUInt8.read(from: &buf), 
-                groupOrder: FfiConverterOptionTypeGroupOrder.read(from: &buf)
+                groupOrder: FfiConverterOptionTypeGroupOrder.read(from: &buf), 
+                pastGroups: FfiConverterUInt64.read(from: &buf)
         )
     }
 
     public static func write(_ value: SubscribeOptions, into buf: inout [UInt8]) {
         FfiConverterUInt8.write(value.priority, into: &buf)
         FfiConverterOptionTypeGroupOrder.write(value.groupOrder, into: &buf)
+        FfiConverterUInt64.write(value.pastGroups, into: &buf)
     }
 }
 
@@ -4973,7 +5324,8 @@ enum MoqError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */reason: String
     )
     /**
-     * No publisher offers the track (after the rendezvous period).
+     * No publisher offers the track (after the rendezvous period), or none of a FETCH's
+     * range is available.
      */
     case NotFound(
         /**
@@ -5911,7 +6263,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_moq_ffi_checksum_method_client_stats() != 1270) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_moq_ffi_checksum_method_client_subscribe() != 9696) {
+    if (uniffi_moq_ffi_checksum_method_client_subscribe() != 47077) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_client_subscribe_catalog() != 39435) {
@@ -5924,6 +6276,18 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_client_watch_namespaces() != 22844) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_client_fetch() != 24145) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_fetchresponse_cancel() != 9484) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_fetchresponse_end_of_track() != 12823) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_fetchresponse_next() != 12418) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_cataloglistener_on_catalog() != 33937) {

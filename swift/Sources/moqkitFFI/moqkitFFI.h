@@ -434,6 +434,36 @@ int8_t uniffi_moq_ffi_fn_method_client_unannounce(uint64_t ptr, RustBuffer names
 uint64_t uniffi_moq_ffi_fn_method_client_watch_namespaces(uint64_t ptr, RustBuffer prefix, uint64_t listener, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_FETCH
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_FETCH
+uint64_t uniffi_moq_ffi_fn_method_client_fetch(uint64_t ptr, RustBuffer namespace, RustBuffer track, RustBuffer range
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_CLONE_FETCHRESPONSE
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_CLONE_FETCHRESPONSE
+uint64_t uniffi_moq_ffi_fn_clone_fetchresponse(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_FREE_FETCHRESPONSE
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_FREE_FETCHRESPONSE
+void uniffi_moq_ffi_fn_free_fetchresponse(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_FETCHRESPONSE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_FETCHRESPONSE_CANCEL
+uint64_t uniffi_moq_ffi_fn_method_fetchresponse_cancel(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_FETCHRESPONSE_END_OF_TRACK
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_FETCHRESPONSE_END_OF_TRACK
+int8_t uniffi_moq_ffi_fn_method_fetchresponse_end_of_track(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_FETCHRESPONSE_NEXT
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_FETCHRESPONSE_NEXT
+uint64_t uniffi_moq_ffi_fn_method_fetchresponse_next(uint64_t ptr
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_CLONE_CATALOGLISTENER
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_CLONE_CATALOGLISTENER
 uint64_t uniffi_moq_ffi_fn_clone_cataloglistener(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -1122,6 +1152,30 @@ uint16_t uniffi_moq_ffi_checksum_method_client_unannounce(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_WATCH_NAMESPACES
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_WATCH_NAMESPACES
 uint16_t uniffi_moq_ffi_checksum_method_client_watch_namespaces(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_FETCH
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_FETCH
+uint16_t uniffi_moq_ffi_checksum_method_client_fetch(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_FETCHRESPONSE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_FETCHRESPONSE_CANCEL
+uint16_t uniffi_moq_ffi_checksum_method_fetchresponse_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_FETCHRESPONSE_END_OF_TRACK
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_FETCHRESPONSE_END_OF_TRACK
+uint16_t uniffi_moq_ffi_checksum_method_fetchresponse_end_of_track(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_FETCHRESPONSE_NEXT
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_FETCHRESPONSE_NEXT
+uint16_t uniffi_moq_ffi_checksum_method_fetchresponse_next(void
     
 );
 #endif

@@ -173,6 +173,39 @@ final class MoqKitTests: XCTestCase {
         await client.disconnect()
     }
 
+    func testFetchReturnsTheKeptGroupsInOrderAndSaysWhatIsNotAvailable() async throws {
+        let client = try Client(config: try config())
+        try await client.connect()
+        let ns = unique("fetch")
+        try await client.announce(namespace: ns)
+        let options = PublisherOptions(delivery: .stream, retainGroups: 2)
+        let publisher = try client.createPublisher(namespace: ns, track: "t", options: options)
+        func payload(_ i: Int) -> Data { Data(repeating: UInt8(i), count: 100) }
+        for g in 0..<4 {
+            if g > 0 { try publisher.newGroup() }
+            for o in 0..<3 { _ = try publisher.publish(payload: payload(g * 3 + o)) }
+        }
+        // Through the relay to this client's own publisher, which keeps groups 2 and 3.
+        let response = try await client.fetch(
+            namespace: ns, track: "t", range: FetchRange(startGroup: 0, endGroup: 3))
+        var got: [ReceivedObject] = []
+        while let object = try await response.next() { got.append(object) }
+        XCTAssertEqual(got.map { [$0.groupId, $0.objectId] },
+                       [[2, 0], [2, 1], [2, 2], [3, 0], [3, 1], [3, 2]])
+        for object in got {
+            XCTAssertEqual(object.payload, payload(Int(object.groupId * 3 + object.objectId)))
+        }
+        do {
+            _ = try await client.fetch(
+                namespace: ns, track: "t", range: FetchRange(startGroup: 0, endGroup: 1))
+            XCTFail("groups 0 and 1 are not kept")
+        } catch MoqError.NotFound(let reason) {
+            XCTAssertTrue(reason.contains("groups 2 to 3 are kept"), reason)
+        }
+        publisher.finish()
+        await client.disconnect()
+    }
+
     func testPublishAsyncThroughASmallQueueWaitsForRoomAndLosesNothing() async throws {
         XCTAssertEqual(PublisherOptions(delivery: .stream).maxQueuedBytes, 16 * 1024 * 1024)
         let client = try Client(config: try config())

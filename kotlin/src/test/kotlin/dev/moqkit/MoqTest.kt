@@ -239,6 +239,37 @@ class MoqTest {
     }
 
     @Test
+    fun `fetch returns the kept groups in order and says what is not available`() = runBlocking {
+        connect(config("moqt")).use { client ->
+            val ns = unique("fetch")
+            client.announce(ns)
+            val options = PublisherOptions(delivery = DeliveryMode.STREAM, retainGroups = 2uL)
+            val publisher = client.createPublisher(ns, "t", options)
+            for (g in 0 until 4) {
+                if (g > 0) publisher.newGroup()
+                for (o in 0 until 3) publisher.publish(payload(g * 3 + o))
+            }
+            // Through the relay to this client's own publisher, which keeps groups 2 and 3.
+            val response = client.fetch(ns, "t", FetchRange(startGroup = 0uL, endGroup = 3uL))
+            val got = mutableListOf<ReceivedObject>()
+            withTimeout(10_000) {
+                while (true) got += response.next() ?: break
+            }
+            val expected = (2..3).flatMap { g -> (0..2).map { o -> g.toULong() to o.toULong() } }
+            assertEquals(expected, got.map { it.groupId to it.objectId })
+            got.forEach { assertArrayEquals(payload((it.groupId * 3uL + it.objectId).toInt()), it.payload) }
+            val e = assertThrows<MoqException.NotFound> {
+                runBlocking { client.fetch(ns, "t", FetchRange(startGroup = 0uL, endGroup = 1uL)) }
+            }
+            assertTrue(e.message!!.contains("groups 2 to 3 are kept"), e.message)
+            assertThrows<MoqException.InvalidArgument> {
+                runBlocking { client.fetch(ns, "t", FetchRange(startGroup = 3uL, endGroup = 2uL)) }
+            }
+            publisher.close()
+        }
+    }
+
+    @Test
     fun `packed publish and receive are byte-exact with the right ids`() = runBlocking {
         connect(config("moqt")).use { publisherClient ->
             connect(config("https")).use { subscriberClient ->

@@ -1,0 +1,171 @@
+//! Answering the FETCHes a relay forwards to this client's publishers, from what each keeps
+//! (`history.rs`). One task per session; each FETCH is served by its own task, a bounded
+//! number at once.
+//!
+//! A relay resolves a joining FETCH against its own subscription and forwards a standalone
+//! range here (moq-relay-ietf 0.8), so the range is what is served; a joining FETCH sent
+//! straight to this client (no relay) is resolved by the transport against our SUBSCRIBE_OK
+//! first.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use moq_transport::coding::Location;
+use moq_transport::data::{FetchRecord, FetchRecordObject};
+use moq_transport::message::RequestErrorCode;
+use moq_transport::session::{FetchOkInfo, FetchRequested, SessionError};
+use tokio::task::JoinSet;
+
+use super::error::shown;
+use super::history::{History, Unavailable};
+use super::live::Live;
+use super::names::path;
+
+/// FETCHes served at once on one session; more are refused with EXCESSIVE_LOAD (each holds
+/// references to the payloads it is writing, so this bounds what eviction cannot free).
+const MAX_SERVED_AT_ONCE: usize = 16;
+
+/// Serve the FETCHes that reach `publisher` until the session ends.
+pub(crate) async fn serve_fetches(
+    mut publisher: moq_transport::session::Publisher,
+    live: Weak<Live>,
+    timeout: Duration,
+) {
+    let mut serving = JoinSet::new();
+    loop {
+        tokio::select! {
+            Some(fetch) = publisher.fetch_requested() => {
+                if serving.len() >= MAX_SERVED_AT_ONCE {
+                    log::warn!("refusing a FETCH: {MAX_SERVED_AT_ONCE} are being served already");
+                    let _ = fetch.reject(RequestErrorCode::ExcessiveLoad, "too many FETCHes at once");
+                    continue;
+                }
+                let live = live.clone();
+                serving.spawn(async move {
+                    if let Err(err) = serve(fetch, live, timeout).await {
+                        log::debug!("serving a FETCH ended: {err}");
+                    }
+                });
+            }
+            Some(_) = serving.join_next() => {}
+            else => break,
+        }
+    }
+}
+
+/// Serve one FETCH from the history of the track it names, or refuse it.
+async fn serve(
+    fetch: FetchRequested,
+    live: Weak<Live>,
+    timeout: Duration,
+) -> Result<(), SessionError> {
+    let range = match tokio::time::timeout(timeout, fetch.resolve()).await {
+        Ok(Ok(Some(range))) => range,
+        // Refused by the transport already (a joining FETCH it could not resolve).
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(err)) => return Err(err),
+        Err(_) => {
+            let _ = fetch.reject(RequestErrorCode::Timeout, "FETCH resolution timed out");
+            return Ok(());
+        }
+    };
+    // A name this library cannot have published (not UTF-8, a field with '/') finds nothing.
+    let namespace =
+        path(&range.track_namespace).unwrap_or_else(|| range.track_namespace.to_utf8_path());
+    let track = range.track_name.to_string_lossy().into_owned();
+    let history = live
+        .upgrade()
+        .and_then(|live| live.history(&namespace, &track));
+    let history = match history {
+        Some(Some(history)) => history,
+        Some(None) => {
+            let _ = fetch.reject(
+                RequestErrorCode::DoesNotExist,
+                "the publisher keeps no past groups (retain_groups is 0)",
+            );
+            return Ok(());
+        }
+        None => {
+            let reason = format!(
+                "no track '{}' in '{}' is published here",
+                shown(&track),
+                shown(&namespace)
+            );
+            let _ = fetch.reject(RequestErrorCode::DoesNotExist, &reason);
+            return Ok(());
+        }
+    };
+    let start = (
+        range.start_location.group_id,
+        range.start_location.object_id,
+    );
+    let end = inclusive_end(range.end_location);
+    let objects = match history.range(start, end) {
+        Ok(objects) => objects,
+        Err(Unavailable::Nothing { kept }) => {
+            let kept = match kept {
+                Some((first, last)) => format!("groups {first} to {last} are kept"),
+                None => "nothing is kept yet".into(),
+            };
+            let reason = format!("none of the range is kept by the publisher ({kept})");
+            let _ = fetch.reject(RequestErrorCode::DoesNotExist, &reason);
+            return Ok(());
+        }
+    };
+    respond(fetch, &history, objects).await
+}
+
+/// The inclusive end of a wire End Location (the last object plus one; object 0: the whole
+/// group), as `(group, last object or None for the whole group)`.
+fn inclusive_end(end: Location) -> (u64, Option<u64>) {
+    match end.object_id {
+        0 => (end.group_id, None),
+        next => (end.group_id, Some(next - 1)),
+    }
+}
+
+/// FETCH_OK, then the objects, then FIN.
+async fn respond(
+    fetch: FetchRequested,
+    history: &History,
+    objects: Vec<super::history::Kept>,
+) -> Result<(), SessionError> {
+    // Not empty: `History::range` returns an error instead.
+    let Some(last) = objects.last() else {
+        return Ok(());
+    };
+    let end_location = Location::new(last.group_id, last.object_id.saturating_add(1));
+    let mut writer = fetch
+        .respond(FetchOkInfo {
+            end_of_track: false,
+            end_location,
+            params: Default::default(),
+            track_extensions: Default::default(),
+        })
+        .await?;
+    for object in &objects {
+        let record = FetchRecord::Object(FetchRecordObject {
+            group_id: object.group_id,
+            subgroup_id: (!history.datagrams).then_some(0),
+            object_id: object.object_id,
+            publisher_priority: history.priority,
+            extension_headers: Default::default(),
+            payload_length: object.payload.len() as u64,
+        });
+        writer.write_record(&record).await?;
+        writer.write_payload(&object.payload).await?;
+    }
+    writer.finish().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wire_end_location_is_the_last_object_plus_one_or_the_whole_group() {
+        assert_eq!(inclusive_end(Location::new(4, 0)), (4, None));
+        assert_eq!(inclusive_end(Location::new(4, 1)), (4, Some(0)));
+        assert_eq!(inclusive_end(Location::new(4, 9)), (4, Some(8)));
+    }
+}
