@@ -696,8 +696,8 @@ struct MoqResult moq_subscribe_announces(struct MoqClient *client,
  * Errors: NULL arguments, invalid names, an empty range: `MOQ_ERROR_INVALID_ARGUMENT`; not
  * connected: `MOQ_ERROR_NOT_CONNECTED`; none of the range available (no such track, or not
  * kept), or no answer: `MOQ_ERROR_TIMEOUT` (the message says which); a draft-16 relay or
- * another refusal: `MOQ_ERROR_CONNECTION_FAILED`; on a library thread:
- * `MOQ_ERROR_UNSUPPORTED`. Thread-safe.
+ * another refusal: `MOQ_ERROR_CONNECTION_FAILED`; the session's requests spent, or on a
+ * library thread: `MOQ_ERROR_UNSUPPORTED`. Thread-safe.
  *
  * # Safety
  * Strings must be NULL or NUL-terminated; `out` NULL or writable.
@@ -734,7 +734,8 @@ struct MoqResult moq_fetch_next(struct MoqFetch *fetch,
 
 /**
  * Extension: free a FETCH handle; what was not read is not sent. A `moq_fetch_next`
- * waiting in another thread returns `MOQ_ERROR_INVALID_ARGUMENT`. NULL or already
+ * waiting in another thread returns `MOQ_ERROR_INVALID_ARGUMENT`, and this returns only
+ * after it did (the last object's `data` is invalid from then on). NULL or already
  * destroyed: no-op. Thread-safe.
  */
 MOQ_API void moq_fetch_destroy(struct MoqFetch *fetch);

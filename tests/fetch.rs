@@ -484,3 +484,45 @@ async fn t_subscribe(client: &Client, t: &PubSub) -> moq_ffi::core::Subscriber {
         .await
         .expect("subscribe")
 }
+
+/// The track ends (its publisher closes) while the past is still being read: the past is
+/// delivered whole, then the end (a subscriber waiting on the past used to give up when
+/// the track ended).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_past_is_delivered_whole_when_the_track_ends_meanwhile() {
+    let t = PubSub::with(relay(), ["moqt", "moqt"], "past-end", "t", keeping(4)).await;
+    if is_draft16(&t) {
+        return refused_over_draft16(&t).await;
+    }
+    let watcher_client = connect(&t.relay, "moqt").await;
+    let mut watcher = t_subscribe(&watcher_client, &t).await;
+    publish_groups(&t, 3, 2, 300_000);
+    for _ in 0..6 {
+        next_object(&mut watcher, "watched").await;
+    }
+    let joining = connect(&t.relay, "moqt").await;
+    let mut sub = joining
+        .subscribe(&t.namespace, &t.track, with_past(3))
+        .await
+        .expect("subscribe with the past");
+    t.publisher.close();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while sub.is_active() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the track's end reaches the subscriber");
+    for i in 0..6 {
+        let object = next_object(&mut sub, format_args!("past object {i}")).await;
+        assert_eq!(
+            object.payload.as_ref(),
+            payload(i, 300_000).as_slice(),
+            "object {i}"
+        );
+    }
+    let end = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("the end comes");
+    assert_eq!(end, Ok(None), "a normal end after the past");
+}

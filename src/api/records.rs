@@ -328,7 +328,7 @@ pub struct PublisherOptions {
     #[uniffi(default = 0)]
     pub retain_groups: u64,
     /// Payload bytes kept for FETCH at most; whole groups are evicted, oldest first. Default
-    /// 16 MiB.
+    /// (and 0) 16 MiB.
     #[uniffi(default = 16777216)]
     pub retain_bytes: u64,
 }

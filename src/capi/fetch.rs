@@ -27,6 +27,10 @@ struct FetchHandle {
     current: Mutex<Option<Bytes>>,
     /// Cancelled by `moq_fetch_destroy`: a read waiting in another thread returns.
     cancelled: CancellationToken,
+    /// Held by a `moq_fetch_next` for its whole call, and taken by `moq_fetch_destroy`
+    /// after cancelling: destroy returns only once no call on the handle is in flight, so
+    /// no call can hand out a payload after it.
+    in_call: Mutex<()>,
 }
 
 /// Extension: fetch the past objects of `track_name` in `namespace_str` from
@@ -38,8 +42,8 @@ struct FetchHandle {
 /// Errors: NULL arguments, invalid names, an empty range: `MOQ_ERROR_INVALID_ARGUMENT`; not
 /// connected: `MOQ_ERROR_NOT_CONNECTED`; none of the range available (no such track, or not
 /// kept), or no answer: `MOQ_ERROR_TIMEOUT` (the message says which); a draft-16 relay or
-/// another refusal: `MOQ_ERROR_CONNECTION_FAILED`; on a library thread:
-/// `MOQ_ERROR_UNSUPPORTED`. Thread-safe.
+/// another refusal: `MOQ_ERROR_CONNECTION_FAILED`; the session's requests spent, or on a
+/// library thread: `MOQ_ERROR_UNSUPPORTED`. Thread-safe.
 ///
 /// # Safety
 /// Strings must be NULL or NUL-terminated; `out` NULL or writable.
@@ -77,6 +81,7 @@ pub unsafe extern "C" fn moq_fetch(
             fetched: tokio::sync::Mutex::new(Some(fetched)),
             current: Mutex::new(None),
             cancelled: CancellationToken::new(),
+            in_call: Mutex::new(()),
         }));
         // SAFETY: checked non-NULL; writable per the contract.
         unsafe { out.write(handle) };
@@ -108,19 +113,26 @@ pub unsafe extern "C" fn moq_fetch_next(
             return Err(CError::invalid("object and done must not be NULL"));
         }
         let handle = FETCHES.get(fetch)?;
+        let _in_call = lock(&handle.in_call);
+        let destroyed = || CError::invalid("the fetch was destroyed while waiting");
+        if handle.cancelled.is_cancelled() {
+            return Err(destroyed());
+        }
         let next = runtime::block_on(async {
             let mut fetched = handle.fetched.lock().await;
             let Some(response) = fetched.as_mut() else {
                 return Ok(None);
             };
             tokio::select! {
+                biased;
+                _ = handle.cancelled.cancelled() => Err(destroyed()),
                 next = response.next() => next.map_err(CError::of),
-                _ = handle.cancelled.cancelled() => {
-                    Err(CError::invalid("the fetch was destroyed while waiting"))
-                }
             }
         })
         .map_err(CError::of)??;
+        if handle.cancelled.is_cancelled() {
+            return Err(destroyed()); // destroy waits for this call: nothing handed out
+        }
         let mut current = lock(&handle.current);
         *current = None;
         match next {
@@ -153,13 +165,16 @@ pub unsafe extern "C" fn moq_fetch_next(
 }
 
 /// Extension: free a FETCH handle; what was not read is not sent. A `moq_fetch_next`
-/// waiting in another thread returns `MOQ_ERROR_INVALID_ARGUMENT`. NULL or already
+/// waiting in another thread returns `MOQ_ERROR_INVALID_ARGUMENT`, and this returns only
+/// after it did (the last object's `data` is invalid from then on). NULL or already
 /// destroyed: no-op. Thread-safe.
 #[no_mangle]
 pub extern "C" fn moq_fetch_destroy(fetch: *mut MoqFetch) {
     boundary::value("moq_fetch_destroy", (), || {
         if let Some(handle) = FETCHES.remove(fetch) {
             handle.cancelled.cancel();
+            // Wait for a call in flight on another thread (the cancel ends its wait).
+            drop(lock(&handle.in_call));
         }
         Ok(())
     })

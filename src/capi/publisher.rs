@@ -206,9 +206,8 @@ pub unsafe extern "C" fn moq_create_publisher_with_options(
                 core_options.priority = raw.priority;
             }
             core_options.retain_groups = raw.retain_groups;
-            if raw.retain_bytes > 0 {
-                core_options.retain_bytes = usize::try_from(raw.retain_bytes).unwrap_or(usize::MAX);
-            }
+            // 0 is the default on every face.
+            core_options.retain_bytes = usize::try_from(raw.retain_bytes).unwrap_or(usize::MAX);
             let requests = raw
                 .on_new_group_request
                 .map(|callback| (callback, UserData(raw.user_data)));

@@ -293,22 +293,53 @@ pub(crate) trait SizedIn: Copy {
     const FIRST_SIZE: usize;
 }
 
+/// The first published layouts of the growable input structs: their `sizeof` is the
+/// smallest `struct_size` accepted. Not the offset of the first added field: on a target
+/// where a `uint64_t` is 8-aligned and pointers are 4 bytes (armv7), the old struct ends
+/// before that offset.
+mod first_release {
+    use std::os::raw::c_void;
+
+    #[repr(C)]
+    #[allow(dead_code)] // only measured
+    pub struct MoqPublisherOptions {
+        struct_size: usize,
+        delivery_mode: super::MoqDeliveryModeRaw,
+        has_priority: bool,
+        priority: u8,
+        on_new_group_request: super::MoqNewGroupCallback,
+        user_data: *mut c_void,
+    }
+
+    #[repr(C)]
+    #[allow(dead_code)] // only measured
+    pub struct MoqSubscribeOptions {
+        struct_size: usize,
+        has_priority: bool,
+        priority: u8,
+        group_order: u32,
+    }
+}
+
 impl SizedIn for MoqPublisherOptions {
-    /// Before `retain_groups` and `retain_bytes`.
-    const FIRST_SIZE: usize = std::mem::offset_of!(MoqPublisherOptions, retain_groups);
+    const FIRST_SIZE: usize = std::mem::size_of::<first_release::MoqPublisherOptions>();
 }
 
 impl SizedIn for MoqSubscribeOptions {
-    /// Before `past_groups`.
-    const FIRST_SIZE: usize = std::mem::offset_of!(MoqSubscribeOptions, past_groups);
+    const FIRST_SIZE: usize = std::mem::size_of::<first_release::MoqSubscribeOptions>();
 }
+
+/// The largest `struct_size` read: a value beyond it is a struct whose size was never set
+/// (garbage), refused rather than read that far.
+const MAX_STRUCT_SIZE: usize = 1024;
 
 /// Read an input struct whose first field is its `struct_size`: from a caller built against
 /// this header all of it; from one built against an older, shorter one (at least the first
 /// published size) the fields it has, the rest zero (their defaults); from a newer, longer
 /// one the fields this library knows, provided the ones it does not know are zero (a set
-/// option it cannot honour is refused, not ignored). The size is read on its own first, and
-/// only the caller's bytes are read, never a reference to its struct.
+/// option it cannot honour is refused, not ignored); a size above `MAX_STRUCT_SIZE` is
+/// refused unread. The size is read on its own first, and only the caller's bytes are read,
+/// never a reference to its struct.
 ///
 /// # Safety
 /// `ptr` must be NULL or point to a readable struct of at least its `struct_size` bytes,
@@ -327,6 +358,11 @@ pub(crate) unsafe fn sized_input<T: SizedIn>(
     if size < T::FIRST_SIZE {
         return Err(super::boundary::CError::invalid(format!(
             "{name}->struct_size is {size}, smaller than any {type_name} (this library's is {ours}); set it to sizeof({type_name})"
+        )));
+    }
+    if size > MAX_STRUCT_SIZE {
+        return Err(super::boundary::CError::invalid(format!(
+            "{name}->struct_size is {size}: not a {type_name} size (this library's is {ours}); set it to sizeof({type_name})"
         )));
     }
     if size > ours {
@@ -455,5 +491,38 @@ impl UserData {
     /// The pointer (a method, so closures capture the whole `Send` wrapper).
     pub(crate) fn ptr(self) -> *mut c_void {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod sized_input_tests {
+    use super::*;
+
+    /// The first releases' sizes, as the C compiler laid them out on this 64-bit target: a
+    /// caller built against that header passes exactly these.
+    #[test]
+    fn the_first_release_sizes_are_the_old_structs() {
+        if std::mem::size_of::<usize>() == 8 {
+            assert_eq!(<MoqPublisherOptions as SizedIn>::FIRST_SIZE, 32);
+            assert_eq!(<MoqSubscribeOptions as SizedIn>::FIRST_SIZE, 16);
+        }
+        assert!(
+            <MoqSubscribeOptions as SizedIn>::FIRST_SIZE
+                < std::mem::size_of::<MoqSubscribeOptions>()
+        );
+    }
+
+    /// A struct from the first release reads its fields and zero for the rest; a garbage
+    /// size is refused without reading.
+    #[test]
+    fn an_older_struct_reads_as_far_as_it_goes_and_garbage_sizes_are_refused() {
+        let mut options: MoqSubscribeOptions = unsafe { std::mem::zeroed() };
+        options.struct_size = <MoqSubscribeOptions as SizedIn>::FIRST_SIZE;
+        options.priority = 7;
+        options.past_groups = 99; // beyond the old struct: never read
+        let read = unsafe { sized_input(&options, "options", "MoqSubscribeOptions") }.unwrap();
+        assert_eq!((read.priority, read.past_groups), (7, 0));
+        options.struct_size = 1 << 40;
+        assert!(unsafe { sized_input(&options, "options", "MoqSubscribeOptions") }.is_err());
     }
 }

@@ -6,6 +6,7 @@
 //! [`Fetched::next`] hands out the objects in order, then the end. Objects the publisher
 //! does not have are skipped (visible as a jump in the ids), never invented.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use moq_transport::coding::{KeyValuePairs, Location, TrackName, TrackNamespace};
@@ -89,6 +90,11 @@ pub struct Fetched {
     /// The object being read: kept here, not in the reading future, so a `next()` dropped
     /// halfway (a timeout, a cancelled coroutine) loses nothing; the next call goes on.
     partial: Option<Partial>,
+    /// Objects read before FETCH_OK came (see [`Fetched::wait_ok`]), handed out first.
+    ahead: VecDeque<Object>,
+    ahead_bytes: usize,
+    /// How the body ended while it was read ahead (then handed out after `ahead`).
+    early_end: Option<Result<(), FetchError>>,
 }
 
 /// An object whose header has been read, and the payload chunks so far.
@@ -160,23 +166,31 @@ pub(crate) async fn fetch_on(
         .await
         .map_err(|_| FetchError::Timeout { after })?
         .map_err(|err| refused(&err.to_string()))?;
-    let ok = tokio::select! {
-        ok = fetch.ok() => ok,
-        _ = tokio::time::sleep(after) => return Err(FetchError::Timeout { after }),
-        _ = live.wait_lost() => return Err(FetchError::NotConnected),
+    let mut fetched = Fetched {
+        fetch,
+        max_object_size: live.config.max_object_size,
+        request_timeout: after,
+        end_of_track: false,
+        done: false,
+        partial: None,
+        ahead: VecDeque::new(),
+        ahead_bytes: 0,
+        early_end: None,
     };
-    match ok {
-        Ok(ok) => Ok(Fetched {
-            fetch,
-            max_object_size: live.config.max_object_size,
-            request_timeout: after,
-            end_of_track: ok.end_of_track,
-            done: false,
-            partial: None,
-        }),
-        Err(err) => Err(rejected(namespace, track, &fetch, err)),
+    match fetched.wait_ok(live).await? {
+        Ok(ok) => {
+            fetched.end_of_track = ok.end_of_track;
+            Ok(fetched)
+        }
+        Err(err) => Err(rejected(namespace, track, &fetched.fetch, err)),
     }
 }
+
+/// How long one read ahead runs before FETCH_OK is looked at again (see [`Fetched::wait_ok`]).
+const READ_AHEAD_SLOT: Duration = Duration::from_millis(20);
+
+/// Objects read ahead of FETCH_OK at most (and at most `max_object_size` bytes).
+const READ_AHEAD_OBJECTS: usize = 64;
 
 fn refused(reason: &str) -> FetchError {
     FetchError::Refused {
@@ -235,11 +249,69 @@ impl Fetched {
         if self.done {
             return Ok(None);
         }
-        let result = self.read_object().await;
+        if let Some(object) = self.ahead.pop_front() {
+            self.ahead_bytes -= object.payload.len();
+            return Ok(Some(object));
+        }
+        let result = match self.early_end.take() {
+            Some(end) => end.map(|()| None),
+            None => self.read_object().await,
+        };
         if !matches!(result, Ok(Some(_))) {
             self.done = true;
         }
         result
+    }
+
+    /// Wait for FETCH_OK (or REQUEST_ERROR), reading the body meanwhile.
+    ///
+    /// Why read before FETCH_OK: a relay that proxies the FETCH (moq-relay-ietf 0.8 on
+    /// moq-transport 0.17) writes the body downstream as it arrives, and checks for the
+    /// publisher's FETCH_OK only between writes; when the body reaches it first and is larger
+    /// than a stream window, its write waits for this client to read, while this client would
+    /// wait for FETCH_OK: both stalled until the timeouts (seen in 2 of ~35 runs of
+    /// tests/fetch.rs). Reading ahead (at most `READ_AHEAD_OBJECTS` objects and
+    /// `max_object_size` bytes) lets the write finish and FETCH_OK follow. The read and the
+    /// check take turns (`READ_AHEAD_SLOT`), as both need the one `Fetch` handle; a read
+    /// cut off by its turn keeps what it read.
+    async fn wait_ok(
+        &mut self,
+        live: &Live,
+    ) -> Result<Result<moq_transport::message::FetchOk, ServeError>, FetchError> {
+        let after = self.request_timeout;
+        let deadline = tokio::time::Instant::now() + after;
+        loop {
+            if let Ok(ok) = tokio::time::timeout(Duration::ZERO, self.fetch.ok()).await {
+                return Ok(ok);
+            }
+            if live.is_lost() {
+                return Err(FetchError::NotConnected);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(FetchError::Timeout { after });
+            }
+            let slot = READ_AHEAD_SLOT.min(deadline - now);
+            let room = self.early_end.is_none()
+                && self.ahead.len() < READ_AHEAD_OBJECTS
+                && self.ahead_bytes < self.max_object_size;
+            if !room {
+                // Nothing more to read: wait for the answer itself.
+                if let Ok(ok) = tokio::time::timeout(deadline - now, self.fetch.ok()).await {
+                    return Ok(ok);
+                }
+                continue;
+            }
+            match tokio::time::timeout(slot, self.read_object()).await {
+                Ok(Ok(Some(object))) => {
+                    self.ahead_bytes += object.payload.len();
+                    self.ahead.push_back(object);
+                }
+                Ok(Ok(None)) => self.early_end = Some(Ok(())),
+                Ok(Err(err)) => self.early_end = Some(Err(err)),
+                Err(_) => {} // the turn is over; a partial object stays for the next one
+            }
+        }
     }
 
     async fn read_object(&mut self) -> Result<Option<Object>, FetchError> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use moq_transport::coding::Location;
 use moq_transport::data::{FetchRecord, FetchRecordObject};
-use moq_transport::message::RequestErrorCode;
+use moq_transport::message::{GroupOrder, RequestErrorCode};
 use moq_transport::session::{FetchOkInfo, FetchRequested, SessionError};
 use tokio::task::JoinSet;
 
@@ -35,6 +35,8 @@ pub(crate) async fn serve_fetches(
     loop {
         tokio::select! {
             Some(fetch) = publisher.fetch_requested() => {
+                // Collect the ones that have ended, so only those still serving count.
+                while serving.try_join_next().is_some() {}
                 if serving.len() >= MAX_SERVED_AT_ONCE {
                     log::warn!("refusing a FETCH: {MAX_SERVED_AT_ONCE} are being served already");
                     let _ = fetch.reject(RequestErrorCode::ExcessiveLoad, "too many FETCHes at once");
@@ -112,7 +114,19 @@ async fn serve(
             return Ok(());
         }
     };
-    respond(fetch, &history, objects).await
+    let descending = fetch.group_order() == Some(GroupOrder::Descending);
+    // The whole response within the request timeout: a requester (or relay) that stops
+    // reading does not hold a serving slot, and the payloads, for longer.
+    match tokio::time::timeout(timeout, respond(fetch, &history, objects, descending)).await {
+        Ok(result) => result,
+        Err(_) => {
+            log::warn!(
+                "a FETCH of '{}' was not read within {timeout:?}: its response was reset",
+                shown(&track)
+            );
+            Ok(())
+        }
+    }
 }
 
 /// The inclusive end of a wire End Location (the last object plus one; object 0: the whole
@@ -124,17 +138,24 @@ fn inclusive_end(end: Location) -> (u64, Option<u64>) {
     }
 }
 
-/// FETCH_OK, then the objects, then FIN.
+/// FETCH_OK, then the objects (groups newest first when the requester asked for
+/// descending order, objects in order within each), then FIN. Dropped before the end, the
+/// writer resets the data stream.
 async fn respond(
     fetch: FetchRequested,
     history: &History,
-    objects: Vec<super::history::Kept>,
+    mut objects: Vec<super::history::Kept>,
+    descending: bool,
 ) -> Result<(), SessionError> {
     // Not empty: `History::range` returns an error instead.
     let Some(last) = objects.last() else {
         return Ok(());
     };
     let end_location = Location::new(last.group_id, last.object_id.saturating_add(1));
+    if descending {
+        // Stable: objects keep their order within a group.
+        objects.sort_by_key(|object| std::cmp::Reverse(object.group_id));
+    }
     let mut writer = fetch
         .respond(FetchOkInfo {
             end_of_track: false,

@@ -88,7 +88,8 @@ pub struct PublisherOptions {
     /// objects sent, so this costs no copy, but holds up to `retain_bytes` of memory.
     pub retain_groups: u64,
     /// Payload bytes kept for FETCH at most (see [`Self::retain_groups`]); whole groups are
-    /// evicted, oldest first, and a group larger than this is not kept. Default 16 MiB.
+    /// evicted, oldest first, and a group larger than this is not kept. Default (and 0)
+    /// [`DEFAULT_RETAIN_BYTES`], 16 MiB.
     pub retain_bytes: usize,
 }
 
@@ -247,7 +248,10 @@ impl Publisher {
         let history = (options.retain_groups > 0).then(|| {
             Arc::new(History::new(
                 options.retain_groups,
-                options.retain_bytes,
+                match options.retain_bytes {
+                    0 => DEFAULT_RETAIN_BYTES,
+                    bytes => bytes,
+                },
                 options.delivery == DeliveryMode::Datagram,
                 options.priority,
             ))

@@ -53,16 +53,17 @@ enum Stage {
     /// The first live object, held while the past before it is fetched.
     Held(Object),
     /// Handing out the fetched objects, then `held` (the first live object, if it was
-    /// taken to decide the range), then the live ones after `seam`.
+    /// taken to decide the range), then the live ones after the last fetched one.
     Fetching {
         fetched: Box<Fetched>,
         held: Option<Object>,
-        seam: Option<(u64, u64)>,
+        /// The last fetched object handed to the app.
+        last_handed_out: Option<(u64, u64)>,
     },
-    /// The past is out: live objects up to `seam` came before (a relay may send the open
-    /// group from its start) and are skipped, until the first one after it.
+    /// The past is out: live objects up to `upto`, the last one it handed out, came twice
+    /// and are skipped, for the rest of the subscription.
     Skipping {
-        seam: (u64, u64),
+        upto: (u64, u64),
     },
     Done,
 }
@@ -119,13 +120,7 @@ impl Client {
                     Ok(stage) => past.stage = stage,
                     Err(err) => {
                         subscriber.close().await;
-                        return Err(SubscribeError::Refused {
-                            reason: format!(
-                                "the past groups asked for (past_groups = {}) cannot be \
-                                 fetched: {err}",
-                                options.past_groups
-                            ),
-                        });
+                        return Err(past_not_fetched(err, options.past_groups));
                     }
                 }
             }
@@ -222,7 +217,7 @@ impl Subscriber {
                             past.stage = Stage::Fetching {
                                 fetched,
                                 held: Some(first),
-                                seam: None,
+                                last_handed_out: None,
                             }
                         }
                         Ok(_) => return Ok(Some(first)),
@@ -232,11 +227,18 @@ impl Subscriber {
                         }
                     }
                 }
-                Stage::Fetching { fetched, .. } => {
+                Stage::Fetching {
+                    fetched,
+                    last_handed_out,
+                    ..
+                } => {
+                    // Only the app's own `close()` ends the wait: a track that ends (or is
+                    // lost) upstream still has its past read to the end (each read is bounded
+                    // by the request timeout).
                     let outcome = tokio::select! {
+                        biased;
+                        _ = self.sink.closed.cancelled() => Ok(None),
                         outcome = fetched.next() => outcome,
-                        // `close()` from another task ends the wait, as it ends a live one.
-                        _ = self.active.wait_for(|active| !*active) => Ok(None),
                     };
                     match outcome {
                         Ok(Some(object)) => {
@@ -245,6 +247,7 @@ impl Subscriber {
                             self.sink
                                 .received_bytes
                                 .fetch_add(object.payload.len() as u64, Relaxed);
+                            *last_handed_out = Some((object.group_id, object.object_id));
                             return Ok(Some(object));
                         }
                         Ok(None) => {}
@@ -253,18 +256,22 @@ impl Subscriber {
                     let Some(past) = self.past.as_mut() else {
                         return Ok(None);
                     };
-                    let Stage::Fetching { held, seam, .. } =
-                        std::mem::replace(&mut past.stage, Stage::Done)
+                    let Stage::Fetching {
+                        held,
+                        last_handed_out,
+                        ..
+                    } = std::mem::replace(&mut past.stage, Stage::Done)
                     else {
                         continue;
                     };
-                    if let Some(seam) = seam {
-                        past.stage = Stage::Skipping { seam };
+                    // Live objects up to the last one the past handed out came twice (a relay
+                    // sends the open group from its start; a late stream may bring an earlier
+                    // group after a later one): skipped for the rest of the subscription. Up
+                    // to it only: what the past did not deliver (cut short) still comes live.
+                    if let Some(upto) = last_handed_out {
+                        past.stage = Stage::Skipping { upto };
                     }
-                    if let Some(first) = held {
-                        return Ok(Some(first));
-                    }
-                    return Ok(None);
+                    return Ok(held);
                 }
                 Stage::Skipping { .. } | Stage::Done => return Ok(None),
             }
@@ -283,31 +290,23 @@ impl Subscriber {
     /// Drop live objects the past delivered already (up to the seam), until the first one
     /// after it.
     fn skip_before_seam(&mut self, batch: &mut Vec<Object>) {
-        let Some(past) = self.past.as_mut() else {
+        let Some(past) = self.past.as_ref() else {
             return;
         };
-        let Stage::Skipping { seam } = past.stage else {
+        let Stage::Skipping { upto } = past.stage else {
             return;
         };
-        let before = (
-            batch.len(),
-            batch.iter().map(|o| o.payload.len()).sum::<usize>(),
-        );
-        batch.retain(|o| (o.group_id, o.object_id) > seam);
+        let bytes = |batch: &[Object]| batch.iter().map(|o| o.payload.len()).sum::<usize>();
+        let before = (batch.len(), bytes(batch));
+        batch.retain(|o| (o.group_id, o.object_id) > upto);
         // Counted as received when they were queued; they are not, twice.
-        let after = (
-            batch.len(),
-            batch.iter().map(|o| o.payload.len()).sum::<usize>(),
-        );
+        let after = (batch.len(), bytes(batch));
         self.sink
             .received
             .fetch_sub((before.0 - after.0) as u64, Ordering::Relaxed);
         self.sink
             .received_bytes
             .fetch_sub((before.1 - after.1) as u64, Ordering::Relaxed);
-        if !batch.is_empty() {
-            past.stage = Stage::Done;
-        }
     }
 
     /// Ask the publisher for a new group (say, a decoder lost its reference and needs a key
@@ -471,6 +470,7 @@ impl SubscriberCloser {
             fanout.leave(self.sink.id());
         }
         lock(&self.sink.end).get_or_insert(Ok(()));
+        self.sink.closed.cancel();
         self.sink.active.send_replace(false);
         lock(&self.sink.permit).take();
     }
@@ -531,7 +531,26 @@ impl Past {
         Ok(Stage::Fetching {
             fetched: Box::new(fetched),
             held: None,
-            seam: inclusive.then_some(at),
+            last_handed_out: None,
         })
+    }
+}
+
+/// The subscribe error for a past that could not be fetched: the FETCH's kind where the
+/// subscription has one (not connected, timeout, token, request budget), else `Refused`
+/// saying why.
+fn past_not_fetched(err: FetchError, groups: u64) -> SubscribeError {
+    match err {
+        FetchError::NotConnected => SubscribeError::NotConnected,
+        FetchError::Timeout { after } => SubscribeError::Timeout { after },
+        FetchError::Unauthorized { reason } => SubscribeError::Unauthorized { reason },
+        FetchError::SessionRequestsExhausted { limit } => {
+            SubscribeError::SessionRequestsExhausted { limit }
+        }
+        other => SubscribeError::Refused {
+            reason: format!(
+                "the past groups asked for (past_groups = {groups}) cannot be fetched: {other}"
+            ),
+        },
     }
 }

@@ -1623,6 +1623,61 @@ static void test_fetch_kept_groups_and_what_is_not_available(void) {
     moq_client_destroy(pub_client);
 }
 
+/* moq_fetch_destroy on one thread while another reads the fetch: every read ends OK (with
+ * an object whose bytes are intact) or INVALID_ARGUMENT, and none touches freed memory
+ * (memcheck). */
+typedef struct {
+    MoqFetch *fetch;
+    atomic_int objects;
+    atomic_int bad;
+    atomic_int finished;
+} FetchReader;
+
+static void *read_fetch(void *arg) {
+    FetchReader *r = arg;
+    for (;;) {
+        MoqFetchedObject object;
+        bool done = false;
+        MoqResult result = moq_fetch_next(r->fetch, &object, &done);
+        moq_free_str(result.message);
+        if (result.code != MOQ_OK || done) {
+            if (result.code != MOQ_OK && result.code != MOQ_ERROR_INVALID_ARGUMENT) atomic_fetch_add(&r->bad, 1);
+            break;
+        }
+        unsigned char want[64];
+        int index = (int)(object.group_id * 50 + object.object_id);
+        fill(want, sizeof want, index);
+        if (object.data_len != sizeof want || memcmp(object.data, want, sizeof want) != 0) atomic_fetch_add(&r->bad, 1);
+        atomic_fetch_add(&r->objects, 1);
+    }
+    signal_event(&r->finished);
+    return NULL;
+}
+
+static void test_destroy_a_fetch_while_another_thread_reads_it(void) {
+    MoqClient *pub_client = connected_client(moqt_url);
+    MoqClient *fetch_client = connected_client(moqt_url);
+    char ns[64];
+    announce_unique(pub_client, ns, sizeof ns, "fetch-race");
+    MoqPublisher *pub = keeping_publisher(pub_client, ns, "t", 4);
+    publish_groups(pub, 4, 50);
+    int iterations = stress_iterations(20);
+    for (int i = 0; i < iterations; i++) {
+        FetchReader r = {0};
+        CHECK_RESULT(moq_fetch(fetch_client, ns, "t", 0, 0, 3, MOQ_FETCH_WHOLE_GROUP, &r.fetch), MOQ_OK);
+        pthread_t reader;
+        pthread_create(&reader, NULL, read_fetch, &r);
+        sleep_ms(i % 3);
+        moq_fetch_destroy(r.fetch);
+        pthread_join(reader, NULL);
+        CHECK(atomic_load(&r.finished) == 1);
+        CHECK(atomic_load(&r.bad) == 0);
+    }
+    moq_publisher_destroy(pub);
+    moq_client_destroy(fetch_client);
+    moq_client_destroy(pub_client);
+}
+
 /* Options from a header older or newer than the library's. */
 typedef struct {
     MoqSubscribeOptions options;
@@ -2400,6 +2455,7 @@ int main(int argc, char **argv) {
     run_case("subscribe_options_reach_the_peer", test_subscribe_options_reach_the_peer);
     run_case("fetch_kept_groups_and_what_is_not_available", test_fetch_kept_groups_and_what_is_not_available);
     run_case("past_groups_and_option_struct_sizes", test_past_groups_and_option_struct_sizes);
+    run_case("destroy_a_fetch_while_another_thread_reads_it", test_destroy_a_fetch_while_another_thread_reads_it);
     run_case("wait_ready_after_unsubscribe_of_an_established_subscription_fails",
              test_wait_ready_after_unsubscribe_of_an_established_subscription_fails);
     run_case("subscribe_failure_is_visible", test_subscribe_failure_is_visible);

@@ -61,13 +61,16 @@ pub struct SubscriberOptions {
     /// Which of several ready groups the publisher and relays should send first (SUBSCRIBE's
     /// GROUP_ORDER). Default [`GroupOrder::Publisher`]: the publisher's choice.
     pub group_order: GroupOrder,
-    /// Also deliver the track's recent past, ahead of the live objects: the newest group
-    /// published so far (from its start) and the `past_groups - 1` groups before it, fetched
-    /// from the publisher (FETCH through the relay; the publisher must keep them, see
+    /// Also deliver the track's recent past, ahead of the live objects: the group the live
+    /// objects start in (from its start) and up to `past_groups - 1` groups before it,
+    /// fetched from the publisher (FETCH through the relay; the publisher must keep them, see
     /// `PublisherOptions::retain_groups`), then the live objects, with no duplicate and no
     /// gap at the seam. Groups the publisher no longer keeps are skipped (a jump in the
-    /// group ids). `subscribe` fails if none of them is available or FETCH cannot be sent
-    /// (a draft-16 relay). 0 (the default): only what is published from now on.
+    /// group ids). When the relay says where the live objects start, the past is fetched
+    /// during `subscribe`, which fails if none of it is available or FETCH cannot be sent (a
+    /// draft-16 relay); otherwise the first live object decides, and a past that cannot be
+    /// fetched then is logged and counted in `cut_groups` (docs/contract.md, FETCH). 0 (the
+    /// default): only what is published from now on.
     pub past_groups: u64,
 }
 

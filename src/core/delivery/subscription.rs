@@ -43,6 +43,9 @@ pub(crate) struct Sink {
     pub(crate) received_bytes: std::sync::atomic::AtomicU64,
     /// The group of the latest object handed to it, plus one (0: none yet).
     pub(crate) current_group: std::sync::atomic::AtomicU64,
+    /// Cancelled when the app closes this subscriber (not when the track ends upstream):
+    /// ends a wait for its fetched past (`SubscriberOptions::past_groups`).
+    pub(crate) closed: tokio_util::sync::CancellationToken,
     /// Its `max_subscriptions` slot, released when it leaves or the subscription ends.
     pub(crate) permit: Mutex<Option<super::SubscriptionPermit>>,
 }
@@ -440,6 +443,7 @@ pub(crate) async fn join(
         received: Default::default(),
         received_bytes: Default::default(),
         current_group: Default::default(),
+        closed: Default::default(),
         permit: Mutex::new(None),
     });
     let _opening = slot.opening.lock().await;
@@ -919,6 +923,7 @@ mod tests {
             received: Default::default(),
             received_bytes: Default::default(),
             current_group: Default::default(),
+            closed: Default::default(),
             permit: Mutex::new(None),
         });
         assert!(fanout.admit(sink.clone(), queue.clone()).is_some());

@@ -4109,7 +4109,7 @@ public struct PublisherOptions: Equatable, Hashable {
     public var retainGroups: UInt64
     /**
      * Payload bytes kept for FETCH at most; whole groups are evicted, oldest first. Default
-     * 16 MiB.
+     * (and 0) 16 MiB.
      */
     public var retainBytes: UInt64
 
@@ -4144,7 +4144,7 @@ public struct PublisherOptions: Equatable, Hashable {
          */retainGroups: UInt64 = UInt64(0), 
         /**
          * Payload bytes kept for FETCH at most; whole groups are evicted, oldest first. Default
-         * 16 MiB.
+         * (and 0) 16 MiB.
          */retainBytes: UInt64 = UInt64(16777216)) {
         self.delivery = delivery
         self.priority = priority
