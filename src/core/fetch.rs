@@ -9,6 +9,8 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use moq_transport::coding::{KeyValuePairs, Location, TrackName, TrackNamespace};
 use moq_transport::data::FetchRecord;
 use moq_transport::message::{RequestErrorCode, StandaloneFetch};
@@ -189,8 +191,9 @@ pub(crate) async fn fetch_on(
 /// How long one read ahead runs before FETCH_OK is looked at again (see [`Fetched::wait_ok`]).
 const READ_AHEAD_SLOT: Duration = Duration::from_millis(20);
 
-/// Objects read ahead of FETCH_OK at most (and at most `max_object_size` bytes).
-const READ_AHEAD_OBJECTS: usize = 64;
+/// Objects read ahead of FETCH_OK at most: a bound for empty objects, which the byte bound
+/// does not see; far more than a relay sends before it looks for FETCH_OK again.
+const READ_AHEAD_OBJECTS: usize = 65_536;
 
 fn refused(reason: &str) -> FetchError {
     FetchError::Refused {
@@ -270,10 +273,10 @@ impl Fetched {
     /// publisher's FETCH_OK only between writes; when the body reaches it first and is larger
     /// than a stream window, its write waits for this client to read, while this client would
     /// wait for FETCH_OK: both stalled until the timeouts (seen in 2 of ~35 runs of
-    /// tests/fetch.rs). Reading ahead (at most `READ_AHEAD_OBJECTS` objects and
-    /// `max_object_size` bytes) lets the write finish and FETCH_OK follow. The read and the
-    /// check take turns (`READ_AHEAD_SLOT`), as both need the one `Fetch` handle; a read
-    /// cut off by its turn keeps what it read.
+    /// tests/fetch.rs). Reading ahead lets the write finish and FETCH_OK follow. It stops
+    /// once `max_object_size` bytes (so at most about twice that, with the object being
+    /// read) or `READ_AHEAD_OBJECTS` objects are held. The read and the check take turns (`READ_AHEAD_SLOT`), as both need the
+    /// one `Fetch` handle; a read cut off by its turn keeps what it read.
     async fn wait_ok(
         &mut self,
         live: &Live,
@@ -281,7 +284,7 @@ impl Fetched {
         let after = self.request_timeout;
         let deadline = tokio::time::Instant::now() + after;
         loop {
-            if let Ok(ok) = tokio::time::timeout(Duration::ZERO, self.fetch.ok()).await {
+            if let Some(ok) = self.fetch.ok().now_or_never() {
                 return Ok(ok);
             }
             if live.is_lost() {
@@ -293,8 +296,8 @@ impl Fetched {
             }
             let slot = READ_AHEAD_SLOT.min(deadline - now);
             let room = self.early_end.is_none()
-                && self.ahead.len() < READ_AHEAD_OBJECTS
-                && self.ahead_bytes < self.max_object_size;
+                && self.ahead_bytes < self.max_object_size
+                && self.ahead.len() < READ_AHEAD_OBJECTS;
             if !room {
                 // Nothing more to read: wait for the answer itself.
                 if let Ok(ok) = tokio::time::timeout(deadline - now, self.fetch.ok()).await {

@@ -115,18 +115,31 @@ async fn serve(
         }
     };
     let descending = fetch.group_order() == Some(GroupOrder::Descending);
-    // The whole response within the request timeout: a requester (or relay) that stops
-    // reading does not hold a serving slot, and the payloads, for longer.
-    match tokio::time::timeout(timeout, respond(fetch, &history, objects, descending)).await {
-        Ok(result) => result,
-        Err(_) => {
+    match respond(fetch, &history, objects, descending, timeout).await {
+        Err(Stalled) => {
             log::warn!(
-                "a FETCH of '{}' was not read within {timeout:?}: its response was reset",
+                "a FETCH of '{}' stopped being read for {timeout:?}: its response was reset",
                 shown(&track)
             );
             Ok(())
         }
+        Ok(result) => result,
     }
+}
+
+/// A write of a FETCH response waited longer than the request timeout for the reader.
+struct Stalled;
+
+/// One write of a response, bounded by `stall`: a requester (or relay) that stops reading
+/// does not hold a serving slot, and the payloads, for longer; a slow one that keeps
+/// reading is never cut.
+async fn within<T>(
+    stall: Duration,
+    write: impl std::future::Future<Output = T>,
+) -> Result<T, Stalled> {
+    tokio::time::timeout(stall, write)
+        .await
+        .map_err(|_| Stalled)
 }
 
 /// The inclusive end of a wire End Location (the last object plus one; object 0: the whole
@@ -146,24 +159,27 @@ async fn respond(
     history: &History,
     mut objects: Vec<super::history::Kept>,
     descending: bool,
-) -> Result<(), SessionError> {
+    stall: Duration,
+) -> Result<Result<(), SessionError>, Stalled> {
     // Not empty: `History::range` returns an error instead.
     let Some(last) = objects.last() else {
-        return Ok(());
+        return Ok(Ok(()));
     };
     let end_location = Location::new(last.group_id, last.object_id.saturating_add(1));
     if descending {
         // Stable: objects keep their order within a group.
         objects.sort_by_key(|object| std::cmp::Reverse(object.group_id));
     }
-    let mut writer = fetch
-        .respond(FetchOkInfo {
-            end_of_track: false,
-            end_location,
-            params: Default::default(),
-            track_extensions: Default::default(),
-        })
-        .await?;
+    let info = FetchOkInfo {
+        end_of_track: false,
+        end_location,
+        params: Default::default(),
+        track_extensions: Default::default(),
+    };
+    let mut writer = match within(stall, fetch.respond(info)).await? {
+        Ok(writer) => writer,
+        Err(err) => return Ok(Err(err)),
+    };
     for object in &objects {
         let record = FetchRecord::Object(FetchRecordObject {
             group_id: object.group_id,
@@ -173,10 +189,14 @@ async fn respond(
             extension_headers: Default::default(),
             payload_length: object.payload.len() as u64,
         });
-        writer.write_record(&record).await?;
-        writer.write_payload(&object.payload).await?;
+        if let Err(err) = within(stall, writer.write_record(&record)).await? {
+            return Ok(Err(err));
+        }
+        if let Err(err) = within(stall, writer.write_payload(&object.payload)).await? {
+            return Ok(Err(err));
+        }
     }
-    writer.finish().await
+    within(stall, writer.finish()).await
 }
 
 #[cfg(test)]

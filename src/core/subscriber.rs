@@ -61,9 +61,11 @@ enum Stage {
         last_handed_out: Option<(u64, u64)>,
     },
     /// The past is out: live objects up to `upto`, the last one it handed out, came twice
-    /// and are skipped, for the rest of the subscription.
+    /// and are skipped, until the subscription is made again after a reconnect (`resumes`
+    /// changes: what follows is new, whatever its ids).
     Skipping {
         upto: (u64, u64),
+        resumes: u64,
     },
     Done,
 }
@@ -206,9 +208,14 @@ impl Subscriber {
                 }
                 Stage::Held(first) => {
                     let at = (first.group_id, first.object_id);
-                    let fetched = past
-                        .fetch_before(&self.namespace, &self.track, at, false)
-                        .await;
+                    let fetched = tokio::select! {
+                        biased;
+                        // The app's close() ends the fetch too (the held object stays).
+                        _ = self.sink.closed.cancelled() => Ok(Stage::Done),
+                        fetched = past.fetch_before(&self.namespace, &self.track, at, false) => {
+                            fetched
+                        }
+                    };
                     let Stage::Held(first) = std::mem::replace(&mut past.stage, Stage::Done) else {
                         continue;
                     };
@@ -269,7 +276,10 @@ impl Subscriber {
                     // group after a later one): skipped for the rest of the subscription. Up
                     // to it only: what the past did not deliver (cut short) still comes live.
                     if let Some(upto) = last_handed_out {
-                        past.stage = Stage::Skipping { upto };
+                        past.stage = Stage::Skipping {
+                            upto,
+                            resumes: self.sink.resumes.load(Ordering::Relaxed),
+                        };
                     }
                     return Ok(held);
                 }
@@ -293,9 +303,15 @@ impl Subscriber {
         let Some(past) = self.past.as_ref() else {
             return;
         };
-        let Stage::Skipping { upto } = past.stage else {
+        let Stage::Skipping { upto, resumes } = past.stage else {
             return;
         };
+        if self.sink.resumes.load(Ordering::Relaxed) != resumes {
+            if let Some(past) = self.past.as_mut() {
+                past.stage = Stage::Done;
+            }
+            return;
+        }
         let bytes = |batch: &[Object]| batch.iter().map(|o| o.payload.len()).sum::<usize>();
         let before = (batch.len(), bytes(batch));
         batch.retain(|o| (o.group_id, o.object_id) > upto);

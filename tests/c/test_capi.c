@@ -1623,9 +1623,10 @@ static void test_fetch_kept_groups_and_what_is_not_available(void) {
     moq_client_destroy(pub_client);
 }
 
-/* moq_fetch_destroy on one thread while another reads the fetch: every read ends OK (with
- * an object whose bytes are intact) or INVALID_ARGUMENT, and none touches freed memory
- * (memcheck). */
+/* moq_fetch_destroy on one thread while another reads the fetch: every read ends OK or
+ * INVALID_ARGUMENT, and the library touches no freed memory (memcheck). The reader looks at
+ * each object's length only: its bytes are the caller's to read until the destroy, which
+ * here races it (the bytes are checked in fetch_kept_groups_and_what_is_not_available). */
 typedef struct {
     MoqFetch *fetch;
     atomic_int objects;
@@ -1644,10 +1645,7 @@ static void *read_fetch(void *arg) {
             if (result.code != MOQ_OK && result.code != MOQ_ERROR_INVALID_ARGUMENT) atomic_fetch_add(&r->bad, 1);
             break;
         }
-        unsigned char want[64];
-        int index = (int)(object.group_id * 50 + object.object_id);
-        fill(want, sizeof want, index);
-        if (object.data_len != sizeof want || memcmp(object.data, want, sizeof want) != 0) atomic_fetch_add(&r->bad, 1);
+        if (object.data_len != 64 || object.group_id > 3 || object.object_id >= 50) atomic_fetch_add(&r->bad, 1);
         atomic_fetch_add(&r->objects, 1);
     }
     signal_event(&r->finished);

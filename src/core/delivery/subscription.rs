@@ -46,6 +46,10 @@ pub(crate) struct Sink {
     /// Cancelled when the app closes this subscriber (not when the track ends upstream):
     /// ends a wait for its fetched past (`SubscriberOptions::past_groups`).
     pub(crate) closed: tokio_util::sync::CancellationToken,
+    /// Re-subscriptions (after a reconnect) so far: the live objects that follow one are
+    /// new ones, whatever their ids (a publisher may number afresh), so the skipping of
+    /// objects its fetched past delivered ends there.
+    pub(crate) resumes: std::sync::atomic::AtomicU64,
     /// Its `max_subscriptions` slot, released when it leaves or the subscription ends.
     pub(crate) permit: Mutex<Option<super::SubscriptionPermit>>,
 }
@@ -206,6 +210,10 @@ impl Fanout {
     fn resume(&self) {
         let mut members = lock(&self.members);
         members.resume_after = members.last.map(|after| Resume { after, first: true });
+        for (sink, _) in &members.sinks {
+            sink.resumes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Whether the upstream subscription is worth restoring.
@@ -444,6 +452,7 @@ pub(crate) async fn join(
         received_bytes: Default::default(),
         current_group: Default::default(),
         closed: Default::default(),
+        resumes: Default::default(),
         permit: Mutex::new(None),
     });
     let _opening = slot.opening.lock().await;
@@ -924,6 +933,7 @@ mod tests {
             received_bytes: Default::default(),
             current_group: Default::default(),
             closed: Default::default(),
+            resumes: Default::default(),
             permit: Mutex::new(None),
         });
         assert!(fanout.admit(sink.clone(), queue.clone()).is_some());
