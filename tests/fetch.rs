@@ -426,13 +426,8 @@ async fn a_next_dropped_halfway_loses_nothing() {
     if is_draft16(&t) {
         return refused_over_draft16(&t).await;
     }
-    let watcher_client = connect(&t.relay, "moqt").await;
-    let mut watcher = t_subscribe(&watcher_client, &t).await;
     // Objects of several stream windows each, so each takes many reads.
-    publish_groups(&t, 3, 2, 300_000);
-    for _ in 0..6 {
-        next_object(&mut watcher, "watched").await;
-    }
+    let _watcher = watched_large_groups(&t).await;
     let mut fetched = fetch(&t.subscribing, &t, FetchRange::groups(0, 2))
         .await
         .expect("fetch");
@@ -478,11 +473,20 @@ async fn a_next_dropped_halfway_loses_nothing() {
     }
 }
 
-async fn t_subscribe(client: &Client, t: &PubSub) -> moq_ffi::core::Subscriber {
-    client
+/// A watcher (another client) subscribes, so the relay follows the track; then 3 groups of
+/// 2 objects of 300 KB are published and the watcher has read them all. Keep the returned
+/// client and subscriber for as long as the relay should follow the track.
+async fn watched_large_groups(t: &PubSub) -> (Client, moq_ffi::core::Subscriber) {
+    let client = connect(&t.relay, "moqt").await;
+    let mut watcher = client
         .subscribe(&t.namespace, &t.track, sub())
         .await
-        .expect("subscribe")
+        .expect("subscribe");
+    publish_groups(t, 3, 2, 300_000);
+    for _ in 0..6 {
+        next_object(&mut watcher, "watched").await;
+    }
+    (client, watcher)
 }
 
 /// The track ends (its publisher closes) while the past is still being read: the past is
@@ -494,12 +498,7 @@ async fn the_past_is_delivered_whole_when_the_track_ends_meanwhile() {
     if is_draft16(&t) {
         return refused_over_draft16(&t).await;
     }
-    let watcher_client = connect(&t.relay, "moqt").await;
-    let mut watcher = t_subscribe(&watcher_client, &t).await;
-    publish_groups(&t, 3, 2, 300_000);
-    for _ in 0..6 {
-        next_object(&mut watcher, "watched").await;
-    }
+    let _watcher = watched_large_groups(&t).await;
     let joining = connect(&t.relay, "moqt").await;
     let mut sub = joining
         .subscribe(&t.namespace, &t.track, with_past(3))

@@ -5,17 +5,15 @@ use std::sync::Arc;
 
 use super::records::{FetchRange, ReceivedObject};
 use super::{on_runtime, Client, MoqError};
-use crate::core;
+use crate::bridge::fetch::FetchReader;
 
 /// The response to `Client.fetch`: read its objects in order with `next()` until it returns
 /// null. Thread-safe; reads are serialized. `cancel()` (or dropping it) stops what is left of
 /// the response.
 #[derive(uniffi::Object)]
 pub struct FetchResponse {
-    fetched: Arc<tokio::sync::Mutex<Option<core::Fetched>>>,
+    reader: Arc<FetchReader>,
     end_of_track: bool,
-    /// Cancelled by `cancel()`: a `next()` waiting for the network returns null.
-    cancelled: tokio_util::sync::CancellationToken,
 }
 
 #[uniffi::export]
@@ -37,8 +35,7 @@ impl Client {
             on_runtime(async move { Ok(core.fetch(&namespace, &track, range).await?) }).await?;
         Ok(Arc::new(FetchResponse {
             end_of_track: fetched.end_of_track(),
-            fetched: Arc::new(tokio::sync::Mutex::new(Some(fetched))),
-            cancelled: Default::default(),
+            reader: Arc::new(FetchReader::new(fetched)),
         }))
     }
 }
@@ -49,19 +46,8 @@ impl FetchResponse {
     /// when it ended early (`PublisherLost`: what was read is all there is) or an object is
     /// over the client's `max_object_size` (`TooLarge`); null after that.
     pub async fn next(&self) -> Result<Option<ReceivedObject>, MoqError> {
-        let fetched = self.fetched.clone();
-        let cancelled = self.cancelled.clone();
-        on_runtime(async move {
-            let mut fetched = fetched.lock().await;
-            let Some(response) = fetched.as_mut() else {
-                return Ok(None);
-            };
-            tokio::select! {
-                next = response.next() => Ok(next?.map(ReceivedObject::from)),
-                _ = cancelled.cancelled() => Ok(None),
-            }
-        })
-        .await
+        let reader = self.reader.clone();
+        on_runtime(async move { Ok(reader.next().await?.map(ReceivedObject::from)) }).await
     }
 
     /// Whether the response reaches the end of the track (its publisher closed it).
@@ -72,10 +58,9 @@ impl FetchResponse {
     /// Stop the response: what was not read is not sent; a `next()` waiting returns null.
     /// Idempotent.
     pub async fn cancel(&self) {
-        self.cancelled.cancel();
-        let fetched = self.fetched.clone();
+        let reader = self.reader.clone();
         let _ = on_runtime(async move {
-            fetched.lock().await.take();
+            reader.close().await;
             Ok(())
         })
         .await;

@@ -1,7 +1,8 @@
 //! What the two foreign faces ([`crate::api`] for UniFFI, [`crate::capi`] for C) share,
 //! written once: the runtime they run the core on, the [`pump`] that delivers to foreign
 //! callbacks (with its [`gate`]), the [`log`] router, the [`error`] classification each
-//! face maps from, and the blocking [`publish`] both faces' synchronous calls use.
+//! face maps from, the blocking [`publish`] both faces' synchronous calls use, and the
+//! [`fetch`] reader both faces' FETCH responses are read through.
 //!
 //! The contract both faces build on (docs/contract.md, the normative statement):
 //! - foreign code is never called while a library lock is held;
@@ -14,6 +15,7 @@
 //! `core` knows nothing of this module; `api` and `capi` are mappings over it and `core`.
 
 pub(crate) mod error;
+pub(crate) mod fetch;
 pub(crate) mod gate;
 pub(crate) mod log;
 pub(crate) mod publish;

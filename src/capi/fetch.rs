@@ -5,14 +5,14 @@ use std::os::raw::c_char;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio_util::sync::CancellationToken;
 
 use super::boundary::{self, str_arg, CError};
 use super::client::CLIENTS;
 use super::handles::Registry;
 use super::types::*;
+use crate::bridge::fetch::FetchReader;
 use crate::bridge::runtime;
-use crate::core::{FetchRange, Fetched};
+use crate::core::FetchRange;
 use crate::sync::lock;
 
 /// The live `MoqFetch` handles.
@@ -20,13 +20,10 @@ static FETCHES: Registry<FetchHandle> = Registry::new("fetch");
 
 /// What a `MoqFetch` handle stands for.
 struct FetchHandle {
-    /// The response; reads are serialized by this lock (held across the wait, which
-    /// `cancelled` ends).
-    fetched: tokio::sync::Mutex<Option<Fetched>>,
+    /// The response; reads are serialized, and destroy cancels one waiting.
+    reader: FetchReader,
     /// The payload handed out by the last `moq_fetch_next`, kept alive until the next one.
     current: Mutex<Option<Bytes>>,
-    /// Cancelled by `moq_fetch_destroy`: a read waiting in another thread returns.
-    cancelled: CancellationToken,
     /// Held by a `moq_fetch_next` for its whole call, and taken by `moq_fetch_destroy`
     /// after cancelling: destroy returns only once no call on the handle is in flight, so
     /// no call can hand out a payload after it.
@@ -78,9 +75,8 @@ pub unsafe extern "C" fn moq_fetch(
             .map_err(CError::of)?
             .map_err(CError::of)?;
         let handle = FETCHES.insert(Arc::new(FetchHandle {
-            fetched: tokio::sync::Mutex::new(Some(fetched)),
+            reader: FetchReader::new(fetched),
             current: Mutex::new(None),
-            cancelled: CancellationToken::new(),
             in_call: Mutex::new(()),
         }));
         // SAFETY: checked non-NULL; writable per the contract.
@@ -115,22 +111,13 @@ pub unsafe extern "C" fn moq_fetch_next(
         let handle = FETCHES.get(fetch)?;
         let _in_call = lock(&handle.in_call);
         let destroyed = || CError::invalid("the fetch was destroyed while waiting");
-        if handle.cancelled.is_cancelled() {
+        if handle.reader.is_cancelled() {
             return Err(destroyed());
         }
-        let next = runtime::block_on(async {
-            let mut fetched = handle.fetched.lock().await;
-            let Some(response) = fetched.as_mut() else {
-                return Ok(None);
-            };
-            tokio::select! {
-                biased;
-                _ = handle.cancelled.cancelled() => Err(destroyed()),
-                next = response.next() => next.map_err(CError::of),
-            }
-        })
-        .map_err(CError::of)??;
-        if handle.cancelled.is_cancelled() {
+        let next = runtime::block_on(handle.reader.next())
+            .map_err(CError::of)?
+            .map_err(CError::of)?;
+        if handle.reader.is_cancelled() {
             return Err(destroyed()); // destroy waits for this call: nothing handed out
         }
         let mut current = lock(&handle.current);
@@ -172,7 +159,7 @@ pub unsafe extern "C" fn moq_fetch_next(
 pub extern "C" fn moq_fetch_destroy(fetch: *mut MoqFetch) {
     boundary::value("moq_fetch_destroy", (), || {
         if let Some(handle) = FETCHES.remove(fetch) {
-            handle.cancelled.cancel();
+            handle.reader.cancel();
             // Wait for a call in flight on another thread (the cancel ends its wait).
             drop(lock(&handle.in_call));
         }
