@@ -51,8 +51,17 @@ fn object(index: u64, size: usize) -> Vec<u8> {
     bytes
 }
 
-/// A reader of `ns/track` on `client` that checks every object, in order; its task ends when
-/// all `count` arrived (panics on a gap, a reorder or a stall of 60 s). `received` counts.
+/// A reader of `ns/track` on `client` that checks every object: each of the `count` exactly
+/// once, byte-exact, in order through our relay; its task ends when all arrived (panics on a
+/// loss, a duplicate, a reorder or a stall of 60 s). `received` counts.
+///
+/// Through a relay on the published moq-transport, which opens a subscriber's streams
+/// concurrently, a group may come later than the client's reorder wait on a loaded machine
+/// (pinned by `a_burst_of_3000_one_object_groups_waits_instead_of_ending_the_upstream`, CI of
+/// stop 35: group 1809 after 1810): the contract delivers it late rather than not at all, so
+/// there a late group is accepted when it fills a gap, and every gap must fill. A draft-16
+/// relay drops a group its reader had not reached when the next arrived: there a group may
+/// stay missing (a visible group-id jump), at most 1 in 20.
 async fn reader(
     client: &Client,
     ns: &str,
@@ -61,43 +70,59 @@ async fn reader(
     count: u64,
     size: usize,
 ) -> (tokio::task::JoinHandle<()>, Arc<AtomicU64>) {
+    use moq_test_relay::RelayKind;
     let mut sub = client
         .subscribe(ns, track, options)
         .await
         .expect("subscribe");
     let received = Arc::new(AtomicU64::new(0));
     let counter = received.clone();
-    // A draft-16 relay drops a group its reader had not reached when the next arrived: there a
-    // group may be missing (a visible group-id jump), at most 1 in 20, never reordered.
-    let gaps_allowed = moq_test_relay::RelayKind::from_env() == moq_test_relay::RelayKind::Draft16;
+    let kind = RelayKind::from_env();
+    let gaps_allowed = kind == RelayKind::Draft16;
+    let late_allowed = kind != RelayKind::Patched;
     let task = tokio::spawn(async move {
-        let mut index = 0;
-        let mut skipped = 0;
-        while index < count {
+        let mut next_index = 0;
+        let mut missing = std::collections::BTreeSet::new();
+        let mut late = 0;
+        while next_index < count || (!gaps_allowed && !missing.is_empty()) {
+            let waiting = missing.first().copied().unwrap_or(next_index);
             let next = tokio::time::timeout(Duration::from_secs(60), sub.next())
                 .await
-                .unwrap_or_else(|_| panic!("object {index} did not arrive"))
-                .unwrap_or_else(|err| panic!("object {index}: {err}"))
-                .unwrap_or_else(|| panic!("the subscription ended before object {index}"));
+                .unwrap_or_else(|_| panic!("object {waiting} did not arrive"))
+                .unwrap_or_else(|err| panic!("object {waiting}: {err}"))
+                .unwrap_or_else(|| panic!("the subscription ended before object {waiting}"));
             let got = next
                 .payload
                 .get(..8)
                 .map(|head| u64::from_le_bytes(head.try_into().expect("8 bytes")));
-            if let Some(ahead) = got.filter(|got| gaps_allowed && *got > index) {
-                skipped += ahead - index;
-                counter.fetch_add(ahead - index, Ordering::Relaxed);
-                index = ahead;
-            }
+            let index = match got {
+                Some(got) if got > next_index && (late_allowed || gaps_allowed) => {
+                    missing.extend(next_index..got);
+                    got
+                }
+                Some(got) if got < next_index && late_allowed && missing.remove(&got) => {
+                    late += 1;
+                    got
+                }
+                _ => next_index,
+            };
             assert!(
                 next.payload.as_ref() == object(index, size).as_slice(),
-                "object {index} is not the one published next: got {got:?} ({} bytes, group {} object {})",
+                "object {next_index} is not the one published next: got {got:?} ({} bytes, group {} object {})",
                 next.payload.len(),
                 next.group_id,
                 next.object_id
             );
-            counter.fetch_add(1, Ordering::Relaxed);
-            index += 1;
+            if index >= next_index {
+                // Groups skipped over count as received (a late one is not counted again).
+                counter.fetch_add(index + 1 - next_index, Ordering::Relaxed);
+                next_index = index + 1;
+            }
         }
+        if late > 0 {
+            eprintln!("{late} groups came after a later one (delivered late, none lost)");
+        }
+        let skipped = missing.len() as u64;
         assert!(skipped * 20 <= count, "{skipped} of {count} groups missing");
     });
     (task, received)
@@ -254,7 +279,7 @@ async fn a_burst_of_3000_one_object_groups_waits_instead_of_ending_the_upstream(
         .await
         .expect("every object arrived")
         .expect("in order");
-    eprintln!("3,000 one-object groups: {refused} publishes refused first, all arrived in order");
+    eprintln!("3,000 one-object groups: {refused} publishes refused first, all arrived");
     assert!(refused > 0, "the burst never reached the group limit");
 }
 
