@@ -78,8 +78,12 @@ class Relay:
 
     def __init__(self, binary, kind="patched"):
         self.env = dict(os.environ)
-        self.env["MOQ_TEST_RELAY"] = kind
-        self.proc = subprocess.Popen([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        # `cluster`: three unpatched relays (moq-relay-ietf 0.8 as published, moq-api, Redis);
+        # the publisher on one, the subscriber on another (MOQ_RELAY_SUBSCRIBE_URL).
+        command = [binary, "--cluster"] if kind == "cluster" else [binary]
+        if kind != "cluster":
+            self.env["MOQ_TEST_RELAY"] = kind
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      text=True, env=self.env)
         for line in self.proc.stdout:
             line = line.strip()
@@ -216,7 +220,8 @@ def main():
     return 1 if failures else 0
 
 
-RELAY_KINDS = [("patched", "patched relay"), ("upstream", "unpatched relay")]
+RELAY_KINDS = [("patched", "patched relay"), ("upstream", "unpatched relay"),
+               ("cluster", "two unpatched relays")]
 RELAY_WORKLOADS = ("small", "large", "paced")
 RELAYS_HEADING = "## Through both relays (SDK core)"
 
@@ -248,16 +253,20 @@ def compare_relays(args, workloads, runs, burst_runs):
         RELAYS_HEADING,
         "",
         "The SDK core's bursts and paced stream through moq-relay-ietf 0.8 on this workspace's "
-        "patched moq-transport (`MOQ_TEST_RELAY=patched`, in-process in `moq-test-relay`) and "
+        "patched moq-transport (`MOQ_TEST_RELAY=patched`, in-process in `moq-test-relay`), "
         "on the published moq-transport 0.17 (`MOQ_TEST_RELAY=upstream`, `moq-upstream-relay` "
-        "in a child process: the stream behaviour relays users meet keep), both running, runs "
+        "in a child process: the stream behaviour relays users meet keep), and through two "
+        "relays of a cluster (`moq-test-relay --cluster`: moq-relay-ietf 0.8's own binary as "
+        "published, three relays coordinated through moq-api over Redis; the publisher on one, "
+        "the subscriber on another, which dials the first), all running, runs "
         f"interleaved; medians of {runs} runs ({burst_runs} for the bursts), measured on "
         f"{datetime.date.today().isoformat()} by `scripts/bench"
         f"{' --relays-only' if args.relays_only else ''}`. Every burst checks that its "
         "objects arrived complete and in order.",
         "",
-        "| workload | " + " | ".join(k[1] for k in RELAY_KINDS) + " | unpatched / patched |",
-        "|---|---|---|---|",
+        "| workload | " + " | ".join(k[1] for k in RELAY_KINDS)
+        + " | unpatched / patched | two relays / one (unpatched) |",
+        "|---|---|---|---|---|---|",
     ]
     for key, label, wargs, metric, unit, higher in chosen:
         rows = [(f"{label} ({unit})", metric, unit, higher)]
@@ -265,13 +274,16 @@ def compare_relays(args, workloads, runs, burst_runs):
             rows.append(("paced, p99 (us)", "p99_us", "us", False))
         for text, m, u, h in rows:
             values = [median_of(results.get((key, kind), []), m) for kind, _ in RELAY_KINDS]
-            patched, upstream = values
-            r = None
-            if patched and upstream:
-                r = upstream / patched if h else patched / upstream
+            patched, upstream, cluster = values
+
+            def ratio(a, b):
+                if not (a and b):
+                    return "n/a"
+                return f"{(a / b if h else b / a):.2f}"
+
             cells = " | ".join(fmt(v, u) for v in values)
-            shown = f"{r:.2f}" if r else "n/a"
-            lines.append(f"| {text} | {cells} | {shown} |")
+            lines.append(f"| {text} | {cells} | {ratio(upstream, patched)} | "
+                         f"{ratio(cluster, upstream)} |")
     if failures:
         lines += ["", "Failed runs:", ""] + [f"- {f}" for f in failures]
     return "\n".join(lines) + "\n", failures

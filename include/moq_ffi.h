@@ -544,6 +544,34 @@ struct MoqResult moq_client_set_drafts(struct MoqClient *client,
                                        size_t count);
 
 /**
+ * Extension: other relays of the same cluster, tried after the URL given to `moq_connect`,
+ * in order: `count` URLs at `urls` (`moqt://` or `https://`, at most 16); NULL with `count`
+ * 0 removes them. Takes effect at the next `moq_connect`. `moq_connect` tries its URL, then
+ * each of these, until one accepts (each bounded by the connect timeout); with
+ * `moq_client_set_reconnect` on, a lost session moves to the relay after the one it lost
+ * (then the others, the lost one last) and announces and subscribes again there. The TLS
+ * settings and token apply to every relay. `moq_client_connected_relay` says which relay is
+ * in use. Errors: NULL client, NULL `urls` with a nonzero `count`, a NULL, non-UTF-8 or
+ * unparsable URL, or more than 16: `MOQ_ERROR_INVALID_ARGUMENT` (nothing changed).
+ * Thread-safe.
+ *
+ * # Safety
+ * `urls` must be NULL or point to `count` readable pointers, each NULL or NUL-terminated.
+ */
+MOQ_API
+struct MoqResult moq_client_set_fallback_urls(struct MoqClient *client,
+                                              const char *const *urls,
+                                              size_t count);
+
+/**
+ * Extension: which relay the session is with while connected: 0 for the URL given to
+ * `moq_connect`, 1 and up for the fallback URLs (`moq_client_set_fallback_urls`, in their
+ * order). Follows reconnects, which may move to another relay. -1 for NULL, a destroyed
+ * handle, or a client not connected. Thread-safe.
+ */
+MOQ_API int32_t moq_client_connected_relay(const struct MoqClient *client);
+
+/**
  * Extension: the authorization token to present at session setup (SETUP's AUTHORIZATION
  * TOKEN), for relays with authorization on: the base64url text the relay's issuer hands out
  * (a Common Access Token); NULL removes it. Takes effect at the next `moq_connect` and at

@@ -77,26 +77,6 @@ async fn receive_after(sub: &mut Subscriber, last: &mut usize, from: usize, want
     group
 }
 
-/// Publish `payload(i)` for i in `from..` every 5 ms until stopped, counting refusals.
-fn publish_steadily(
-    publisher: Arc<moq_ffi::core::Publisher>,
-    from: usize,
-    refused: Arc<AtomicUsize>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        for i in from.. {
-            match publisher.publish(payload(i, 64)) {
-                Ok(_) => {}
-                Err(PublishError::NotConnected) => {
-                    refused.fetch_add(1, Ordering::SeqCst);
-                }
-                Err(err) => panic!("publish {i}: {err}"),
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-}
-
 async fn relay_restart_restores_everything(scheme: &str) {
     let mut relay = relay();
     let publisher_client = start(reconnecting(config(&relay, scheme), 0)).await;

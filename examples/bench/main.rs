@@ -1,6 +1,7 @@
 //! The Rust path programs of the benchmark suite (`scripts/bench` runs them): the SDK's core
 //! (`core`) and a plain moq-transport client with no SDK layer (`baseline`), through a relay
-//! named by `MOQ_RELAY_MOQT_URL` / `MOQ_RELAY_CA_FILE`.
+//! named by `MOQ_RELAY_MOQT_URL` / `MOQ_RELAY_CA_FILE` (with `MOQ_RELAY_SUBSCRIBE_URL`, the
+//! core's publisher and subscriber are on two relays of a cluster).
 //!
 //! Usage: `bench <core|baseline> <workload> <count> <size>`; one run per invocation, one
 //! `RESULT {json}` line on stdout. Workloads (shared with the C, Python and Kotlin programs,
@@ -22,6 +23,9 @@ pub enum Path {
 
 pub struct Args {
     pub url: String,
+    /// Where the subscribing client of the two-client workloads connects, when not `url`
+    /// (`MOQ_RELAY_SUBSCRIBE_URL`: another relay of a cluster, for the two-relay figures).
+    pub subscribe_url: Option<String>,
     pub ca_file: String,
     pub namespace: String,
     pub count: usize,
@@ -109,6 +113,7 @@ async fn main() {
     let env = |name: &str| std::env::var(name).unwrap_or_else(|_| fail(format!("{name} unset")));
     let args = Args {
         url: env("MOQ_RELAY_MOQT_URL"),
+        subscribe_url: std::env::var("MOQ_RELAY_SUBSCRIBE_URL").ok(),
         ca_file: env("MOQ_RELAY_CA_FILE"),
         namespace: format!("bench-{}-{}-{}", std::process::id(), argv[1], argv[2]),
         count: argv[3]

@@ -12,15 +12,19 @@ use serde_json::{json, Value};
 
 use crate::{fail, index_of, median_round_ns, rss_mb, stamped, Args};
 
-fn config(args: &Args) -> ClientConfig {
-    let mut config = ClientConfig::new(&args.url);
+fn config(url: &str, args: &Args) -> ClientConfig {
+    let mut config = ClientConfig::new(url);
     config.tls.use_system_roots = false;
     config.tls.extra_ca_files = vec![args.ca_file.clone().into()];
     config
 }
 
 async fn connect(args: &Args) -> Client {
-    let client = Client::new(config(args)).unwrap_or_else(|err| fail(err));
+    connect_to(&args.url, args).await
+}
+
+async fn connect_to(url: &str, args: &Args) -> Client {
+    let client = Client::new(config(url, args)).unwrap_or_else(|err| fail(err));
     client.connect().await.unwrap_or_else(|err| fail(err));
     client
 }
@@ -63,7 +67,7 @@ impl Clients {
 
 pub async fn open(args: &Args, datagram: bool) -> (Publisher, Receive, Clients) {
     let a = connect(args).await;
-    let b = connect(args).await;
+    let b = connect_to(args.subscribe_url.as_ref().unwrap_or(&args.url), args).await;
     a.announce(&args.namespace)
         .await
         .unwrap_or_else(|err| fail(err));

@@ -80,6 +80,18 @@ impl Client {
         self.core.negotiated_draft()
     }
 
+    /// The relay the session is with while it is established (null otherwise): `index` 0 is
+    /// `ClientConfig.url`, 1 and up `fallback_urls`. Follows connects and failovers (a
+    /// reconnect may land on another relay of the list). Thread-safe.
+    pub fn connected_relay(&self) -> Option<super::ConnectedRelay> {
+        self.core
+            .connected_relay()
+            .map(|(index, url)| super::ConnectedRelay {
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                url,
+            })
+    }
+
     /// A snapshot of the connection's statistics (RTT, congestion window, bytes and packets,
     /// losses, datagrams, the draft, reconnects). Cheap: no allocation, no wait, callable
     /// from any thread as often as needed.

@@ -155,6 +155,23 @@ pub struct ClientConfig {
     /// with `MoqError.UnsupportedDraft` naming both sides' drafts.
     #[uniffi(default = [])]
     pub drafts: Vec<u32>,
+    /// Other relays of the same cluster, tried after `url`, in order (at most 16; same forms
+    /// as `url`). `connect` tries `url`, then each of these, until one accepts (each attempt
+    /// bounded by `connect_timeout_ms`); with `reconnect` set, a lost session moves to the
+    /// relay after the one it lost (then the others, the lost one last) and announces and
+    /// subscribes again there. `Client.connected_relay` says which relay is in use. The TLS
+    /// options and token apply to every relay. Empty (the default): `url` only.
+    #[uniffi(default = [])]
+    pub fallback_urls: Vec<String>,
+}
+
+/// Which of a client's relays its session is with (`Client.connected_relay`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ConnectedRelay {
+    /// 0: `ClientConfig.url`; 1 and up: `ClientConfig.fallback_urls[index - 1]`.
+    pub index: u32,
+    /// That relay's URL, as configured.
+    pub url: String,
 }
 
 /// Automatic reconnection. While reconnecting the state is `Connecting`; on success the
@@ -215,6 +232,7 @@ impl From<OverflowPolicy> for core::Overflow {
 impl ClientConfig {
     pub(crate) fn to_core(&self) -> Result<core::ClientConfig, super::MoqError> {
         let mut config = core::ClientConfig::new(self.url.clone());
+        config.fallback_urls = self.fallback_urls.clone();
         // No `tls`: the core's defaults, which the field defaults above restate.
         if let Some(tls) = &self.tls {
             config.tls.use_system_roots = tls.use_system_roots;
@@ -286,6 +304,7 @@ pub fn default_client_config(url: String) -> ClientConfig {
         reconnect: None,
         token: None,
         drafts: Vec::new(),
+        fallback_urls: core.fallback_urls,
         url: core.url,
     }
 }

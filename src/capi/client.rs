@@ -169,6 +169,66 @@ pub unsafe extern "C" fn moq_client_set_drafts(
     })
 }
 
+/// Extension: other relays of the same cluster, tried after the URL given to `moq_connect`,
+/// in order: `count` URLs at `urls` (`moqt://` or `https://`, at most 16); NULL with `count`
+/// 0 removes them. Takes effect at the next `moq_connect`. `moq_connect` tries its URL, then
+/// each of these, until one accepts (each bounded by the connect timeout); with
+/// `moq_client_set_reconnect` on, a lost session moves to the relay after the one it lost
+/// (then the others, the lost one last) and announces and subscribes again there. The TLS
+/// settings and token apply to every relay. `moq_client_connected_relay` says which relay is
+/// in use. Errors: NULL client, NULL `urls` with a nonzero `count`, a NULL, non-UTF-8 or
+/// unparsable URL, or more than 16: `MOQ_ERROR_INVALID_ARGUMENT` (nothing changed).
+/// Thread-safe.
+///
+/// # Safety
+/// `urls` must be NULL or point to `count` readable pointers, each NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn moq_client_set_fallback_urls(
+    client: *mut MoqClient,
+    urls: *const *const c_char,
+    count: usize,
+) -> MoqResult {
+    boundary::result("moq_client_set_fallback_urls", || {
+        let shared = CLIENTS.get(client)?;
+        let urls: Vec<String> = match (urls.is_null(), count) {
+            (_, 0) => Vec::new(),
+            (true, _) => return Err(CError::invalid("urls is NULL but count is not 0")),
+            (false, count) if count > core::config::MAX_FALLBACK_URLS => {
+                return Err(CError::invalid(format!(
+                    "{count} fallback URLs: at most {}",
+                    core::config::MAX_FALLBACK_URLS
+                )))
+            }
+            // SAFETY: per the caller's contract (non-NULL, `count` pointers, each NULL or
+            // NUL-terminated).
+            (false, _) => unsafe { std::slice::from_raw_parts(urls, count) }
+                .iter()
+                .map(|&url| unsafe { str_arg(url, "urls[i]") }.map(str::to_owned))
+                .collect::<Result<_, _>>()?,
+        };
+        let mut config = lock(&shared.template).clone();
+        config.fallback_urls = urls.clone();
+        config.url = "moqt://check.invalid".into();
+        config.validate().map_err(CError::of)?;
+        shared.update_template(|template| template.fallback_urls = urls);
+        Ok(())
+    })
+}
+
+/// Extension: which relay the session is with while connected: 0 for the URL given to
+/// `moq_connect`, 1 and up for the fallback URLs (`moq_client_set_fallback_urls`, in their
+/// order). Follows reconnects, which may move to another relay. -1 for NULL, a destroyed
+/// handle, or a client not connected. Thread-safe.
+#[no_mangle]
+pub extern "C" fn moq_client_connected_relay(client: *const MoqClient) -> i32 {
+    boundary::value("moq_client_connected_relay", -1, || {
+        Ok(CLIENTS
+            .get(client)?
+            .connected_relay()
+            .map_or(-1, |index| i32::try_from(index).unwrap_or(i32::MAX)))
+    })
+}
+
 /// Extension: the authorization token to present at session setup (SETUP's AUTHORIZATION
 /// TOKEN), for relays with authorization on: the base64url text the relay's issuer hands out
 /// (a Common Access Token); NULL removes it. Takes effect at the next `moq_connect` and at

@@ -139,6 +139,15 @@ impl ClientShared {
         lock(&self.core).as_ref().and_then(Client::negotiated_draft)
     }
 
+    /// Which relay the current session is with (0: the `moq_connect` URL, then the fallback
+    /// URLs), if connected.
+    pub(crate) fn connected_relay(&self) -> Option<usize> {
+        lock(&self.core)
+            .as_ref()
+            .and_then(Client::connected_relay)
+            .map(|(index, _)| index)
+    }
+
     /// `moq_connect`: see its documentation. Returns OK only if connected when it returns.
     pub(crate) fn connect(
         &self,

@@ -122,6 +122,16 @@ pub fn parse_fingerprint(text: &str) -> Result<[u8; 32], ConfigError> {
 pub struct ClientConfig {
     /// Relay URL: `moqt://host:port[/path]` or `https://host:port[/path]` (port defaults to 443).
     pub url: String,
+    /// Other relays of the same cluster, tried after `url`, in order (at most
+    /// [`MAX_FALLBACK_URLS`]; same forms as `url`, schemes may differ). `connect` tries `url`,
+    /// then each of these, until one accepts the session (each attempt bounded by
+    /// `connect_timeout`); with `reconnect` set, a lost session tries the relay after the one
+    /// it lost first, then the others in turn, the lost one last, and restores announcements
+    /// and subscriptions on whichever accepts (the cluster routes them to the publisher's
+    /// relay). `Client::connected_relay` says which one the session is on. Default empty:
+    /// `url` only. The TLS settings (and `token`) apply to every relay: trust each one's
+    /// certificate.
+    pub fallback_urls: Vec<String>,
     /// Certificate trust.
     pub tls: TlsConfig,
     /// Bound on the QUIC + TLS + MoQT SETUP handshake. Default 10 s.
@@ -193,7 +203,7 @@ pub struct ReconnectPolicy {
     /// The wait doubles after each failed attempt, up to this. Default 5 s.
     pub max_delay: Duration,
     /// Attempts before giving up (state `Failed`, subscriptions end with `ConnectionLost`);
-    /// 0 means no limit. Default 0.
+    /// 0 means no limit. Default 0. With `fallback_urls`, one attempt tries every relay once.
     pub max_attempts: u32,
 }
 
@@ -213,6 +223,7 @@ impl ClientConfig {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            fallback_urls: Vec::new(),
             tls: TlsConfig::default(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
@@ -324,9 +335,33 @@ impl ClientConfig {
                 reason: format!("must be at most {MAX_OBJECT_SIZE_LIMIT} bytes (4 GiB - 1)"),
             });
         }
+        self.relays()?;
         Ok((url, scheme))
     }
+
+    /// `url`, then `fallback_urls`, parsed: the relays a client tries, in order.
+    pub(crate) fn relays(&self) -> Result<Vec<(url::Url, Scheme)>, ConfigError> {
+        if self.fallback_urls.len() > MAX_FALLBACK_URLS {
+            return Err(ConfigError::InvalidSetting {
+                name: "fallback_urls",
+                reason: format!("at most {MAX_FALLBACK_URLS} relays"),
+            });
+        }
+        let mut relays = vec![parse_url(&self.url)?];
+        for (index, text) in self.fallback_urls.iter().enumerate() {
+            let relay = parse_url(text).map_err(|err| ConfigError::InvalidSetting {
+                name: "fallback_urls",
+                reason: format!("entry {index}: {err}"),
+            })?;
+            relays.push(relay);
+        }
+        Ok(relays)
+    }
 }
+
+/// The most fallback relays a client takes: each dead one costs up to `connect_timeout` on
+/// every pass of a connect or reconnect, so a longer list would only stretch failover.
+pub const MAX_FALLBACK_URLS: usize = 16;
 
 /// The default `idle_timeout`.
 /// Default [`ClientConfig::receive_window`].

@@ -27,6 +27,11 @@ use crate::sync::lock;
 /// How long `close()` waits for the relay to acknowledge the close before returning.
 const CLOSE_DRAIN: Duration = Duration::from_millis(300);
 
+/// The first wait before announcing again a namespace the relay refused on a reconnect (see
+/// `Client::keep_reannouncing`); it doubles up to [`REANNOUNCE_MAX_RETRY`].
+const REANNOUNCE_RETRY: Duration = Duration::from_millis(500);
+const REANNOUNCE_MAX_RETRY: Duration = Duration::from_secs(4);
+
 /// A MoQT client. Cheap to clone (clones share the session); thread-safe.
 ///
 /// Dropping the last clone closes the session, so the relay releases announced namespaces
@@ -51,8 +56,8 @@ struct Inner {
     runtime: tokio::runtime::Handle,
     hub: Arc<super::discovery::Hub>,
     config: ClientConfig,
-    url: url::Url,
-    scheme: Scheme,
+    /// `config.url`, then `config.fallback_urls`, parsed: the relays sessions are opened with.
+    relays: Vec<(url::Url, Scheme)>,
     state: watch::Sender<ConnectionState>,
     live: Mutex<Option<Arc<Live>>>,
     /// Serializes connect, reconnect and close.
@@ -98,7 +103,8 @@ impl Client {
         config: ClientConfig,
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, super::ConfigError> {
-        let (url, scheme) = config.validate()?;
+        config.validate()?;
+        let relays = config.relays()?;
         let max_subscriptions = config
             .max_subscriptions
             .min(tokio::sync::Semaphore::MAX_PERMITS);
@@ -112,8 +118,7 @@ impl Client {
                 runtime,
                 hub: super::discovery::Hub::new(config.max_announced_namespaces),
                 config,
-                url,
-                scheme,
+                relays,
                 state,
                 live: Mutex::new(None),
                 lifecycle: tokio::sync::Mutex::new(()),
@@ -192,6 +197,11 @@ impl Client {
     /// MoQT SETUP, bounded by `connect_timeout`. State goes Connecting, then Connected or
     /// Failed; `Disconnected` if the caller stops awaiting (cancellation) midway.
     ///
+    /// With `fallback_urls`, tries `url` and then each of them in order until one accepts
+    /// (each bounded by `connect_timeout`, each failure logged); if none does, the error is
+    /// the first that is not about reaching the relay (a refusal, TLS, credentials, drafts:
+    /// what the app must fix), else the last relay's.
+    ///
     /// Fails with `AlreadyConnected` if connected when called. Called while a reconnect is
     /// in progress, it waits for that attempt and succeeds if it did.
     pub async fn connect(&self) -> Result<(), ConnectError> {
@@ -206,7 +216,7 @@ impl Client {
         self.set_state(ConnectionState::Connecting);
         // Dropped before the outcome (the caller cancelled): not connecting any more.
         let mut cancelled = StateOnDrop(Some((self, ConnectionState::Disconnected)));
-        let outcome = self.open_session().await;
+        let outcome = self.open_any(0).await;
         cancelled.0 = None;
         match outcome {
             Ok(_) => {
@@ -221,19 +231,50 @@ impl Client {
         }
     }
 
-    /// Establish a session and make it the current one (state is left to the caller).
-    async fn open_session(&self) -> Result<Arc<Live>, ConnectError> {
+    /// Which relay the session is with: its index in `url` (0) then `fallback_urls` (1...),
+    /// and its URL as configured. `None` while not connected. Thread-safe.
+    pub fn connected_relay(&self) -> Option<(usize, String)> {
+        let relay = self.live()?.relay;
+        let url = match relay {
+            0 => self.inner.config.url.clone(),
+            n => self.inner.config.fallback_urls.get(n - 1)?.clone(),
+        };
+        Some((relay, url))
+    }
+
+    /// Open a session with the first relay that accepts one, trying them in turn from
+    /// `first` (wrapping around, each once). See [`Client::connect`] for the error returned.
+    async fn open_any(&self, first: usize) -> Result<Arc<Live>, ConnectError> {
+        let count = self.inner.relays.len();
+        let mut reported: Option<ConnectError> = None;
+        for relay in (0..count).map(|step| (first + step) % count) {
+            let err = match self.open_session(relay).await {
+                Ok(live) => return Ok(live),
+                Err(err) => err,
+            };
+            if count > 1 {
+                log::warn!("relay {} of {count} failed: {err}", relay + 1);
+            }
+            // Keep the first failure the app must fix; else the latest.
+            if reported.as_ref().is_none_or(about_reaching) {
+                reported = Some(err);
+            }
+        }
+        // `url` is always one relay, so there is a failure to report.
+        Err(reported.unwrap_or(ConnectError::Config(super::ConfigError::MissingHost)))
+    }
+
+    /// Establish a session with relay `relay` and make it the current one (state is left to
+    /// the caller).
+    async fn open_session(&self, relay: usize) -> Result<Arc<Live>, ConnectError> {
         let config = &self.inner.config;
+        let (relay_url, scheme) = &self.inner.relays[relay];
         let claiming_sessions = Arc::new(super::claiming_session::PendingReaders::default());
         let attempt = async {
-            let established = super::transport::establish(
-                config,
-                &self.inner.url,
-                self.inner.scheme,
-                claiming_sessions.clone(),
-            )
-            .await?;
-            let url = redacted(&self.inner.url);
+            let established =
+                super::transport::establish(config, relay_url, *scheme, claiming_sessions.clone())
+                    .await?;
+            let url = redacted(relay_url);
             let setup = async {
                 let token = lock(&self.inner.token).clone();
                 let tokens = token.iter().map(super::Token::setup_token).collect();
@@ -247,18 +288,18 @@ impl Client {
                     .await
                     .map_err(|err| match unauthorized(&err) {
                         Some(reason) => ConnectError::Unauthorized {
-                            url: redacted(&self.inner.url),
+                            url: redacted(relay_url),
                             reason,
                         },
                         None => ConnectError::Refused {
-                            url: redacted(&self.inner.url),
+                            url: redacted(relay_url),
                             reason: format!("MoQT SETUP failed: {err}"),
                         },
                     })?;
                 // Where credentials are in play: a token, or a path (relays scope access by
                 // path, and a path without the token a scope needs is refused the same way).
-                if token.is_some() || !self.inner.url.path().trim_matches('/').is_empty() {
-                    admitted(&established.session, &self.inner.url).await?;
+                if token.is_some() || !relay_url.path().trim_matches('/').is_empty() {
+                    admitted(&established.session, relay_url).await?;
                 }
                 Ok::<_, ConnectError>((session, publisher, subscriber))
             };
@@ -273,7 +314,7 @@ impl Client {
                 Ok(result) => result?,
                 Err(_) => {
                     return Err(ConnectError::Timeout {
-                        url: redacted(&self.inner.url),
+                        url: redacted(relay_url),
                         after: config.connect_timeout,
                     })
                 }
@@ -285,6 +326,7 @@ impl Client {
                 subscriber,
                 config: config.clone(),
                 draft: established.draft,
+                relay,
                 session: established.session,
                 endpoint: established.endpoint,
                 connection: established.connection,
@@ -311,8 +353,8 @@ impl Client {
         *lock(&self.inner.live) = Some(live.clone());
         log::info!(
             "connected to {} over {} (MoQT draft {})",
-            redacted(&self.inner.url),
-            match self.inner.scheme {
+            redacted(relay_url),
+            match scheme {
                 Scheme::RawQuic => "raw QUIC",
                 Scheme::WebTransport => "WebTransport",
             },
@@ -321,9 +363,15 @@ impl Client {
         Ok(live)
     }
 
-    /// After a lost session: reconnect under `policy` until it succeeds, the client is closed
-    /// or dropped, or the attempts run out. Holds only a weak reference between attempts.
-    async fn reconnect(inner: std::sync::Weak<Inner>, policy: super::config::ReconnectPolicy) {
+    /// After a lost session with relay `lost`: reconnect under `policy` until it succeeds, the
+    /// client is closed or dropped, or the attempts run out. Each attempt tries every relay
+    /// once, starting with the one after `lost` (a cluster's other relays before the one that
+    /// just failed). Holds only a weak reference between attempts.
+    async fn reconnect(
+        inner: std::sync::Weak<Inner>,
+        policy: super::config::ReconnectPolicy,
+        lost: usize,
+    ) {
         let mut delay = policy.initial_delay;
         let mut attempt = 0u32;
         loop {
@@ -336,7 +384,8 @@ impl Client {
             if client.inner.closed.load(Ordering::SeqCst) || client.live().is_some() {
                 return; // closed, or connected by hand meanwhile
             }
-            match client.open_session().await {
+            let next = (lost + 1) % client.inner.relays.len();
+            match client.open_any(next).await {
                 Ok(live) => {
                     log::info!("reconnected after {attempt} attempt(s)");
                     client.inner.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -363,31 +412,81 @@ impl Client {
     /// publishers onto it, and subscribe again (in the background: a subscription may wait
     /// for its publisher to come back).
     async fn restore(&self, live: &Arc<Live>) {
-        let (namespaces, publishers): (Vec<String>, Vec<_>) = {
-            let mut intent = lock(&self.inner.intent);
-            intent.publishers.retain(|p| p.strong_count() > 0);
-            let publishers = intent
-                .publishers
-                .iter()
-                .filter_map(std::sync::Weak::upgrade);
-            (intent.namespaces.clone(), publishers.collect())
-        };
+        let namespaces = lock(&self.inner.intent).namespaces.clone();
         for namespace in namespaces {
-            // The namespace's tracks exist before its first SUBSCRIBE is answered: a relay
-            // re-subscribing at once must not be told "not found".
-            let rebind = || {
-                for publisher in publishers.iter().filter(|p| p.namespace() == namespace) {
-                    publisher.rebind(live);
+            match self.reannounce(live, &namespace).await {
+                Ok(()) | Err(AnnounceError::NotConnected) => {}
+                Err(err) => {
+                    log::warn!(
+                        "could not announce '{}' again after reconnecting: {err}; retrying \
+                         while this session lasts",
+                        shown(&namespace)
+                    );
+                    self.keep_reannouncing(live, namespace);
                 }
-            };
-            if let Err(err) = self.announce_on(live, &namespace, rebind).await {
-                log::warn!(
-                    "could not announce '{}' again after reconnecting: {err}",
-                    shown(&namespace)
-                );
             }
         }
         super::delivery::subscription::resubscribe_all(&self.inner.tracks, live);
+    }
+
+    /// Announce `namespace` on `live` again and move its publishers onto it.
+    async fn reannounce(&self, live: &Arc<Live>, namespace: &str) -> Result<(), AnnounceError> {
+        let publishers: Vec<_> = {
+            let mut intent = lock(&self.inner.intent);
+            intent.publishers.retain(|p| p.strong_count() > 0);
+            intent
+                .publishers
+                .iter()
+                .filter_map(std::sync::Weak::upgrade)
+                .filter(|p| p.namespace() == namespace)
+                .collect()
+        };
+        // The namespace's tracks exist before its first SUBSCRIBE is answered: a relay
+        // re-subscribing at once must not be told "not found".
+        let rebind = || {
+            for publisher in &publishers {
+                publisher.rebind(live);
+            }
+        };
+        self.announce_on(live, namespace, rebind).await
+    }
+
+    /// After the relay refused `namespace` on a reconnect, announce it again now and then
+    /// (from [`REANNOUNCE_RETRY`], doubling up to [`REANNOUNCE_MAX_RETRY`]) while `live` is
+    /// the session and the app still announces it. Why: a relay of a cluster refuses a
+    /// namespace its coordinator still records for another relay, such as the one this
+    /// client just lost (moq-api keeps a dead relay's registrations up to 600 s); once that
+    /// lapses, the publishers continue here without the app doing anything.
+    fn keep_reannouncing(&self, live: &Arc<Live>, namespace: String) {
+        let (client, session) = (self.downgrade(), Arc::downgrade(live));
+        self.inner.runtime.spawn(async move {
+            let mut delay = REANNOUNCE_RETRY;
+            for attempt in 1u32.. {
+                tokio::time::sleep(delay).await;
+                let (Some(client), Some(live)) = (client.upgrade(), session.upgrade()) else {
+                    return;
+                };
+                let wanted = lock(&client.inner.intent).namespaces.contains(&namespace);
+                if live.is_lost() || !wanted || lock(&live.announced).contains_key(&namespace) {
+                    return;
+                }
+                match client.reannounce(&live, &namespace).await {
+                    Ok(()) => {
+                        log::info!(
+                            "announced '{}' again after {attempt} retries",
+                            shown(&namespace)
+                        );
+                        return;
+                    }
+                    Err(AnnounceError::NotConnected | AnnounceError::Duplicate { .. }) => return,
+                    Err(err) => log::debug!(
+                        "announcing '{}' again, retry {attempt}: {err}",
+                        shown(&namespace)
+                    ),
+                }
+                delay = (delay * 2).min(REANNOUNCE_MAX_RETRY);
+            }
+        });
     }
 
     /// Create a publisher for `track` in `namespace`, which this client must have announced.
@@ -621,6 +720,18 @@ async fn admitted(session: &TransportSession, url: &url::Url) -> Result<(), Conn
     }
 }
 
+/// Whether `err` is about reaching a relay (nothing answered in time, the network, the
+/// name): on a pass over a cluster's relays, a refusal, TLS, credentials or drafts failure is
+/// what the app must fix, and the other relays' timeouts would hide it.
+fn about_reaching(err: &ConnectError) -> bool {
+    matches!(
+        err,
+        ConnectError::Timeout { .. }
+            | ConnectError::Transport { .. }
+            | ConnectError::Resolve { .. }
+    )
+}
+
 /// The relay's reason, if `err` is its refusal of this client's credentials: session error
 /// UNAUTHORIZED (0x2, draft-18 §15.10.1), or an application close whose reason is
 /// "unauthorized" (moq-relay-ietf's fixed text, whatever layer carried the code).
@@ -789,12 +900,13 @@ async fn supervise(
         }
         *current = None;
     }
+    let relay = live.relay;
     drop(live);
     match strong.config.reconnect {
         Some(policy) if !strong.closed.load(Ordering::SeqCst) => {
             strong.state.send_replace(ConnectionState::Connecting);
             drop(strong);
-            Client::reconnect(inner, policy).await;
+            Client::reconnect(inner, policy, relay).await;
         }
         _ => {
             strong.state.send_replace(ConnectionState::Failed);

@@ -56,6 +56,8 @@ pub(crate) struct LiveParts {
     pub(crate) config: ClientConfig,
     /// The MoQT draft this session speaks.
     pub(crate) draft: u32,
+    /// Which of the client's relays the session is with (0: `url`, then `fallback_urls`).
+    pub(crate) relay: usize,
     pub(crate) session: TransportSession,
     pub(crate) endpoint: quinn::Endpoint,
     /// The QUIC connection under the session, for its statistics.

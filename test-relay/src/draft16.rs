@@ -10,19 +10,19 @@
 //! [`crate::AUTH_PATH`] as the in-process relays do ([`crate::TestRelay::token`] mints them), so
 //! `tests/auth.rs` runs against it too.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use anyhow::Context;
 
+use crate::child::Logged;
 use crate::Identity;
 
 /// A running draft-16 relay. Dropping it kills the process (SIGKILL, as a crash).
 pub struct Draft16Relay {
     identity: Identity,
     port: u16,
-    child: Child,
+    _child: Logged,
 }
 
 impl Draft16Relay {
@@ -43,7 +43,7 @@ impl Draft16Relay {
         Ok(Self {
             identity,
             port,
-            child,
+            _child: child,
         })
     }
 
@@ -68,17 +68,9 @@ impl Draft16Relay {
     }
 }
 
-impl Drop for Draft16Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Start moq-relay-ietf 0.7.31 on `127.0.0.1:port` (0: ephemeral) with `identity`'s
-/// certificate; returns the process and the port it listens on. Its stdin is null: a test
-/// that dies leaves it to be killed by its owner's drop (or the test harness).
-pub(crate) fn spawn(identity: &Identity, port: u16) -> anyhow::Result<(Child, u16)> {
+/// certificate; returns the process (killed when dropped) and the port it listens on.
+pub(crate) fn spawn(identity: &Identity, port: u16) -> anyhow::Result<(Logged, u16)> {
     let dir = identity._dir.path();
     let (cert, key) = (dir.join("relay-cert.pem"), dir.join("relay-key.pem"));
     std::fs::write(&cert, &identity.ca_pem).context("write certificate")?;
@@ -101,69 +93,27 @@ pub(crate) fn spawn(identity: &Identity, port: u16) -> anyhow::Result<(Child, u1
         .arg(&coordinator)
         .arg("--scope-config")
         .arg(&scope_config)
-        .env("NO_COLOR", "1")
         // Its "listening on" line is an info log: a caller's RUST_LOG must not hide it.
         .env(
             "RUST_LOG",
             std::env::var("MOQ_DRAFT16_RELAY_RUST_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // It reads no stdin, so it would outlive a parent killed with SIGKILL (a test harness
-    // ending `moq-test-relay --draft16` so): have the kernel end it with its parent.
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    let mut child = command
-        .spawn()
-        .with_context(|| format!("start {}", binary.display()))?;
-    // It logs to stdout or stderr (both seen): read both, always, so that neither pipe
-    // fills and stalls it, and take the port from the line saying it listens.
-    let (lines, listening) = std::sync::mpsc::channel::<String>();
-    let stdout = child.stdout.take().context("relay stdout")?;
-    let stderr = child.stderr.take().context("relay stderr")?;
-    for output in [
-        Box::new(stdout) as Box<dyn std::io::Read + Send>,
-        Box::new(stderr),
-    ] {
-        let lines = lines.clone();
-        // MOQ_DRAFT16_RELAY_LOG=1 shows the relay's log (with RUST_LOG for the relay in
-        // MOQ_DRAFT16_RELAY_RUST_LOG) on stderr, to debug against it.
-        let show = std::env::var_os("MOQ_DRAFT16_RELAY_LOG").is_some();
-        std::thread::spawn(move || {
-            for line in BufReader::new(output).lines().map_while(Result::ok) {
-                if show {
-                    eprintln!("[draft-16 relay] {line}");
-                }
-                let _ = lines.send(line);
-            }
-        });
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        let Ok(line) = listening.recv_timeout(left) else {
-            break;
-        };
-        if let Some((_, addr)) = line.split_once("listening on 127.0.0.1:") {
-            if let Ok(port) = addr.trim().parse::<u16>() {
-                return Ok((child, port));
-            }
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    anyhow::bail!("{} did not listen within 30 s", binary.display())
+        );
+    // MOQ_DRAFT16_RELAY_LOG=1 shows the relay's log (with RUST_LOG for the relay in
+    // MOQ_DRAFT16_RELAY_RUST_LOG) on stderr, to debug against it. It logs to stdout or stderr
+    // (both seen): the port comes from the line saying it listens.
+    let mut relay = Logged::spawn(&mut command, "draft-16 relay", "MOQ_DRAFT16_RELAY_LOG")?;
+    let port = relay.wait_for(
+        std::time::Duration::from_secs(30),
+        &format!("{} did not listen", binary.display()),
+        listening_port,
+    )?;
+    Ok((relay, port))
+}
+
+/// The port of a moq-relay-ietf "listening on 127.0.0.1:PORT" log line.
+pub(crate) fn listening_port(line: &str) -> Option<u16> {
+    let (_, addr) = line.split_once("listening on 127.0.0.1:")?;
+    addr.trim().parse().ok()
 }
 
 /// The relay's token policy, in its `--scope-config` format: sessions on [`crate::AUTH_PATH`]

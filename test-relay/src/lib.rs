@@ -18,16 +18,19 @@
 //! traffic. [`hostile::HostilePeer`] is a MoQT peer that misbehaves on purpose.
 //! [`foreign::ForeignSubscriber`] subscribes to a client's tracks as moq-dev's relay does.
 //! [`draft16::Draft16Relay`] runs moq-relay-ietf 0.7 (draft 16) as published.
+//! [`cluster::Cluster`] runs three moq-relay-ietf 0.8 relays, as published, as one cluster.
 //!
 //! This crate is a dev-dependency only: the shipped `moq_ffi` library never links the relay.
 
 #![deny(missing_docs)]
 
+pub mod cluster;
 pub mod draft16;
 pub mod faults;
 pub mod foreign;
 pub mod hostile;
 
+mod child;
 mod relay_server;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -304,6 +307,8 @@ pub(crate) fn near_this_executable(
 enum Server {
     InProcess(Running),
     Child(UpstreamProcess),
+    /// moq-relay-ietf 0.7.31, the published binary (killed when dropped).
+    Published(child::Logged),
 }
 
 impl Server {
@@ -311,11 +316,12 @@ impl Server {
         match self {
             Server::InProcess(running) => running.stop(),
             Server::Child(child) => child.stop(),
+            Server::Published(mut child) => child.kill(),
         }
     }
 }
 
-/// A relay in a child process (`moq-upstream-relay`, or moq-relay-ietf 0.7.31). Killed (SIGKILL: no CONNECTION_CLOSE, as a crash)
+/// A relay in a child process (`moq-upstream-relay`). Killed (SIGKILL: no CONNECTION_CLOSE, as a crash)
 /// when stopped or dropped; its stdin is a pipe, so it also ends if this process dies.
 struct UpstreamProcess {
     child: Child,
@@ -510,7 +516,7 @@ impl TestRelay {
         if kind == RelayKind::Draft16 {
             let (child, port) = draft16::spawn(identity, port)?;
             return Ok((
-                Server::Child(UpstreamProcess { child }),
+                Server::Published(child),
                 SocketAddr::from(([127, 0, 0, 1], port)),
             ));
         }

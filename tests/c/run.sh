@@ -145,7 +145,7 @@ MOQ_TEST_SCALE=10 "$out/test_capi_shared" stream_pubsub_both_schemes stream_burs
   wait_ready_after_unsubscribe_of_an_established_subscription_fails \
   subscribe_failure_is_visible catalog_subscription reconnect_after_relay_restart_both_schemes \
   token_passes_and_a_missing_or_wrong_one_is_refused fetch_kept_groups_and_what_is_not_available \
-  past_groups_and_option_struct_sizes
+  past_groups_and_option_struct_sizes failover_to_the_fallback_relay_when_the_first_dies
 
 # Tokens through moq-relay-ietf 0.7.31 (draft 16) with its token checking on: the same case,
 # the token carried in draft 16's CLIENT_SETUP (src/core/draft16 re-encodes it).

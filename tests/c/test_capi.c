@@ -1884,6 +1884,35 @@ static void on_resumed_data(void *user_data, const uint8_t *data, size_t len) {
     atomic_fetch_add(&log->count, 1);
 }
 
+/* Publish objects 0-9 on `pub` and wait until `log` has them. */
+static void publish_ten_and_receive(MoqPublisher *pub, ResumeLog *log) {
+    unsigned char buf[64];
+    for (int i = 0; i < 10; i++) {
+        fill(buf, 64, i);
+        CHECK_RESULT(moq_publish_data(pub, buf, 64, MOQ_DELIVERY_STREAM), MOQ_OK);
+    }
+    CHECK(wait_for(&log->count, 10, 10000));
+}
+
+/* After a gap (the session lost and re-established): publish steadily from index 1000 (each
+ * refusal while the namespace is away is ignored) until 30 such objects have arrived, in order
+ * and intact. */
+static void publish_until_30_after_the_gap(MoqPublisher *pub, ResumeLog *log, const char *label) {
+    unsigned char buf[64];
+    double end = now_ms() + slack_ms(20000);
+    for (int i = 1000; atomic_load(&log->after_gap) < 30 && now_ms() < end; i++) {
+        fill(buf, 64, i);
+        MoqResult r = moq_publish_data(pub, buf, 64, MOQ_DELIVERY_STREAM);
+        moq_free_str(r.message);
+        sleep_ms(5);
+    }
+    fprintf(stderr, "  %s: %d objects after the gap, %d before\n", label, atomic_load(&log->after_gap),
+            atomic_load(&log->count) - atomic_load(&log->after_gap));
+    CHECK(atomic_load(&log->after_gap) >= 30);
+    CHECK(atomic_load(&log->order_errors) == 0);
+    CHECK(atomic_load(&log->content_errors) == 0);
+}
+
 /* Wait until the latest state recorded in `log` is `state`. */
 static int wait_state(StateLog *log, int state, long timeout_ms) {
     for (double end = now_ms() + timeout_ms; now_ms() < end; sleep_ms(10)) {
@@ -1943,16 +1972,12 @@ static void reconnect_after_relay_restart(int https) {
     MoqSubscriber *sub = moq_subscribe(sub_client, ns, "t", on_resumed_data, &log);
     CHECK(sub != NULL);
     CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
-    unsigned char buf[64];
-    for (int i = 0; i < 10; i++) {
-        fill(buf, 64, i);
-        CHECK_RESULT(moq_publish_data(pub, buf, 64, MOQ_DELIVERY_STREAM), MOQ_OK);
-    }
-    CHECK(wait_for(&log.count, 10, 10000));
+    publish_ten_and_receive(pub, &log);
 
     CHECK(own_relay_command(&relay, "stop", "STOPPED"));
     CHECK(wait_state(&pub_states, MOQ_STATE_CONNECTING, 6000));
     CHECK(wait_state(&sub_states, MOQ_STATE_CONNECTING, 6000));
+    unsigned char buf[64];
     fill(buf, 64, 999);
     CHECK_RESULT(moq_publish_data(pub, buf, 64, MOQ_DELIVERY_STREAM), MOQ_ERROR_NOT_CONNECTED);
     CHECK(moq_is_subscribed(sub));
@@ -1960,19 +1985,7 @@ static void reconnect_after_relay_restart(int https) {
     CHECK(own_relay_command(&relay, "restart", "RESTARTED"));
     CHECK(wait_state(&pub_states, MOQ_STATE_CONNECTED, 20000));
     CHECK(wait_state(&sub_states, MOQ_STATE_CONNECTED, 20000));
-    /* Publish steadily until 30 objects of after the restart have arrived. */
-    double end = now_ms() + 20000;
-    for (int i = 1000; atomic_load(&log.after_gap) < 30 && now_ms() < end; i++) {
-        fill(buf, 64, i);
-        MoqResult r = moq_publish_data(pub, buf, 64, MOQ_DELIVERY_STREAM);
-        moq_free_str(r.message);
-        sleep_ms(5);
-    }
-    fprintf(stderr, "  %s: %d objects after the restart, %d before\n", https ? "https" : "moqt",
-            atomic_load(&log.after_gap), atomic_load(&log.count) - atomic_load(&log.after_gap));
-    CHECK(atomic_load(&log.after_gap) >= 30);
-    CHECK(atomic_load(&log.order_errors) == 0);
-    CHECK(atomic_load(&log.content_errors) == 0);
+    publish_until_30_after_the_gap(pub, &log, https ? "https, restarted" : "moqt, restarted");
     moq_subscriber_destroy(sub);
     moq_publisher_destroy(pub);
     moq_client_destroy(sub_client);
@@ -1983,6 +1996,95 @@ static void reconnect_after_relay_restart(int https) {
 static void test_reconnect_after_relay_restart_both_schemes(void) {
     reconnect_after_relay_restart(0);
     reconnect_after_relay_restart(1);
+}
+
+/* Failover (issue #27): a client given relay A, and relay B as its fallback
+ * (moq_client_set_fallback_urls), trusting each relay's own CA, moves to B when A dies: it
+ * announces and subscribes again there and continues in order; moq_client_connected_relay
+ * says which relay it is on. */
+static MoqClient *failover_client(const OwnRelay *a, const char *b_ca_pem, const char *b_url,
+                                  StateLog *log) {
+    MoqClientConfig config;
+    memset(&config, 0, sizeof config);
+    config.struct_size = sizeof config;
+    config.ca_cert_file = a->ca;
+    config.ca_cert_pem = b_ca_pem;
+    config.disable_system_roots = true;
+    config.idle_timeout_ms = 2000;
+    config.connect_timeout_ms = 3000;
+    config.rendezvous_timeout_ms = 10000;
+    MoqClient *client = moq_client_create_ex(&config);
+    CHECK(client != NULL);
+    CHECK(moq_client_connected_relay(client) == -1);
+    const char *fallbacks[] = {b_url};
+    CHECK_RESULT(moq_client_set_fallback_urls(client, fallbacks, 1), MOQ_OK);
+    CHECK_RESULT(moq_client_set_reconnect(client, 100, 400, 0), MOQ_OK);
+    CHECK_RESULT(moq_connect(client, a->moqt, on_state, log), MOQ_OK);
+    CHECK(moq_client_connected_relay(client) == 0);
+    return client;
+}
+
+static void test_failover_to_the_fallback_relay_when_the_first_dies(void) {
+    OwnRelay a, b;
+    if (!own_relay_start_checked(&a)) return;
+    if (!own_relay_start_checked(&b)) {
+        own_relay_end(&a);
+        return;
+    }
+    char *b_pem = read_text_file(b.ca);
+    CHECK(b_pem != NULL);
+    StateLog pub_states = {0}, sub_states = {0};
+    MoqClient *pub_client = failover_client(&a, b_pem, b.moqt, &pub_states);
+    MoqClient *sub_client = failover_client(&a, b_pem, b.https, &sub_states);
+    char ns[64];
+    MoqPublisher *pub = publisher_in_new_namespace(pub_client, ns, sizeof ns, "failover", "t");
+    CHECK(pub != NULL);
+    ResumeLog log = {0};
+    MoqSubscriber *sub = moq_subscribe(sub_client, ns, "t", on_resumed_data, &log);
+    CHECK(sub != NULL);
+    CHECK_RESULT(moq_subscriber_wait_ready(sub, slack_ms(5000)), MOQ_OK);
+    publish_ten_and_receive(pub, &log);
+
+    CHECK(own_relay_command(&a, "stop", "STOPPED"));
+    /* Both notice within the idle timeout (2 s) and connect to B at once. */
+    double end = now_ms() + slack_ms(20000);
+    while ((moq_client_connected_relay(pub_client) != 1 || moq_client_connected_relay(sub_client) != 1) &&
+           now_ms() < end)
+        sleep_ms(10);
+    CHECK(moq_client_connected_relay(pub_client) == 1);
+    CHECK(moq_client_connected_relay(sub_client) == 1);
+    CHECK(wait_state(&sub_states, MOQ_STATE_CONNECTED, 5000));
+    CHECK(moq_is_subscribed(sub));
+    publish_until_30_after_the_gap(pub, &log, "failed over to B");
+    moq_subscriber_destroy(sub);
+    moq_publisher_destroy(pub);
+    moq_client_destroy(sub_client);
+    moq_client_destroy(pub_client);
+    free(b_pem);
+    own_relay_end(&b);
+    own_relay_end(&a);
+}
+
+static void test_set_fallback_urls_arguments(void) {
+    const char *one[] = {"moqt://localhost:4443"};
+    CHECK_RESULT(moq_client_set_fallback_urls(NULL, one, 1), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK(moq_client_connected_relay(NULL) == -1);
+    MoqClient *client = moq_client_create();
+    CHECK_RESULT(moq_client_set_fallback_urls(client, NULL, 1), MOQ_ERROR_INVALID_ARGUMENT);
+    const char *unparsable[] = {"moqt://localhost:4443", "http://relay.example"};
+    MoqResult r = moq_client_set_fallback_urls(client, unparsable, 2);
+    CHECK(r.code == MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK(r.message != NULL && strstr(r.message, "fallback_urls") != NULL);
+    moq_free_str(r.message);
+    const char *with_null[] = {NULL};
+    CHECK_RESULT(moq_client_set_fallback_urls(client, with_null, 1), MOQ_ERROR_INVALID_ARGUMENT);
+    const char *many[17];
+    for (int i = 0; i < 17; i++) many[i] = "moqt://localhost:4443";
+    CHECK_RESULT(moq_client_set_fallback_urls(client, many, 17), MOQ_ERROR_INVALID_ARGUMENT);
+    CHECK_RESULT(moq_client_set_fallback_urls(client, many, 16), MOQ_OK);
+    CHECK_RESULT(moq_client_set_fallback_urls(client, NULL, 0), MOQ_OK);
+    CHECK(moq_client_connected_relay(client) == -1);
+    moq_client_destroy(client);
 }
 
 static void test_set_reconnect_arguments(void) {
@@ -2473,6 +2575,8 @@ int main(int argc, char **argv) {
     run_case("oversize_full_track_name_is_refused_and_the_session_survives",
              test_oversize_full_track_name_is_refused_and_the_session_survives);
     run_case("reconnect_after_relay_restart_both_schemes", test_reconnect_after_relay_restart_both_schemes);
+    run_case("failover_to_the_fallback_relay_when_the_first_dies", test_failover_to_the_fallback_relay_when_the_first_dies);
+    run_case("set_fallback_urls_arguments", test_set_fallback_urls_arguments);
     run_case("set_reconnect_after_a_connect_applies_to_the_next_connect_to_the_same_url",
              test_set_reconnect_after_a_connect_applies_to_the_next_connect_to_the_same_url);
     /* The reentrancy contract; each case under a 30 s watchdog. */

@@ -304,6 +304,27 @@ pub fn payload(i: usize, len: usize) -> Vec<u8> {
     bytes
 }
 
+/// Publish `payload(i, 64)` for i in `from..` every 5 ms until aborted; counts the objects
+/// refused as not connected (while the publisher's session or namespace is away).
+pub fn publish_steadily(
+    publisher: std::sync::Arc<Publisher>,
+    from: usize,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for i in from.. {
+            match publisher.publish(payload(i, 64)) {
+                Ok(_) => {}
+                Err(moq_ffi::core::PublishError::NotConnected) => {
+                    refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                Err(err) => panic!("publish {i}: {err}"),
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+}
+
 /// A UniFFI-surface configuration (raw QUIC) that trusts only the relay's CA.
 pub fn api_config(relay: &impl Relay) -> moq_ffi::api::ClientConfig {
     let mut config = moq_ffi::api::default_client_config(relay.moqt_url());

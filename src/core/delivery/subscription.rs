@@ -244,7 +244,14 @@ pub(crate) struct SharedTrack {
     upstream: Mutex<Option<Upstream>>,
     /// The largest location the first SUBSCRIBE_OK named (`None`: nothing published yet).
     subscribed_at: Option<(u64, u64)>,
+    /// When its publisher was lost lately with the session up (see [`PUBLISHER_LOSSES`]).
+    publisher_losses: Mutex<std::collections::VecDeque<Instant>>,
 }
+
+/// A subscription whose publisher is lost while the session lasts subscribes again (with
+/// reconnect on), unless it has been lost this many times within the rendezvous timeout:
+/// then the path fails faster than a publisher could come back, and it ends.
+const PUBLISHER_LOSSES: usize = 4;
 
 /// The subscription on one session and the task reading it.
 struct Upstream {
@@ -263,6 +270,17 @@ impl Drop for Upstream {
 }
 
 impl SharedTrack {
+    /// Note a loss of the publisher; false if it is the [`PUBLISHER_LOSSES`]th within the
+    /// rendezvous timeout (at least a second), which ends the subscription.
+    fn lost_publisher_again(&self, live: &Live) -> bool {
+        let window = live.config.rendezvous_timeout.max(Duration::from_secs(1));
+        let now = Instant::now();
+        let mut losses = lock(&self.publisher_losses);
+        losses.retain(|at| now.duration_since(*at) < window);
+        losses.push_back(now);
+        losses.len() < PUBLISHER_LOSSES
+    }
+
     /// Start reading a new upstream subscription on `live`.
     fn start(self: &Arc<Self>, subscribe: Subscribe, reader: TrackSource, live: Arc<Live>) {
         let (installed, is_installed) = tokio::sync::oneshot::channel();
@@ -376,45 +394,59 @@ pub(crate) fn end_all(registry: &TrackRegistry, err: SubscribeError) {
 /// subscribers. Each runs in the background (it may wait for its publisher to come back).
 pub(crate) fn resubscribe_all(registry: &TrackRegistry, live: &Arc<Live>) {
     for shared in registry.live_tracks() {
-        if !shared.fanout.wanted() {
-            continue;
+        if shared.fanout.wanted() {
+            resubscribe(&shared, live, None);
         }
-        let (weak, live) = (Arc::downgrade(&shared), live.clone());
-        drop(shared);
-        tokio::spawn(async move {
-            let Some((namespace, track, options)) = weak
-                .upgrade()
-                .map(|s| (s.namespace.clone(), s.track.clone(), s.options))
-            else {
-                return;
-            };
-            let opened = open(&live, &namespace, &track, options).await;
-            let Some(shared) = weak.upgrade() else {
-                return; // every local subscriber left meanwhile
-            };
-            match opened {
-                Ok((subscribe, reader)) => {
-                    shared.fanout.resume();
-                    shared.start(subscribe, reader, live);
-                    log::info!(
-                        "subscribed again to '{}/{}' after reconnecting",
-                        shown(&namespace),
-                        shown(&track)
-                    );
-                }
-                // Lost again: the next reconnect tries again.
-                Err(_) if live.is_lost() => {}
-                Err(err) => {
-                    log::warn!(
-                        "could not subscribe again to '{}/{}': {err}",
-                        shown(&namespace),
-                        shown(&track)
-                    );
-                    shared.fanout.finish(&Err(err));
-                }
-            }
-        });
     }
+}
+
+/// Subscribe again, on `live`, to `shared`'s track, in the background (it may wait for its
+/// publisher to come back). `lost`: why its last subscription ended, if its publisher was
+/// lost (what the subscribers get if it does not come back).
+fn resubscribe(shared: &Arc<SharedTrack>, live: &Arc<Live>, lost: Option<SubscribeError>) {
+    let (weak, live) = (Arc::downgrade(shared), live.clone());
+    tokio::spawn(async move {
+        let Some((namespace, track, options)) = weak
+            .upgrade()
+            .map(|s| (s.namespace.clone(), s.track.clone(), s.options))
+        else {
+            return;
+        };
+        let opened = open(&live, &namespace, &track, options).await;
+        let Some(shared) = weak.upgrade() else {
+            return; // every local subscriber left meanwhile
+        };
+        match opened {
+            Ok((subscribe, reader)) => {
+                shared.fanout.resume();
+                shared.start(subscribe, reader, live);
+                log::info!(
+                    "subscribed again to '{}/{}'",
+                    shown(&namespace),
+                    shown(&track)
+                );
+            }
+            // Lost again: the next reconnect tries again.
+            Err(_) if live.is_lost() && live.reconnects => {}
+            Err(err) => {
+                log::warn!(
+                    "could not subscribe again to '{}/{}': {err}",
+                    shown(&namespace),
+                    shown(&track)
+                );
+                let err = match (lost, err) {
+                    (
+                        Some(SubscribeError::PublisherLost { reason }),
+                        SubscribeError::NotFound { waited, .. },
+                    ) => SubscribeError::PublisherLost {
+                        reason: format!("{reason}; it did not come back within {waited:?}"),
+                    },
+                    (_, err) => err,
+                };
+                shared.fanout.finish(&Err(err));
+            }
+        }
+    });
 }
 
 /// Join the client's subscription to the track (opening it on `live` if needed) as a new
@@ -482,6 +514,7 @@ pub(crate) async fn join(
         fanout,
         upstream: Mutex::new(None),
         subscribed_at,
+        publisher_losses: Default::default(),
     });
     shared.start(subscribe, reader, live.clone());
     *lock(&slot.current) = Arc::downgrade(&shared);
@@ -543,14 +576,31 @@ async fn run(
         log::info!("subscription interrupted by the lost session; waiting for the reconnect");
         return;
     }
+    drop(reader);
+    let (track, installed) = owner;
+    let _ = installed.await;
+    let track = track.upgrade();
+    if let (Some(track), Err(lost @ SubscribeError::PublisherLost { .. })) = (&track, &outcome) {
+        if live.reconnects && track.fanout.wanted() && track.lost_publisher_again(&live) {
+            // The session lasts but the publisher's path went away: in a cluster, this
+            // relay lost the publisher's relay, and the publisher is moving to another one
+            // (or reconnecting here). Subscribe again, as after a reconnect; the relay finds
+            // it wherever it announces again within the rendezvous timeout.
+            log::info!(
+                "'{}/{}': {lost}; subscribing again",
+                shown(&track.namespace),
+                shown(&track.track)
+            );
+            track.release(&live).await;
+            resubscribe(track, &live, Some(lost.clone()));
+            return;
+        }
+    }
     if let Err(err) = &outcome {
         log::info!("subscription ended: {err}");
     }
     fanout.finish(&outcome);
-    drop(reader);
-    let (track, installed) = owner;
-    let _ = installed.await;
-    if let Some(track) = track.upgrade() {
+    if let Some(track) = track {
         track.release(&live).await;
     }
 }

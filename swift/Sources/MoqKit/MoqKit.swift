@@ -848,6 +848,13 @@ public protocol ClientProtocol: AnyObject, Sendable {
     func connectBlocking() throws 
     
     /**
+     * The relay the session is with while it is established (null otherwise): `index` 0 is
+     * `ClientConfig.url`, 1 and up `fallback_urls`. Follows connects and failovers (a
+     * reconnect may land on another relay of the list). Thread-safe.
+     */
+    func connectedRelay()  -> ConnectedRelay?
+    
+    /**
      * Create a publisher for `track` in an announced namespace.
      */
     func createPublisher(namespace: String, track: String, options: PublisherOptions?) throws  -> Publisher
@@ -1061,6 +1068,20 @@ open func connectBlocking()throws   {try rustCallWithError(FfiConverterTypeMoqEr
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * The relay the session is with while it is established (null otherwise): `index` 0 is
+     * `ClientConfig.url`, 1 and up `fallback_urls`. Follows connects and failovers (a
+     * reconnect may land on another relay of the list). Thread-safe.
+     */
+open func connectedRelay() -> ConnectedRelay?  {
+    return try!  FfiConverterOptionTypeConnectedRelay.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_moq_ffi_fn_method_client_connected_relay(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -3492,6 +3513,15 @@ public struct ClientConfig: Equatable, Hashable {
      * with `MoqError.UnsupportedDraft` naming both sides' drafts.
      */
     public var drafts: [UInt32]
+    /**
+     * Other relays of the same cluster, tried after `url`, in order (at most 16; same forms
+     * as `url`). `connect` tries `url`, then each of these, until one accepts (each attempt
+     * bounded by `connect_timeout_ms`); with `reconnect` set, a lost session moves to the
+     * relay after the one it lost (then the others, the lost one last) and announces and
+     * subscribes again there. `Client.connected_relay` says which relay is in use. The TLS
+     * options and token apply to every relay. Empty (the default): `url` only.
+     */
+    public var fallbackUrls: [String]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3555,7 +3585,15 @@ public struct ClientConfig: Equatable, Hashable {
          * `Client.negotiated_draft` says which). Empty (the default): every draft this client
          * speaks, newest first (18, then 16). A relay that speaks none of them fails `connect`
          * with `MoqError.UnsupportedDraft` naming both sides' drafts.
-         */drafts: [UInt32] = []) {
+         */drafts: [UInt32] = [], 
+        /**
+         * Other relays of the same cluster, tried after `url`, in order (at most 16; same forms
+         * as `url`). `connect` tries `url`, then each of these, until one accepts (each attempt
+         * bounded by `connect_timeout_ms`); with `reconnect` set, a lost session moves to the
+         * relay after the one it lost (then the others, the lost one last) and announces and
+         * subscribes again there. `Client.connected_relay` says which relay is in use. The TLS
+         * options and token apply to every relay. Empty (the default): `url` only.
+         */fallbackUrls: [String] = []) {
         self.url = url
         self.tls = tls
         self.connectTimeoutMs = connectTimeoutMs
@@ -3572,6 +3610,7 @@ public struct ClientConfig: Equatable, Hashable {
         self.reconnect = reconnect
         self.token = token
         self.drafts = drafts
+        self.fallbackUrls = fallbackUrls
     }
 
     
@@ -3605,7 +3644,8 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
                 overflow: FfiConverterOptionTypeOverflowPolicy.read(from: &buf), 
                 reconnect: FfiConverterOptionTypeReconnectPolicy.read(from: &buf), 
                 token: FfiConverterOptionString.read(from: &buf), 
-                drafts: FfiConverterSequenceUInt32.read(from: &buf)
+                drafts: FfiConverterSequenceUInt32.read(from: &buf), 
+                fallbackUrls: FfiConverterSequenceString.read(from: &buf)
         )
     }
 
@@ -3626,6 +3666,7 @@ public struct FfiConverterTypeClientConfig: FfiConverterRustBuffer {
         FfiConverterOptionTypeReconnectPolicy.write(value.reconnect, into: &buf)
         FfiConverterOptionString.write(value.token, into: &buf)
         FfiConverterSequenceUInt32.write(value.drafts, into: &buf)
+        FfiConverterSequenceString.write(value.fallbackUrls, into: &buf)
     }
 }
 
@@ -3642,6 +3683,75 @@ public func FfiConverterTypeClientConfig_lift(_ buf: RustBuffer) throws -> Clien
 #endif
 public func FfiConverterTypeClientConfig_lower(_ value: ClientConfig) -> RustBuffer {
     return FfiConverterTypeClientConfig.lower(value)
+}
+
+
+/**
+ * Which of a client's relays its session is with (`Client.connected_relay`).
+ */
+public struct ConnectedRelay: Equatable, Hashable {
+    /**
+     * 0: `ClientConfig.url`; 1 and up: `ClientConfig.fallback_urls[index - 1]`.
+     */
+    public var index: UInt32
+    /**
+     * That relay's URL, as configured.
+     */
+    public var url: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * 0: `ClientConfig.url`; 1 and up: `ClientConfig.fallback_urls[index - 1]`.
+         */index: UInt32, 
+        /**
+         * That relay's URL, as configured.
+         */url: String) {
+        self.index = index
+        self.url = url
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ConnectedRelay: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeConnectedRelay: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ConnectedRelay {
+        return
+            try ConnectedRelay(
+                index: FfiConverterUInt32.read(from: &buf), 
+                url: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ConnectedRelay, into buf: inout [UInt8]) {
+        FfiConverterUInt32.write(value.index, into: &buf)
+        FfiConverterString.write(value.url, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConnectedRelay_lift(_ buf: RustBuffer) throws -> ConnectedRelay {
+    return try FfiConverterTypeConnectedRelay.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConnectedRelay_lower(_ value: ConnectedRelay) -> RustBuffer {
+    return FfiConverterTypeConnectedRelay.lower(value)
 }
 
 
@@ -5820,6 +5930,30 @@ fileprivate struct FfiConverterOptionTypeLogger: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeConnectedRelay: FfiConverterRustBuffer {
+    typealias SwiftType = ConnectedRelay?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeConnectedRelay.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeConnectedRelay.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypePublisherOptions: FfiConverterRustBuffer {
     typealias SwiftType = PublisherOptions?
 
@@ -6237,6 +6371,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_client_connect_blocking() != 32376) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_moq_ffi_checksum_method_client_connected_relay() != 25265) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_moq_ffi_checksum_method_client_create_publisher() != 4578) {

@@ -369,6 +369,11 @@ uint64_t uniffi_moq_ffi_fn_method_client_connect(uint64_t ptr
 void uniffi_moq_ffi_fn_method_client_connect_blocking(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_CONNECTED_RELAY
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_CONNECTED_RELAY
+RustBuffer uniffi_moq_ffi_fn_method_client_connected_relay(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_CREATE_PUBLISHER
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_FN_METHOD_CLIENT_CREATE_PUBLISHER
 uint64_t uniffi_moq_ffi_fn_method_client_create_publisher(uint64_t ptr, RustBuffer namespace, RustBuffer track, RustBuffer options, RustCallStatus *_Nonnull out_status
@@ -1074,6 +1079,12 @@ uint16_t uniffi_moq_ffi_checksum_method_client_connect(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_CONNECT_BLOCKING
 #define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_CONNECT_BLOCKING
 uint16_t uniffi_moq_ffi_checksum_method_client_connect_blocking(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_CONNECTED_RELAY
+#define UNIFFI_FFIDEF_UNIFFI_MOQ_FFI_CHECKSUM_METHOD_CLIENT_CONNECTED_RELAY
+uint16_t uniffi_moq_ffi_checksum_method_client_connected_relay(void
     
 );
 #endif

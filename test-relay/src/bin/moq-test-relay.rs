@@ -21,6 +21,11 @@
 //!
 //! `moq-test-relay --draft16` runs [`moq_test_relay::draft16::Draft16Relay`] (moq-relay-ietf
 //! 0.7.31, draft 16, in its own child process) and prints the same lines as `--hostile`.
+//!
+//! `moq-test-relay --cluster` runs [`moq_test_relay::cluster::Cluster`] (three moq-relay-ietf
+//! 0.8 relays as published, coordinated through moq-api over Redis) and prints the same lines
+//! for relay A (`MOQ_RELAY_CA_FILE` holds every relay's certificate), and
+//! `MOQ_RELAY_SUBSCRIBE_URL`, relay B's `moqt://` URL: the benchmarks' two-relay path.
 
 use std::io::{BufRead, Write};
 
@@ -30,6 +35,9 @@ fn main() -> anyhow::Result<()> {
     }
     if std::env::args().any(|arg| arg == "--draft16") {
         return draft16();
+    }
+    if std::env::args().any(|arg| arg == "--cluster") {
+        return cluster();
     }
     let mut relay = if std::env::args().any(|arg| arg == "--client-auth") {
         moq_test_relay::TestRelay::start_requiring_client_certificates()?
@@ -73,6 +81,19 @@ fn hostile() -> anyhow::Result<()> {
 fn draft16() -> anyhow::Result<()> {
     let relay = moq_test_relay::draft16::Draft16Relay::start()?;
     announce_and_wait(&relay.moqt_url(), &relay.https_url(), relay.ca_path(), None)
+}
+
+/// Run a three-relay cluster until stdin closes.
+fn cluster() -> anyhow::Result<()> {
+    use moq_test_relay::cluster::{Cluster, Coordination};
+    let cluster = Cluster::start(Coordination::Api, 3)?;
+    println!("MOQ_RELAY_SUBSCRIBE_URL={}", cluster.moqt_url(1));
+    announce_and_wait(
+        &cluster.moqt_url(0),
+        &cluster.https_url(0),
+        &cluster.ca_file(),
+        None,
+    )
 }
 
 /// Print where a peer is (the `--hostile` / `--draft16` lines, then `READY`) and serve until
