@@ -223,7 +223,8 @@ def main():
 RELAY_KINDS = [("patched", "patched relay"), ("upstream", "unpatched relay"),
                ("cluster", "two unpatched relays")]
 RELAY_WORKLOADS = ("small", "large", "paced")
-RELAYS_HEADING = "## Through both relays (SDK core)"
+RELAYS_HEADING = "## Through the relays users run, and two of them (SDK core)"
+OLD_RELAYS_HEADINGS = ["## Through both relays (SDK core)"]
 
 
 def compare_relays(args, workloads, runs, burst_runs):
@@ -297,10 +298,11 @@ def relays_only(args):
         report = open(args.out).read()
     except OSError:
         report = "# Benchmarks\n"
-    start = report.find("\n" + RELAYS_HEADING)
-    if start >= 0:
-        end = report.find("\n## ", start + 1 + len(RELAYS_HEADING))
-        report = report[:start] + report[end if end >= 0 else len(report):]
+    for heading in [RELAYS_HEADING] + OLD_RELAYS_HEADINGS:
+        start = report.find("\n" + heading)
+        if start >= 0:
+            end = report.find("\n## ", start + 1 + len(heading))
+            report = report[:start] + report[end if end >= 0 else len(report):]
     anchor = report.find("\n## Resources (SDK core)")
     if anchor < 0:
         anchor = len(report)

@@ -558,3 +558,54 @@ async fn connect_moves_past_a_dead_relay_and_reports_the_failure_to_fix() {
         other => panic!("expected an invalid fallback URL, got {:?}", other.err()),
     }
 }
+
+/// A scope that enforces tokens (moq-relay-ietf's `--scope-config`, on every relay): clients
+/// with tokens publish on A and subscribe through B, and B dials A as an ordinary client
+/// with no path and no token (moq-relay-ietf's README: peer relays present none), so the
+/// subscription finds nothing there: `NotFound` after the rendezvous timeout, never a stall.
+/// The same subscription through A, the publisher's relay, is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_scope_that_enforces_tokens_media_does_not_cross_relays() {
+    use moq_ffi::core::Token;
+    use moq_test_relay::{TokenGrant, AUTH_PATH};
+    let _ = env_logger::builder().is_test(true).try_init();
+    let cluster = Cluster::start_checking_tokens(Coordination::Api, 3).expect("start the cluster");
+    let token = Token::parse(&cluster.token(TokenGrant::PublishAndSubscribe)).expect("token");
+    let scoped = |relay: usize| {
+        let mut config = on(&cluster, relay);
+        config.url = format!("{}{AUTH_PATH}", cluster.moqt_url(relay));
+        config.fallback_urls.clear();
+        config.token = Some(token.clone());
+        config.rendezvous_timeout = Duration::from_secs(3);
+        config
+    };
+    let publishing = connected(scoped(0)).await;
+    publishing.announce("scoped").await.expect("announce on A");
+    let publisher = publishing
+        .create_publisher("scoped", "t", PublisherOptions::default())
+        .expect("publisher");
+    publisher.publish(payload(0, 64)).expect("publish");
+    let through_b = connected(scoped(1)).await;
+    match through_b
+        .subscribe("scoped", "t", SubscriberOptions::default())
+        .await
+    {
+        Err(SubscribeError::NotFound { .. }) => {}
+        Err(err) => panic!("through B: expected NotFound, got {err}"),
+        Ok(_) => {
+            panic!("through B: media crossed relays in a token scope (update docs/cluster.md)")
+        }
+    }
+    let through_a = connected(scoped(0)).await;
+    let mut sub = through_a
+        .subscribe("scoped", "t", SubscriberOptions::default())
+        .await
+        .expect("through A, the publisher's relay");
+    publisher.publish(payload(1, 64)).expect("publish");
+    let object = next_within(&mut sub, Duration::from_secs(10), "through A").await;
+    // The open group from its start (object 0), or object 1 if the relay had not kept it.
+    assert!(
+        [payload(0, 64), payload(1, 64)].contains(&object.payload.to_vec()),
+        "through A: a payload that was not published"
+    );
+}

@@ -55,6 +55,9 @@ struct Api {
 /// A running cluster. Dropping it kills every process (SIGKILL).
 pub struct Cluster {
     coordination: Coordination,
+    /// With tokens on: every relay's `--scope-config` (sessions on [`crate::AUTH_PATH`] need
+    /// a token signed by relay 0's token key, [`Cluster::token`]).
+    scope_config: Option<PathBuf>,
     nodes: Vec<Node>,
     api: Option<Api>,
     /// Certificates (one file each, the relays' `--tls-root`), the file coordinator's file,
@@ -80,6 +83,16 @@ impl Cluster {
     /// Start `nodes` relays coordinated by `coordination` (Redis and moq-api first, for
     /// [`Coordination::Api`]), and wait until each listens.
     pub fn start(coordination: Coordination, nodes: usize) -> anyhow::Result<Self> {
+        Self::start_with(coordination, nodes, false)
+    }
+
+    /// [`Cluster::start`], every relay checking tokens on [`crate::AUTH_PATH`] as the other
+    /// test relays do (moq-relay-ietf's `--scope-config`; [`Cluster::token`] mints them).
+    pub fn start_checking_tokens(coordination: Coordination, nodes: usize) -> anyhow::Result<Self> {
+        Self::start_with(coordination, nodes, true)
+    }
+
+    fn start_with(coordination: Coordination, nodes: usize, tokens: bool) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("create temporary directory")?;
         let api = match coordination {
             Coordination::Api => Some(Api::start(dir.path())?),
@@ -100,8 +113,13 @@ impl Cluster {
         }
         let all: String = nodes.iter().map(|n| n.identity.ca_pem.as_str()).collect();
         std::fs::write(dir.path().join("cluster-ca.pem"), all).context("write certificates")?;
+        let scope_config = match (tokens, nodes.first()) {
+            (true, Some(first)) => Some(crate::draft16::write_scope_config(&first.identity)?),
+            _ => None,
+        };
         let mut cluster = Self {
             coordination,
+            scope_config,
             nodes,
             api,
             dir,
@@ -199,6 +217,9 @@ impl Cluster {
                 .arg("--coordinator-file")
                 .arg(dir.join("coordinator.json")),
         };
+        if let Some(scope_config) = &self.scope_config {
+            command.arg("--scope-config").arg(scope_config);
+        }
         command.env(
             "RUST_LOG",
             std::env::var("MOQ_CLUSTER_RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -269,6 +290,15 @@ impl Cluster {
                 "forget_registrations_of: a file coordinator overwrites a dead relay's entries"
             ),
         }
+    }
+
+    /// A token the relays accept on [`crate::AUTH_PATH`] when started with
+    /// [`Cluster::start_checking_tokens`] (base64url, valid for an hour).
+    ///
+    /// # Panics
+    /// If signing fails (it does not with a generated key).
+    pub fn token(&self, grant: crate::TokenGrant) -> String {
+        self.nodes[0].identity.mint(grant).expect("mint a token")
     }
 
     /// Which coordination it runs.

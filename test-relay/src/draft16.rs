@@ -119,7 +119,7 @@ pub(crate) fn listening_port(line: &str) -> Option<u16> {
 /// The relay's token policy, in its `--scope-config` format: sessions on [`crate::AUTH_PATH`]
 /// need a Common Access Token signed by `identity`'s token key, with the issuer and audience
 /// the in-process relays require; every other path is open. Returns the file's path.
-fn write_scope_config(identity: &Identity) -> anyhow::Result<PathBuf> {
+pub(crate) fn write_scope_config(identity: &Identity) -> anyhow::Result<PathBuf> {
     use crate::relay_server::{AUTH_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER};
     let dir = identity._dir.path();
     // A relative `pem_file` is read from the config file's directory.
