@@ -248,3 +248,81 @@ async fn close_while_reconnecting_stops_reconnecting() {
     assert_eq!(client.state(), ConnectionState::Disconnected);
     assert!(!client.is_connected());
 }
+
+/// The publisher's session is lost (black-holed) while the subscriber's lasts: the relay
+/// ends the subscription when it notices, and with reconnect on the subscriber subscribes
+/// again and waits for the publisher, which reconnects and announces again; delivery resumes
+/// in order, with no duplicate, the gap a group-id jump. (In a cluster the same happens when
+/// the publisher's relay dies: tests/cluster.rs.) A draft-16 relay ends the track instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_follows_its_publisher_back_after_the_publisher_s_session_was_lost() {
+    let relay = relay();
+    let link = FaultyLink::start(relay.addr(), 91).expect("link");
+    let mut via = reconnecting(config(&relay, "moqt"), 0);
+    let mut url = url::Url::parse(&via.url).unwrap();
+    url.set_port(Some(link.addr().port())).unwrap();
+    via.url = url.to_string();
+    let publisher_client = start(via).await;
+    let mut subscribing = reconnecting(config(&relay, "moqt"), 0);
+    subscribing.rendezvous_timeout = Duration::from_secs(30);
+    let subscriber_client = start(subscribing).await;
+    publisher_client.announce("follow").await.unwrap();
+    let publisher = Arc::new(
+        publisher_client
+            .create_publisher("follow", "t", stream())
+            .unwrap(),
+    );
+    let mut sub = subscriber_client
+        .subscribe("follow", "t", sub())
+        .await
+        .unwrap();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let publishing = publish_steadily(publisher.clone(), 0, refused.clone());
+    let mut last = 0;
+    let group_before = receive_after(&mut sub, &mut last, 0, 50).await;
+    link.set_black_hole(true);
+    wait_state(
+        &publisher_client,
+        ConnectionState::Connecting,
+        Duration::from_secs(5),
+    )
+    .await;
+    link.set_black_hole(false);
+    wait_state(
+        &publisher_client,
+        ConnectionState::Connected,
+        Duration::from_secs(15),
+    )
+    .await;
+    if moq_test_relay::RelayKind::from_env() == moq_test_relay::RelayKind::Draft16 {
+        // moq-relay-ietf 0.7.31 ends its subscribers with TRACK_ENDED ("done") when it loses
+        // the publisher's session: the end of the track, as far as a subscriber can tell.
+        // The subscription ends (visibly: `next` says the track ended), it is not followed.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(15), sub.next()).await {
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) => break,
+                other => panic!("expected the end of the track from the draft-16 relay: {other:?}"),
+            }
+        }
+        publishing.abort();
+        return;
+    }
+    let resumed_from = last + 1;
+    let group_after = receive_after(&mut sub, &mut last, resumed_from, 50).await;
+    publishing.abort();
+    assert!(sub.is_active());
+    assert!(
+        group_after > group_before,
+        "{group_before} -> {group_after}"
+    );
+    assert_eq!(
+        subscriber_client.state(),
+        ConnectionState::Connected,
+        "the subscriber's own session was never lost"
+    );
+    assert!(
+        refused.load(Ordering::SeqCst) > 0,
+        "publishes during the loss were refused"
+    );
+}

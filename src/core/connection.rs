@@ -31,6 +31,8 @@ const CLOSE_DRAIN: Duration = Duration::from_millis(300);
 /// `Client::keep_reannouncing`); it doubles up to [`REANNOUNCE_MAX_RETRY`].
 const REANNOUNCE_RETRY: Duration = Duration::from_millis(500);
 const REANNOUNCE_MAX_RETRY: Duration = Duration::from_secs(4);
+/// How long those retries go on: past moq-api's 600 s hold on a dead relay's registrations.
+const REANNOUNCE_FOR: Duration = Duration::from_secs(660);
 
 /// A MoQT client. Cheap to clone (clones share the session); thread-safe.
 ///
@@ -216,7 +218,7 @@ impl Client {
         self.set_state(ConnectionState::Connecting);
         // Dropped before the outcome (the caller cancelled): not connecting any more.
         let mut cancelled = StateOnDrop(Some((self, ConnectionState::Disconnected)));
-        let outcome = self.open_any(0).await;
+        let outcome = self.open_any(0, false).await;
         cancelled.0 = None;
         match outcome {
             Ok(_) => {
@@ -232,7 +234,9 @@ impl Client {
     }
 
     /// Which relay the session is with: its index in `url` (0) then `fallback_urls` (1...),
-    /// and its URL as configured. `None` while not connected. Thread-safe.
+    /// and its URL as configured. `None` while there is no session; set as soon as a
+    /// (re)connect has one, while the state may still say `Connecting` as announcements and
+    /// subscriptions are restored on it. Thread-safe.
     pub fn connected_relay(&self) -> Option<(usize, String)> {
         let relay = self.live()?.relay;
         let url = match relay {
@@ -244,10 +248,18 @@ impl Client {
 
     /// Open a session with the first relay that accepts one, trying them in turn from
     /// `first` (wrapping around, each once). See [`Client::connect`] for the error returned.
-    async fn open_any(&self, first: usize) -> Result<Arc<Live>, ConnectError> {
+    ///
+    /// Between relays it stops (with the failure so far) once `close()` was called, so a close
+    /// waits for one relay's attempt at most; `reconnecting`, also once the app has dropped
+    /// the client (this pass holds the last reference).
+    async fn open_any(&self, first: usize, reconnecting: bool) -> Result<Arc<Live>, ConnectError> {
         let count = self.inner.relays.len();
         let mut reported: Option<ConnectError> = None;
-        for relay in (0..count).map(|step| (first + step) % count) {
+        for (step, relay) in (0..count).map(|step| (step, (first + step) % count)) {
+            let dropped = reconnecting && Arc::strong_count(&self.inner) == 1;
+            if step > 0 && (self.inner.closed.load(Ordering::SeqCst) || dropped) {
+                break;
+            }
             let err = match self.open_session(relay).await {
                 Ok(live) => return Ok(live),
                 Err(err) => err,
@@ -385,7 +397,7 @@ impl Client {
                 return; // closed, or connected by hand meanwhile
             }
             let next = (lost + 1) % client.inner.relays.len();
-            match client.open_any(next).await {
+            match client.open_any(next, true).await {
                 Ok(live) => {
                     log::info!("reconnected after {attempt} attempt(s)");
                     client.inner.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -416,7 +428,7 @@ impl Client {
         for namespace in namespaces {
             match self.reannounce(live, &namespace).await {
                 Ok(()) | Err(AnnounceError::NotConnected) => {}
-                Err(err) => {
+                Err(err @ (AnnounceError::Refused { .. } | AnnounceError::Timeout { .. })) => {
                     log::warn!(
                         "could not announce '{}' again after reconnecting: {err}; retrying \
                          while this session lasts",
@@ -424,13 +436,36 @@ impl Client {
                     );
                     self.keep_reannouncing(live, namespace);
                 }
+                Err(err) => log::warn!(
+                    "could not announce '{}' again after reconnecting: {err}",
+                    shown(&namespace)
+                ),
             }
         }
         super::delivery::subscription::resubscribe_all(&self.inner.tracks, live);
     }
 
-    /// Announce `namespace` on `live` again and move its publishers onto it.
+    /// Announce `namespace` on `live` again after a reconnect and move its publishers onto
+    /// it, unless the app withdrew it meanwhile (then it is withdrawn here too).
     async fn reannounce(&self, live: &Arc<Live>, namespace: &str) -> Result<(), AnnounceError> {
+        self.announce_with_publishers(live, namespace).await?;
+        let wanted = lock(&self.inner.intent)
+            .namespaces
+            .iter()
+            .any(|n| n == namespace);
+        if !wanted {
+            // `unannounce` ran while the relay answered: it found nothing to remove.
+            lock(&live.announced).remove(namespace);
+        }
+        Ok(())
+    }
+
+    /// Announce `namespace` on `live` and move its publishers onto it.
+    async fn announce_with_publishers(
+        &self,
+        live: &Arc<Live>,
+        namespace: &str,
+    ) -> Result<(), AnnounceError> {
         let publishers: Vec<_> = {
             let mut intent = lock(&self.inner.intent);
             intent.publishers.retain(|p| p.strong_count() > 0);
@@ -453,13 +488,16 @@ impl Client {
 
     /// After the relay refused `namespace` on a reconnect, announce it again now and then
     /// (from [`REANNOUNCE_RETRY`], doubling up to [`REANNOUNCE_MAX_RETRY`]) while `live` is
-    /// the session and the app still announces it. Why: a relay of a cluster refuses a
-    /// namespace its coordinator still records for another relay, such as the one this
-    /// client just lost (moq-api keeps a dead relay's registrations up to 600 s); once that
-    /// lapses, the publishers continue here without the app doing anything.
+    /// the session and the app still announces it, for at most [`REANNOUNCE_FOR`]. Why: a
+    /// relay of a cluster refuses a namespace its coordinator still records for another
+    /// relay, such as the one this client just lost (moq-api keeps a dead relay's
+    /// registrations up to 600 s); once that lapses, the publishers continue here without the
+    /// app doing anything. A refusal retrying cannot change (credentials, the name, the
+    /// session's request budget) ends the retries at once.
     fn keep_reannouncing(&self, live: &Arc<Live>, namespace: String) {
         let (client, session) = (self.downgrade(), Arc::downgrade(live));
         self.inner.runtime.spawn(async move {
+            let started = tokio::time::Instant::now();
             let mut delay = REANNOUNCE_RETRY;
             for attempt in 1u32.. {
                 tokio::time::sleep(delay).await;
@@ -470,7 +508,7 @@ impl Client {
                 if live.is_lost() || !wanted || lock(&live.announced).contains_key(&namespace) {
                     return;
                 }
-                match client.reannounce(&live, &namespace).await {
+                let err = match client.reannounce(&live, &namespace).await {
                     Ok(()) => {
                         log::info!(
                             "announced '{}' again after {attempt} retries",
@@ -478,12 +516,30 @@ impl Client {
                         );
                         return;
                     }
-                    Err(AnnounceError::NotConnected | AnnounceError::Duplicate { .. }) => return,
-                    Err(err) => log::debug!(
-                        "announcing '{}' again, retry {attempt}: {err}",
-                        shown(&namespace)
-                    ),
+                    Err(err) => err,
+                };
+                let hopeless = !matches!(
+                    err,
+                    AnnounceError::Refused { .. } | AnnounceError::Timeout { .. }
+                );
+                if hopeless || started.elapsed() >= REANNOUNCE_FOR {
+                    if !matches!(
+                        err,
+                        AnnounceError::NotConnected | AnnounceError::Duplicate { .. }
+                    ) {
+                        log::warn!(
+                            "stopped announcing '{}' again after {attempt} retries: {err}; \
+                             its publishers stay unannounced until the next session (or \
+                             announce it again)",
+                            shown(&namespace)
+                        );
+                    }
+                    return;
                 }
+                log::debug!(
+                    "announcing '{}' again, retry {attempt}: {err}",
+                    shown(&namespace)
+                );
                 delay = (delay * 2).min(REANNOUNCE_MAX_RETRY);
             }
         });
@@ -560,7 +616,9 @@ impl Client {
             namespace: namespace.to_string(),
             reason,
         })?;
-        self.announce_on(&live, namespace, || {}).await?;
+        // Publishers of the namespace that are still on a lost session (the relay refused it
+        // on a reconnect) continue on this announcement.
+        self.announce_with_publishers(&live, namespace).await?;
         let mut intent = lock(&self.inner.intent);
         if !intent.namespaces.iter().any(|n| n == namespace) {
             intent.namespaces.push(namespace.to_string());

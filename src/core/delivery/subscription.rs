@@ -62,6 +62,9 @@ pub(crate) struct Fanout {
     members: Mutex<Members>,
     /// Subgroups the track's reader holds back for ordering (see `group_order`).
     pub(crate) held: Arc<std::sync::atomic::AtomicU64>,
+    /// Set when the upstream subscription ended because its route to the publisher went away
+    /// (see [`route_lost`]), read by the task that ran it.
+    route_lost: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -412,9 +415,22 @@ fn resubscribe(shared: &Arc<SharedTrack>, live: &Arc<Live>, lost: Option<Subscri
         else {
             return;
         };
-        let opened = open(&live, &namespace, &track, options).await;
-        let Some(shared) = weak.upgrade() else {
-            return; // every local subscriber left meanwhile
+        // Every local subscriber leaving ends the wait (a relay may hold the request for the
+        // whole rendezvous timeout, and the transport keeps the track's name meanwhile).
+        let left = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if !weak.upgrade().is_some_and(|shared| shared.fanout.wanted()) {
+                    return;
+                }
+            }
+        };
+        let opened = tokio::select! {
+            opened = open(&live, &namespace, &track, options) => opened,
+            () = left => return,
+        };
+        let Some(shared) = weak.upgrade().filter(|shared| shared.fanout.wanted()) else {
+            return; // every local subscriber left meanwhile (dropping `opened` unsubscribes)
         };
         match opened {
             Ok((subscribe, reader)) => {
@@ -580,8 +596,12 @@ async fn run(
     let (track, installed) = owner;
     let _ = installed.await;
     let track = track.upgrade();
+    let route_lost = fanout
+        .route_lost
+        .swap(false, std::sync::atomic::Ordering::Relaxed);
     if let (Some(track), Err(lost @ SubscribeError::PublisherLost { .. })) = (&track, &outcome) {
-        if live.reconnects && track.fanout.wanted() && track.lost_publisher_again(&live) {
+        let resubscribe_now = live.reconnects && route_lost && track.fanout.wanted();
+        if resubscribe_now && track.lost_publisher_again(&live) {
             // The session lasts but the publisher's path went away: in a cluster, this
             // relay lost the publisher's relay, and the publisher is moving to another one
             // (or reconnecting here). Subscribe again, as after a reconnect; the relay finds
@@ -602,6 +622,25 @@ async fn run(
     fanout.finish(&outcome);
     if let Some(track) = track {
         track.release(&live).await;
+    }
+}
+
+/// Whether a track that ended with `err` lost its route to the publisher (the relay lost the
+/// publisher, or the relay it came through, or is going away), so that subscribing again may
+/// find the publisher where it announces next: an internal error (what moq-relay-ietf sends
+/// when its upstream session dies), GOING_AWAY, EXPIRED. Not an end the subscriber caused or
+/// must hear of: too far behind, excessive load, unauthorized, a malformed track.
+fn route_lost(err: &ServeError) -> bool {
+    match err {
+        ServeError::Closed(code) => [
+            PublishDoneCode::InternalError,
+            PublishDoneCode::GoingAway,
+            PublishDoneCode::Expired,
+        ]
+        .iter()
+        .any(|lost| *code == *lost as u64),
+        ServeError::Internal(_) | ServeError::InternalWithId(..) => true,
+        _ => false,
     }
 }
 
@@ -783,7 +822,7 @@ async fn read_track(
     max: usize,
 ) -> Result<(), SubscribeError> {
     let (reader, budget) = (&source.reader, &source.budget);
-    let lost = |err: ServeError| match err {
+    let ended = |err: ServeError| match err {
         // TRACK_ENDED / SUBSCRIPTION_ENDED: the publisher finished normally.
         ServeError::Done | ServeError::Cancel => Ok(()),
         ServeError::Closed(code)
@@ -795,6 +834,12 @@ async fn read_track(
         other => Err(SubscribeError::PublisherLost {
             reason: other.to_string(),
         }),
+    };
+    let lost = |err: ServeError| {
+        fanout
+            .route_lost
+            .store(route_lost(&err), std::sync::atomic::Ordering::Relaxed);
+        ended(err)
     };
     let mode = match waiting(budget, reader.mode()).await {
         Ok(mode) => mode,
