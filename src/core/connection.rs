@@ -426,6 +426,10 @@ impl Client {
     async fn restore(&self, live: &Arc<Live>) {
         let namespaces = lock(&self.inner.intent).namespaces.clone();
         for namespace in namespaces {
+            // close() waits for this (it takes the lifecycle lock): at most one request.
+            if self.inner.closed.load(Ordering::SeqCst) {
+                return;
+            }
             match self.reannounce(live, &namespace).await {
                 Ok(()) | Err(AnnounceError::NotConnected) => {}
                 Err(err @ (AnnounceError::Refused { .. } | AnnounceError::Timeout { .. })) => {
@@ -442,7 +446,9 @@ impl Client {
                 ),
             }
         }
-        super::delivery::subscription::resubscribe_all(&self.inner.tracks, live);
+        if !self.inner.closed.load(Ordering::SeqCst) {
+            super::delivery::subscription::resubscribe_all(&self.inner.tracks, live);
+        }
     }
 
     /// Announce `namespace` on `live` again after a reconnect and move its publishers onto

@@ -225,6 +225,16 @@ impl Fanout {
         !members.ended && !members.sinks.is_empty()
     }
 
+    /// End the fan-out if no local subscriber is left (so a later subscriber opens a new
+    /// upstream subscription instead of joining one nobody runs); whether it is ended.
+    fn end_if_unwanted(&self) -> bool {
+        let mut members = lock(&self.members);
+        if members.sinks.is_empty() {
+            members.ended = true;
+        }
+        members.ended
+    }
+
     /// Remove one local subscriber and close its queue (what it holds can still be read).
     pub(crate) fn leave(&self, id: u64) {
         lock(&self.members).sinks.retain(|(sink, queue)| {
@@ -415,23 +425,15 @@ fn resubscribe(shared: &Arc<SharedTrack>, live: &Arc<Live>, lost: Option<Subscri
         else {
             return;
         };
-        // Every local subscriber leaving ends the wait (a relay may hold the request for the
-        // whole rendezvous timeout, and the transport keeps the track's name meanwhile).
-        let left = async {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                if !weak.upgrade().is_some_and(|shared| shared.fanout.wanted()) {
-                    return;
-                }
-            }
-        };
-        let opened = tokio::select! {
-            opened = open(&live, &namespace, &track, options) => opened,
-            () = left => return,
-        };
-        let Some(shared) = weak.upgrade().filter(|shared| shared.fanout.wanted()) else {
+        // Not raced against the subscribers leaving: dropping a SUBSCRIBE while its request
+        // stream opens closes the whole session (moq-transport's OpeningRequestStream).
+        let opened = open(&live, &namespace, &track, options).await;
+        let Some(shared) = weak.upgrade() else {
             return; // every local subscriber left meanwhile (dropping `opened` unsubscribes)
         };
+        if shared.fanout.end_if_unwanted() {
+            return; // the same, with the track still held (a closed subscriber not dropped)
+        }
         match opened {
             Ok((subscribe, reader)) => {
                 shared.fanout.resume();
@@ -1069,6 +1071,19 @@ mod tests {
 
     /// Regression (#23 item 3): after a re-subscription, ids that start again from 0 (the
     /// publisher restarted behind the relay) were all skipped as "delivered before".
+    /// Regression (review of the failover re-subscription): a re-subscription that found
+    /// every local subscriber gone left the fan-out open, so a later subscriber joined it
+    /// and waited forever with no upstream behind it. Now the fan-out ends, and a later
+    /// subscriber is refused (it opens a new upstream subscription instead).
+    #[test]
+    fn a_fan_out_nobody_wants_any_more_ends_and_refuses_new_subscribers() {
+        let (fanout, sink, queue) = fanout_and_sink();
+        assert!(!fanout.end_if_unwanted(), "one subscriber is still there");
+        fanout.leave(sink.id());
+        assert!(fanout.end_if_unwanted());
+        assert!(fanout.admit(sink, queue).is_none());
+    }
+
     #[tokio::test]
     async fn after_a_reconnect_ids_that_restart_at_zero_are_delivered() {
         let (fanout, queue) = fanout_with_one_subscriber();
