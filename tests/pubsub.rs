@@ -491,3 +491,26 @@ async fn resubscribe_at_once_while_a_group_is_open_raw_quic() {
 async fn resubscribe_at_once_while_a_group_is_open_webtransport() {
     resubscribe_at_once_while_a_group_is_open("https").await;
 }
+
+/// Withdrawing a namespace and announcing it again at once (an app restarting its stream):
+/// the second announce used to fail with `Duplicate` while the transport had not yet let go
+/// of the first (it does when its request stream's task handles the withdrawal). Now it
+/// succeeds, and the namespace's existing publisher reaches a new subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unannounce_then_announce_at_once_succeeds_and_the_publisher_continues() {
+    let cast = PubSub::start("moqt", "again", "t").await;
+    for round in 0..20 {
+        assert!(
+            cast.publishing.unannounce("again"),
+            "round {round}: announced"
+        );
+        cast.publishing
+            .announce("again")
+            .await
+            .unwrap_or_else(|err| panic!("round {round}: announce again: {err}"));
+    }
+    let mut sub = cast.subscribe(sub()).await;
+    cast.publisher.publish(payload(7, 64)).expect("publish");
+    let object = next_object(&mut sub, "after announcing again").await;
+    assert_eq!(object.payload.as_ref(), payload(7, 64).as_slice());
+}

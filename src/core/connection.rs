@@ -653,7 +653,24 @@ impl Client {
         let mut publisher = live.publisher.clone();
         let timeout = live.config.request_timeout;
         let request = async {
-            let handle = publisher.publish_namespace_start(track_namespace).await?;
+            let mut backoff = Duration::from_millis(5);
+            let handle = loop {
+                match publisher
+                    .publish_namespace_start(track_namespace.clone())
+                    .await
+                {
+                    // Withdrawn on this session a moment ago (`unannounce`): the transport
+                    // lets go of the name once its request stream's task handles that. (Not
+                    // when it is announced here: then it is a duplicate.)
+                    Err(SessionError::Serve(ServeError::Duplicate) | SessionError::Duplicate)
+                        if !lock(&live.announced).contains_key(namespace) =>
+                    {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_millis(100));
+                    }
+                    other => break other?,
+                }
+            };
             handle.ok().await?;
             Ok::<_, SessionError>(handle)
         };
