@@ -9,7 +9,7 @@ import moqkit
 import pytest
 
 from conftest import Relay
-from test_moq import payload, run, unique
+from test_moq import payload, resumed_after_gap, run, unique
 
 
 def failover_config(a, b, scheme):
@@ -60,27 +60,7 @@ def test_failover_to_the_fallback_relay_when_the_first_dies(scheme):
         assert on_b.url == b.url(scheme)
         await wait_relay(sub_client, 1, 20)
 
-        async def publish_steadily():
-            i = 1000
-            while True:
-                try:
-                    publisher.publish(payload(i))
-                except moqkit.MoqError.NotConnected:
-                    pass  # until the namespace is announced on B
-                i += 1
-                await asyncio.sleep(0.005)
-
-        publishing = asyncio.ensure_future(publish_steadily())
-        after = []
-        while len(after) < 30:
-            obj = await asyncio.wait_for(subscriber.next(), 20)
-            assert obj is not None, "the subscription ended instead of moving to B"
-            after.append(obj)
-        publishing.cancel()
-        indices = [int.from_bytes(o.payload[:4], "little") for o in after]
-        assert all(i >= 1000 for i in indices), indices[:5]
-        assert indices == sorted(set(indices)), "in order, no duplicates"
-        assert all(o.payload == payload(i) for o, i in zip(after, indices))
+        await resumed_after_gap(publisher, subscriber)
         await pub.disconnect()
         await sub_client.disconnect()
 

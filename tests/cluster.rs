@@ -609,3 +609,40 @@ async fn in_a_scope_that_enforces_tokens_media_does_not_cross_relays() {
         "through A: a payload that was not published"
     );
 }
+
+/// Pins a finding of the failover review: `close()` during a connect over a list of dead
+/// relays waited for the whole pass (each relay's `connect_timeout` in turn). Now the pass
+/// stops at the next relay: with five relays where nothing answers, 1 s each, close returns
+/// after about one attempt (bound 3.5 s: the whole pass is 5 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_during_a_connect_over_dead_relays_waits_for_one_attempt_only() {
+    let relay = common::relay();
+    let dead = || {
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        format!("moqt://localhost:{port}")
+    };
+    let mut config = common::config(&relay, "moqt");
+    config.url = dead();
+    config.fallback_urls = (0..4).map(|_| dead()).collect();
+    config.connect_timeout = Duration::from_secs(1);
+    let client = Client::new(config).unwrap();
+    let connecting = {
+        let client = client.clone();
+        tokio::spawn(async move { client.connect().await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    client.close().await;
+    let waited = started.elapsed();
+    let outcome = connecting.await.expect("connect task");
+    assert!(outcome.is_err(), "nothing answers: {outcome:?}");
+    assert!(
+        waited < Duration::from_millis(3500),
+        "close waited {waited:?}"
+    );
+    assert_eq!(client.connected_relay(), None);
+}

@@ -31,6 +31,15 @@ fn reconnecting(mut config: ClientConfig, max_attempts: u32) -> ClientConfig {
     config
 }
 
+/// The test configuration for `relay`, reaching it through `link` (raw QUIC).
+fn through(link: &FaultyLink, relay: &moq_test_relay::TestRelay) -> ClientConfig {
+    let mut via = config(relay, "moqt");
+    let mut url = url::Url::parse(&via.url).unwrap();
+    url.set_port(Some(link.addr().port())).unwrap();
+    via.url = url.to_string();
+    via
+}
+
 async fn start(config: ClientConfig) -> Client {
     let client = Client::new(config).unwrap();
     client.connect().await.expect("connect");
@@ -162,10 +171,7 @@ async fn resubscribing_into_an_open_group_delivers_no_duplicates() {
     let relay = relay();
     let link = FaultyLink::start(relay.addr(), 7).unwrap();
     let publisher_client = connect(&relay, "moqt").await;
-    let mut via = reconnecting(config(&relay, "moqt"), 0);
-    let mut url = url::Url::parse(&via.url).unwrap();
-    url.set_port(Some(link.addr().port())).unwrap();
-    via.url = url.to_string();
+    let via = reconnecting(through(&link, &relay), 0);
     let subscriber_client = start(via).await;
     publisher_client.announce("dup").await.unwrap();
     let publisher = Arc::new(
@@ -258,10 +264,7 @@ async fn close_while_reconnecting_stops_reconnecting() {
 async fn a_subscription_follows_its_publisher_back_after_the_publisher_s_session_was_lost() {
     let relay = relay();
     let link = FaultyLink::start(relay.addr(), 91).expect("link");
-    let mut via = reconnecting(config(&relay, "moqt"), 0);
-    let mut url = url::Url::parse(&via.url).unwrap();
-    url.set_port(Some(link.addr().port())).unwrap();
-    via.url = url.to_string();
+    let via = reconnecting(through(&link, &relay), 0);
     let publisher_client = start(via).await;
     let mut subscribing = reconnecting(config(&relay, "moqt"), 0);
     subscribing.rendezvous_timeout = Duration::from_secs(30);
